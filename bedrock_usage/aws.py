@@ -1,0 +1,21 @@
+"""boto3 clients built from settings (AWS_ENDPOINT_URL points every client at moto locally)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from bedrock_usage.settings import Settings
+
+_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
+
+
+def client(settings: Settings, service: str) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=_CONFIG,
+    )

@@ -1,0 +1,46 @@
+"""The Redis key layout, shared by every process that reads or writes counters.
+
+All keys of one scope (a person or a team) share a hash tag, `{u:<quota key>}` or `{t:<team>}`, so the
+counting script — which touches one scope's seen-set, day and month counters, limits and pending
+decisions — runs on Redis Cluster. The decision stream is a single key of its own.
+
+    <prefix>:{u:KEY}:c:2024-10-01   hash  day counters: req (counted calls), err (failed calls), tokens…
+    <prefix>:{u:KEY}:c:2024-10      hash  month counters
+    <prefix>:{u:KEY}:s:2024-10-01   set   64-bit hashes of the eventIDs seen that day (dedupe)
+    <prefix>:{u:KEY}:lim            hash  limit overrides: daily, monthly (absent: the defaults)
+    <prefix>:{u:KEY}:pending        set   decisions decided but not yet published (crash safety)
+    <prefix>:decisions              stream the decisions, consumed by the enforcer's group
+"""
+
+from __future__ import annotations
+
+from bedrock_usage.quota import Scope
+
+
+def _tag_safe(subject: str) -> str:
+    # Braces would end the hash tag early; percent-encode them (and % itself, to stay unambiguous).
+    return subject.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def scope(self, scope: Scope, subject: str) -> str:
+        return f"{self.prefix}:{{{'u' if scope is Scope.USER else 't'}:{_tag_safe(subject)}}}"
+
+    def counter(self, scope: Scope, subject: str, period_id: str) -> str:
+        return f"{self.scope(scope, subject)}:c:{period_id}"
+
+    def seen(self, scope: Scope, subject: str, day_id: str) -> str:
+        return f"{self.scope(scope, subject)}:s:{day_id}"
+
+    def limits(self, scope: Scope, subject: str) -> str:
+        return f"{self.scope(scope, subject)}:lim"
+
+    def pending(self, scope: Scope, subject: str) -> str:
+        return f"{self.scope(scope, subject)}:pending"
+
+    @property
+    def decisions(self) -> str:
+        return f"{self.prefix}:decisions"

@@ -1,0 +1,143 @@
+"""The local stack for the demo and the end-to-end tests: moto served by hypercorn, the stream, and the
+KCL lease table. Development only: moto and hypercorn are dev dependencies, imported by the server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MotoServer:
+    """moto on 127.0.0.1:<port>, one hypercorn worker (moto keeps its state in that process)."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> MotoServer:
+        out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{self.port}",
+             "wsgi:moto_app:app"],
+            cwd=REPO / "infra" / "local", stdout=out, stderr=out,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self._process.returncode}")
+            try:
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).read()
+                return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"moto server did not answer on {self.url}")
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name=region,  # type: ignore[call-overload]
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def env(self, region: str = "us-east-1") -> dict[str, str]:
+        return {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region}
+
+
+def ensure_stream(kinesis: Any, name: str, shards: int = 2, timeout: float = 30.0) -> None:
+    try:
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+    except kinesis.exceptions.ResourceInUseException:
+        pass
+    deadline = time.monotonic() + timeout
+    while kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stream {name} did not become ACTIVE")
+        time.sleep(0.2)
+
+
+def precreate_leases(dynamodb: Any, kinesis: Any, application: str, stream: str) -> None:
+    """Create the KCL lease table with one lease per shard, as the KCL itself would.
+
+    A brand-new KCL application otherwise waits a random 1-30 s ("lease table is still empty") before
+    its first shard sync: fine in production, where it happens once, slow for demos and tests.
+    """
+    try:
+        dynamodb.create_table(
+            TableName=application, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        )
+    except dynamodb.exceptions.ResourceInUseException:
+        return
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        item = {
+            "leaseKey": {"S": shard["ShardId"]},
+            "checkpoint": {"S": "TRIM_HORIZON"},
+            "checkpointSubSequenceNumber": {"N": "0"},
+            "leaseCounter": {"N": "0"},
+            "ownerSwitchesSinceCheckpoint": {"N": "0"},
+            "startingHashKey": {"S": shard["HashKeyRange"]["StartingHashKey"]},
+            "endingHashKey": {"S": shard["HashKeyRange"]["EndingHashKey"]},
+        }
+        if shard.get("ParentShardId"):
+            item["parentShardIds"] = {"SS": [shard["ParentShardId"]]}
+        dynamodb.put_item(TableName=application, Item=item)
+
+
+class Consumer:
+    """`bedrockctl consumer run` as a child process (its own process group, so SIGKILL takes the JVM)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self._env = {**os.environ, **env}
+        self._log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Consumer:
+        out = open(self._log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bedrockctl"), "consumer", "run"],
+            env=self._env, stdout=out, stderr=out, start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: supervisor, JVM and record processors die mid-stream."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode if self.process else None

@@ -1,0 +1,46 @@
+"""Reading counters and keeping the limit-override cache in Redis (used by bedrockctl, the consumer
+at start-up, and the enforcer's reconciler)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from bedrock_usage.keys import Keys
+from bedrock_usage.quota import Limits, Scope
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisState:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def usage(self, scope: Scope, subject: str, period_id: str) -> dict[str, int]:
+        raw: dict[Any, Any] = self._redis.hgetall(self._keys.counter(scope, subject, period_id))
+        return {_text(k): int(v) for k, v in raw.items()}
+
+    def limit_overrides(self, scope: Scope, subject: str) -> Limits:
+        raw: dict[Any, Any] = self._redis.hgetall(self._keys.limits(scope, subject))
+        values = {_text(k): int(v) for k, v in raw.items()}
+        return Limits(values.get("daily"), values.get("monthly"))
+
+    def set_limit_overrides(self, overrides: Iterable[tuple[Scope, str, Limits]]) -> int:
+        """Replace the cached overrides of the given scopes (a None limit removes that override)."""
+        pipe = self._redis.pipeline(transaction=False)
+        count = 0
+        for scope, subject, limits in overrides:
+            key = self._keys.limits(scope, subject)
+            pipe.delete(key)
+            mapping = {name: value for name, value in (("daily", limits.daily), ("monthly", limits.monthly))
+                       if value is not None}
+            if mapping:
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            count += 1
+        pipe.execute()
+        return count

@@ -1,0 +1,213 @@
+"""Every setting of every process, read from the environment in one place.
+
+Each process builds one `Settings` in `main()` (never at import time) and passes it down. Validation
+happens before the first record is taken: a bad value is a clear error at start-up, not a crash later.
+The README's settings table lists exactly the variables declared in `SPECS`; a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    default: str | None
+    help: str
+
+
+# The single list of environment variables. Order is the README table's order.
+SPECS: tuple[Spec, ...] = (
+    Spec("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding counters, limits cache and the decision stream."),
+    Spec("MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage", "MySQL 8 / MariaDB database of record."),
+    Spec("AWS_ENDPOINT_URL", None, "Override for every AWS endpoint (moto locally); unset in AWS."),
+    Spec("AWS_REGION", "us-east-1", "Region of the stream, the lease table and IAM calls."),
+    Spec("STREAM_NAME", "bedrock-usage-events", "Kinesis stream the EventBridge rule writes to."),
+    Spec("KCL_APPLICATION_NAME", "bedrock-usage-consumer", "KCL application (names the DynamoDB lease table)."),
+    Spec("KCL_INITIAL_POSITION", "TRIM_HORIZON", "Where a shard with no checkpoint starts: TRIM_HORIZON or LATEST."),
+    Spec("KCL_POLL_INTERVAL_MS", "250", "Idle time between GetRecords calls per shard (Kinesis allows 5/s/shard)."),
+    Spec("KCL_MAX_RECORDS", "10000", "Most records per GetRecords call."),
+    Spec("KCL_FAILOVER_MS", "10000", "Lease failover time: how soon a dead worker's shards are taken over."),
+    Spec("KCL_JAR_DIR", None, "Directory of the KCL multilang jars; default: the installed amazon_kclpy jars."),
+    Spec("QUOTA_TIMEZONE", "Europe/Madrid", "Time zone in which quota days and months begin."),
+    Spec("DEFAULT_DAILY_REQUEST_LIMIT", "250", "Requests per person per day, unless overridden."),
+    Spec("DEFAULT_MONTHLY_REQUEST_LIMIT", "5000", "Requests per person per month, unless overridden."),
+    Spec("DEFAULT_TEAM_DAILY_REQUEST_LIMIT", "", "Requests per team per day (empty: no team daily quota)."),
+    Spec("DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT", "", "Requests per team per month (empty: no team monthly quota)."),
+    Spec("WARNING_THRESHOLDS", "60,85", "Percentages of a quota at which a warning decision is emitted."),
+    Spec("DEFAULT_TEAM", "unassigned", "Team of a person with no Team tag and no quota-file entry."),
+    Spec("SESSION_ROLES", "", "Comma-separated role-name globs whose session name is a person (else: the role)."),
+    Spec("TEAM_TAG_LOOKUP", "true", "Look up Team/Person/Email IAM tags of new principals (off the hot path)."),
+    Spec("COUNTER_GRACE_DAYS", "3", "Days Redis keeps a month's counters after it ends; older events: MySQL only."),
+    Spec("REDIS_KEY_PREFIX", "bu", "Prefix of every Redis key (several deployments can share one Redis)."),
+    Spec("DECISION_STREAM_MAXLEN", "1000000", "Approximate cap on the decision stream's length."),
+    Spec("METRICS_PORT", "9101", "Port of the consumer's Prometheus /metrics and /health endpoint."),
+    Spec("LOG_LEVEL", "INFO", "Log level (logs go to stderr as JSON lines)."),
+)
+
+_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _optional_int(name: str, raw: str) -> int | None:
+    return None if raw.strip() == "" else _int(name, raw, minimum=1)
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _thresholds(raw: str) -> tuple[int, ...]:
+    values = sorted({_int("WARNING_THRESHOLDS", part.strip(), 1) for part in raw.split(",") if part.strip()})
+    if any(v >= 100 for v in values):
+        raise SettingsError("WARNING_THRESHOLDS are percentages below 100 (100 % is the limit itself)")
+    return tuple(values)
+
+
+def _zone(raw: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"QUOTA_TIMEZONE {raw!r} is not an IANA time zone") from None
+
+
+@dataclass(frozen=True)
+class MySQLParams:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def from_url(cls, url: str) -> MySQLParams:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("mysql", "mysql+pymysql"):
+            raise SettingsError(f"MYSQL_URL must start with mysql://, got {url!r}")
+        database = parsed.path.lstrip("/")
+        if not database:
+            raise SettingsError("MYSQL_URL must name a database, e.g. mysql://root@127.0.0.1:3306/bedrock_usage")
+        return cls(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 3306,
+            user=unquote(parsed.username or "root"),
+            password=unquote(parsed.password or ""),
+            database=database,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    mysql: MySQLParams
+    mysql_url: str
+    aws_endpoint_url: str | None
+    aws_region: str
+    stream_name: str
+    kcl_application_name: str
+    kcl_initial_position: str
+    kcl_poll_interval_ms: int
+    kcl_max_records: int
+    kcl_failover_ms: int
+    kcl_jar_dir: str | None
+    quota_timezone: ZoneInfo
+    default_daily_limit: int | None
+    default_monthly_limit: int | None
+    default_team_daily_limit: int | None
+    default_team_monthly_limit: int | None
+    warning_thresholds: tuple[int, ...]
+    default_team: str
+    session_roles: tuple[str, ...]
+    team_tag_lookup: bool
+    counter_grace_days: int
+    redis_key_prefix: str
+    decision_stream_maxlen: int
+    metrics_port: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+        """Build and validate settings; `overrides` win over `env` (handy in tests)."""
+        source = dict(os.environ if env is None else env)
+        source.update(overrides)
+        unknown = set(overrides) - set(_BY_NAME)
+        if unknown:
+            raise SettingsError(f"unknown settings: {sorted(unknown)}")
+
+        def get(name: str) -> str:
+            value = source.get(name)
+            if value is None:
+                default = _BY_NAME[name].default
+                return "" if default is None else default
+            return value
+
+        position = get("KCL_INITIAL_POSITION").upper()
+        if position not in ("TRIM_HORIZON", "LATEST"):
+            raise SettingsError(f"KCL_INITIAL_POSITION must be TRIM_HORIZON or LATEST, got {position!r}")
+        level = get("LOG_LEVEL").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        prefix = get("REDIS_KEY_PREFIX")
+        if not prefix or any(c in prefix for c in "{}: "):
+            raise SettingsError("REDIS_KEY_PREFIX must be non-empty without braces, colons or spaces")
+        default_team = get("DEFAULT_TEAM").strip()
+        if not default_team:
+            raise SettingsError("DEFAULT_TEAM must not be empty")
+
+        return cls(
+            redis_url=get("REDIS_URL"),
+            mysql=MySQLParams.from_url(get("MYSQL_URL")),
+            mysql_url=get("MYSQL_URL"),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL") or None,
+            aws_region=get("AWS_REGION"),
+            stream_name=get("STREAM_NAME"),
+            kcl_application_name=get("KCL_APPLICATION_NAME"),
+            kcl_initial_position=position,
+            kcl_poll_interval_ms=_int("KCL_POLL_INTERVAL_MS", get("KCL_POLL_INTERVAL_MS"), 1),
+            kcl_max_records=_int("KCL_MAX_RECORDS", get("KCL_MAX_RECORDS"), 1),
+            kcl_failover_ms=_int("KCL_FAILOVER_MS", get("KCL_FAILOVER_MS"), 1000),
+            kcl_jar_dir=get("KCL_JAR_DIR") or None,
+            quota_timezone=_zone(get("QUOTA_TIMEZONE")),
+            default_daily_limit=_optional_int("DEFAULT_DAILY_REQUEST_LIMIT", get("DEFAULT_DAILY_REQUEST_LIMIT")),
+            default_monthly_limit=_optional_int(
+                "DEFAULT_MONTHLY_REQUEST_LIMIT", get("DEFAULT_MONTHLY_REQUEST_LIMIT")
+            ),
+            default_team_daily_limit=_optional_int(
+                "DEFAULT_TEAM_DAILY_REQUEST_LIMIT", get("DEFAULT_TEAM_DAILY_REQUEST_LIMIT")
+            ),
+            default_team_monthly_limit=_optional_int(
+                "DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT", get("DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT")
+            ),
+            warning_thresholds=_thresholds(get("WARNING_THRESHOLDS")),
+            default_team=default_team,
+            session_roles=tuple(p.strip() for p in get("SESSION_ROLES").split(",") if p.strip()),
+            team_tag_lookup=_bool("TEAM_TAG_LOOKUP", get("TEAM_TAG_LOOKUP")),
+            counter_grace_days=_int("COUNTER_GRACE_DAYS", get("COUNTER_GRACE_DAYS"), 1),
+            redis_key_prefix=prefix,
+            decision_stream_maxlen=_int("DECISION_STREAM_MAXLEN", get("DECISION_STREAM_MAXLEN"), 1000),
+            metrics_port=_int("METRICS_PORT", get("METRICS_PORT"), 0),
+            log_level=level,
+        )

@@ -1,0 +1,132 @@
+"""Usage per person for a day: live counters from Redis, people and limits from MySQL.
+
+What `bedrockctl usage` prints and what later dashboards and the enforcer's reconciler read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import redis
+from pymysql.connections import Connection
+
+from bedrock_usage.keys import Keys
+from bedrock_usage.periods import month_of
+from bedrock_usage.quota import Limits, Scope, State, state_of
+
+
+@dataclass(frozen=True)
+class PersonUsage:
+    principal: str
+    display_name: str | None
+    identity_type: str
+    team: str
+    date: str
+    requests: int
+    failed: int
+    daily_limit: int | None
+    monthly_requests: int
+    monthly_limit: int | None
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TeamUsage:
+    team: str
+    date: str
+    requests: int
+    daily_limit: int | None
+    monthly_requests: int
+    monthly_limit: int | None
+    state: str
+
+
+def _worst(*states: State) -> State:
+    order = [State.OK, State.WARNING, State.EXCEEDED]
+    return max(states, key=order.index)
+
+
+class UsageReader:
+    def __init__(
+        self, conn: Connection, client: redis.Redis, keys: Keys, *, user_defaults: Limits,
+        team_defaults: Limits, default_team: str, warning_percents: Sequence[int],
+    ) -> None:
+        self._conn, self._redis, self._keys = conn, client, keys
+        self._user_defaults, self._team_defaults = user_defaults, team_defaults
+        self._default_team = default_team
+        self._percents = tuple(warning_percents)
+
+    def _counters(self, scope: Scope, subjects: list[str], day: date) -> list[tuple[dict[str, int], dict[str, int]]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for subject in subjects:
+            pipe.hgetall(self._keys.counter(scope, subject, day.isoformat()))
+            pipe.hgetall(self._keys.counter(scope, subject, month_of(day)))
+        replies = pipe.execute()
+
+        def ints(raw: dict[Any, Any]) -> dict[str, int]:
+            return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+        return [(ints(replies[i]), ints(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+    def people(self, day: date, *, user: str | None = None, team: str | None = None,
+               include_idle: bool = False) -> list[PersonUsage]:
+        sql = ("SELECT quota_key, display_name, identity_type, team, daily_request_limit, monthly_request_limit"
+               " FROM principals")
+        where, params = [], []
+        if user:
+            where.append("quota_key = %s")
+            params.append(user)
+        if team:
+            where.append("COALESCE(team, %s) = %s")
+            params += [self._default_team, team]
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._conn.cursor() as cur:
+            cur.execute(sql + " ORDER BY quota_key", params)
+            rows = cur.fetchall()
+        self._conn.commit()
+        counters = self._counters(Scope.USER, [str(r[0]) for r in rows], day)
+        result = []
+        for (key, name, kind, row_team, daily, monthly), (day_c, month_c) in zip(rows, counters, strict=True):
+            daily_limit = daily if daily is not None else self._user_defaults.daily
+            monthly_limit = monthly if monthly is not None else self._user_defaults.monthly
+            requests, monthly_requests = day_c.get("req", 0), month_c.get("req", 0)
+            if not (include_idle or user or requests or monthly_requests or day_c.get("err")):
+                continue
+            state = _worst(state_of(requests, daily_limit, self._percents),
+                           state_of(monthly_requests, monthly_limit, self._percents))
+            result.append(PersonUsage(
+                principal=str(key), display_name=name, identity_type=str(kind),
+                team=str(row_team) if row_team else self._default_team, date=day.isoformat(),
+                requests=requests, failed=day_c.get("err", 0), daily_limit=daily_limit,
+                monthly_requests=monthly_requests, monthly_limit=monthly_limit, state=state.value,
+            ))
+        return result
+
+    def teams(self, day: date, names: Sequence[str]) -> list[TeamUsage]:
+        names = sorted(set(names))
+        overrides: dict[str, tuple[int | None, int | None]] = {}
+        if names:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT name, daily_request_limit, monthly_request_limit FROM teams WHERE name IN ("
+                    + ",".join(["%s"] * len(names)) + ")", names)
+                overrides = {str(n): (d, m) for n, d, m in cur.fetchall()}
+            self._conn.commit()
+        result = []
+        for name, (day_c, month_c) in zip(names, self._counters(Scope.TEAM, names, day), strict=True):
+            d_override, m_override = overrides.get(name, (None, None))
+            daily = d_override if d_override is not None else self._team_defaults.daily
+            monthly = m_override if m_override is not None else self._team_defaults.monthly
+            requests, monthly_requests = day_c.get("req", 0), month_c.get("req", 0)
+            state = _worst(state_of(requests, daily, self._percents),
+                           state_of(monthly_requests, monthly, self._percents))
+            result.append(TeamUsage(name, day.isoformat(), requests, daily, monthly_requests, monthly,
+                                    state.value))
+        return result

@@ -1,0 +1,79 @@
+-- Count a group of events of one scope (a person or a team) in one day, atomically.
+-- For each event: dedupe on its eventID hash, increment the day and month counters, and when a
+-- counter reaches a threshold of its limit, add that decision to the scope's pending set. Because
+-- increments are +1 and deduplicated, exactly one event reaches each threshold count of a period.
+-- Pending decisions are returned on every call until the caller has published them and removed
+-- them (SREM), so a crash between this script and the publish loses nothing: the records are
+-- re-processed (no checkpoint was taken), come back as duplicates, and the pending set is returned.
+--
+-- KEYS[1] seen set of the day   KEYS[2] day counters   KEYS[3] month counters
+-- KEYS[4] limit overrides       KEYS[5] pending decisions
+-- ARGV[1] scope  ARGV[2] subject  ARGV[3] day id  ARGV[4] month id  ARGV[5] expire-at (unix s)
+-- ARGV[6] default daily limit ('' = none)  ARGV[7] default monthly limit ('' = none)
+-- ARGV[8] warning percentages, comma-separated  ARGV[9] decide daily (1/0)  ARGV[10] decide monthly (1/0)
+-- ARGV[11] team
+-- then 5 per event: eventID hash, counted (1/0), eventID, eventTime, principal
+-- Returns {new, duplicates, pending decision JSON...}
+
+local FIXED = 11
+
+local function limit_of(field, default)
+  local value = redis.call('HGET', KEYS[4], field)
+  if value then return tonumber(value) end
+  if default == '' then return nil end
+  return tonumber(default)
+end
+
+local percents = {}
+for p in string.gmatch(ARGV[8], '[^,]+') do percents[#percents + 1] = tonumber(p) end
+percents[#percents + 1] = 100
+
+local daily = nil
+local monthly = nil
+if ARGV[9] == '1' then daily = limit_of('daily', ARGV[6]) end
+if ARGV[10] == '1' then monthly = limit_of('monthly', ARGV[7]) end
+
+local function check(after, limit, quota, period, base)
+  if not limit or limit <= 0 then return end
+  for _, p in ipairs(percents) do
+    local threshold = math.max(1, math.ceil(limit * p / 100))
+    if after == threshold then
+      local kind = 'warning'
+      if p >= 100 then kind = 'exceeded' end
+      redis.call('SADD', KEYS[5], cjson.encode({
+        kind = kind, scope = ARGV[1], subject = ARGV[2], quota = quota, period = period,
+        percent = p, usage = after, limit = limit, event_id = ARGV[base + 2],
+        event_time = ARGV[base + 3], principal = ARGV[base + 4], team = ARGV[11],
+      }))
+    end
+  end
+end
+
+local new, duplicates = 0, 0
+for base = FIXED + 1, #ARGV, 5 do
+  if redis.call('SADD', KEYS[1], ARGV[base]) == 1 then
+    new = new + 1
+    if ARGV[base + 1] == '1' then
+      check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', ARGV[3], base)
+      check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', ARGV[4], base)
+    else
+      redis.call('HINCRBY', KEYS[2], 'err', 1)
+      redis.call('HINCRBY', KEYS[3], 'err', 1)
+    end
+  else
+    duplicates = duplicates + 1
+  end
+end
+
+if new > 0 then
+  -- The seen set lives as long as the month counter it protects from double counting.
+  redis.call('EXPIREAT', KEYS[1], ARGV[5])
+  redis.call('EXPIREAT', KEYS[2], ARGV[5])
+  redis.call('EXPIREAT', KEYS[3], ARGV[5])
+end
+
+local result = {new, duplicates}
+if redis.call('SCARD', KEYS[5]) > 0 then
+  for _, decision in ipairs(redis.call('SMEMBERS', KEYS[5])) do result[#result + 1] = decision end
+end
+return result

@@ -1,0 +1,145 @@
+"""`bedrockctl consumer run`: supervise the KCL MultiLangDaemon.
+
+Writes the daemon's properties from settings, starts the JVM (which starts one record-processor
+process per shard it leases), serves /metrics (aggregated across those processes, prometheus
+multiprocess mode) and /health on METRICS_PORT, forwards SIGTERM for a graceful shutdown (processors
+get shutdown_requested and checkpoint), and exits with the daemon's exit code so ECS restarts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+
+from bedrock_usage import logs
+from bedrock_usage.settings import Settings
+
+log = logging.getLogger("consumer.daemon")
+
+MAIN_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
+
+
+def jar_dir(settings: Settings) -> Path:
+    if settings.kcl_jar_dir:
+        return Path(settings.kcl_jar_dir)
+    import amazon_kclpy  # noqa: PLC0415
+
+    return Path(amazon_kclpy.__file__).parent / "jars"
+
+
+def render_properties(settings: Settings, *, executable: str) -> str:
+    """The daemon's properties file (pure). `executable` is split on spaces by the daemon."""
+    props: dict[str, str | int] = {
+        "executableName": executable,
+        "streamName": settings.stream_name,
+        "applicationName": settings.kcl_application_name,
+        "regionName": settings.aws_region,
+        "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
+        "initialPositionInStream": settings.kcl_initial_position,
+        "retrievalMode": "POLLING",
+        "idleTimeBetweenReadsInMillis": settings.kcl_poll_interval_ms,
+        "maxRecords": settings.kcl_max_records,
+        "failoverTimeMillis": settings.kcl_failover_ms,
+        # Without a grace period SIGTERM skips shutdown_requested: no last checkpoint, a longer replay.
+        "shutdownGraceMillis": max(10000, settings.kcl_failover_ms * 2),
+        "parentShardPollIntervalMillis": 1000,
+    }
+    if settings.aws_endpoint_url:
+        # Local stack (moto): static credentials from the environment, no CloudWatch metrics.
+        props.update(
+            kinesisEndpoint=settings.aws_endpoint_url,
+            dynamoDBEndpoint=settings.aws_endpoint_url,
+            AWSCredentialsProvider="EnvironmentVariableCredentialsProvider",
+            metricsLevel="NONE",
+            shardSyncIntervalMillis=5000,
+        )
+    else:
+        # ECS: the task role, through the default chain. KCL's own CloudWatch metrics at summary level.
+        props.update(AWSCredentialsProvider="DefaultAWSCredentialsProviderChain", metricsLevel="SUMMARY")
+    return "".join(f"{key} = {value}\n" for key, value in props.items())
+
+
+def java_command(settings: Settings, properties: Path, logback: Path) -> list[str]:
+    return [
+        shutil.which("java") or "java",
+        # The daemon's Kinesis client defaults to CBOR, which moto answers with HTTP 500.
+        *(["-Daws.cborEnabled=false"] if settings.aws_endpoint_url else []),
+        "-cp", f"{jar_dir(settings)}/*",
+        MAIN_CLASS, "--properties-file", str(properties), "--log-configuration", str(logback),
+    ]
+
+
+class _Health(BaseHTTPRequestHandler):
+    daemon_process: subprocess.Popen[bytes] | None = None
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/metrics"):
+            from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest  # noqa: PLC0415
+            from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            body, status, kind = generate_latest(registry), 200, CONTENT_TYPE_LATEST
+        elif self.path.startswith("/health"):
+            alive = self.daemon_process is not None and self.daemon_process.poll() is None
+            body, status, kind = (b"ok\n", 200, "text/plain") if alive else (b"daemon down\n", 503, "text/plain")
+        else:
+            body, status, kind = b"not found\n", 404, "text/plain"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  (http.server's signature)
+        return
+
+
+def run(settings: Settings) -> int:
+    logs.setup("consumer", settings.log_level)
+    if shutil.which("java") is None:
+        log.error("java not found: the KCL MultiLangDaemon needs a Java runtime (17+)")
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bedrock-kcl-"))
+    metrics_dir = work / "metrics"
+    metrics_dir.mkdir()
+    properties = work / "consumer.properties"
+    properties.write_text(render_properties(settings, executable=f"{sys.executable} -m consumer.kcl_processor"))
+    logback = work / "logback.xml"
+    logback.write_text((Path(__file__).parent / "logback.xml").read_text())
+
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    command = java_command(settings, properties, logback)
+    log.info("starting the KCL daemon", extra={"stream": settings.stream_name,
+                                               "application": settings.kcl_application_name})
+    process = subprocess.Popen(command, env=env, stdout=sys.stderr, stderr=sys.stderr, cwd=work)
+
+    _Health.daemon_process = process
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    server = ThreadingHTTPServer(("0.0.0.0", settings.metrics_port), _Health)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+    stopping = threading.Event()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping the KCL daemon", extra={"signal": signum})
+        stopping.set()
+        process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = process.wait()
+    server.shutdown()
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("KCL daemon exited", extra={"code": code})
+    # The JVM exits 143 (128 + SIGTERM) after the graceful shutdown we asked for.
+    return 0 if stopping.is_set() and code in (0, 143) else code

@@ -1,0 +1,62 @@
+"""The consumer's Prometheus metrics.
+
+The KCL daemon runs one processor process per shard, so metrics are written in prometheus-client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `bedrockctl consumer run`) and served once by the
+supervisor. Tests pass their own CollectorRegistry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.records = Counter(
+            "bedrock_usage_records", "Kinesis records (or file documents) taken in.", registry=registry
+        )
+        self.events = Counter(
+            "bedrock_usage_events",
+            "Decoded events by kind (call, invocation_log) and outcome: new (first sighting, counted once),"
+            " duplicate, failed_call (recorded, uses no quota), beyond_horizon (MySQL only), not_metered.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "bedrock_usage_dead_letters", "Records sent to the dead-letter table, by reason.", ["reason"],
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "bedrock_usage_skipped", "Well-formed input that uses no quota, by reason.", ["reason"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "bedrock_usage_decisions", "Decisions published, by kind and scope.", ["kind", "scope"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "bedrock_usage_batch_seconds", "Time to process one batch end to end (decode → MySQL commit).",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.decision_latency = Histogram(
+            "bedrock_usage_decision_latency_seconds", "Batch received by the processor → decision published.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.arrival_to_decision = Histogram(
+            "bedrock_usage_arrival_to_decision_seconds",
+            "Record's arrival in Kinesis → decision published (includes polling delay).",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.millis_behind_latest = Gauge(
+            "bedrock_usage_millis_behind_latest", "KCL MillisBehindLatest of the last batch, per shard.",
+            ["shard"], multiprocess_mode="livemax", registry=registry,
+        )
+        self.dependency_retries = Counter(
+            "bedrock_usage_dependency_retries", "Batch attempts that failed on Redis or MySQL and were retried.",
+            ["dependency"], registry=registry,
+        )
+        self.checkpoints = Counter(
+            "bedrock_usage_checkpoints", "Checkpoints taken.", registry=registry
+        )

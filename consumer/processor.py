@@ -1,0 +1,216 @@
+"""The processor core: a batch of records → counters, decisions, rows. Used by the KCL record processor
+and by `bedrockctl ingest`, so the offline path is the same code as the live one.
+
+Order of effects, each idempotent on the events' natural keys:
+  1. decode every record (bad ones become dead letters, the rest go on);
+  2. resolve principals (auto-provisioned) and their teams;
+  3. count in Redis: one atomic script per (person|team, day): dedupe, increments, threshold crossings;
+  4. publish the decisions the script left pending (the sub-second part);
+  5. write calls, dead letters and decisions to MySQL in one transaction;
+  6. clear the published decisions from the pending sets.
+The caller checkpoints only after `process` returns. If anything fails, it retries the whole batch:
+Redis dedupes the counts, MySQL dedupes the rows, pending decisions are published again with the same
+decision_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bedrock_usage.periods import Periods, local_day, periods_of
+from bedrock_usage.quota import Decision, Scope
+from consumer.counters import CountedEvent, Counters, Group, PendingDecision
+from consumer.decode import Decoder
+from consumer.directory import Directory, Entry
+from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
+from consumer.metrics import ConsumerMetrics
+from consumer.store import CallRow, DeadLetter, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    data: bytes
+    shard_id: str | None = None
+    sequence_number: str | None = None
+    arrival_ms: int | None = None  # approximate arrival in Kinesis, epoch ms
+
+
+@dataclass
+class BatchResult:
+    records: int = 0
+    calls: int = 0
+    new: int = 0
+    duplicates: int = 0
+    beyond_horizon: int = 0
+    rows_inserted: int = 0
+    dead_letters: int = 0
+    skipped: int = 0
+    invocation_logs: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        decoder: Decoder,
+        directory: Directory,
+        counters: Counters,
+        store: Store,
+        timezone_: ZoneInfo,
+        grace_days: int,
+        source: str,
+        metrics: ConsumerMetrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._decoder = decoder
+        self._directory = directory
+        self.counters = counters
+        self._store = store
+        self._tz = timezone_
+        self._grace = timedelta(days=grace_days)
+        self._source = source
+        self._metrics = metrics
+        self._clock = clock
+        self._periods: dict[date, Periods] = {}
+
+    def process(self, records: Sequence[InputRecord]) -> BatchResult:
+        started = time.monotonic()
+        now = self._clock()
+        result = BatchResult(records=len(records))
+        calls: list[tuple[BedrockCall, InputRecord]] = []
+        letters: list[DeadLetter] = []
+        received_at = now.replace(tzinfo=None)
+
+        for record in records:
+            for item in self._decoder.decode(record.data):
+                if isinstance(item, BedrockCall):
+                    calls.append((item, record))
+                elif isinstance(item, Rejected):
+                    letters.append(DeadLetter(
+                        self._source, record.shard_id, record.sequence_number, item.index,
+                        item.reason, item.detail, item.raw, received_at,
+                    ))
+                    self._metrics.dead_letters.labels(item.reason).inc()
+                elif isinstance(item, Skipped):
+                    result.skipped += 1
+                    self._metrics.skipped.labels(item.reason).inc()
+                elif isinstance(item, InvocationLog):
+                    # Token metering from invocation logs is a later stage; recognised and counted here.
+                    result.invocation_logs += 1
+                    self._metrics.events.labels("invocation_log", "not_metered").inc()
+        result.calls = len(calls)
+        result.dead_letters = len(letters)
+
+        entries = self._directory.resolve(call.principal for call, _ in calls)
+        groups, beyond = self._groups(calls, entries, now)
+        result.beyond_horizon = beyond
+        counted = self.counters.count(groups)
+        result.new, result.duplicates = counted.new, counted.duplicates
+
+        if counted.pending:
+            self.counters.publish(counted.pending)
+            self._observe_decisions(counted.pending, calls, started)
+        decisions = [p.decision for p in counted.pending]
+
+        rows = [self._row(call, entries[call.principal.key]) for call, _ in calls]
+        written = self._store.write(rows, letters, decisions, decided_at=received_at)
+        result.rows_inserted = written.calls_inserted
+        result.dead_letters = written.dead_letters
+        if counted.pending:
+            self.counters.clear_pending(counted.pending)
+        result.decisions = decisions
+
+        self._metrics.records.inc(len(records))
+        self._count_outcomes(calls, result)
+        self._metrics.batch_seconds.observe(time.monotonic() - started)
+        return result
+
+    def _period(self, instant: datetime) -> Periods:
+        day = local_day(instant, self._tz)
+        periods = self._periods.get(day)
+        if periods is None:
+            if len(self._periods) > 400:
+                self._periods.clear()
+            periods = self._periods[day] = periods_of(instant, self._tz)
+        return periods
+
+    def _groups(
+        self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Entry], now: datetime
+    ) -> tuple[list[Group], int]:
+        today = self._period(now)
+        groups: dict[tuple[Scope, str, date], Group] = {}
+        beyond = 0
+        for call, _ in calls:
+            periods = self._period(call.event_time)
+            expire_at = periods.month_ends_at + self._grace
+            if expire_at <= now:
+                # Redis no longer holds that month: the call is recorded in MySQL only (rebuildable).
+                beyond += 1
+                continue
+            team = entries[call.principal.key].team
+            event = CountedEvent(call.event_id, call.event_time.isoformat(), call.principal.key, call.counted)
+            for scope, subject in ((Scope.USER, call.principal.key), (Scope.TEAM, team)):
+                group = groups.get((scope, subject, periods.day))
+                if group is None:
+                    group = groups[(scope, subject, periods.day)] = Group(
+                        scope=scope,
+                        subject=subject,
+                        team=team,
+                        day_id=periods.day_id,
+                        month_id=periods.month_id,
+                        expire_at=int(expire_at.timestamp()),
+                        # Late calls still count, but a quota of a period already over decides nothing.
+                        decide_daily=periods.day >= today.day,
+                        decide_monthly=periods.month_id >= today.month_id,
+                    )
+                group.events.append(event)
+        return list(groups.values()), beyond
+
+    def _row(self, call: BedrockCall, entry: Entry) -> CallRow:
+        return CallRow(
+            event_date=self._period(call.event_time).day,
+            event_id=call.event_id,
+            event_time=call.event_time.replace(tzinfo=None),
+            principal_id=entry.id,
+            team=entry.team,
+            account_id=call.account_id,
+            operation=call.operation,
+            model_id=call.model_id,
+            region=call.region,
+            inference_region=call.inference_region,
+            source_ip=call.source_ip,
+            user_agent=call.user_agent,
+            request_id=call.request_id,
+            error_code=call.error_code,
+        )
+
+    def _observe_decisions(
+        self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]], started: float
+    ) -> None:
+        published = time.monotonic()
+        arrivals = {call.event_id: record.arrival_ms for call, record in calls if record.arrival_ms}
+        wall_ms = time.time() * 1000
+        for item in pending:
+            decision = item.decision
+            self._metrics.decisions.labels(decision.kind.value, decision.scope.value).inc()
+            self._metrics.decision_latency.observe(published - started)
+            arrival = arrivals.get(decision.event_id)
+            if arrival:
+                self._metrics.arrival_to_decision.observe(max(0.0, (wall_ms - arrival) / 1000))
+            log.info("decision", extra={"decision": decision.to_fields()})
+
+    def _count_outcomes(self, calls: Sequence[tuple[BedrockCall, InputRecord]], result: BatchResult) -> None:
+        counted = sum(1 for call, _ in calls if call.counted)
+        events = self._metrics.events
+        events.labels("call", "new").inc(result.new)
+        events.labels("call", "duplicate").inc(result.duplicates)
+        events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
+        events.labels("call", "failed_call").inc(len(calls) - counted)

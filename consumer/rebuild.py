@@ -1,0 +1,74 @@
+"""`bedrockctl counters rebuild`: refill Redis from MySQL, the record.
+
+The calls of every period Redis still covers are replayed through the same counting script, with
+decisions switched off (they were taken when the calls first arrived). The script deduplicates on
+eventID, so the rebuild is a merge: safe while consumers run, and safe to repeat. Limit overrides are
+re-cached too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import pymysql.cursors
+
+from bedrock_usage.keys import Keys
+from bedrock_usage.periods import first_of_next_month, midnight
+from bedrock_usage.quota import Scope
+from bedrock_usage.settings import Settings
+from consumer.counters import CountedEvent, Group
+from consumer.runtime import build, sync_limits
+
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    rows: int
+    new: int
+    since: date
+
+
+def horizon_start(settings: Settings, now: datetime) -> date:
+    """First day of the oldest month whose counters Redis still keeps (month end + grace > now)."""
+    month = now.astimezone(settings.quota_timezone).date().replace(day=1)
+    previous = (month - timedelta(days=1)).replace(day=1)
+    expires = midnight(first_of_next_month(previous), settings.quota_timezone) + timedelta(
+        days=settings.counter_grace_days)
+    return previous if expires > now else month
+
+
+def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
+    now = now or datetime.now(UTC)
+    since = horizon_start(settings, now)
+    runtime = build(settings, source="rebuild", tag_lookup=False)
+    counters = runtime.processor.counters
+    grace = timedelta(days=settings.counter_grace_days)
+    rows = new = 0
+    try:
+        sync_limits(runtime, Keys(settings.redis_key_prefix))
+        conn = runtime.session.conn
+        with conn.cursor(pymysql.cursors.SSCursor) as cur:
+            cur.execute(
+                "SELECT c.event_id, c.event_time, c.event_date, p.quota_key, c.team, c.error_code IS NULL"
+                " FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
+                " WHERE c.event_date >= %s ORDER BY c.event_date", (since,))
+            while chunk := cur.fetchmany(CHUNK):
+                groups: dict[tuple[Scope, str, date], Group] = {}
+                for event_id, event_time, day, key, team, counted in chunk:
+                    expire_at = int((midnight(first_of_next_month(day), settings.quota_timezone) + grace).timestamp())
+                    event = CountedEvent(str(event_id), event_time.replace(tzinfo=UTC).isoformat(),
+                                         str(key), bool(counted))
+                    for scope, subject in ((Scope.USER, str(key)), (Scope.TEAM, str(team))):
+                        group = groups.setdefault((scope, subject, day), Group(
+                            scope, subject, str(team), day.isoformat(), day.strftime("%Y-%m"), expire_at,
+                            decide_daily=False, decide_monthly=False))
+                        group.events.append(event)
+                result = counters.count(list(groups.values()))
+                rows += len(chunk)
+                new += result.new
+        conn.commit()
+    finally:
+        runtime.close()
+    return RebuildReport(rows, new, since)

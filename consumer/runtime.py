@@ -1,0 +1,100 @@
+"""Builds the processor core and its adapters from settings: shared by the KCL record processor,
+`bedrockctl ingest` and the benchmark, so all three run the same code."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from bedrock_usage import aws, limits
+from bedrock_usage.keys import Keys
+from bedrock_usage.mysql_session import MySQLSession
+from bedrock_usage.quota import Limits
+from bedrock_usage.redis_state import RedisState
+from bedrock_usage.settings import Settings
+from consumer.counters import Counters
+from consumer.decode import Decoder
+from consumer.directory import Directory
+from consumer.metrics import ConsumerMetrics
+from consumer.processor import Processor
+from consumer.store import Store
+from consumer.tags import TagLookup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    processor: Processor
+    metrics: ConsumerMetrics
+    redis: redis.Redis
+    session: MySQLSession
+    tag_lookup: TagLookup | None
+
+    def reset_connections(self) -> None:
+        """After a transient failure: drop the MySQL connection (Redis reconnects by itself)."""
+        self.session.reset()
+
+    def close(self) -> None:
+        if self.tag_lookup:
+            self.tag_lookup.close()
+        self.session.close()
+        with contextlib.suppress(Exception):
+            self.redis.close()
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
+
+
+def build(
+    settings: Settings,
+    *,
+    source: str,
+    registry: CollectorRegistry = REGISTRY,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    tag_lookup: bool | None = None,
+) -> Runtime:
+    client = redis_client(settings)
+    keys = Keys(settings.redis_key_prefix)
+    session = MySQLSession(settings.mysql)
+    metrics = ConsumerMetrics(registry)
+    lookup = None
+    if settings.team_tag_lookup if tag_lookup is None else tag_lookup:
+        lookup = TagLookup(aws.client(settings, "iam"), MySQLSession(settings.mysql))
+    directory = Directory(session, settings.default_team, on_new=lookup.submit if lookup else None)
+    counters = Counters(
+        client,
+        keys,
+        user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
+        team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
+        warning_percents=settings.warning_thresholds,
+        stream_maxlen=settings.decision_stream_maxlen,
+    )
+    processor = Processor(
+        decoder=Decoder(settings.session_roles),
+        directory=directory,
+        counters=counters,
+        store=Store(session),
+        timezone_=settings.quota_timezone,
+        grace_days=settings.counter_grace_days,
+        source=source,
+        metrics=metrics,
+        clock=clock,
+    )
+    return Runtime(processor, metrics, client, session, lookup)
+
+
+def sync_limits(runtime: Runtime, keys: Keys) -> int:
+    """Refill Redis's cache of limit overrides from MySQL (cheap; done at every start)."""
+    count = limits.sync_to_redis(runtime.session.conn, RedisState(runtime.redis, keys))
+    log.info("limit overrides synced to redis", extra={"count": count})
+    return count
