@@ -100,7 +100,7 @@ class _Health(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  (http.server's signature)
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

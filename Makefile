@@ -1,0 +1,45 @@
+# Bedrock Usage Control — every target does its own set-up (venv, dependencies, local services, schema).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup services migrate test test-fast lint demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/kcl.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	# The KCL jars come inside this wheel, pinned by hash (see requirements/kcl.txt and the README).
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/kcl.txt
+	touch $(STAMP)
+
+services:
+	bash infra/local/services.sh
+
+migrate: setup services
+	$(BIN)/bedrockctl db migrate
+
+# The whole suite: unit, integration (real Redis + MariaDB), aws (moto), e2e (the real KCL daemon).
+test: setup services
+	$(BIN)/pytest -q tests
+
+# Everything but the KCL daemon end-to-end tests.
+test-fast: setup services
+	$(BIN)/pytest -q tests -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+demo: setup services
+	$(BIN)/python infra/local/demo.py
+
+bench: setup services
+	$(BIN)/python tests/performance/bench.py
+
+clean:
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache *.egg-info

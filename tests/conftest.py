@@ -1,0 +1,136 @@
+"""Shared fixtures: real MariaDB/MySQL and Redis (schema built from sql/), real event samples.
+
+Tests use their own database and Redis logical database, so a demo's data is never touched:
+TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306/bedrock_usage_test) and TEST_REDIS_URL
+(default redis://127.0.0.1:6379/9).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pymysql
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from bedrock_usage import db
+from bedrock_usage.migrate import migrate
+from bedrock_usage.settings import Settings
+from consumer.processor import InputRecord
+from consumer.runtime import Runtime, build
+from producer_config.simulate import Person, bedrock_event
+
+EVENTS = Path(__file__).parent / "events"
+TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def _now() -> datetime:
+    """Real time (Redis expires counters on its own clock), kept 20 minutes clear of a local midnight so
+    that events a few minutes old are in the same quota day and month as the processor's clock."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    local = now.astimezone(ZoneInfo("Europe/Madrid"))
+    if local.hour == 0 and local.minute < 20:
+        now -= timedelta(minutes=local.minute + 20)
+    return now
+
+
+NOW = _now()
+DAY = NOW.astimezone(ZoneInfo("Europe/Madrid")).date().isoformat()
+MONTH = DAY[:7]
+
+_TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", "models", "user_agents")
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def event_bytes(name: str) -> bytes:
+    return (EVENTS / name).read_bytes()
+
+
+def test_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "MYSQL_URL": TEST_MYSQL_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "TEAM_TAG_LOOKUP": "false",
+        "REDIS_KEY_PREFIX": "test",
+        "AWS_REGION": "us-east-1",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env(test_env())
+
+
+@pytest.fixture(scope="session")
+def schema() -> Settings:
+    """A fresh test database, migrated once per session from sql/."""
+    settings = Settings.from_env(test_env())
+    conn = pymysql.connect(host=settings.mysql.host, port=settings.mysql.port, user=settings.mysql.user,
+                           password=settings.mysql.password)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
+    conn.close()
+    migrate(settings.mysql, today=NOW.date())
+    return settings
+
+
+@pytest.fixture
+def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
+    conn = db.connect(schema.mysql)
+    with conn.cursor() as cur:
+        for table in _TABLES:
+            cur.execute(f"DELETE FROM {table}")
+    conn.commit()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def make_runtime(
+    mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> Iterator[Callable[..., Runtime]]:
+    """Build the real processor core (real Redis, real MariaDB) with a fixed clock."""
+    made: list[Runtime] = []
+
+    def factory(now: datetime = NOW, **overrides: str) -> Runtime:
+        runtime = build(Settings.from_env(test_env(**overrides)), source="test", registry=CollectorRegistry(),
+                        clock=lambda: now, tag_lookup=False)
+        made.append(runtime)
+        return runtime
+
+    yield factory
+    for runtime in made:
+        runtime.close()
+
+
+def envelope(person: Person, when: datetime, *, seed: int | None = None, error: str | None = None) -> dict[str, Any]:
+    """An EventBridge event for one call, as the rule's Kinesis target writes it."""
+    return bedrock_event(person, when, random.Random(seed), error)
+
+
+def records(events: list[dict[str, Any]], shard: str = "shardId-000000000000", start: int = 1) -> list[InputRecord]:
+    return [InputRecord(orjson.dumps(e), shard, str(start + i)) for i, e in enumerate(events)]
