@@ -4,6 +4,7 @@ KCL lease table. Development only: moto and hypercorn are dev dependencies, impo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -71,10 +72,8 @@ class MotoServer:
 
 
 def ensure_stream(kinesis: Any, name: str, shards: int = 2, timeout: float = 30.0) -> None:
-    try:
+    with contextlib.suppress(kinesis.exceptions.ResourceInUseException):
         kinesis.create_stream(StreamName=name, ShardCount=shards)
-    except kinesis.exceptions.ResourceInUseException:
-        pass
     deadline = time.monotonic() + timeout
     while kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
         if time.monotonic() > deadline:

@@ -112,6 +112,8 @@ class Counters:
                 seen_pending.add(ident)
                 decision = Decision.from_fields(orjson.loads(member))
                 result.pending.append(PendingDecision(group.scope, group.subject, member, decision))
+        # A set has no order: publish each scope's crossings in the order they happened.
+        result.pending.sort(key=lambda p: (p.scope, p.subject, p.decision.quota, p.decision.usage))
         return result
 
     def _group_keys(self, group: Group) -> list[str]:
@@ -139,9 +141,10 @@ class Counters:
             1 if group.decide_monthly else 0,
             group.team,
         ]
-        for event in group.events:
-            args += (event_hash(event.event_id), 1 if event.counted else 0, event.event_id,
-                     event.event_time, event.principal)
+        args += [
+            f"{event_hash(e.event_id)}\x1f{1 if e.counted else 0}\x1f{e.event_id}\x1f{e.event_time}\x1f{e.principal}"
+            for e in group.events
+        ]
         return args
 
     def publish(self, pending: Sequence[PendingDecision]) -> list[str]:

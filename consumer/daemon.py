@@ -87,7 +87,7 @@ class _Health(BaseHTTPRequestHandler):
             from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
 
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             body, status, kind = generate_latest(registry), 200, CONTENT_TYPE_LATEST
         elif self.path.startswith("/health"):
             alive = self.daemon_process is not None and self.daemon_process.poll() is None

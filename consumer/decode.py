@@ -21,10 +21,11 @@ from typing import Any
 
 import orjson
 
-from bedrock_usage.identity import IdentityError, principal_from_identity
+from bedrock_usage.identity import IdentityError, Principal, principal_from_identity
 from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, InvocationLog, Rejected, Skipped
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_PRINCIPAL_CACHE = 100_000
 _CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 _BEDROCK_SOURCE = "bedrock.amazonaws.com"
 
@@ -41,6 +42,7 @@ class Decoder:
 
     def __init__(self, session_roles: Sequence[str] = ()) -> None:
         self._session_roles = tuple(session_roles)
+        self._principals: dict[tuple[Any, ...], Principal] = {}
 
     def decode(self, data: bytes) -> list[Decoded]:
         try:
@@ -97,10 +99,7 @@ class Decoder:
         identity = record.get("userIdentity")
         if not isinstance(identity, dict):
             raise _Malformed("invalid_cloudtrail", "userIdentity missing")
-        try:
-            principal = principal_from_identity(identity, self._session_roles)
-        except IdentityError as error:
-            raise _Malformed("unknown_identity", str(error)) from None
+        principal = self._principal(identity)
         params = record.get("requestParameters") or {}
         model_id = params.get("modelId") if isinstance(params, dict) else None
         extra = record.get("additionalEventData") or {}
@@ -119,6 +118,23 @@ class Decoder:
             error_code=_opt_str(record.get("errorCode"), 64),
             inference_region=_opt_str(extra.get("inferenceRegion"), 32) if isinstance(extra, dict) else None,
         )
+
+    def _principal(self, identity: dict[str, Any]) -> Principal:
+        # A person makes many calls: map each distinct identity once. The key holds every field the
+        # mapping reads, so equal keys always give equal principals.
+        issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+        key = (identity.get("type"), identity.get("arn"), identity.get("principalId"), identity.get("accountId"),
+               identity.get("userName"), issuer.get("arn"), issuer.get("principalId"))
+        principal = self._principals.get(key)
+        if principal is None:
+            try:
+                principal = principal_from_identity(identity, self._session_roles)
+            except IdentityError as error:
+                raise _Malformed("unknown_identity", str(error)) from None
+            if len(self._principals) >= _PRINCIPAL_CACHE:
+                self._principals.clear()
+            self._principals[key] = principal
+        return principal
 
     def _from_subscription(self, payload: Mapping[str, Any], raw: bytes) -> list[Decoded]:
         kind = payload.get("messageType")

@@ -39,7 +39,7 @@ class Directory:
         self._session = session
         self._default_team = default_team
         self._refresh_seconds = refresh_seconds
-        self._on_new = on_new
+        self.on_new = on_new
         self._monotonic = monotonic
         self._entries: dict[str, Entry] = {}
         self._refreshed_at = monotonic()
@@ -54,6 +54,13 @@ class Directory:
         if missing:
             self._provision(missing)
         return {key: self._entries[key] for key in wanted}
+
+    def set_team(self, key: str, team: str) -> None:
+        """The tag lookup found the team: use it from the next batch on (this process owns the person's
+        shard, so their next calls come here; other processes learn it on their next refresh)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries[key] = Entry(entry.id, team)
 
     def _provision(self, principals: list[Principal]) -> None:
         conn = self._session.conn
@@ -89,10 +96,10 @@ class Directory:
         unchecked = {str(key) for key, _, _, checked in rows if checked is None}
         for key, row_id, team, _ in rows:
             self._entries[str(key)] = Entry(int(row_id), str(team) if team else self._default_team)
-        if self._on_new:
+        if self.on_new:
             fresh = [p for p in principals if p.key in unchecked]
             if fresh:
-                self._on_new(fresh)
+                self.on_new(fresh)
 
     def _refresh(self) -> None:
         """Pick up team changes made by other processes since the last look."""

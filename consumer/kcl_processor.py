@@ -64,7 +64,7 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         if not records:
             return
         batch = [
-            InputRecord(r.binary_data, self._shard, r.sequence_number, r.approximate_arrival_timestamp)
+            InputRecord(r.binary_data, self._shard, r.sequence_number, r.timestamp_millis)
             for r in records
         ]
         try:

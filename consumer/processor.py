@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,6 +55,7 @@ class BatchResult:
     skipped: int = 0
     invocation_logs: int = 0
     decisions: list[Decision] = field(default_factory=list)
+    decision_latency: float | None = None  # batch received → its decisions published, seconds
 
 
 class Processor:
@@ -80,6 +82,10 @@ class Processor:
         self._metrics = metrics
         self._clock = clock
         self._periods: dict[date, Periods] = {}
+        self._mysql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql")
+
+    def close(self) -> None:
+        self._mysql.shutdown(wait=True)
 
     def process(self, records: Sequence[InputRecord]) -> BatchResult:
         started = time.monotonic()
@@ -107,25 +113,31 @@ class Processor:
                     result.invocation_logs += 1
                     self._metrics.events.labels("invocation_log", "not_metered").inc()
         result.calls = len(calls)
-        result.dead_letters = len(letters)
 
         entries = self._directory.resolve(call.principal for call, _ in calls)
-        groups, beyond = self._groups(calls, entries, now)
-        result.beyond_horizon = beyond
-        counted = self.counters.count(groups)
-        result.new, result.duplicates = counted.new, counted.duplicates
-
-        if counted.pending:
-            self.counters.publish(counted.pending)
-            self._observe_decisions(counted.pending, calls, started)
-        decisions = [p.decision for p in counted.pending]
-
         rows = [self._row(call, entries[call.principal.key]) for call, _ in calls]
-        written = self._store.write(rows, letters, decisions, decided_at=received_at)
-        result.rows_inserted = written.calls_inserted
-        result.dead_letters = written.dead_letters
+        # MySQL inserts the rows (uncommitted) on its thread while Redis counts on this one: the two
+        # round trips overlap. Nothing is committed until Redis has counted and decisions are published.
+        staged = self._mysql.submit(self._store.stage, rows, letters)
+        try:
+            groups, result.beyond_horizon = self._groups(calls, entries, now)
+            counted = self.counters.count(groups)
+            if counted.pending:
+                self.counters.publish(counted.pending)
+                result.decision_latency = time.monotonic() - started
+                self._observe_decisions(counted.pending, calls, result.decision_latency)
+        except BaseException:
+            wait([staged])
+            self._store.abort()
+            raise
+        written = staged.result()
+        decisions = [p.decision for p in counted.pending]
+        self._store.commit(decisions, decided_at=received_at)
         if counted.pending:
             self.counters.clear_pending(counted.pending)
+        result.new, result.duplicates = counted.new, counted.duplicates
+        result.rows_inserted = written.calls_inserted
+        result.dead_letters = written.dead_letters
         result.decisions = decisions
 
         self._metrics.records.inc(len(records))
@@ -193,15 +205,14 @@ class Processor:
         )
 
     def _observe_decisions(
-        self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]], started: float
+        self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]], latency: float
     ) -> None:
-        published = time.monotonic()
         arrivals = {call.event_id: record.arrival_ms for call, record in calls if record.arrival_ms}
         wall_ms = time.time() * 1000
         for item in pending:
             decision = item.decision
             self._metrics.decisions.labels(decision.kind.value, decision.scope.value).inc()
-            self._metrics.decision_latency.observe(published - started)
+            self._metrics.decision_latency.observe(latency)
             arrival = arrivals.get(decision.event_id)
             if arrival:
                 self._metrics.arrival_to_decision.observe(max(0.0, (wall_ms - arrival) / 1000))

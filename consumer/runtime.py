@@ -42,6 +42,7 @@ class Runtime:
         self.session.reset()
 
     def close(self) -> None:
+        self.processor.close()
         if self.tag_lookup:
             self.tag_lookup.close()
         self.session.close()
@@ -67,10 +68,11 @@ def build(
     keys = Keys(settings.redis_key_prefix)
     session = MySQLSession(settings.mysql)
     metrics = ConsumerMetrics(registry)
+    directory = Directory(session, settings.default_team)
     lookup = None
     if settings.team_tag_lookup if tag_lookup is None else tag_lookup:
-        lookup = TagLookup(aws.client(settings, "iam"), MySQLSession(settings.mysql))
-    directory = Directory(session, settings.default_team, on_new=lookup.submit if lookup else None)
+        lookup = TagLookup(aws.client(settings, "iam"), MySQLSession(settings.mysql), on_team=directory.set_team)
+        directory.on_new = lookup.submit
     counters = Counters(
         client,
         keys,

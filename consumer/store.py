@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pymysql
+from pymysql.constants import SERVER_STATUS
+from pymysql.converters import escape_string
 
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.quota import Decision
@@ -71,12 +73,37 @@ class WriteResult:
     rejected_rows: int
 
 
-_CALL_SQL = (
+_CALL_SQL_HEAD = (
     "INSERT INTO bedrock_calls (event_date, event_id, event_time, principal_id, team, account_id, operation,"
-    " model_ref, region, inference_region, source_ip, user_agent_ref, request_id, error_code)"
-    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-    " ON DUPLICATE KEY UPDATE event_id = event_id"
+    " model_ref, region, inference_region, source_ip, user_agent_ref, request_id, error_code) VALUES "
 )
+_CALL_SQL_TAIL = " ON DUPLICATE KEY UPDATE event_id = event_id"
+_ROWS_PER_STATEMENT = 2000
+
+
+class _Values:
+    """One call row as SQL text, column by column (the types are known: no per-value dispatch)."""
+
+    def __init__(self, conn: pymysql.connections.Connection) -> None:
+        # What pymysql itself does per string.
+        if getattr(conn, "server_status", 0) & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+            self._escape: Callable[[str], str] = lambda text: text.replace("'", "''")
+        else:
+            self._escape = escape_string
+
+    def _text(self, value: str | None) -> str:
+        return "NULL" if value is None else "'" + self._escape(value) + "'"
+
+    def row(self, c: CallRow, ref: tuple[int, int | None]) -> str:
+        text = self._text
+        agent = "NULL" if ref[1] is None else str(ref[1])
+        return (
+            f"('{c.event_date.isoformat()}',{text(c.event_id)},'{c.event_time.isoformat(' ', 'milliseconds')}',"
+            f"{c.principal_id},{text(c.team)},{text(c.account_id)},{text(c.operation)},{ref[0]},{text(c.region)},"
+            f"{text(c.inference_region)},{text(c.source_ip)},{agent},{text(c.request_id)},{text(c.error_code)})"
+        )
+
+
 _DEAD_SQL = (
     "INSERT INTO dead_letters (dedupe_key, source, shard_id, sequence_number, sub_index, reason, detail, raw,"
     " received_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON DUPLICATE KEY UPDATE dedupe_key = dedupe_key"
@@ -126,63 +153,92 @@ class _Dimension:
 
 
 class Store:
+    """Writes in two steps so the processor can overlap MySQL with Redis: `stage` inserts the calls and
+    dead letters in an open transaction (run while Redis counts), `commit` adds the decisions Redis
+    returned and commits. Nothing is visible, or acknowledged, before `commit`."""
+
     def __init__(self, session: MySQLSession) -> None:
         self._session = session
         self._models = _Dimension("models", "model_id", hashed=False)
         self._agents = _Dimension("user_agents", "user_agent", hashed=True)
 
-    def write(
-        self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter], decisions: Sequence[Decision],
-        decided_at: datetime,
-    ) -> WriteResult:
+    def stage(self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter]) -> WriteResult:
         conn = self._session.conn
         letters = list(dead_letters)
-        inserted = 0
-        rejected = 0
+        inserted = rejected = 0
         try:
             with conn.cursor() as cur:
-                rows = self._call_rows(cur, calls) if calls else []
+                refs = self._refs(cur, calls) if calls else []
                 # Dimension rows commit on their own: the ids cached in-process must exist even if the
                 # batch below is rolled back.
                 conn.commit()
                 try:
-                    inserted = (cur.executemany(_CALL_SQL, rows) or 0) if rows else 0
+                    inserted = self._insert_calls(cur, calls, refs)
                 except _CONTENT_ERRORS as error:
                     conn.rollback()
                     log.warning("batch rejected by the database, retrying rows one by one",
                                 extra={"error": str(error)})
-                    inserted, bad = self._one_by_one(cur, calls, rows)
+                    inserted, bad = self._one_by_one(cur, calls, refs)
                     letters += bad
                     rejected = len(bad)
                 if letters:
                     cur.executemany(_DEAD_SQL, [_dead_row(d) for d in letters])
-                if decisions:
+        except BaseException:
+            _quiet_rollback(conn)
+            raise
+        return WriteResult(inserted, len(letters), rejected)
+
+    def commit(self, decisions: Sequence[Decision], decided_at: datetime) -> None:
+        conn = self._session.conn
+        try:
+            if decisions:
+                with conn.cursor() as cur:
                     cur.executemany(_DECISION_SQL, [_decision_row(d, decided_at) for d in decisions])
             conn.commit()
         except BaseException:
             _quiet_rollback(conn)
             raise
-        return WriteResult(inserted or 0, len(letters), rejected)
 
-    def _call_rows(self, cur: pymysql.cursors.Cursor, calls: Sequence[CallRow]) -> list[tuple[object, ...]]:
+    def abort(self) -> None:
+        _quiet_rollback(self._session.conn)
+
+    def write(
+        self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter], decisions: Sequence[Decision],
+        decided_at: datetime,
+    ) -> WriteResult:
+        """Both steps at once (when there is nothing to overlap with)."""
+        result = self.stage(calls, dead_letters)
+        self.commit(decisions, decided_at)
+        return result
+
+    def _refs(self, cur: pymysql.cursors.Cursor, calls: Sequence[CallRow]) -> list[tuple[int, int | None]]:
         models = self._models.ids(cur, {c.model_id for c in calls})
         agents = self._agents.ids(cur, {c.user_agent for c in calls if c.user_agent})
-        return [
-            (c.event_date, c.event_id, c.event_time, c.principal_id, c.team, c.account_id, c.operation,
-             models[c.model_id], c.region, c.inference_region, c.source_ip,
-             agents[c.user_agent] if c.user_agent else None, c.request_id, c.error_code)
-            for c in calls
-        ]
+        return [(models[c.model_id], agents[c.user_agent] if c.user_agent else None) for c in calls]
+
+    def _insert_calls(
+        self, cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], refs: Sequence[tuple[int, int | None]]
+    ) -> int:
+        """Multi-row INSERTs built here rather than by executemany: pymysql's generic per-value escaping
+        was a third of the consumer's CPU time. Strings still go through the connection's escaper."""
+        inserted = 0
+        values = _Values(cur.connection)
+        for start in range(0, len(calls), _ROWS_PER_STATEMENT):
+            chunk = zip(calls[start:start + _ROWS_PER_STATEMENT], refs[start:start + _ROWS_PER_STATEMENT],
+                        strict=True)
+            inserted += cur.execute(_CALL_SQL_HEAD + ",".join(values.row(c, r) for c, r in chunk) + _CALL_SQL_TAIL)
+        return inserted
 
     @staticmethod
     def _one_by_one(
-        cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], rows: list[tuple[object, ...]]
+        cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], refs: Sequence[tuple[int, int | None]]
     ) -> tuple[int, list[DeadLetter]]:
         inserted, bad = 0, []
-        for call, row in zip(calls, rows, strict=True):
+        values = _Values(cur.connection)
+        for call, ref in zip(calls, refs, strict=True):
             cur.execute("SAVEPOINT one_row")
             try:
-                inserted += cur.execute(_CALL_SQL, row)
+                inserted += cur.execute(_CALL_SQL_HEAD + values.row(call, ref) + _CALL_SQL_TAIL)
             except _CONTENT_ERRORS as error:
                 cur.execute("ROLLBACK TO SAVEPOINT one_row")
                 bad.append(DeadLetter(

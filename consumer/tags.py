@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,8 +31,12 @@ _GONE = ("NoSuchEntity", "AccessDenied", "AccessDeniedException")
 
 
 class TagLookup:
-    def __init__(self, iam: Any, session: MySQLSession, *, team_tag: str = "Team") -> None:
+    def __init__(
+        self, iam: Any, session: MySQLSession, *, team_tag: str = "Team",
+        on_team: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._iam = iam
+        self._on_team = on_team
         self._session = session
         self._team_tag = team_tag
         self._queue: queue.Queue[Principal | None] = queue.Queue()
@@ -87,6 +92,9 @@ class TagLookup:
         team = tags.get(self._team_tag) or None
         conn = self._session.conn
         with conn.cursor() as cur:
+            cur.execute("SELECT team_source FROM principals WHERE quota_key = %s", (principal.key,))
+            row = cur.fetchone()
+            takes_team = team is not None and row is not None and row[0] != "quota_file"
             cur.execute(
                 "UPDATE principals SET tags = %s, tags_checked_at = NOW(3),"
                 " display_name = COALESCE(%s, display_name), email = COALESCE(email, %s),"
@@ -97,4 +105,6 @@ class TagLookup:
                  principal.key),
             )
         conn.commit()
+        if takes_team and team and self._on_team:
+            self._on_team(principal.key, team)
         log.info("principal tags recorded", extra={"principal": principal.key, "team": team})

@@ -132,7 +132,7 @@ def matches_rule(event: dict[str, Any]) -> bool:
     """Apply the rule's real pattern with moto's EventBridge matcher (local use only)."""
     from moto.events.models import EventPattern  # noqa: PLC0415  (dev dependency)
 
-    return bool(EventPattern.load(orjson.dumps(event_pattern()).decode()).matches_event(event))
+    return bool(EventPattern.load(orjson.dumps(event_pattern()).decode()).matches_event(event))  # type: ignore[arg-type]
 
 
 def deliver(kinesis: Any, stream: str, events: Iterable[dict[str, Any]], *, batch: int = 500) -> int:

@@ -61,8 +61,10 @@ CREATE TABLE IF NOT EXISTS user_agents (
 -- event_date is the call's day in QUOTA_TIMEZONE (what quotas count), event_time is UTC.
 -- Partitioned by month on event_date: retention drops whole partitions (`bedrockctl db retention`)
 -- instead of deleting rows. MySQL requires every unique key of a partitioned table to contain the
--- partitioning column, hence (event_id, event_date): a duplicate delivery has the same eventTime, so
--- the same event_date, and still collides. Partitioned InnoDB tables cannot have foreign keys.
+-- partitioning column, hence (event_date, event_id): a duplicate delivery has the same eventTime, so
+-- the same event_date, and still collides. Date first: a day's inserts land in one narrow, cached
+-- region of the index instead of all over it (random UUIDs), however many years the table holds.
+-- Partitioned InnoDB tables cannot have foreign keys.
 -- Token and cost columns are filled by invocation-log metering (NULL until then).
 CREATE TABLE IF NOT EXISTS bedrock_calls (
   id                 BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
@@ -87,7 +89,7 @@ CREATE TABLE IF NOT EXISTS bedrock_calls (
   cost_usd           DECIMAL(14,8) NULL,
   ingested_at        TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id, event_date),
-  UNIQUE KEY uq_calls_event (event_id, event_date),
+  UNIQUE KEY uq_calls_event (event_date, event_id),
   KEY ix_calls_principal_day (principal_id, event_date),
   KEY ix_calls_team_day (team, event_date)
 ) ENGINE=InnoDB

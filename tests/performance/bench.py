@@ -1,0 +1,236 @@
+"""`make bench`: the processor core against real Redis and MariaDB, beside the seed system's way.
+
+1. core: ~200,000 generated EventBridge events from 2,000 people, in KCL-sized batches (10,000
+   records), through the same processor core the KCL consumer runs: events/s, decision latency
+   (batch received → decision published) p50/p99, Redis bytes per person.
+2. baseline, same run: what the seed system did per call: insert the row, COUNT(*) the person's rows
+   for the day and for the month, update the user, commit (its Lambda handled one call at a time).
+   Timed on the last BASELINE_EVENTS events, its table holding the earlier events of the same day, as
+   the core's did when it met them.
+3. history: `bedrock_calls` filled to millions of rows, then a fresh 200,000 events: events/s again.
+
+Targets (issue #2): core >= 25,000 events/s on one core, >= 50x the baseline, <= 10 % slower with
+millions of rows already in the table. The last line prints both rates and their ratio.
+Settings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_BATCH, BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS,
+BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+import pymysql
+import redis
+from prometheus_client import CollectorRegistry
+
+from bedrock_usage import db
+from bedrock_usage.migrate import migrate
+from bedrock_usage.periods import midnight
+from bedrock_usage.settings import Settings
+from consumer.decode import Decoder
+from consumer.events import BedrockCall
+from consumer.processor import InputRecord
+from consumer.runtime import build
+from producer_config.simulate import people, traffic
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
+PEOPLE = int(os.environ.get("BENCH_PEOPLE", "2000"))
+BATCH = int(os.environ.get("BENCH_BATCH", "10000"))
+BASELINE_EVENTS = int(os.environ.get("BENCH_BASELINE_EVENTS", "10000"))
+PREFILL_ROWS = int(os.environ.get("BENCH_PREFILL_ROWS", "3000000"))
+MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+TZ = ZoneInfo("Europe/Madrid")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def settings() -> Settings:
+    # Limit = the average usage, so many people cross 60 %, 85 % and 100 %: decisions are exercised.
+    return Settings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
+                             TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, EVENTS // PEOPLE)),
+                             DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT=str(EVENTS))
+
+
+def fresh_stores(s: Settings) -> None:
+    conn = pymysql.connect(host=s.mysql.host, port=s.mysql.port, user=s.mysql.user, password=s.mysql.password)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{s.mysql.database}`")
+    conn.close()
+    migrate(s.mysql)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def generate(count: int, seed: int) -> list[bytes]:
+    """Events of today (local), spread over the hours before now, in time order."""
+    now = datetime.now(UTC)
+    start = max(midnight(now.astimezone(TZ).date(), TZ), now - timedelta(hours=8))
+    span = max(now - start - timedelta(seconds=30), timedelta(minutes=1))
+    return [orjson.dumps(e) for e in traffic(people(PEOPLE), count, start, span, seed=seed)]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run_core(s: Settings, data: list[bytes], label: str) -> float:
+    runtime = build(s, source="bench", registry=CollectorRegistry(), tag_lookup=False)
+    records = [InputRecord(d, "shardId-000000000000", str(i)) for i, d in enumerate(data, start=1)]
+    latencies: list[float] = []
+    decisions = 0
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for start in range(0, len(records), BATCH):
+        result = runtime.processor.process(records[start:start + BATCH])
+        if result.decision_latency is not None:
+            latencies += [result.decision_latency] * len(result.decisions)
+            decisions += len(result.decisions)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    runtime.close()
+    rate = len(records) / elapsed
+    say(f"{label}: {len(records)} events in {elapsed:.2f} s = {rate:,.0f} events/s"
+        f" (process CPU {cpu:.2f} s: {cpu / elapsed:.0%} of one core), {decisions} decisions")
+    if latencies:
+        say(f"{label}: decision latency (batch of {BATCH} received -> decision published)"
+            f" p50 {percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms")
+    return rate
+
+
+def redis_bytes_per_person(s: Settings) -> float:
+    client = redis.Redis.from_url(REDIS_URL)
+    total, people_seen = 0, set()
+    for key in client.scan_iter(match=f"{s.redis_key_prefix}:{{u:*", count=5000):
+        total += int(client.memory_usage(key, samples=0) or 0)
+        people_seen.add(key.split(b"}")[0])
+    return total / max(1, len(people_seen))
+
+
+SEED_SCHEMA = (
+    "CREATE TABLE users (user_id VARCHAR(255) PRIMARY KEY, team VARCHAR(100) NOT NULL,"
+    " daily_limit INT DEFAULT 250, monthly_limit INT DEFAULT 5000, is_blocked BOOLEAN DEFAULT FALSE,"
+    " daily_requests INT DEFAULT 0, monthly_requests INT DEFAULT 0,"
+    " updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
+    # The seed's table, plus an index it lacked (without it every COUNT(*) scans the table): a fair rival.
+    "CREATE TABLE bedrock_requests (id BIGINT AUTO_INCREMENT PRIMARY KEY, user_id VARCHAR(255) NOT NULL,"
+    " team VARCHAR(100) NOT NULL, request_timestamp TIMESTAMP(3) NOT NULL,"
+    " date_only DATE GENERATED ALWAYS AS (DATE(request_timestamp)) STORED, model_id VARCHAR(255) NOT NULL,"
+    " region VARCHAR(50), source_ip VARCHAR(45), user_agent TEXT, request_id VARCHAR(255),"
+    " status_code INT DEFAULT 200, error_message TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
+    " KEY ix_user_date (user_id, date_only))",
+)
+
+
+def run_baseline(s: Settings, data: list[bytes]) -> float:
+    params = s.mysql
+    conn = pymysql.connect(host=params.host, port=params.port, user=params.user, password=params.password)
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS bedrock_usage_bench_seed")
+        cur.execute("CREATE DATABASE bedrock_usage_bench_seed")
+        cur.execute("USE bedrock_usage_bench_seed")
+        for statement in SEED_SCHEMA:
+            cur.execute(statement)
+    conn.commit()
+    decoder = Decoder()
+    # The seed's table holds the same day so far as the core's did when it met these events: load the
+    # earlier events in bulk (untimed), then time the per-call path on the last BASELINE_EVENTS.
+    history = [c for c in (decoder.decode(raw)[0] for raw in data[:-BASELINE_EVENTS]) if isinstance(c, BedrockCall)]
+    with conn.cursor() as cur:
+        for start in range(0, len(history), 5000):
+            cur.executemany(
+                "INSERT INTO bedrock_requests (user_id, team, request_timestamp, model_id, region)"
+                " VALUES (%s, 'default', %s, %s, %s)",
+                [(c.principal.key, c.event_time.replace(tzinfo=None), c.model_id, c.region)
+                 for c in history[start:start + 5000]])
+    conn.commit()
+    timed = data[-BASELINE_EVENTS:]
+    t0 = time.perf_counter()
+    with conn.cursor() as cur:
+        for raw in timed:
+            call = decoder.decode(raw)[0]
+            assert isinstance(call, BedrockCall)
+            user, ts = call.principal.key, call.event_time.replace(tzinfo=None)
+            cur.execute("INSERT IGNORE INTO users (user_id, team) VALUES (%s, 'default')", (user,))
+            cur.execute(
+                "INSERT INTO bedrock_requests (user_id, team, request_timestamp, model_id, region, source_ip,"
+                " user_agent, request_id, status_code, error_message) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                (user, "default", ts, call.model_id, call.region, call.source_ip, call.user_agent, call.request_id,
+                 200 if call.counted else 400, call.error_code))
+            cur.execute("SELECT COUNT(*) FROM bedrock_requests WHERE user_id = %s AND date_only = %s",
+                        (user, ts.date()))
+            daily = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute("SELECT COUNT(*) FROM bedrock_requests WHERE user_id = %s AND date_only >= %s",
+                        (user, ts.date().replace(day=1)))
+            monthly = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute("UPDATE users SET daily_requests = %s, monthly_requests = %s,"
+                        " is_blocked = (%s >= daily_limit) WHERE user_id = %s", (daily, monthly, daily, user))
+            conn.commit()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    rate = len(timed) / elapsed
+    say(f"seed baseline: last {len(timed)} events in {elapsed:.2f} s = {rate:,.0f} events/s"
+        f" (insert, COUNT(*) day, COUNT(*) month, update user, commit: per call; {len(history)} rows before)")
+    return rate
+
+
+def prefill(s: Settings, target: int) -> int:
+    """Double the call table with copies shifted into earlier months until it holds `target` rows."""
+    conn = db.connect(s.mysql)
+    rows = 0
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM bedrock_calls")
+        rows = int(cur.fetchone()[0])  # type: ignore[index]
+        shift = 31
+        while 0 < rows < target:
+            cur.execute(
+                "INSERT INTO bedrock_calls (event_date, event_id, event_time, principal_id, team, account_id,"
+                " operation, model_ref, region, inference_region, source_ip, user_agent_ref, request_id,"
+                " error_code) SELECT DATE_SUB(event_date, INTERVAL %s DAY), UUID(),"
+                " DATE_SUB(event_time, INTERVAL %s DAY), principal_id, team, account_id, operation, model_ref,"
+                " region, inference_region, source_ip, user_agent_ref, request_id, error_code"
+                " FROM bedrock_calls LIMIT %s", (shift, shift, target - rows))
+            conn.commit()
+            cur.execute("SELECT COUNT(*) FROM bedrock_calls")
+            rows = int(cur.fetchone()[0])  # type: ignore[index]
+            shift *= 2
+        # Measure the steady state, not InnoDB still writing back millions of fresh rows.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            if int(cur.fetchone()[1]) < 200:  # type: ignore[index]
+                break
+            time.sleep(1)
+    conn.close()
+    return rows
+
+
+def main() -> int:
+    s = settings()
+    say(f"bench: {EVENTS} events, {PEOPLE} people, batches of {BATCH}, MySQL {s.mysql.host}:{s.mysql.port},"
+        f" Redis {REDIS_URL}")
+    fresh_stores(s)
+    data = generate(EVENTS, seed=1)
+    core = run_core(s, data, "core")
+    say(f"redis: {redis_bytes_per_person(s):,.0f} bytes per person (counters, dedupe sets, limits)")
+    baseline = run_baseline(s, data)
+
+    t0 = time.perf_counter()
+    rows = prefill(s, PREFILL_ROWS)
+    say(f"history: bedrock_calls prefilled to {rows:,} rows in {time.perf_counter() - t0:.0f} s")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with_history = run_core(s, generate(EVENTS, seed=2), "core with history")
+    slowdown = (core - with_history) / core
+    say(f"with {rows:,} rows already in the table: {slowdown:+.1%} slower (target <= 10 %)")
+    say(f"core {core:,.0f} events/s; seed baseline {baseline:,.0f} events/s; ratio {core / baseline:,.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
