@@ -67,11 +67,12 @@ def is_sso_role(role_arn: str) -> bool:
 
 def principal_from_identity(identity: Mapping[str, Any], session_roles: Sequence[str] = ()) -> Principal:
     """Map a CloudTrail `userIdentity` to the principal charged for the call."""
+    for name in ("type", "arn", "accountId", "principalId", "userName"):
+        if identity.get(name) is not None and not isinstance(identity[name], str):
+            raise IdentityError(f"userIdentity.{name} must be a string")
     kind = identity.get("type")
     arn = identity.get("arn") or ""
     account = identity.get("accountId") or ""
-    if not isinstance(arn, str) or not isinstance(account, str):
-        raise IdentityError("userIdentity.arn and accountId must be strings")
 
     if kind == "IAMUser":
         if ":user/" not in arn:
@@ -98,7 +99,12 @@ def principal_from_identity(identity: Mapping[str, Any], session_roles: Sequence
 def _assumed_role(
     identity: Mapping[str, Any], arn: str, account: str, session_roles: Sequence[str]
 ) -> Principal:
-    issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+    context = identity.get("sessionContext") or {}
+    issuer = context.get("sessionIssuer") or {} if isinstance(context, dict) else None
+    if not isinstance(issuer, dict):
+        raise IdentityError("userIdentity.sessionContext and its sessionIssuer must be objects")
+    if not isinstance(issuer.get("arn") or "", str) or not isinstance(issuer.get("principalId") or "", str):
+        raise IdentityError("sessionContext.sessionIssuer.arn and principalId must be strings")
     principal_id = identity.get("principalId") or ""
     role_id, _, session = str(principal_id).partition(":")
     # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION — the session is the last path element.

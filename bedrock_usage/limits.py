@@ -90,6 +90,9 @@ def parse_quota_file(text: str) -> QuotaFile:
     unknown = set(document) - {"teams", "users"}
     if unknown:
         raise QuotaFileError(f"unknown sections: {sorted(unknown)} (expected teams, users)")
+    for section in ("teams", "users"):
+        if not isinstance(document.get(section) or {}, dict):
+            raise QuotaFileError(f"'{section}' must be a mapping (name → settings), not a list or a value")
     teams: dict[str, Limits] = {}
     for name, raw_entry in (document.get("teams") or {}).items():
         entry = raw_entry or {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -106,9 +106,12 @@ class Decision:
         return fields
 
     @classmethod
-    def from_fields(cls, fields: dict[str, Any]) -> Decision:
+    def from_fields(cls, fields: Mapping[str, Any] | Mapping[bytes, Any]) -> Decision:
+        """From `to_fields`, a stream entry as redis-py returns it (bytes), or the counting script's JSON."""
+        named = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+
         def s(name: str) -> str:
-            value = fields[name]
+            value = named[name]
             return value.decode() if isinstance(value, bytes) else str(value)
 
         return cls(

@@ -110,9 +110,13 @@ class MySQLParams:
         database = parsed.path.lstrip("/")
         if not database:
             raise SettingsError("MYSQL_URL must name a database, e.g. mysql://root@127.0.0.1:3306/bedrock_usage")
+        try:
+            port = parsed.port or 3306
+        except ValueError:
+            raise SettingsError("MYSQL_URL has an invalid port (expected 1-65535)") from None
         return cls(
             host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 3306,
+            port=port,
             user=unquote(parsed.username or "root"),
             password=unquote(parsed.password or ""),
             database=database,

@@ -122,18 +122,22 @@ class Decoder:
     def _principal(self, identity: dict[str, Any]) -> Principal:
         # A person makes many calls: map each distinct identity once. The key holds every field the
         # mapping reads, so equal keys always give equal principals.
-        issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+        context = identity.get("sessionContext")
+        issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+        issuer = issuer if isinstance(issuer, dict) else {}
         key = (identity.get("type"), identity.get("arn"), identity.get("principalId"), identity.get("accountId"),
                identity.get("userName"), issuer.get("arn"), issuer.get("principalId"))
-        principal = self._principals.get(key)
+        cacheable = all(part is None or isinstance(part, str) for part in key)
+        principal = self._principals.get(key) if cacheable else None
         if principal is None:
             try:
                 principal = principal_from_identity(identity, self._session_roles)
             except IdentityError as error:
                 raise _Malformed("unknown_identity", str(error)) from None
-            if len(self._principals) >= _PRINCIPAL_CACHE:
-                self._principals.clear()
-            self._principals[key] = principal
+            if cacheable:
+                if len(self._principals) >= _PRINCIPAL_CACHE:
+                    self._principals.clear()
+                self._principals[key] = principal
         return principal
 
     def _from_subscription(self, payload: Mapping[str, Any], raw: bytes) -> list[Decoded]:
@@ -142,8 +146,11 @@ class Decoder:
             return [Skipped("control_message", "CloudWatch Logs health check")]
         if kind != "DATA_MESSAGE":
             return [Rejected("unknown_shape", f"CloudWatch Logs messageType {kind!r}", raw, 0)]
+        log_events = payload.get("logEvents")
+        if not isinstance(log_events, list):
+            return [Rejected("unknown_shape", "CloudWatch Logs logEvents is not a list", raw, 0)]
         decoded: list[Decoded] = []
-        for index, log_event in enumerate(payload.get("logEvents") or []):
+        for index, log_event in enumerate(log_events):
             message = log_event.get("message") if isinstance(log_event, dict) else None
             body = message.encode() if isinstance(message, str) else b""
             try:

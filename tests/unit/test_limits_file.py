@@ -126,11 +126,6 @@ def test_an_entry_that_is_not_a_mapping(section: str) -> None:
         parse_quota_file(section)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a 'teams' or 'users' section written as a list (or a scalar) raises AttributeError"
-    " ('list' object has no attribute 'items') instead of a QuotaFileError; bedrockctl prints a traceback",
-    strict=True,
-)
 @pytest.mark.parametrize("text", ["teams:\n  - platform\n", 'users:\n  - "sso:bob@example.com"\n', "users: 5\n"])
 def test_a_section_that_is_not_a_mapping(text: str) -> None:
     with pytest.raises(QuotaFileError):

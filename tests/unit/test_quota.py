@@ -198,11 +198,6 @@ def test_fields_from_json_numbers_round_trip() -> None:
     assert Decision.from_fields(fields) == DECISION
 
 
-@pytest.mark.xfail(
-    reason="BUG: Decision.from_fields decodes bytes values but looks fields up by str name, so a raw redis-py"
-    " stream entry ({b'kind': b'exceeded', ...}, what XREAD/XREADGROUP return) raises KeyError",
-    strict=True,
-)
 def test_fields_round_trip_with_bytes_keys_and_values() -> None:
     fields = {k.encode(): v.encode() for k, v in DECISION.to_fields().items()}
 

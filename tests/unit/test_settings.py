@@ -150,12 +150,6 @@ def test_mysql_url_of_another_scheme() -> None:
         Settings.from_env({"MYSQL_URL": "postgres://root@127.0.0.1/bedrock_usage"})
 
 
-@pytest.mark.xfail(
-    reason="BUG: a MYSQL_URL with a non-numeric or out-of-range port raises urllib's bare ValueError"
-    " ('Port could not be cast to integer value', 'Port out of range 0-65535'), not a SettingsError naming"
-    " MYSQL_URL; bedrockctl only catches SettingsError around Settings.from_env, so it prints a traceback",
-    strict=True,
-)
 @pytest.mark.parametrize("url", ["mysql://root@127.0.0.1:port/bedrock_usage", "mysql://root@127.0.0.1:99999/bu"])
 def test_mysql_url_with_a_bad_port(url: str) -> None:
     with pytest.raises(SettingsError, match="MYSQL_URL"):
