@@ -68,7 +68,7 @@ def identity_type_of_key(key: str) -> IdentityType:
 
 def normalise_key(key: str) -> str:
     """SSO user names are case-insensitive; their quota keys are lower case (see identity.py)."""
-    return key.lower() if key.startswith(SSO_KEY_PREFIX) else key
+    return key.lower() if key.lower().startswith(SSO_KEY_PREFIX) else key
 
 
 def _limit(where: str, entry: dict[str, Any], name: str) -> int | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pymysql.cursors
+from prometheus_client import CollectorRegistry
 
 from bedrock_usage.keys import Keys
 from bedrock_usage.periods import first_of_next_month, midnight
@@ -42,7 +43,7 @@ def horizon_start(settings: Settings, now: datetime) -> date:
 def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
     now = now or datetime.now(UTC)
     since = horizon_start(settings, now)
-    runtime = build(settings, source="rebuild", tag_lookup=False)
+    runtime = build(settings, source="rebuild", registry=CollectorRegistry(), tag_lookup=False)
     counters = runtime.processor.counters
     grace = timedelta(days=settings.counter_grace_days)
     rows = new = 0

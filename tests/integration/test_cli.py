@@ -1,0 +1,146 @@
+"""bedrockctl against real MariaDB and Redis: limits, usage, ingest, rebuild, migrate."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pymysql
+import pytest
+import redis
+
+from bedrock_usage.cli.main import main
+from bedrock_usage.keys import Keys
+from bedrock_usage.quota import Limits, Scope
+from bedrock_usage.redis_state import RedisState
+from consumer.runtime import Runtime
+from producer_config.simulate import Person
+from tests.conftest import DAY, EVENTS, NOW, envelope, records
+from tests.conftest import test_env as settings_env
+
+ALICE = Person("alice", sso=False)
+BOB = Person("bob@example.com", sso=True)
+QUOTAS = """
+teams:
+  research: {daily_limit: 100, monthly_limit: 2000}
+users:
+  "arn:aws:iam::111122223333:user/alice": {team: research, daily_limit: 5}
+  "SSO:Bob@Example.com": {team: platform, monthly_limit: 900, email: bob@example.com}
+"""
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, mysql: pymysql.connections.Connection, redis_client: redis.Redis) -> None:
+    for name, value in settings_env().items():
+        monkeypatch.setenv(name, value)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_limits_apply_writes_mysql_and_the_redis_cache(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], redis_client: redis.Redis,
+    mysql: pymysql.connections.Connection,
+) -> None:
+    (tmp_path / "q.yaml").write_text(QUOTAS)
+    assert "2 people" in run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
+    state = RedisState(redis_client, Keys("test"))
+    assert state.limit_overrides(Scope.USER, ALICE.quota_key) == Limits(5, None)
+    assert state.limit_overrides(Scope.USER, "sso:bob@example.com") == Limits(None, 900)
+    assert state.limit_overrides(Scope.TEAM, "research") == Limits(100, 2000)
+    shown = json.loads(run(capsys, "limits", "show", "--json"))
+    assert {u["principal"]: u["team"] for u in shown["users"]} == {
+        ALICE.quota_key: "research", "sso:bob@example.com": "platform"}
+
+    # Declarative: whoever leaves the file goes back to the defaults, in MySQL and in Redis.
+    (tmp_path / "q.yaml").write_text("teams: {}\nusers:\n  \"sso:bob@example.com\": {team: platform}\n")
+    run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
+    assert state.limit_overrides(Scope.USER, ALICE.quota_key) == Limits(None, None)
+    assert state.limit_overrides(Scope.USER, "sso:bob@example.com") == Limits(None, None)
+    assert state.limit_overrides(Scope.TEAM, "research") == Limits(None, None)
+    with mysql.cursor() as cur:
+        cur.execute("SELECT quota_key, team, team_source FROM principals ORDER BY quota_key")
+        assert cur.fetchall() == ((ALICE.quota_key, None, "default"), ("sso:bob@example.com", "platform", "quota_file"))
+
+
+def test_a_bad_quota_file_is_a_one_line_error(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "q.yaml").write_text("users:\n  alice: {daily_limit: 5}\n")
+    assert main(["limits", "apply", str(tmp_path / "q.yaml")]) == 2
+    assert "is not a quota key" in capsys.readouterr().err
+
+
+def test_usage_json_reports_requests_limits_and_state(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime],
+) -> None:
+    (tmp_path / "q.yaml").write_text(QUOTAS)
+    run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
+    runtime = make_runtime()
+    events = [envelope(ALICE, NOW - timedelta(seconds=i), seed=i) for i in range(6)]
+    events += [envelope(BOB, NOW, seed=50 + i) for i in range(2)]
+    events.append(envelope(BOB, NOW, seed=99, error="AccessDenied"))
+    runtime.processor.process(records(events))
+
+    rows = {r["principal"]: r for r in json.loads(run(capsys, "usage", "--json"))}
+    alice, bob = rows[ALICE.quota_key], rows["sso:bob@example.com"]
+    assert (alice["team"], alice["date"], alice["requests"], alice["daily_limit"], alice["state"]) == (
+        "research", DAY, 6, 5, "exceeded")
+    assert (bob["team"], bob["requests"], bob["failed"], bob["daily_limit"], bob["monthly_limit"], bob["state"]) == (
+        "platform", 2, 1, 250, 900, "ok")
+    only = json.loads(run(capsys, "usage", "--json", "--team", "platform"))
+    assert [r["principal"] for r in only] == ["sso:bob@example.com"]
+    assert "research" in run(capsys, "usage", "--user", ALICE.quota_key)
+
+
+def test_ingest_runs_files_through_the_same_core(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], mysql: pymysql.connections.Connection,
+    redis_client: redis.Redis,
+) -> None:
+    events = [envelope(ALICE, NOW - timedelta(seconds=i), seed=i) for i in range(5)]
+    (tmp_path / "day.jsonl").write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\nnot json\n")
+    (tmp_path / "more.jsonl.gz").write_bytes(gzip.compress(orjson.dumps(events[0]) + b"\n"))
+    log_file = (EVENTS / "cloudtrail-logfile.json").read_bytes()
+    (tmp_path / "trail.json.gz").write_bytes(gzip.compress(log_file))
+
+    line = run(capsys, "ingest", str(tmp_path / "day.jsonl"), str(tmp_path / "more.jsonl.gz"),
+               str(tmp_path / "trail.json.gz"))
+    # The CloudTrail log file's 3 calls are from 2024: recorded in MySQL, beyond the Redis horizon.
+    assert line.startswith("ingested 8 records from 3 files: 9 calls (5 new, 1 duplicates, 8 rows written,"
+                           " 3 MySQL-only), 0 invocation logs, 0 skipped, 1 dead letters; decisions: none")
+    assert RedisState(redis_client, Keys("test")).usage(Scope.USER, ALICE.quota_key, DAY) == {"req": 5}
+    with mysql.cursor() as cur:
+        cur.execute("SELECT source, sequence_number, reason FROM dead_letters")
+        assert cur.fetchall() == ((f"file:{tmp_path / 'day.jsonl'}", "6", "not_json"),)
+    again = run(capsys, "ingest", str(tmp_path / "day.jsonl"))
+    assert again.startswith("ingested 6 records from 1 files: 5 calls (0 new, 5 duplicates, 0 rows written")
+
+
+def test_counters_rebuild_restores_redis_from_mysql(
+    env: None, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+) -> None:
+    runtime = make_runtime(DEFAULT_DAILY_REQUEST_LIMIT="3")
+    runtime.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(4)]
+                                      + [envelope(BOB, NOW, seed=9, error="ThrottlingException")]))
+    stream_length = redis_client.xlen(Keys("test").decisions)
+    redis_client.flushdb()
+
+    assert "5 calls replayed into Redis, 5 were missing" in run(capsys, "counters", "rebuild")
+    state = RedisState(redis_client, Keys("test"))
+    assert state.usage(Scope.USER, ALICE.quota_key, DAY) == {"req": 4}
+    assert state.usage(Scope.USER, "sso:bob@example.com", DAY) == {"err": 1}
+    assert state.usage(Scope.TEAM, "unassigned", DAY[:7]) == {"req": 4, "err": 1}
+    assert redis_client.xlen(Keys("test").decisions) == 0 < stream_length  # decisions are not taken again
+    assert "0 were missing" in run(capsys, "counters", "rebuild")  # a merge: safe to repeat
+
+
+def test_a_bad_setting_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("WARNING_THRESHOLDS", "60,120")
+    assert main(["usage"]) == 2
+    assert capsys.readouterr().err.startswith("bedrockctl: bad setting: WARNING_THRESHOLDS")
