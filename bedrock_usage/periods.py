@@ -55,3 +55,11 @@ def periods_of(instant: datetime, tz: ZoneInfo) -> Periods:
 
 def month_of(day: date) -> str:
     return day.strftime("%Y-%m")
+
+
+def redis_horizon(now: datetime, tz: ZoneInfo, grace_days: int) -> date:
+    """First day of the oldest month whose counters Redis still keeps (they expire `grace_days` after
+    their month ends); before it, MySQL is the only source."""
+    month = now.astimezone(tz).date().replace(day=1)
+    previous = (month - timedelta(days=1)).replace(day=1)
+    return previous if midnight(month, tz) + timedelta(days=grace_days) > now else month

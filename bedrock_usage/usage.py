@@ -1,4 +1,5 @@
-"""Usage per person for a day: live counters from Redis, people and limits from MySQL.
+"""Usage per person for a day: counters from Redis (from MySQL for months Redis no longer holds),
+people and limits from MySQL.
 
 What `bedrockctl usage` prints and what later dashboards and the enforcer's reconciler read.
 """
@@ -14,7 +15,7 @@ import redis
 from pymysql.connections import Connection
 
 from bedrock_usage.keys import Keys
-from bedrock_usage.periods import month_of
+from bedrock_usage.periods import first_of_next_month, month_of
 from bedrock_usage.quota import Limits, Scope, State, state_of
 
 
@@ -55,14 +56,18 @@ def _worst(*states: State) -> State:
 class UsageReader:
     def __init__(
         self, conn: Connection, client: redis.Redis, keys: Keys, *, user_defaults: Limits,
-        team_defaults: Limits, default_team: str, warning_percents: Sequence[int],
+        team_defaults: Limits, default_team: str, warning_percents: Sequence[int], horizon: date,
     ) -> None:
         self._conn, self._redis, self._keys = conn, client, keys
         self._user_defaults, self._team_defaults = user_defaults, team_defaults
         self._default_team = default_team
         self._percents = tuple(warning_percents)
+        self._horizon = horizon
 
     def _counters(self, scope: Scope, subjects: list[str], day: date) -> list[tuple[dict[str, int], dict[str, int]]]:
+        """Day and month counters of each subject: Redis while it holds the month, MySQL before that."""
+        if day < self._horizon:
+            return self._recorded(scope, subjects, day)
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
             pipe.hgetall(self._keys.counter(scope, subject, day.isoformat()))
@@ -73,6 +78,27 @@ class UsageReader:
             return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
         return [(ints(replies[i]), ints(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+    def _recorded(self, scope: Scope, subjects: list[str], day: date) -> list[tuple[dict[str, int], dict[str, int]]]:
+        if not subjects:
+            return []
+        column = "p.quota_key" if scope is Scope.USER else "c.team"
+        month = day.replace(day=1)
+        with self._conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {column}, SUM(c.event_date = %s AND c.error_code IS NULL),"
+                " SUM(c.event_date = %s AND c.error_code IS NOT NULL), SUM(c.error_code IS NULL),"
+                " SUM(c.error_code IS NOT NULL) FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
+                f" WHERE c.event_date >= %s AND c.event_date < %s AND {column} IN ("
+                + ",".join(["%s"] * len(subjects)) + f") GROUP BY {column}",
+                [day, day, month, first_of_next_month(month), *subjects])
+            found = {str(key): tuple(int(v or 0) for v in values) for key, *values in cur.fetchall()}
+        self._conn.commit()
+
+        def counts(req: int, err: int) -> dict[str, int]:
+            return {name: n for name, n in (("req", req), ("err", err)) if n}
+
+        return [(counts(*found[s][:2]), counts(*found[s][2:])) if s in found else ({}, {}) for s in subjects]
 
     def people(self, day: date, *, user: str | None = None, team: str | None = None,
                include_idle: bool = False) -> list[PersonUsage]:

@@ -15,7 +15,7 @@ import pymysql.cursors
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.keys import Keys
-from bedrock_usage.periods import first_of_next_month, midnight
+from bedrock_usage.periods import first_of_next_month, midnight, redis_horizon
 from bedrock_usage.quota import Scope
 from bedrock_usage.settings import Settings
 from consumer.counters import CountedEvent, Group
@@ -31,18 +31,9 @@ class RebuildReport:
     since: date
 
 
-def horizon_start(settings: Settings, now: datetime) -> date:
-    """First day of the oldest month whose counters Redis still keeps (month end + grace > now)."""
-    month = now.astimezone(settings.quota_timezone).date().replace(day=1)
-    previous = (month - timedelta(days=1)).replace(day=1)
-    expires = midnight(first_of_next_month(previous), settings.quota_timezone) + timedelta(
-        days=settings.counter_grace_days)
-    return previous if expires > now else month
-
-
 def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
     now = now or datetime.now(UTC)
-    since = horizon_start(settings, now)
+    since = redis_horizon(now, settings.quota_timezone, settings.counter_grace_days)
     runtime = build(settings, source="rebuild", registry=CollectorRegistry(), tag_lookup=False)
     counters = runtime.processor.counters
     grace = timedelta(days=settings.counter_grace_days)

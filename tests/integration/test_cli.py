@@ -118,6 +118,11 @@ def test_ingest_runs_files_through_the_same_core(
     with mysql.cursor() as cur:
         cur.execute("SELECT source, sequence_number, reason FROM dead_letters")
         assert cur.fetchall() == ((f"file:{tmp_path / 'day.jsonl'}", "6", "not_json"),)
+    # Usage of a day Redis no longer holds comes from MySQL.
+    past = {r["principal"]: r for r in json.loads(run(capsys, "usage", "--json", "--date", "2024-10-01"))}
+    himan = past["arn:aws:iam::956882123456:user/himan"]
+    assert (himan["requests"], himan["failed"], himan["monthly_requests"], himan["state"]) == (1, 1, 1, "ok")
+    assert past["sso:alice@example.com"]["requests"] == 1
     again = run(capsys, "ingest", str(tmp_path / "day.jsonl"))
     assert again.startswith("ingested 6 records from 1 files: 5 calls (0 new, 5 duplicates, 0 rows written")
 

@@ -7,7 +7,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bedrock_usage.periods import Periods, first_of_next_month, local_day, midnight, month_of, periods_of
+from bedrock_usage.periods import (
+    Periods,
+    first_of_next_month,
+    local_day,
+    midnight,
+    month_of,
+    periods_of,
+    redis_horizon,
+)
 
 MADRID = ZoneInfo("Europe/Madrid")
 
@@ -131,3 +139,12 @@ def test_naive_datetime_raises() -> None:
         periods_of(datetime(2025, 11, 24, 23, 30), MADRID)
     with pytest.raises(ValueError, match="timezone-aware"):
         local_day(datetime(2025, 11, 24, 23, 30), MADRID)
+
+
+def test_redis_holds_the_previous_month_only_for_the_grace_days() -> None:
+    madrid = ZoneInfo("Europe/Madrid")
+    # 1 December 00:00 in Madrid is 30 November 23:00 UTC; with 3 grace days November is kept until
+    # 3 December 23:00 UTC.
+    assert redis_horizon(datetime(2026, 12, 3, 22, 59, tzinfo=UTC), madrid, 3) == date(2026, 11, 1)
+    assert redis_horizon(datetime(2026, 12, 3, 23, 0, tzinfo=UTC), madrid, 3) == date(2026, 12, 1)
+    assert redis_horizon(datetime(2026, 12, 20, tzinfo=UTC), madrid, 3) == date(2026, 12, 1)
