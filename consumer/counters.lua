@@ -8,15 +8,18 @@
 --
 -- KEYS[1] seen set of the day   KEYS[2] day counters   KEYS[3] month counters
 -- KEYS[4] limit overrides       KEYS[5] pending decisions
--- ARGV[1] scope  ARGV[2] subject  ARGV[3] day id  ARGV[4] month id  ARGV[5] expire-at (unix s)
--- ARGV[6] default daily limit ('' = none)  ARGV[7] default monthly limit ('' = none)
--- ARGV[8] warning percentages, comma-separated  ARGV[9] decide daily (1/0)  ARGV[10] decide monthly (1/0)
--- ARGV[11] team
+-- ARGV[1] scope  ARGV[2] subject  ARGV[3] team
+-- ARGV[4] period: "<day id>\31<month id>\31<expire-at, unix s>\31<decide daily 1/0>\31<decide monthly 1/0>"
+-- ARGV[5] policy: "<default daily limit>\31<default monthly limit>\31<warning percentages, comma-separated>"
+--         (an empty limit: no quota)
 -- then one per event: "<eventID hash>\31<counted 1/0>\31<eventID>\31<eventTime>\31<principal>"
--- (one argument rather than five: packing arguments is most of the client's cost per event)
+-- (few, packed arguments: building and sending arguments is most of the client's cost per event)
 -- Returns {new, duplicates, pending decision JSON...}
 
-local FIXED = 11
+local FIXED = 5
+local day_id, month_id, expire_at, decide_daily, decide_monthly =
+  string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
+local default_daily, default_monthly, percent_list = string.match(ARGV[5], '^([^\31]*)\31([^\31]*)\31([^\31]*)$')
 
 local function limit_of(field, default)
   local value = redis.call('HGET', KEYS[4], field)
@@ -26,13 +29,13 @@ local function limit_of(field, default)
 end
 
 local percents = {}
-for p in string.gmatch(ARGV[8], '[^,]+') do percents[#percents + 1] = tonumber(p) end
+for p in string.gmatch(percent_list, '[^,]+') do percents[#percents + 1] = tonumber(p) end
 percents[#percents + 1] = 100
 
 local daily = nil
 local monthly = nil
-if ARGV[9] == '1' then daily = limit_of('daily', ARGV[6]) end
-if ARGV[10] == '1' then monthly = limit_of('monthly', ARGV[7]) end
+if decide_daily == '1' then daily = limit_of('daily', default_daily) end
+if decide_monthly == '1' then monthly = limit_of('monthly', default_monthly) end
 
 local function check(after, limit, quota, period, event)
   if not limit or limit <= 0 then return end
@@ -45,7 +48,7 @@ local function check(after, limit, quota, period, event)
       redis.call('SADD', KEYS[5], cjson.encode({
         kind = kind, scope = ARGV[1], subject = ARGV[2], quota = quota, period = period,
         percent = p, usage = after, limit = limit, event_id = event_id,
-        event_time = event_time, principal = principal, team = ARGV[11],
+        event_time = event_time, principal = principal, team = ARGV[3],
       }))
     end
   end
@@ -58,8 +61,8 @@ for i = FIXED + 1, #ARGV do
   if redis.call('SADD', KEYS[1], string.sub(event, 1, sep - 1)) == 1 then
     new = new + 1
     if string.byte(event, sep + 1) == 49 then  -- '1': a counted call
-      check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', ARGV[3], event)
-      check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', ARGV[4], event)
+      check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', day_id, event)
+      check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', month_id, event)
     else
       redis.call('HINCRBY', KEYS[2], 'err', 1)
       redis.call('HINCRBY', KEYS[3], 'err', 1)
@@ -71,9 +74,9 @@ end
 
 if new > 0 then
   -- The seen set lives as long as the month counter it protects from double counting.
-  redis.call('EXPIREAT', KEYS[1], ARGV[5])
-  redis.call('EXPIREAT', KEYS[2], ARGV[5])
-  redis.call('EXPIREAT', KEYS[3], ARGV[5])
+  redis.call('EXPIREAT', KEYS[1], expire_at)
+  redis.call('EXPIREAT', KEYS[2], expire_at)
+  redis.call('EXPIREAT', KEYS[3], expire_at)
 end
 
 local result = {new, duplicates}

@@ -86,8 +86,11 @@ class Counters:
     ) -> None:
         self._redis = client
         self._keys = keys
-        self._defaults = {Scope.USER: user_defaults, Scope.TEAM: team_defaults}
-        self._percents = ",".join(str(p) for p in warning_percents)
+        percents = ",".join(str(p) for p in warning_percents)
+        self._policy = {
+            scope: f"{'' if d.daily is None else d.daily}\x1f{'' if d.monthly is None else d.monthly}\x1f{percents}"
+            for scope, d in ((Scope.USER, user_defaults), (Scope.TEAM, team_defaults))
+        }
         self._stream_maxlen = stream_maxlen
         source = (Path(__file__).parent / "counters.lua").read_text()
         self._script = client.register_script(source)
@@ -126,26 +129,17 @@ class Counters:
             k.pending(scope, subject),
         ]
 
-    def _group_args(self, group: Group) -> list[str | int]:
-        defaults = self._defaults[group.scope]
-        args: list[str | int] = [
+    def _group_args(self, group: Group) -> list[str]:
+        flags = f"{1 if group.decide_daily else 0}\x1f{1 if group.decide_monthly else 0}"
+        return [
             group.scope.value,
             group.subject,
-            group.day_id,
-            group.month_id,
-            group.expire_at,
-            "" if defaults.daily is None else defaults.daily,
-            "" if defaults.monthly is None else defaults.monthly,
-            self._percents,
-            1 if group.decide_daily else 0,
-            1 if group.decide_monthly else 0,
             group.team,
+            f"{group.day_id}\x1f{group.month_id}\x1f{group.expire_at}\x1f{flags}",
+            self._policy[group.scope],
+            *[f"{event_hash(e.event_id)}\x1f{1 if e.counted else 0}\x1f{e.event_id}\x1f{e.event_time}\x1f{e.principal}"
+              for e in group.events],
         ]
-        args += [
-            f"{event_hash(e.event_id)}\x1f{1 if e.counted else 0}\x1f{e.event_id}\x1f{e.event_time}\x1f{e.principal}"
-            for e in group.events
-        ]
-        return args
 
     def publish(self, pending: Sequence[PendingDecision]) -> list[str]:
         """Append decisions to the stream (one round trip). A republish after a crash carries the same
