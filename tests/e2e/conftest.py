@@ -1,6 +1,13 @@
 """End-to-end harness: moto (one server per module), a stream and a KCL application per test, and the real
-`bedrockctl consumer run` (supervisor, KCL MultiLangDaemon JVM, one record processor per shard) against the
-test MariaDB database and Redis db.
+`bedrockctl consumer run` (supervisor, KCL MultiLangDaemon JVM, one record processor per shard) against
+MariaDB and Redis.
+
+The e2e tests run for about a minute with the consumer writing all along, so they have a database and a
+Redis db of their own (TEST_E2E_MYSQL_URL, default mysql://root@127.0.0.1:3306/bedrock_usage_e2e, and
+TEST_E2E_REDIS_URL, default redis://127.0.0.1:6379/10): another pytest session running the unit and
+integration tests at the same time (its `schema` drops and re-creates the test database, `redis_client`
+flushes its db) cannot wipe or add rows and counters under them. The `schema`, `mysql` and `redis_client`
+fixtures below override those of tests/conftest.py for this directory.
 
 Every consumer is started in its own process group and SIGKILLed (whole group) at teardown if it is still
 running, and moto's worker processes are killed if a graceful stop leaves any: a failing test leaves
@@ -27,19 +34,68 @@ from zoneinfo import ZoneInfo
 
 import pymysql
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from bedrock_usage import db
 from bedrock_usage.localdev import Consumer, MotoServer, ensure_stream, free_port, precreate_leases
+from bedrock_usage.migrate import migrate
 from bedrock_usage.settings import Settings
 from producer_config.rule import partition_key
-from tests.conftest import test_env
+from tests.conftest import NOW, test_env
 
 T = TypeVar("T")
+
+E2E_MYSQL_URL = os.environ.get("TEST_E2E_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_e2e")
+E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/10")
+_TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", "models", "user_agents")
 
 LOG_TAIL_LINES = 80
 # The daemon's shutdown repeats this warning dozens of times; it says nothing about the test.
 _LOG_NOISE = ("CloudWatchPublisherRunnable",)
 _JAVA_FRAME = re.compile(r"^\s+(at |\.\.\. \d+ common frames omitted)")
+
+
+def e2e_env(**overrides: str) -> dict[str, str]:
+    """tests/conftest.py's test_env (prefix `test`, no tag lookup) on the e2e database and Redis db."""
+    return test_env(**{"MYSQL_URL": E2E_MYSQL_URL, "REDIS_URL": E2E_REDIS_URL, **overrides})
+
+
+# -- data stores -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def schema() -> Settings:
+    """A fresh e2e database, migrated once per session from sql/."""
+    settings = Settings.from_env(e2e_env())
+    conn = db.connect(settings.mysql, with_database=False)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
+    conn.close()
+    migrate(settings.mysql, today=NOW.date())
+    return settings
+
+
+@pytest.fixture
+def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
+    """A connection to the e2e database, every table emptied first."""
+    conn = db.connect(schema.mysql)
+    with conn.cursor() as cur:
+        for table in _TABLES:
+            cur.execute(f"DELETE FROM {table}")
+    conn.commit()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """The e2e Redis db, flushed before and after the test."""
+    client = redis.Redis.from_url(E2E_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -132,14 +188,22 @@ class RunningConsumer:
         self.reap()
         return code
 
-    def reap(self) -> None:
-        """Kill whatever is left in the group (orphaned JVM or processors), if anything."""
+    def reap(self, timeout: float = 10.0) -> None:
+        """Kill whatever is left in the group (orphaned JVM or processors), and wait until it is gone."""
         if self.consumer.process is None:
             return
+        group = self.consumer.process.pid
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.consumer.process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         if self.consumer.process.poll() is None:
-            self.consumer.process.wait(10)
+            self.consumer.process.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)  # members left (orphans not yet reaped by init)?
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
 
 
 @dataclass
@@ -164,7 +228,7 @@ class Stack:
         port = free_port()
         env = {
             **self.moto.env(),
-            **test_env(STREAM_NAME=self.stream, KCL_APPLICATION_NAME=application, KCL_FAILOVER_MS="3000",
+            **e2e_env(STREAM_NAME=self.stream, KCL_APPLICATION_NAME=application, KCL_FAILOVER_MS="3000",
                        METRICS_PORT=str(port), **overrides),
         }
         Settings.from_env(env)  # a bad override is a clear error here, not a consumer that never starts
@@ -218,9 +282,11 @@ class Stack:
         )
 
     def teardown(self) -> None:
+        for running in self.consumers:  # SIGKILL every group first, then wait for each to be gone
+            if running.consumer.process is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(running.consumer.process.pid, signal.SIGKILL)
         for running in self.consumers:
-            if running.running():
-                running.kill()
             running.reap()
 
 
@@ -233,8 +299,16 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 @pytest.fixture
-def stack(moto: MotoServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A fresh 2-shard stream for the test; every consumer it starts is gone after the test."""
+def stack(
+    moto: MotoServer,
+    mysql: pymysql.connections.Connection,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    """A fresh 2-shard stream for the test; every consumer it starts is gone after the test. Depends on the
+    data-store fixtures so that they are emptied before any consumer starts and flushed only after the last
+    one is dead."""
     stream = f"e2e-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:6]}"
     kinesis = moto.client("kinesis")
     ensure_stream(kinesis, stream, shards=2)
