@@ -5,7 +5,9 @@ KCL lease table. Development only: moto and hypercorn are dev dependencies, impo
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +42,7 @@ class MotoServer:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{self.port}",
              "wsgi:moto_app:app"],
-            cwd=REPO / "infra" / "local", stdout=out, stderr=out,
+            cwd=REPO / "infra" / "local", stdout=out, stderr=out, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -55,12 +57,16 @@ class MotoServer:
         raise RuntimeError(f"moto server did not answer on {self.url}")
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
+        """Stop hypercorn and its worker (they share a process group of their own)."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
             self._process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
 
     def client(self, service: str, region: str = "us-east-1") -> Any:
         return boto3.client(service, endpoint_url=self.url, region_name=region,  # type: ignore[call-overload]
@@ -127,9 +133,11 @@ class Consumer:
         return self
 
     def kill(self) -> None:
-        """SIGKILL the whole group: supervisor, JVM and record processors die mid-stream."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 9)
+        """SIGKILL the whole group: supervisor, JVM and record processors die mid-stream (also whatever
+        is left of the group after the supervisor itself has exited)."""
+        if self.process:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self, timeout: float = 40.0) -> int | None:

@@ -104,12 +104,34 @@ class _Health(BaseHTTPRequestHandler):
         return
 
 
+def _work_dir() -> Path:
+    """A fresh directory for the properties and the metrics files, named after this process. Those of
+    supervisors that died without cleaning up (SIGKILL, OOM) are removed first."""
+    parent = Path(tempfile.gettempdir()) / "bedrock-kcl"
+    parent.mkdir(exist_ok=True)
+    for old in parent.iterdir():
+        pid = old.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run(settings: Settings) -> int:
     logs.setup("consumer", settings.log_level)
     if shutil.which("java") is None:
         log.error("java not found: the KCL MultiLangDaemon needs a Java runtime (17+)")
         return 2
-    work = Path(tempfile.mkdtemp(prefix="bedrock-kcl-"))
+    work = _work_dir()
     metrics_dir = work / "metrics"
     metrics_dir.mkdir()
     properties = work / "consumer.properties"
