@@ -5,7 +5,6 @@ KCL lease table. Development only: moto and hypercorn are dev dependencies, impo
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import os
 import signal
 import socket
