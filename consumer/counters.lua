@@ -14,7 +14,7 @@
 --         (an empty limit: no quota)
 -- then one per event: "<eventID hash>\31<counted 1/0>\31<eventID>\31<eventTime>\31<principal>"
 -- (few, packed arguments: building and sending arguments is most of the client's cost per event)
--- Returns {new, duplicates, pending decision JSON...}
+-- Returns {new, duplicates, new failed calls, pending decision JSON...}
 
 local FIXED = 5
 local day_id, month_id, expire_at, decide_daily, decide_monthly =
@@ -54,7 +54,7 @@ local function check(after, limit, quota, period, event)
   end
 end
 
-local new, duplicates = 0, 0
+local new, duplicates, failed = 0, 0, 0
 for i = FIXED + 1, #ARGV do
   local event = ARGV[i]
   local sep = string.find(event, '\31', 1, true)
@@ -64,6 +64,7 @@ for i = FIXED + 1, #ARGV do
       check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', day_id, event)
       check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', month_id, event)
     else
+      failed = failed + 1
       redis.call('HINCRBY', KEYS[2], 'err', 1)
       redis.call('HINCRBY', KEYS[3], 'err', 1)
     end
@@ -79,7 +80,7 @@ if new > 0 then
   redis.call('EXPIREAT', KEYS[3], expire_at)
 end
 
-local result = {new, duplicates}
+local result = {new, duplicates, failed}
 if redis.call('SCARD', KEYS[5]) > 0 then
   for _, decision in ipairs(redis.call('SMEMBERS', KEYS[5])) do result[#result + 1] = decision end
 end

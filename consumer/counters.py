@@ -70,6 +70,7 @@ class PendingDecision:
 class CountResult:
     new: int = 0
     duplicates: int = 0
+    new_failed: int = 0
     pending: list[PendingDecision] = field(default_factory=list)
 
 
@@ -107,7 +108,8 @@ class Counters:
             if group.scope is Scope.USER:  # every call is in one user group and one team group
                 result.new += int(reply[0])
                 result.duplicates += int(reply[1])
-            for member in reply[2:]:
+                result.new_failed += int(reply[2])
+            for member in reply[3:]:
                 # Two groups of one scope (a batch spanning midnight) both return its pending set.
                 ident = (group.scope, group.subject, member)
                 if ident in seen_pending:

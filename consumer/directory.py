@@ -50,7 +50,8 @@ class Directory:
         if self._monotonic() - self._refreshed_at >= self._refresh_seconds:
             self._refresh()
         wanted = {p.key: p for p in principals}
-        missing = [p for key, p in wanted.items() if key not in self._entries]
+        # Sorted: processes provisioning the same people lock their rows in the same order.
+        missing = [wanted[key] for key in sorted(wanted) if key not in self._entries]
         if missing:
             self._provision(missing)
         return {key: self._entries[key] for key in wanted}

@@ -19,8 +19,9 @@ class ConsumerMetrics:
         )
         self.events = Counter(
             "bedrock_usage_events",
-            "Decoded events by kind (call, invocation_log) and outcome: new (first sighting, counted once),"
-            " duplicate, failed_call (recorded, uses no quota), beyond_horizon (MySQL only), not_metered.",
+            "Decoded events by kind (call, invocation_log) and outcome: new (first sighting: counted once),"
+            " failed_call (of the new, those that failed: recorded, no quota used), duplicate (seen before),"
+            " beyond_horizon (too old for Redis: MySQL only), not_metered.",
             ["kind", "outcome"],
             registry=registry,
         )

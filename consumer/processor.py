@@ -122,6 +122,10 @@ class Processor:
         try:
             groups, result.beyond_horizon = self._groups(calls, entries, now)
             counted = self.counters.count(groups)
+            # Counted now, whatever happens next: a retry of this batch will find these calls seen.
+            self._metrics.events.labels("call", "new").inc(counted.new)
+            self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
+            self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
             if counted.pending:
                 self.counters.publish(counted.pending)
                 result.decision_latency = time.monotonic() - started
@@ -141,7 +145,7 @@ class Processor:
         result.decisions = decisions
 
         self._metrics.records.inc(len(records))
-        self._count_outcomes(calls, result)
+        self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
         self._metrics.batch_seconds.observe(time.monotonic() - started)
         return result
 
@@ -217,11 +221,3 @@ class Processor:
             if arrival:
                 self._metrics.arrival_to_decision.observe(max(0.0, (wall_ms - arrival) / 1000))
             log.info("decision", extra={"decision": decision.to_fields()})
-
-    def _count_outcomes(self, calls: Sequence[tuple[BedrockCall, InputRecord]], result: BatchResult) -> None:
-        counted = sum(1 for call, _ in calls if call.counted)
-        events = self._metrics.events
-        events.labels("call", "new").inc(result.new)
-        events.labels("call", "duplicate").inc(result.duplicates)
-        events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
-        events.labels("call", "failed_call").inc(len(calls) - counted)

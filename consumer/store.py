@@ -126,7 +126,8 @@ class _Dimension:
         return hashlib.sha256(value.encode()).digest() if self._hashed else value
 
     def ids(self, cur: pymysql.cursors.Cursor, values: set[str]) -> dict[str, int]:
-        missing = [v for v in values if v not in self._ids]
+        # Sorted: two shard processes upserting the same new values lock them in the same order.
+        missing = sorted(v for v in values if v not in self._ids)
         if missing:
             if self._hashed:
                 cur.executemany(
