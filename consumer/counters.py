@@ -41,6 +41,12 @@ class CountedEvent:
     event_time: str
     principal: str
     counted: bool
+    # The script's argument for this event, built once (an event is in a person's and a team's group).
+    argument: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argument", f"{event_hash(self.event_id)}\x1f{1 if self.counted else 0}"
+                                             f"\x1f{self.event_id}\x1f{self.event_time}\x1f{self.principal}")
 
 
 @dataclass
@@ -139,8 +145,7 @@ class Counters:
             group.team,
             f"{group.day_id}\x1f{group.month_id}\x1f{group.expire_at}\x1f{flags}",
             self._policy[group.scope],
-            *[f"{event_hash(e.event_id)}\x1f{1 if e.counted else 0}\x1f{e.event_id}\x1f{e.event_time}\x1f{e.principal}"
-              for e in group.events],
+            *[e.argument for e in group.events],
         ]
 
     def publish(self, pending: Sequence[PendingDecision]) -> list[str]:

@@ -127,8 +127,11 @@ class Decoder:
         issuer = issuer if isinstance(issuer, dict) else {}
         key = (identity.get("type"), identity.get("arn"), identity.get("principalId"), identity.get("accountId"),
                identity.get("userName"), issuer.get("arn"), issuer.get("principalId"))
-        cacheable = all(part is None or isinstance(part, str) for part in key)
-        principal = self._principals.get(key) if cacheable else None
+        try:
+            principal = self._principals.get(key)
+            cacheable = True
+        except TypeError:  # an unhashable (malformed) field: principal_from_identity rejects it
+            principal, cacheable = None, False
         if principal is None:
             try:
                 principal = principal_from_identity(identity, self._session_roles)
@@ -197,8 +200,10 @@ def _parse_time(text: str) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise _Malformed("invalid_cloudtrail", f"eventTime {text!r} is not ISO 8601") from None
+    if parsed.tzinfo is UTC:  # CloudTrail's "…Z": already what we want
+        return parsed
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bedrock_usage.periods import Periods, local_day, periods_of
+from bedrock_usage.periods import Periods, periods_of
 from bedrock_usage.quota import Decision, Scope
 from consumer.counters import CountedEvent, Counters, Group, PendingDecision
 from consumer.decode import Decoder
@@ -81,7 +81,7 @@ class Processor:
         self._source = source
         self._metrics = metrics
         self._clock = clock
-        self._periods: dict[date, Periods] = {}
+        self._periods: dict[int, Periods] = {}
         self._mysql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql")
 
     def close(self) -> None:
@@ -115,10 +115,10 @@ class Processor:
         result.calls = len(calls)
 
         entries = self._directory.resolve(call.principal for call, _ in calls)
-        rows = [self._row(call, entries[call.principal.key]) for call, _ in calls]
-        # MySQL inserts the rows (uncommitted) on its thread while Redis counts on this one: the two
-        # round trips overlap. Nothing is committed until Redis has counted and decisions are published.
-        staged = self._mysql.submit(self._store.stage, rows, letters)
+        # MySQL inserts the rows (uncommitted) on its thread while this one groups the calls and Redis
+        # counts them: MySQL's insert, the slowest step, overlaps the rest. Nothing is committed until
+        # Redis has counted and the decisions are published.
+        staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
         try:
             groups, result.beyond_horizon = self._groups(calls, entries, now)
             counted = self.counters.count(groups)
@@ -150,17 +150,32 @@ class Processor:
         return result
 
     def _period(self, instant: datetime) -> Periods:
-        day = local_day(instant, self._tz)
-        periods = self._periods.get(day)
+        # Cached per quarter hour: every UTC offset in use is a multiple of 15 minutes, so all instants
+        # of a bucket share their local day.
+        bucket = int(instant.timestamp()) // 900
+        periods = self._periods.get(bucket)
         if periods is None:
-            if len(self._periods) > 400:
+            if len(self._periods) > 10_000:
                 self._periods.clear()
-            periods = self._periods[day] = periods_of(instant, self._tz)
+            periods = self._periods[bucket] = periods_of(instant, self._tz)
         return periods
+
+    def _rows(self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Entry]) -> list[CallRow]:
+        rows = []
+        for call, _ in calls:
+            entry = entries[call.principal.key]
+            rows.append(CallRow(
+                self._period(call.event_time).day, call.event_id, call.event_time.replace(tzinfo=None), entry.id,
+                entry.team, call.account_id, call.operation, call.model_id, call.region, call.inference_region,
+                call.source_ip, call.user_agent, call.request_id, call.error_code,
+            ))
+        return rows
 
     def _groups(
         self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Entry], now: datetime
     ) -> tuple[list[Group], int]:
+        """The calls' Redis groups (one per person or team and day), and how many calls are too old for
+        Redis."""
         today = self._period(now)
         groups: dict[tuple[Scope, str, date], Group] = {}
         beyond = 0
@@ -171,9 +186,10 @@ class Processor:
                 # Redis no longer holds that month: the call is recorded in MySQL only (rebuildable).
                 beyond += 1
                 continue
-            team = entries[call.principal.key].team
-            event = CountedEvent(call.event_id, call.event_time.isoformat(), call.principal.key, call.counted)
-            for scope, subject in ((Scope.USER, call.principal.key), (Scope.TEAM, team)):
+            key = call.principal.key
+            team = entries[key].team
+            event = CountedEvent(call.event_id, call.event_time.isoformat(), key, call.counted)
+            for scope, subject in ((Scope.USER, key), (Scope.TEAM, team)):
                 group = groups.get((scope, subject, periods.day))
                 if group is None:
                     group = groups[(scope, subject, periods.day)] = Group(
@@ -189,24 +205,6 @@ class Processor:
                     )
                 group.events.append(event)
         return list(groups.values()), beyond
-
-    def _row(self, call: BedrockCall, entry: Entry) -> CallRow:
-        return CallRow(
-            event_date=self._period(call.event_time).day,
-            event_id=call.event_id,
-            event_time=call.event_time.replace(tzinfo=None),
-            principal_id=entry.id,
-            team=entry.team,
-            account_id=call.account_id,
-            operation=call.operation,
-            model_id=call.model_id,
-            region=call.region,
-            inference_region=call.inference_region,
-            source_ip=call.source_ip,
-            user_agent=call.user_agent,
-            request_id=call.request_id,
-            error_code=call.error_code,
-        )
 
     def _observe_decisions(
         self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]], latency: float

@@ -78,7 +78,7 @@ _CALL_SQL_HEAD = (
     " model_ref, region, inference_region, source_ip, user_agent_ref, request_id, error_code) VALUES "
 )
 _CALL_SQL_TAIL = " ON DUPLICATE KEY UPDATE event_id = event_id"
-_ROWS_PER_STATEMENT = 2000
+_ROWS_PER_STATEMENT = 5000
 
 
 class _Values:
