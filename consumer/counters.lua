@@ -21,9 +21,8 @@ local day_id, month_id, expire_at, decide_daily, decide_monthly =
   string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
 local default_daily, default_monthly, percent_list = string.match(ARGV[5], '^([^\31]*)\31([^\31]*)\31([^\31]*)$')
 
-local function limit_of(field, default)
-  local value = redis.call('HGET', KEYS[4], field)
-  if value then return tonumber(value) end
+local function limit_of(override, default)
+  if override then return tonumber(override) end
   if default == '' then return nil end
   return tonumber(default)
 end
@@ -34,8 +33,14 @@ percents[#percents + 1] = 100
 
 local daily = nil
 local monthly = nil
-if decide_daily == '1' then daily = limit_of('daily', default_daily) end
-if decide_monthly == '1' then monthly = limit_of('monthly', default_monthly) end
+if decide_daily == '1' or decide_monthly == '1' then
+  local overrides = redis.call('HMGET', KEYS[4], 'daily', 'monthly')
+  if decide_daily == '1' then daily = limit_of(overrides[1], default_daily) end
+  if decide_monthly == '1' then monthly = limit_of(overrides[2], default_monthly) end
+end
+-- A day key that does not exist yet is created by this call: only then are expiries set (the seen
+-- set, the day and the month keys are created together, by the first event of the day).
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
 
 local function check(after, limit, quota, period, event)
   if not limit or limit <= 0 then return end
@@ -73,7 +78,7 @@ for i = FIXED + 1, #ARGV do
   end
 end
 
-if new > 0 then
+if new > 0 and fresh then
   -- The seen set lives as long as the month counter it protects from double counting.
   redis.call('EXPIREAT', KEYS[1], expire_at)
   redis.call('EXPIREAT', KEYS[2], expire_at)

@@ -35,18 +35,10 @@ def event_hash(event_id: str) -> str:
     return str(int.from_bytes(digest, "big", signed=True))
 
 
-@dataclass(frozen=True, slots=True)
-class CountedEvent:
-    event_id: str
-    event_time: str
-    principal: str
-    counted: bool
-    # The script's argument for this event, built once (an event is in a person's and a team's group).
-    argument: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "argument", f"{event_hash(self.event_id)}\x1f{1 if self.counted else 0}"
-                                             f"\x1f{self.event_id}\x1f{self.event_time}\x1f{self.principal}")
+def event_argument(event_id: str, event_time: str, principal: str, counted: bool) -> str:
+    """One event as the counting script takes it: built once per call, used by its person's group and
+    its team's group."""
+    return f"{event_hash(event_id)}\x1f{1 if counted else 0}\x1f{event_id}\x1f{event_time}\x1f{principal}"
 
 
 @dataclass
@@ -61,7 +53,7 @@ class Group:
     expire_at: int  # unix seconds: month end + grace
     decide_daily: bool
     decide_monthly: bool
-    events: list[CountedEvent] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # event_argument() of each event
 
 
 @dataclass(frozen=True)
@@ -145,7 +137,7 @@ class Counters:
             group.team,
             f"{group.day_id}\x1f{group.month_id}\x1f{group.expire_at}\x1f{flags}",
             self._policy[group.scope],
-            *[e.argument for e in group.events],
+            *group.events,
         ]
 
     def publish(self, pending: Sequence[PendingDecision]) -> list[str]:

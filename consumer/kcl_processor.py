@@ -2,23 +2,28 @@
 
 stdout is the daemon's protocol channel: nothing here prints; logs go to stderr.
 
-- process_records: run the batch through the processor core; on Redis/MySQL outages retry with
+- process_records: run the batch through the processor core. On Redis/MySQL outages retry with
   capped backoff, *without* returning (returning would let the daemon move on) and without
-  checkpointing; then checkpoint at the highest sequence number of the batch.
+  checkpointing. Checkpoint at the batch's highest sequence number (compared as integers) once its
+  effects are durable: at once for small (live) batches; for full batches (a backlog), the MySQL
+  commit of one batch overlaps the counting of the next and the checkpoint follows one call later.
 - A non-transient exception is a bug: kclpy would swallow it and the batch would be skipped
-  (its loop catches everything but SystemExit), so we exit instead. The daemon loses the
-  processor, the lease is re-taken and the batch is re-processed from the last checkpoint.
-- lease_lost: return at once (another worker owns the shard; checkpointing would fail).
-- shard_ended / shutdown_requested: every batch is durable before process_records returns, so there
-  is nothing left to flush: checkpoint (at SHARD_END, resp. the last processed record).
+  (its loop catches everything but SystemExit), so we exit instead. The daemon then shuts down, is
+  restarted (ECS), and re-processes from the last checkpoint — idempotently.
+- lease_lost: return without checkpointing (another worker owns the shard).
+- shard_ended / shutdown_requested: wait for the batch in flight, checkpoint (at SHARD_END, resp.
+  the last processed record).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 from amazon_kclpy import kcl
 from amazon_kclpy.v3 import processor as kcl_v3
@@ -29,7 +34,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.retry import retry_transient
 from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
-from consumer.processor import InputRecord
+from consumer.processor import Flight, InputRecord
 from consumer.runtime import Runtime, build, sync_limits
 
 log = logging.getLogger("consumer.kcl")
@@ -39,12 +44,25 @@ TRANSIENT = REDIS_TRANSIENT + db.TRANSIENT_ERRORS
 _RETRY_CHECKPOINT = {"ThrottlingException", "KinesisClientLibDependencyException"}
 
 
+# Batches at least this big are pipelined: the next one is counted while this one is committed.
+PIPELINE_MIN_RECORDS = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    flight: Flight
+    batch: list[InputRecord]
+    highest: str  # sequence numbers compare as integers
+
+
 class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._runtime: Runtime | None = None
         self._shard = "unknown"
         self._last_sequence: str | None = None
+        self._in_flight: _InFlight | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -67,32 +85,71 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
             InputRecord(r.binary_data, self._shard, r.sequence_number, r.timestamp_millis)
             for r in records
         ]
-        try:
-            result = retry_transient(lambda: runtime.processor.process(batch), TRANSIENT, on_retry=self._on_retry)
-        except Exception:
-            log.critical("unexpected error processing a batch; exiting so it is re-processed from the last"
-                         " checkpoint", exc_info=True, extra={"shard": self._shard})
-            sys.exit(1)
-        highest = max(batch, key=lambda r: int(r.sequence_number or 0)).sequence_number
-        self._checkpoint(process_records_input.checkpointer, highest)
-        self._last_sequence = highest
-        log.debug("batch done", extra={"shard": self._shard, "records": result.records, "new": result.new,
-                                       "duplicates": result.duplicates, "decisions": len(result.decisions)})
+        highest = str(max(int(r.sequence_number or 0) for r in batch))
+        flight = self._guard(lambda: retry_transient(
+            lambda: runtime.processor.submit(batch), TRANSIENT, on_retry=self._on_retry))
+        previous, self._in_flight = self._in_flight, _InFlight(flight, batch, highest)
+        checkpointer = process_records_input.checkpointer
+        if previous is not None:
+            self._settle(previous, checkpointer)
+        if len(batch) < PIPELINE_MIN_RECORDS:
+            # Live traffic: small batches, acknowledged at once. Catching up on a backlog (full batches),
+            # the MySQL commit of one batch overlaps the counting of the next, and is acknowledged then.
+            self._settle(self._in_flight, checkpointer)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         log.info("lease lost", extra={"shard": self._shard})
+        if self._in_flight is not None:  # let it finish (it is idempotent) but do not acknowledge it
+            with contextlib.suppress(Exception):
+                self._in_flight.flight.wait()
+            self._in_flight = None
         self._close()
 
     def shard_ended(self, shard_ended_input: Any) -> None:
         log.info("shard ended", extra={"shard": self._shard})
+        if self._in_flight is not None:
+            self._settle(self._in_flight, shard_ended_input.checkpointer)
         self._checkpoint(shard_ended_input.checkpointer, None)
         self._close()
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         log.info("shutdown requested", extra={"shard": self._shard})
-        if self._last_sequence is not None:
+        if self._in_flight is not None:
+            self._settle(self._in_flight, shutdown_requested_input.checkpointer)
+        elif self._last_sequence is not None:
             self._checkpoint(shutdown_requested_input.checkpointer, self._last_sequence)
         self._close()
+
+    def _settle(self, in_flight: _InFlight, checkpointer: Any) -> None:
+        """Wait until a batch is durable (redoing it if MySQL failed under it), then checkpoint it."""
+        runtime = self._require()
+        try:
+            result = in_flight.flight.wait()
+        except TRANSIENT as error:
+            self._on_retry(error, 0)
+            result = self._guard(lambda: retry_transient(
+                lambda: runtime.processor.process(in_flight.batch), TRANSIENT, on_retry=self._on_retry))
+        except Exception:
+            self._die()
+        if self._in_flight is in_flight:
+            self._in_flight = None
+        self._checkpoint(checkpointer, in_flight.highest)
+        self._last_sequence = in_flight.highest
+        log.debug("batch done", extra={"shard": self._shard, "records": result.records, "new": result.new,
+                                       "duplicates": result.duplicates, "decisions": len(result.decisions)})
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        """Run `fn`; an exception that is not a dependency outage is a bug: exit rather than let kclpy
+        report the batch as processed."""
+        try:
+            return fn()
+        except Exception:
+            self._die()
+
+    def _die(self) -> NoReturn:
+        log.critical("unexpected error processing a batch; exiting so it is re-processed from the last"
+                     " checkpoint", exc_info=True, extra={"shard": self._shard})
+        sys.exit(1)
 
     # -- helpers --------------------------------------------------------------------------------
 

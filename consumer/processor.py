@@ -16,21 +16,22 @@ decision_id.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bedrock_usage.periods import Periods, periods_of
 from bedrock_usage.quota import Decision, Scope
-from consumer.counters import CountedEvent, Counters, Group, PendingDecision
+from consumer.counters import Counters, Group, PendingDecision, event_argument
 from consumer.decode import Decoder
 from consumer.directory import Directory, Entry
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
 from consumer.metrics import ConsumerMetrics
-from consumer.store import CallRow, DeadLetter, Store
+from consumer.store import CallRow, DeadLetter, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,23 @@ class BatchResult:
     decision_latency: float | None = None  # batch received → its decisions published, seconds
 
 
+@dataclass(frozen=True)
+class Flight:
+    """A batch counted in Redis whose MySQL commit may still be running."""
+
+    result: BatchResult
+    _done: Future[None]
+
+    def wait(self) -> BatchResult:
+        """Block until the batch is durable in MySQL; re-raises what failed there."""
+        self._done.result()
+        return self.result
+
+    @property
+    def finished(self) -> bool:
+        return self._done.done()
+
+
 class Processor:
     def __init__(
         self,
@@ -83,18 +101,91 @@ class Processor:
         self._clock = clock
         self._periods: dict[int, Periods] = {}
         self._mysql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql")
+        self._lock = threading.Lock()
+        self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
 
     def close(self) -> None:
         self._mysql.shutdown(wait=True)
 
     def process(self, records: Sequence[InputRecord]) -> BatchResult:
+        """Process a batch and return once its effects are durable."""
+        return self.submit(records).wait()
+
+    def drain(self) -> None:
+        """Wait until nothing is left on the MySQL thread (failures there belong to their flights)."""
+        self._mysql.submit(lambda: None).result()
+
+    def submit(self, records: Sequence[InputRecord]) -> Flight:
+        """Count a batch in Redis and publish its decisions now; leave its MySQL commit in flight.
+
+        The MySQL thread takes its work in order (stage, then commit, batch after batch), so a caller can
+        submit the next batch — decode it, count it — while this one is written. Acknowledge (checkpoint)
+        a batch only after its flight's `wait()` has returned.
+        """
         started = time.monotonic()
         now = self._clock()
         result = BatchResult(records=len(records))
+        calls, letters = self._decode(records, now.replace(tzinfo=None), result)
+        entries = self._directory.resolve(call.principal for call, _ in calls)
+        # MySQL inserts the rows (uncommitted) on its thread while this one groups the calls and Redis
+        # counts them: MySQL's insert, the slowest step, overlaps the rest. Nothing is committed until
+        # Redis has counted and the decisions are published.
+        staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
+        claimed: list[PendingDecision] = []
+        try:
+            groups, result.beyond_horizon = self._groups(calls, entries, now)
+            counted = self.counters.count(groups)
+            # A decision of an earlier batch still in flight comes back from the pending set until that
+            # batch is committed; it is published once (a crash forgets this, and republishes it).
+            with self._lock:
+                counted.pending = claimed = [p for p in counted.pending if p.member not in self._in_flight]
+                self._in_flight.update(p.member for p in claimed)
+            # Counted now, whatever happens next: a retry of this batch will find these calls seen.
+            self._metrics.events.labels("call", "new").inc(counted.new)
+            self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
+            self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
+            if counted.pending:
+                self.counters.publish(counted.pending)
+                result.decision_latency = time.monotonic() - started
+                self._observe_decisions(counted.pending, calls, result.decision_latency)
+        except BaseException:
+            wait([staged])
+            self._mysql.submit(self._store.abort).result()
+            self._forget(claimed)
+            raise
+        result.new, result.duplicates = counted.new, counted.duplicates
+        result.decisions = [p.decision for p in counted.pending]
+        done = self._mysql.submit(self._finish, staged, counted.pending, result, now.replace(tzinfo=None), started)
+        return Flight(result, done)
+
+    def _finish(
+        self, staged: Future[WriteResult], pending: Sequence[PendingDecision], result: BatchResult,
+        decided_at: datetime, started: float,
+    ) -> None:
+        """On the MySQL thread, after the batch's stage: commit, then clear the published decisions."""
+        try:
+            written = staged.result()
+            self._store.commit(result.decisions, decided_at=decided_at)
+            if pending:
+                self.counters.clear_pending(pending)
+        finally:
+            # Cleared, or failed: either way a later count may return them (then to be published again).
+            self._forget(pending)
+        result.rows_inserted = written.calls_inserted
+        result.dead_letters = written.dead_letters
+        self._metrics.records.inc(result.records)
+        self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
+        self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _forget(self, pending: Sequence[PendingDecision]) -> None:
+        with self._lock:
+            self._in_flight.difference_update(p.member for p in pending)
+
+    def _decode(
+        self, records: Sequence[InputRecord], received_at: datetime, result: BatchResult
+    ) -> tuple[list[tuple[BedrockCall, InputRecord]], list[DeadLetter]]:
         calls: list[tuple[BedrockCall, InputRecord]] = []
         letters: list[DeadLetter] = []
-        received_at = now.replace(tzinfo=None)
-
         for record in records:
             for item in self._decoder.decode(record.data):
                 if isinstance(item, BedrockCall):
@@ -113,41 +204,7 @@ class Processor:
                     result.invocation_logs += 1
                     self._metrics.events.labels("invocation_log", "not_metered").inc()
         result.calls = len(calls)
-
-        entries = self._directory.resolve(call.principal for call, _ in calls)
-        # MySQL inserts the rows (uncommitted) on its thread while this one groups the calls and Redis
-        # counts them: MySQL's insert, the slowest step, overlaps the rest. Nothing is committed until
-        # Redis has counted and the decisions are published.
-        staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
-        try:
-            groups, result.beyond_horizon = self._groups(calls, entries, now)
-            counted = self.counters.count(groups)
-            # Counted now, whatever happens next: a retry of this batch will find these calls seen.
-            self._metrics.events.labels("call", "new").inc(counted.new)
-            self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
-            self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
-            if counted.pending:
-                self.counters.publish(counted.pending)
-                result.decision_latency = time.monotonic() - started
-                self._observe_decisions(counted.pending, calls, result.decision_latency)
-        except BaseException:
-            wait([staged])
-            self._store.abort()
-            raise
-        written = staged.result()
-        decisions = [p.decision for p in counted.pending]
-        self._store.commit(decisions, decided_at=received_at)
-        if counted.pending:
-            self.counters.clear_pending(counted.pending)
-        result.new, result.duplicates = counted.new, counted.duplicates
-        result.rows_inserted = written.calls_inserted
-        result.dead_letters = written.dead_letters
-        result.decisions = decisions
-
-        self._metrics.records.inc(len(records))
-        self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
-        self._metrics.batch_seconds.observe(time.monotonic() - started)
-        return result
+        return calls, letters
 
     def _period(self, instant: datetime) -> Periods:
         # Cached per quarter hour: every UTC offset in use is a multiple of 15 minutes, so all instants
@@ -188,7 +245,7 @@ class Processor:
                 continue
             key = call.principal.key
             team = entries[key].team
-            event = CountedEvent(call.event_id, call.event_time.isoformat(), key, call.counted)
+            event = event_argument(call.event_id, call.event_time.isoformat(), key, call.counted)
             for scope, subject in ((Scope.USER, key), (Scope.TEAM, team)):
                 group = groups.get((scope, subject, periods.day))
                 if group is None:

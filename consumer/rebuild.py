@@ -18,7 +18,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.periods import first_of_next_month, midnight, redis_horizon
 from bedrock_usage.quota import Scope
 from bedrock_usage.settings import Settings
-from consumer.counters import CountedEvent, Group
+from consumer.counters import Group, event_argument
 from consumer.runtime import build, sync_limits
 
 CHUNK = 5000
@@ -40,7 +40,7 @@ def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
     rows = new = 0
     try:
         sync_limits(runtime, Keys(settings.redis_key_prefix))
-        conn = runtime.session.conn
+        conn = runtime.directory_session.conn
         with conn.cursor(pymysql.cursors.SSCursor) as cur:
             cur.execute(
                 "SELECT c.event_id, c.event_time, c.event_date, p.quota_key, c.team, c.error_code IS NULL"
@@ -50,7 +50,7 @@ def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
                 groups: dict[tuple[Scope, str, date], Group] = {}
                 for event_id, event_time, day, key, team, counted in chunk:
                     expire_at = int((midnight(first_of_next_month(day), settings.quota_timezone) + grace).timestamp())
-                    event = CountedEvent(str(event_id), event_time.replace(tzinfo=UTC).isoformat(),
+                    event = event_argument(str(event_id), event_time.replace(tzinfo=UTC).isoformat(),
                                          str(key), bool(counted))
                     for scope, subject in ((Scope.USER, str(key)), (Scope.TEAM, str(team))):
                         group = groups.setdefault((scope, subject, day), Group(

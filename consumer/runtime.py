@@ -34,18 +34,23 @@ class Runtime:
     processor: Processor
     metrics: ConsumerMetrics
     redis: redis.Redis
-    session: MySQLSession
+    session: MySQLSession  # the processor's MySQL thread
+    directory_session: MySQLSession  # the caller's thread: principals, limits sync, rebuild
     tag_lookup: TagLookup | None
 
     def reset_connections(self) -> None:
-        """After a transient failure: drop the MySQL connection (Redis reconnects by itself)."""
+        """After a transient failure: drop the MySQL connections (Redis reconnects by itself), once
+        nothing is running on them."""
+        self.processor.drain()
         self.session.reset()
+        self.directory_session.reset()
 
     def close(self) -> None:
         self.processor.close()
         if self.tag_lookup:
             self.tag_lookup.close()
         self.session.close()
+        self.directory_session.close()
         with contextlib.suppress(Exception):
             self.redis.close()
 
@@ -68,7 +73,8 @@ def build(
     keys = Keys(settings.redis_key_prefix)
     session = MySQLSession(settings.mysql)
     metrics = ConsumerMetrics(registry)
-    directory = Directory(session, settings.default_team)
+    directory_session = MySQLSession(settings.mysql)
+    directory = Directory(directory_session, settings.default_team)
     lookup = None
     if settings.team_tag_lookup if tag_lookup is None else tag_lookup:
         lookup = TagLookup(aws.client(settings, "iam"), MySQLSession(settings.mysql), on_team=directory.set_team)
@@ -92,11 +98,11 @@ def build(
         metrics=metrics,
         clock=clock,
     )
-    return Runtime(processor, metrics, client, session, lookup)
+    return Runtime(processor, metrics, client, session, directory_session, lookup)
 
 
 def sync_limits(runtime: Runtime, keys: Keys) -> int:
     """Refill Redis's cache of limit overrides from MySQL (cheap; done at every start)."""
-    count = limits.sync_to_redis(runtime.session.conn, RedisState(runtime.redis, keys))
+    count = limits.sync_to_redis(runtime.directory_session.conn, RedisState(runtime.redis, keys))
     log.info("limit overrides synced to redis", extra={"count": count})
     return count

@@ -59,10 +59,11 @@ CREATE TABLE IF NOT EXISTS user_agents (
 
 -- One row per Bedrock call, idempotent on the CloudTrail eventID.
 -- event_date is the call's day in QUOTA_TIMEZONE (what quotas count), event_time is UTC.
--- The natural key is the primary key, (event_date, event_id): a duplicate delivery has the same
--- eventTime, so the same event_date, and collides. No surrogate id: one B-tree fewer to maintain on
--- every insert (the consumer's bottleneck). Date first: a day's inserts land in one narrow, cached
--- region of the tree instead of all over it (random UUIDs), however many years the table holds.
+-- The primary key is the natural key in time order, (event_date, event_time, event_id): a duplicate
+-- delivery or a replay carries the same eventID *and* eventTime, so it collides. No surrogate id: one
+-- B-tree fewer to maintain on every insert (the consumer's bottleneck). Time order: calls arrive
+-- roughly in time, so inserts append at the tail of the tree, which stays in memory however many years
+-- the table holds (keyed by the random UUID alone, every insert would touch a random page).
 -- Partitioned by month on event_date: retention drops whole partitions (`bedrockctl db retention`)
 -- instead of deleting rows (MySQL requires the partitioning column in every unique key, which the
 -- primary key has). Partitioned InnoDB tables cannot have foreign keys.
@@ -88,7 +89,7 @@ CREATE TABLE IF NOT EXISTS bedrock_calls (
   cache_write_tokens INT UNSIGNED NULL,
   cost_usd           DECIMAL(14,8) NULL,
   ingested_at        TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-  PRIMARY KEY (event_date, event_id),
+  PRIMARY KEY (event_date, event_time, event_id),
   KEY ix_calls_principal_day (principal_id, event_date),
   KEY ix_calls_team_day (team, event_date)
 ) ENGINE=InnoDB

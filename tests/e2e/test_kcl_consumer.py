@@ -54,6 +54,12 @@ def _wait_for_rows(mysql: pymysql.connections.Connection, count: int, consumer: 
                what=f"{count} rows in bedrock_calls", alive=[consumer])
 
 
+def _wait_for_records(consumer: RunningConsumer, count: int, timeout: float = 30) -> None:
+    # Records are tallied when their batch is committed, a moment after its calls are counted.
+    wait_until(lambda: consumer.metric("bedrock_usage_records_total"), lambda n: n >= count, timeout=timeout,
+               what=f"{count} records in the metrics of {consumer.application}", alive=[consumer])
+
+
 def _wait_for_events(consumer: RunningConsumer, outcome: str, count: int, timeout: float = 30) -> None:
     wait_until(lambda: consumer.events(outcome), lambda n: n >= count, timeout=timeout,
                what=f"{count} {outcome} calls in the metrics of {consumer.application}", alive=[consumer])
@@ -159,6 +165,7 @@ def test_every_record_is_counted_exactly_once_and_sigterm_exits_cleanly(
 
     _wait_for_rows(mysql, 400, consumer)
     _wait_for_events(consumer, "new", 400)
+    _wait_for_records(consumer, 400)
 
     assert_exactly_counted(mysql, redis_client, events)
     assert (consumer.events("new"), consumer.events("duplicate"), consumer.events("failed_call")) == (400, 0, failed)
@@ -260,6 +267,7 @@ def test_duplicate_deliveries_and_a_full_replay_change_nothing(
     # on the same Redis and MySQL, while the live consumer keeps running.
     replay = stack.start(stack.application("replay"))
     _wait_for_events(replay, "duplicate", records, timeout=60)
+    _wait_for_records(replay, records)
 
     assert replay.metric("bedrock_usage_records_total") == records
     assert (replay.events("new"), replay.events("duplicate")) == (0, records)
@@ -316,6 +324,7 @@ def test_a_person_crossing_the_daily_limit_is_decided_exactly_once_even_across_a
 
     replay = stack.start(stack.application("replay"), DEFAULT_DAILY_REQUEST_LIMIT=str(limit))
     _wait_for_events(replay, "duplicate", records, timeout=60)
+    _wait_for_records(replay, records)
 
     assert (replay.events("new"), replay.events("duplicate")) == (0, records)
     assert replay.metric("bedrock_usage_decisions_total", kind="warning", scope="user") == 0

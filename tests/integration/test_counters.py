@@ -10,7 +10,7 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Kind, Limits, Scope, crossed
 from bedrock_usage.redis_state import RedisState
-from consumer.counters import CountedEvent, Counters, Group, event_hash
+from consumer.counters import Counters, Group, event_argument, event_hash
 
 KEYS = Keys("test")
 FAR_FUTURE = 4_102_444_800  # 2100-01-01: expiry is not what these tests are about
@@ -25,7 +25,7 @@ def counters(client: redis.Redis, daily: int | None = 10, monthly: int | None = 
 def group(events: range | list[int], *, scope: Scope = Scope.USER, subject: str = "arn:aws:iam::1:user/a",
           counted: bool = True, day: str = "2026-11-25", decide: bool = True) -> Group:
     return Group(scope, subject, "team-a", day, day[:7], FAR_FUTURE, decide, decide,
-                 [CountedEvent(f"event-{i}", "2026-11-25T10:00:00+00:00", "arn:aws:iam::1:user/a", counted)
+                 [event_argument(f"event-{i}", "2026-11-25T10:00:00+00:00", "arn:aws:iam::1:user/a", counted)
                   for i in events])
 
 

@@ -28,7 +28,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
 from bedrock_usage.settings import Settings
-from consumer.kcl_processor import RecordProcessor
+from consumer.kcl_processor import PIPELINE_MIN_RECORDS, RecordProcessor
 from consumer.metrics import ConsumerMetrics
 from producer_config.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, envelope
@@ -190,6 +190,38 @@ def test_each_batch_is_checkpointed_in_turn(settings: Settings, mysql: pymysql.c
     ]
     assert checkpoints == 2
     assert count(mysql, "SELECT COUNT(*) FROM bedrock_calls") == 3
+
+
+def test_full_batches_are_pipelined_and_each_is_checkpointed_once_durable(
+    settings: Settings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    # A backlog: batches of PIPELINE_MIN_RECORDS or more. Batch 1's MySQL commit overlaps batch 2's
+    # counting; batch 1 is checkpointed during the next call, batch 2 at shutdown.
+    size = PIPELINE_MIN_RECORDS
+    first = [record(call(ALICE, i), str(i)) for i in range(1, size + 1)]
+    second = [record(call(BOB, i), str(i)) for i in range(size + 1, 2 * size + 1)]
+    conversation = Conversation(
+        settings,
+        INITIALIZE,
+        process_records(*first),
+        process_records(*second),
+        checkpoint_reply(str(size)),
+        SHUTDOWN_REQUESTED,
+        checkpoint_reply(str(2 * size)),
+    )
+
+    answers = conversation.run()
+
+    assert answers == [
+        status("initialize"),
+        status("processRecords"),  # counted, its commit in flight: not acknowledged yet
+        checkpoint_request(str(size)), status("processRecords"),
+        checkpoint_request(str(2 * size)), status("shutdownRequested"),
+    ]
+    assert count(mysql, "SELECT COUNT(*) FROM bedrock_calls") == 2 * size
+    state = RedisState(redis_client, Keys("test"))
+    assert state.usage(Scope.USER, ALICE.quota_key, DAY) == {"req": size}
+    assert state.usage(Scope.USER, "sso:bob@example.com", DAY) == {"req": size}
 
 
 def test_a_replayed_batch_is_checkpointed_again_without_new_rows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -97,3 +98,22 @@ def test_bad_records_go_to_dead_letters_and_the_rest_is_counted(
         assert cur.fetchall() == (("1", "bad_gzip"), ("2", "not_json"), ("4", "unknown_shape"))
     runtime.processor.process(batch)  # a replay does not duplicate dead letters
     assert _count(mysql, "SELECT COUNT(*) FROM dead_letters") == 3
+
+
+def test_batches_in_flight_publish_each_decision_once(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    runtime = make_runtime(DEFAULT_DAILY_REQUEST_LIMIT="4", WARNING_THRESHOLDS="50")
+    processor = runtime.processor
+    gate = threading.Event()
+    processor._mysql.submit(gate.wait)  # hold the MySQL thread: both batches are counted before either commits
+    first = processor.submit(records([envelope(ALICE, NOW, seed=i) for i in range(3)]))
+    second = processor.submit(records([envelope(ALICE, NOW, seed=i) for i in range(3, 6)], start=10))
+    gate.set()
+
+    decided = [(d.percent, d.usage) for d in first.wait().decisions + second.wait().decisions]
+    assert decided == [(50, 2), (100, 4)]
+    assert redis_client.xlen(Keys("test").decisions) == 2
+    assert _count(mysql, "SELECT COUNT(*) FROM decisions") == 2
+    # Cleared once committed: nothing is pending, nothing is published again.
+    assert processor.process(records([envelope(ALICE, NOW, seed=9)], start=20)).decisions == []
