@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -101,10 +101,12 @@ class Processor:
         self._clock = clock
         self._periods: dict[int, Periods] = {}
         self._mysql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql")
+        self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis")
         self._lock = threading.Lock()
         self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
 
     def close(self) -> None:
+        self._redis.shutdown(wait=True)
         self._mysql.shutdown(wait=True)
 
     def process(self, records: Sequence[InputRecord]) -> BatchResult:
@@ -112,57 +114,73 @@ class Processor:
         return self.submit(records).wait()
 
     def drain(self) -> None:
-        """Wait until nothing is left on the MySQL thread (failures there belong to their flights)."""
+        """Wait until nothing is left on either thread (failures there belong to their flights)."""
+        self._redis.submit(lambda: None).result()
         self._mysql.submit(lambda: None).result()
 
     def submit(self, records: Sequence[InputRecord]) -> Flight:
-        """Count a batch in Redis and publish its decisions now; leave its MySQL commit in flight.
+        """Start a batch: decode and group it here; count it in Redis and publish its decisions on the
+        Redis thread; insert and commit its rows on the MySQL thread. Returns at once.
 
-        The MySQL thread takes its work in order (stage, then commit, batch after batch), so a caller can
-        submit the next batch — decode it, count it — while this one is written. Acknowledge (checkpoint)
-        a batch only after its flight's `wait()` has returned.
+        Each thread takes its work in order, batch after batch, so a caller can submit the next batch
+        while this one is counted and written. Read the result, and acknowledge (checkpoint) the
+        batch, only after its flight's `wait()` has returned.
         """
         started = time.monotonic()
         now = self._clock()
         result = BatchResult(records=len(records))
         calls, letters = self._decode(records, now.replace(tzinfo=None), result)
         entries = self._directory.resolve(call.principal for call, _ in calls)
-        # MySQL inserts the rows (uncommitted) on its thread while this one groups the calls and Redis
-        # counts them: MySQL's insert, the slowest step, overlaps the rest. Nothing is committed until
-        # Redis has counted and the decisions are published.
+        # MySQL inserts the rows (uncommitted) while this thread groups the calls and Redis counts them.
         staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
-        claimed: list[PendingDecision] = []
         try:
             groups, result.beyond_horizon = self._groups(calls, entries, now)
-            counted = self.counters.count(groups)
-            # A decision of an earlier batch still in flight comes back from the pending set until that
-            # batch is committed; it is published once (a crash forgets this, and republishes it).
-            with self._lock:
-                counted.pending = claimed = [p for p in counted.pending if p.member not in self._in_flight]
-                self._in_flight.update(p.member for p in claimed)
-            # Counted now, whatever happens next: a retry of this batch will find these calls seen.
-            self._metrics.events.labels("call", "new").inc(counted.new)
-            self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
-            self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
-            if counted.pending:
-                self.counters.publish(counted.pending)
-                result.decision_latency = time.monotonic() - started
-                self._observe_decisions(counted.pending, calls, result.decision_latency)
         except BaseException:
-            wait([staged])
             self._mysql.submit(self._store.abort).result()
-            self._forget(claimed)
             raise
-        result.new, result.duplicates = counted.new, counted.duplicates
-        result.decisions = [p.decision for p in counted.pending]
-        done = self._mysql.submit(self._finish, staged, counted.pending, result, now.replace(tzinfo=None), started)
+        counting = self._redis.submit(self._count, groups, calls, result, started)
+        # Nothing is committed until Redis has counted the batch and its decisions are published.
+        done = self._mysql.submit(self._finish, staged, counting, result, now.replace(tzinfo=None), started)
         return Flight(result, done)
 
+    def _count(
+        self, groups: Sequence[Group], calls: Sequence[tuple[BedrockCall, InputRecord]], result: BatchResult,
+        started: float,
+    ) -> list[PendingDecision]:
+        """On the Redis thread: count, then publish the decisions this batch owns."""
+        counted = self.counters.count(groups)
+        # A decision of an earlier batch still in flight comes back from the pending set until that
+        # batch is committed; it is published once (a crash forgets this, and republishes it).
+        with self._lock:
+            claimed = [p for p in counted.pending if p.member not in self._in_flight]
+            self._in_flight.update(p.member for p in claimed)
+        # Counted now, whatever happens next: a retry of this batch will find these calls seen.
+        self._metrics.events.labels("call", "new").inc(counted.new)
+        self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
+        self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
+        if claimed:
+            try:
+                self.counters.publish(claimed)
+            except BaseException:
+                self._forget(claimed)
+                raise
+            result.decision_latency = time.monotonic() - started
+            self._observe_decisions(claimed, calls, result.decision_latency)
+        result.new, result.duplicates = counted.new, counted.duplicates
+        result.decisions = [p.decision for p in claimed]
+        return claimed
+
     def _finish(
-        self, staged: Future[WriteResult], pending: Sequence[PendingDecision], result: BatchResult,
+        self, staged: Future[WriteResult], counting: Future[list[PendingDecision]], result: BatchResult,
         decided_at: datetime, started: float,
     ) -> None:
-        """On the MySQL thread, after the batch's stage: commit, then clear the published decisions."""
+        """On the MySQL thread, after the batch's stage: once Redis has counted, commit; then clear the
+        published decisions from the pending sets."""
+        try:
+            pending = counting.result()
+        except BaseException:
+            self._store.abort()  # the staged rows go; the batch will be redone, idempotently
+            raise
         try:
             written = staged.result()
             self._store.commit(result.decisions, decided_at=decided_at)
