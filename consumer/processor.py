@@ -106,17 +106,18 @@ class Processor:
         self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
 
     def close(self) -> None:
-        self._redis.shutdown(wait=True)
         self._mysql.shutdown(wait=True)
+        self._redis.shutdown(wait=True)
 
     def process(self, records: Sequence[InputRecord]) -> BatchResult:
         """Process a batch and return once its effects are durable."""
         return self.submit(records).wait()
 
     def drain(self) -> None:
-        """Wait until nothing is left on either thread (failures there belong to their flights)."""
-        self._redis.submit(lambda: None).result()
+        """Wait until nothing is left on either thread (failures there belong to their flights). MySQL
+        first: its last step hands the clearing of published decisions to the Redis thread."""
         self._mysql.submit(lambda: None).result()
+        self._redis.submit(lambda: None).result()
 
     def submit(self, records: Sequence[InputRecord]) -> Flight:
         """Start a batch: decode and group it here; count it in Redis and publish its decisions on the
@@ -181,19 +182,28 @@ class Processor:
         except BaseException:
             self._store.abort()  # the staged rows go; the batch will be redone, idempotently
             raise
+        # Committed: clear the decisions from the pending sets. Failed: forget them only, so that the
+        # redone batch publishes them again. Either on the Redis thread, in turn with the counting: a
+        # count that read them before the clear still finds them in flight.
         try:
             written = staged.result()
             self._store.commit(result.decisions, decided_at=decided_at)
-            if pending:
-                self.counters.clear_pending(pending)
-        finally:
-            # Cleared, or failed: either way a later count may return them (then to be published again).
-            self._forget(pending)
+        except BaseException:
+            self._redis.submit(self._forget, pending)
+            raise
+        self._redis.submit(self._clear, pending)
         result.rows_inserted = written.calls_inserted
         result.dead_letters = written.dead_letters
         self._metrics.records.inc(result.records)
         self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
         self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _clear(self, pending: Sequence[PendingDecision]) -> None:
+        try:
+            if pending:
+                self.counters.clear_pending(pending)
+        finally:
+            self._forget(pending)
 
     def _forget(self, pending: Sequence[PendingDecision]) -> None:
         with self._lock:
