@@ -1,16 +1,18 @@
-"""The processor core: a batch of records → counters, decisions, rows. Used by the KCL record processor
-and by `bedrockctl ingest`, so the offline path is the same code as the live one.
+"""The processor core: a batch of records → counters, decisions, rows. Used by the KCL record processor,
+`bedrockctl ingest` and the benchmark, so the offline path is the same code as the live one.
 
 Order of effects, each idempotent on the events' natural keys:
-  1. decode every record (bad ones become dead letters, the rest go on);
-  2. resolve principals (auto-provisioned) and their teams;
-  3. count in Redis: one atomic script per (person|team, day): dedupe, increments, threshold crossings;
-  4. publish the decisions the script left pending (the sub-second part);
-  5. write calls, dead letters and decisions to MySQL in one transaction;
-  6. clear the published decisions from the pending sets.
-The caller checkpoints only after `process` returns. If anything fails, it retries the whole batch:
-Redis dedupes the counts, MySQL dedupes the rows, pending decisions are published again with the same
-decision_id.
+  1. decode every record (bad ones become dead letters, the rest go on) and resolve principals
+     (auto-provisioned) and their teams — on the caller's thread;
+  2. insert calls and dead letters into MySQL, uncommitted — on the MySQL thread;
+  3. count in Redis: one atomic script per (person|team, day): dedupe, increments, threshold crossings,
+     and publish the decisions the scripts left pending (the sub-second part) — on the Redis thread;
+  4. once 3 is done, add the decisions and commit — on the MySQL thread;
+  5. clear the published decisions from the pending sets — on the Redis thread.
+Each thread takes batches in order, so the next batch can be decoded while this one is counted and
+written. The caller acknowledges (checkpoints) a batch only when its flight is done. If anything fails,
+the whole batch is redone: Redis dedupes the counts, MySQL dedupes the rows, pending decisions are
+published again with the same decision_id.
 """
 
 from __future__ import annotations

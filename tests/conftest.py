@@ -76,12 +76,9 @@ def settings() -> Settings:
     return Settings.from_env(test_env())
 
 
-@pytest.fixture(scope="session")
-def schema() -> Settings:
-    """A fresh test database, migrated once per session from sql/."""
-    settings = Settings.from_env(test_env())
-    conn = pymysql.connect(host=settings.mysql.host, port=settings.mysql.port, user=settings.mysql.user,
-                           password=settings.mysql.password)
+def fresh_schema(settings: Settings) -> Settings:
+    """Drop the settings' database and build it again from sql/."""
+    conn = db.connect(settings.mysql, with_database=False)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
     conn.close()
@@ -89,9 +86,9 @@ def schema() -> Settings:
     return settings
 
 
-@pytest.fixture
-def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
-    conn = db.connect(schema.mysql)
+def emptied(settings: Settings) -> Iterator[pymysql.connections.Connection]:
+    """A connection to the settings' database with every table emptied first."""
+    conn = db.connect(settings.mysql)
     with conn.cursor() as cur:
         for table in _TABLES:
             cur.execute(f"DELETE FROM {table}")
@@ -100,13 +97,29 @@ def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
     conn.close()
 
 
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+def flushed(url: str) -> Iterator[redis.Redis]:
+    """A Redis client whose logical database is flushed before and after."""
+    client = redis.Redis.from_url(url)
     client.flushdb()
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def schema() -> Settings:
+    """A fresh test database, migrated once per session from sql/."""
+    return fresh_schema(Settings.from_env(test_env()))
+
+
+@pytest.fixture
+def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
+    yield from emptied(schema)
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    yield from flushed(TEST_REDIS_URL)
 
 
 @pytest.fixture

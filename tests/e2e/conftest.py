@@ -37,18 +37,15 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bedrock_usage import db
 from bedrock_usage.localdev import Consumer, MotoServer, ensure_stream, free_port, precreate_leases
-from bedrock_usage.migrate import migrate
 from bedrock_usage.settings import Settings
 from producer_config.rule import partition_key
-from tests.conftest import NOW, test_env
+from tests.conftest import emptied, flushed, fresh_schema, test_env
 
 T = TypeVar("T")
 
 E2E_MYSQL_URL = os.environ.get("TEST_E2E_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_e2e")
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/10")
-_TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", "models", "user_agents")
 
 LOG_TAIL_LINES = 80
 # The daemon's shutdown repeats this warning dozens of times; it says nothing about the test.
@@ -67,35 +64,19 @@ def e2e_env(**overrides: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def schema() -> Settings:
     """A fresh e2e database, migrated once per session from sql/."""
-    settings = Settings.from_env(e2e_env())
-    conn = db.connect(settings.mysql, with_database=False)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
-    conn.close()
-    migrate(settings.mysql, today=NOW.date())
-    return settings
+    return fresh_schema(Settings.from_env(e2e_env()))
 
 
 @pytest.fixture
 def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
     """A connection to the e2e database, every table emptied first."""
-    conn = db.connect(schema.mysql)
-    with conn.cursor() as cur:
-        for table in _TABLES:
-            cur.execute(f"DELETE FROM {table}")
-    conn.commit()
-    yield conn
-    conn.close()
+    yield from emptied(schema)
 
 
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     """The e2e Redis db, flushed before and after the test."""
-    client = redis.Redis.from_url(E2E_REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from flushed(E2E_REDIS_URL)
 
 
 # -- processes ------------------------------------------------------------------------------------
