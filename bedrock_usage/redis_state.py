@@ -10,10 +10,23 @@ import redis
 
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Limits, Scope
+from bedrock_usage.settings import Settings
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The Redis client every process uses (timeouts, so an outage is an error to retry, not a hang)."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def as_counts(raw: dict[Any, Any]) -> dict[str, int]:
+    """A counter hash as redis-py returns it (bytes) → {field: count}."""
+    return {_text(k): int(v) for k, v in raw.items()}
 
 
 class RedisState:
@@ -23,11 +36,11 @@ class RedisState:
 
     def usage(self, scope: Scope, subject: str, period_id: str) -> dict[str, int]:
         raw: dict[Any, Any] = self._redis.hgetall(self._keys.counter(scope, subject, period_id))
-        return {_text(k): int(v) for k, v in raw.items()}
+        return as_counts(raw)
 
     def limit_overrides(self, scope: Scope, subject: str) -> Limits:
         raw: dict[Any, Any] = self._redis.hgetall(self._keys.limits(scope, subject))
-        values = {_text(k): int(v) for k, v in raw.items()}
+        values = as_counts(raw)
         return Limits(values.get("daily"), values.get("monthly"))
 
     def set_limit_overrides(self, overrides: Iterable[tuple[Scope, str, Limits]]) -> int:

@@ -17,6 +17,7 @@ from pymysql.connections import Connection
 from bedrock_usage.keys import Keys
 from bedrock_usage.periods import first_of_next_month, month_of
 from bedrock_usage.quota import Limits, Scope, State, state_of
+from bedrock_usage.redis_state import as_counts
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,7 @@ class UsageReader:
             pipe.hgetall(self._keys.counter(scope, subject, day.isoformat()))
             pipe.hgetall(self._keys.counter(scope, subject, month_of(day)))
         replies = pipe.execute()
-
-        def ints(raw: dict[Any, Any]) -> dict[str, int]:
-            return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
-
-        return [(ints(replies[i]), ints(replies[i + 1])) for i in range(0, len(replies), 2)]
+        return [(as_counts(replies[i]), as_counts(replies[i + 1])) for i in range(0, len(replies), 2)]
 
     def _recorded(self, scope: Scope, subjects: list[str], day: date) -> list[tuple[dict[str, int], dict[str, int]]]:
         if not subjects:

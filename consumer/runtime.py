@@ -16,7 +16,7 @@ from bedrock_usage import aws, limits
 from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.quota import Limits
-from bedrock_usage.redis_state import RedisState
+from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from consumer.counters import Counters
 from consumer.decode import Decoder
@@ -53,12 +53,6 @@ class Runtime:
         self.directory_session.close()
         with contextlib.suppress(Exception):
             self.redis.close()
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-    )
 
 
 def build(

@@ -13,15 +13,9 @@ from bedrock_usage import db, limits, migrate, partitions
 from bedrock_usage.keys import Keys
 from bedrock_usage.periods import redis_horizon
 from bedrock_usage.quota import Limits
-from bedrock_usage.redis_state import RedisState
+from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
-
-
-def _redis(settings: Settings) -> Any:
-    from consumer.runtime import redis_client  # noqa: PLC0415
-
-    return redis_client(settings)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -57,7 +51,7 @@ def limits_apply(args: argparse.Namespace, settings: Settings) -> int:
     quota = limits.load_quota_file(Path(args.file))
     conn = db.connect(settings.mysql)
     try:
-        report = limits.apply(conn, RedisState(_redis(settings), Keys(settings.redis_key_prefix)), quota)
+        report = limits.apply(conn, RedisState(redis_client(settings), Keys(settings.redis_key_prefix)), quota)
     finally:
         conn.close()
     print(f"applied {args.file}: {report.teams} teams, {report.people} people;"
@@ -107,7 +101,7 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
     conn = db.connect(settings.mysql)
     try:
         reader = UsageReader(
-            conn, _redis(settings), Keys(settings.redis_key_prefix),
+            conn, redis_client(settings), Keys(settings.redis_key_prefix),
             user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
             team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
             default_team=settings.default_team, warning_percents=settings.warning_thresholds,

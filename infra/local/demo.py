@@ -29,6 +29,7 @@ import pymysql
 from bedrock_usage import db
 from bedrock_usage.localdev import REPO, Consumer, MotoServer, ensure_stream, free_port, precreate_leases
 from bedrock_usage.migrate import migrate
+from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
 from producer_config.simulate import Person, bedrock_event, deliver
 
@@ -116,8 +117,6 @@ def main() -> int:
             cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
         conn.close()
         migrate(settings.mysql)
-        from consumer.runtime import redis_client  # noqa: PLC0415
-
         client = redis_client(settings)
         for key in client.scan_iter(match="demo:*", count=1000):
             client.delete(key)
