@@ -10,12 +10,14 @@ from botocore.config import Config
 from bedrock_usage.settings import Settings
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
+# For callers that retry on their own terms (the enforcer's IAM adapter: named throttling codes only).
+_NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=20)
 
 
-def client(settings: Settings, service: str) -> Any:
+def client(settings: Settings, service: str, *, own_retries: bool = False) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
-        config=_CONFIG,
+        config=_NO_RETRIES if own_retries else _CONFIG,
     )

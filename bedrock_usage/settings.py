@@ -8,6 +8,7 @@ The README's settings table lists exactly the variables declared in `SPECS`; a t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
@@ -51,6 +52,16 @@ SPECS: tuple[Spec, ...] = (
     Spec("REDIS_KEY_PREFIX", "bu", "Prefix of every Redis key (several deployments can share one Redis)."),
     Spec("DECISION_STREAM_MAXLEN", "1000000", "Approximate cap on the decision stream's length."),
     Spec("METRICS_PORT", "9101", "Port of the consumer's Prometheus /metrics and /health endpoint."),
+    Spec("ENFORCEMENT_MODE", "enforce", "enforce: deny over-quota people in IAM; shadow: decide, record and notify"
+         " (marked shadow) but change no IAM policy."),
+    Spec("PROTECTED_PRINCIPALS", "", "Comma-separated quota-key globs never denied (break-glass admins),"
+         " e.g. `arn:aws:iam::*:user/breakglass-*`."),
+    Spec("DENY_POLICY_NAME", "BedrockUsageControlDeny", "Name of the product's deny policy (path"
+         " /bedrock-usage-control/); the session policies are <name>Sessions1..N."),
+    Spec("SESSION_DENY_POLICIES", "3", "Session deny policies (each holds ~100-200 sessions; attach all to"
+         " shared roles and permission sets)."),
+    Spec("RECONCILE_INTERVAL_SECONDS", "300", "How often the enforcer compares desired and actual IAM state."),
+    Spec("ENFORCER_METRICS_PORT", "9102", "Port of the enforcer's Prometheus /metrics and /health endpoint."),
     Spec("LOG_LEVEL", "INFO", "Log level (logs go to stderr as JSON lines)."),
 )
 
@@ -150,7 +161,17 @@ class Settings:
     redis_key_prefix: str
     decision_stream_maxlen: int
     metrics_port: int
+    enforcement_mode: str
+    protected_principals: tuple[str, ...]
+    deny_policy_name: str
+    session_deny_policies: int
+    reconcile_interval_seconds: int
+    enforcer_metrics_port: int
     log_level: str
+
+    @property
+    def shadow(self) -> bool:
+        return self.enforcement_mode == "shadow"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
@@ -177,6 +198,15 @@ class Settings:
         prefix = get("REDIS_KEY_PREFIX")
         if not prefix or any(c in prefix for c in "{}: "):
             raise SettingsError("REDIS_KEY_PREFIX must be non-empty without braces, colons or spaces")
+        mode = get("ENFORCEMENT_MODE").strip().lower()
+        if mode not in ("enforce", "shadow"):
+            raise SettingsError(f"ENFORCEMENT_MODE must be enforce or shadow, got {mode!r}")
+        policy_name = get("DENY_POLICY_NAME").strip()
+        if not re.fullmatch(r"[\w+=,.@-]{1,100}", policy_name):
+            raise SettingsError(f"DENY_POLICY_NAME must be a valid IAM policy name, got {policy_name!r}")
+        session_policies = _int("SESSION_DENY_POLICIES", get("SESSION_DENY_POLICIES"), 1)
+        if session_policies > 8:
+            raise SettingsError("SESSION_DENY_POLICIES must be at most 8 (a role holds 10 managed policies)")
         default_team = get("DEFAULT_TEAM").strip()
         if not default_team:
             raise SettingsError("DEFAULT_TEAM must not be empty")
@@ -213,5 +243,11 @@ class Settings:
             redis_key_prefix=prefix,
             decision_stream_maxlen=_int("DECISION_STREAM_MAXLEN", get("DECISION_STREAM_MAXLEN"), 1000),
             metrics_port=_int("METRICS_PORT", get("METRICS_PORT"), 0),
+            enforcement_mode=mode,
+            protected_principals=tuple(p.strip() for p in get("PROTECTED_PRINCIPALS").split(",") if p.strip()),
+            deny_policy_name=policy_name,
+            session_deny_policies=session_policies,
+            reconcile_interval_seconds=_int("RECONCILE_INTERVAL_SECONDS", get("RECONCILE_INTERVAL_SECONDS"), 5),
+            enforcer_metrics_port=_int("ENFORCER_METRICS_PORT", get("ENFORCER_METRICS_PORT"), 0),
             log_level=level,
         )

@@ -48,7 +48,8 @@ NOW = _now()
 DAY = NOW.astimezone(ZoneInfo("Europe/Madrid")).date().isoformat()
 MONTH = DAY[:7]
 
-_TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", "models", "user_agents")
+_TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", "models", "user_agents",
+           "blocks", "enforcement_actions", "notifications")
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 def _parser() -> argparse.ArgumentParser:
     from bedrock_usage.cli import commands as c  # noqa: PLC0415  (keeps `bedrockctl --help` fast)
+    from bedrock_usage.cli import enforcement_commands as enforcement  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="bedrockctl", description="Bedrock Usage Control")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     consumer = sub.add_parser("consumer", help="the KCL consumer").add_subparsers(
         dest="consumer_command", required=True)
     add(consumer, "run", c.consumer_run, "write the daemon's properties and run the KCL consumer")
+
+    enforcement.add_parsers(sub, add)
     return parser
 
 

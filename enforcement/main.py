@@ -1,0 +1,142 @@
+"""`bedrockctl enforcer run`: the long-running enforcer.
+
+One loop: take decisions from the stream and apply them (ack after each is durable), lift expired blocks
+every few seconds, reconcile on a timer (and once at start, to catch what happened while it was down).
+A dependency that fails (Redis, MySQL, AWS) is retried with backoff while the decisions stay unacked;
+/health turns 503 when no iteration has succeeded for a while. SIGTERM finishes the current decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+import redis
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bedrock_usage import db, logs
+from bedrock_usage.http import serve
+from bedrock_usage.retry import backoff_delay
+from bedrock_usage.settings import Settings
+from enforcement import store
+from enforcement.model import digest
+from enforcement.runtime import EnforcerRuntime, build
+
+log = logging.getLogger("enforcer")
+
+EXPIRY_EVERY_SECONDS = 5.0
+HEALTHY_WITHIN_SECONDS = 60.0
+TRANSIENT: tuple[type[BaseException], ...] = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.LockError, *db.TRANSIENT_ERRORS,
+    BotoCoreError, ClientError,
+)
+
+
+def _dependency(error: BaseException) -> str:
+    if isinstance(error, redis.RedisError):
+        return "redis"
+    if isinstance(error, db.TRANSIENT_ERRORS):
+        return "mysql"
+    return "aws"
+
+
+class Loop:
+    def __init__(self, runtime: EnforcerRuntime, settings: Settings) -> None:
+        self.rt, self.settings = runtime, settings
+        self.stop = threading.Event()
+        self.last_ok = time.monotonic()
+        self.last_error = ""
+        self._next_expiry = 0.0
+        self._next_reconcile = 0.0  # at once: whatever happened while the enforcer was down
+
+    def healthy(self) -> tuple[bool, str]:
+        idle = time.monotonic() - self.last_ok
+        if idle <= HEALTHY_WITHIN_SECONDS:
+            return True, "ok"
+        return False, f"no successful iteration for {idle:.0f}s: {self.last_error}"
+
+    def once(self) -> int:
+        rt = self.rt
+        entries = rt.stream.read(count=100, block_ms=1000)
+        for entry in entries:
+            try:
+                decision = entry.decision()
+            except (KeyError, ValueError) as error:
+                # A malformed entry can never apply: keep it with its reason, acknowledge it, go on.
+                store.dead_letter(rt.enforcer.conn, dedupe_key=digest("decision-stream", entry.entry_id),
+                                  source="decision-stream", reason="malformed_decision", detail=repr(error),
+                                  raw=repr(entry.fields).encode(), now=rt.enforcer.clock())
+                rt.enforcer.conn.commit()
+                rt.stream.ack([entry.entry_id])
+                log.error("malformed decision dead-lettered", extra={"entry": entry.entry_id, "error": repr(error)})
+                continue
+            rt.enforcer.handle(decision, entry.published_at)
+            rt.stream.ack([entry.entry_id])
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            rt.enforcer.expire_due()
+            rt.metrics.stream_lag.set(rt.stream.lag())
+            self._next_expiry = now + EXPIRY_EVERY_SECONDS
+        if now >= self._next_reconcile:
+            rt.reconciler.run_once()
+            self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+        self.last_ok = time.monotonic()
+        return len(entries)
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                self.once()
+                attempt = 0
+            except TRANSIENT as error:
+                attempt += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                self.rt.metrics.dependency_errors.labels(_dependency(error)).inc()
+                delay = backoff_delay(attempt, cap=30.0)
+                log.warning("dependency failed; decisions stay unacknowledged, retrying", extra={
+                    "error": self.last_error, "attempt": attempt, "delay_s": round(delay, 2)})
+                self.rt.session.reset()
+                self.rt.stream.replay_pending()
+                self.stop.wait(delay)
+
+
+def run(settings: Settings) -> int:
+    logs.setup("enforcer", settings.log_level)
+    runtime = build(settings)
+    loop = Loop(runtime, settings)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signum})
+        loop.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = serve(settings.enforcer_metrics_port, loop.healthy)
+    log.info("enforcer started", extra={
+        "mode": settings.enforcement_mode, "account": runtime.enforcer.account_id,
+        "protected": list(settings.protected_principals), "metrics_port": server.server_address[1]})
+    if settings.shadow:
+        log.warning("SHADOW mode: decisions are recorded and notified, no IAM policy is changed")
+    attempt = 0
+    while not loop.stop.is_set():  # start-up needs Redis and IAM too: same patience as the loop
+        try:
+            runtime.stream.ensure_group()
+            if runtime.enforcer.iam is not None:
+                created = runtime.enforcer.iam.ensure_policies()
+                if created:
+                    log.info("deny policies created", extra={"policies": created})
+            break
+        except TRANSIENT as error:
+            attempt += 1
+            loop.last_error = f"{type(error).__name__}: {error}"
+            log.warning("start-up dependency failed, retrying", extra={"error": loop.last_error})
+            loop.stop.wait(backoff_delay(attempt, cap=30.0))
+    loop.run()
+    server.shutdown()
+    runtime.close()
+    log.info("enforcer stopped")
+    return 0

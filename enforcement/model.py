@@ -1,0 +1,119 @@
+"""The enforcer's records (pure): a person's block, an audit action, a notification for the notifier."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Origin(StrEnum):
+    QUOTA = "quota"  # a quota was exceeded (the person's or their team's)
+    ADMIN = "admin"  # bedrockctl block
+
+
+class Action(StrEnum):
+    WARN = "warn"
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # IAM changed
+    UNCHANGED = "unchanged"  # IAM already in that state
+    SHADOW = "shadow"  # ENFORCEMENT_MODE=shadow: recorded, IAM untouched
+    NOTIFIED = "notified"  # warnings: a notification only
+    REFUSED = "refused"  # could not be scoped to the one person: nothing applied
+    PROTECTED = "protected"  # a protected principal: never denied
+    SHIELDED = "shielded"  # an admin's unblock --protect is in force
+    STALE = "stale"  # the decision's period is over
+
+
+class NotificationKind(StrEnum):
+    WARNING = "warning"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"  # at the period's reset (or the end of an admin's duration)
+    ADMIN_BLOCKED = "admin_blocked"
+    ADMIN_UNBLOCKED = "admin_unblocked"
+    ALERT = "alert"  # for the admins: a refusal or a failure
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Block:
+    """One row of `blocks`: the desired state of one person."""
+
+    principal: str
+    blocked: bool
+    origin: Origin
+    reason: str
+    actor: str
+    scope: str | None = None
+    quota: str | None = None
+    period: str | None = None
+    usage: int | None = None
+    limit: int | None = None
+    blocked_at: datetime | None = None
+    blocked_until: datetime | None = None  # None while blocked: indefinite
+    protected_until: datetime | None = None
+    iam_target: str | None = None
+    iam_state: str = "none"  # pending | applied | shadow | refused | lifted | none
+    iam_detail: str | None = None
+    shadow: bool = False
+
+    def active(self, now: datetime) -> bool:
+        return self.blocked and (self.blocked_until is None or self.blocked_until > now)
+
+    def shielded(self, now: datetime) -> bool:
+        return self.protected_until is not None and self.protected_until > now
+
+    def but(self, **changes: Any) -> Block:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AuditAction:
+    action_key: str
+    at: datetime
+    actor: str
+    action: Action
+    outcome: Outcome
+    principal: str
+    reason: str
+    scope: str | None = None
+    quota: str | None = None
+    period: str | None = None
+    usage: int | None = None
+    limit: int | None = None
+    decision_id: str | None = None
+    blocked_until: datetime | None = None
+    iam_change: str | None = None
+    shadow: bool = False
+
+
+@dataclass(frozen=True)
+class Notification:
+    dedupe_key: str
+    kind: NotificationKind
+    scope: str  # user | team | admins
+    principal: str
+    created_at: datetime
+    display_name: str | None = None
+    email: str | None = None
+    team: str | None = None
+    quota: str | None = None
+    period: str | None = None
+    percent: int | None = None
+    usage: int | None = None
+    limit: int | None = None
+    access_returns_at: datetime | None = None
+    protected_until: datetime | None = None
+    actor: str | None = None
+    reason: str | None = None
+    action_key: str | None = None
+    shadow: bool = False

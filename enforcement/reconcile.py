@@ -1,0 +1,191 @@
+"""The reconciler: make IAM and the blocks match what counters, limits and admins say, both ways.
+
+On a timer (and on `bedrockctl reconcile --once`) it:
+1. lifts blocks whose period reset (the expiry job, also run every few seconds by the enforcer);
+2. blocks people over a quota (their own or their team's) who have no block: a decision that was
+   missed, lost or arrived while the enforcer was down;
+3. lifts quota blocks whose limit was raised above the usage since, and blocks of principals that
+   became protected;
+4. in enforce mode, compares the denies in the product's policies with the active blocks: re-applies
+   a deny that is missing (removed by hand, a crash mid-way, a refusal whose cause is gone) and lifts
+   a deny nobody should have (added by hand, left over).
+
+Every fix is an audited action and a `bedrock_usage_enforcer_drift` count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bedrock_usage.keys import Keys
+from bedrock_usage.periods import periods_of, redis_horizon
+from bedrock_usage.quota import Limits, Quota, Scope
+from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
+from enforcement import store
+from enforcement.model import Action, AuditAction, Block, Origin, Outcome, digest
+from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, period_end
+from enforcement.targets import Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    expired: int = 0
+    missed: int = 0
+    limit_raised: int = 0
+    protected: int = 0
+    missing: int = 0
+    unexpected: int = 0
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def drift(self) -> int:
+        return self.missed + self.limit_raised + self.protected + self.missing + self.unexpected
+
+
+def _over(usage: int, daily: int | None, monthly_usage: int, monthly: int | None) -> tuple[Quota, int, int] | None:
+    """The quota used up (the monthly one first: its block lasts longer), with usage and limit."""
+    if monthly is not None and monthly_usage >= monthly:
+        return Quota.MONTHLY_REQUESTS, monthly_usage, monthly
+    if daily is not None and usage >= daily:
+        return Quota.DAILY_REQUESTS, usage, daily
+    return None
+
+
+class Reconciler:
+    def __init__(self, enforcer: Enforcer, redis_client: object) -> None:
+        self._enforcer = enforcer
+        self._redis = redis_client
+
+    def _reader(self, now: datetime) -> UsageReader:
+        s = self._enforcer.settings
+        return UsageReader(
+            self._enforcer.conn, self._redis, Keys(s.redis_key_prefix),  # type: ignore[arg-type]
+            user_defaults=Limits(s.default_daily_limit, s.default_monthly_limit),
+            team_defaults=Limits(s.default_team_daily_limit, s.default_team_monthly_limit),
+            default_team=s.default_team, warning_percents=s.warning_thresholds,
+            horizon=redis_horizon(now, s.quota_timezone, s.counter_grace_days),
+        )
+
+    def run_once(self) -> Report:
+        started = time.monotonic()
+        enforcer, report = self._enforcer, Report()
+        expired = enforcer.expire_due()
+        report.expired, report.results = len(expired), list(expired)
+        now = enforcer.clock()
+        self._quotas(now, report)
+        if enforcer.iam is not None:
+            self._iam(report)
+        enforcer.refresh_denied()
+        enforcer.metrics.reconcile_seconds.observe(time.monotonic() - started)
+        enforcer.metrics.last_reconcile.set(time.time())
+        for kind in ("missed", "limit_raised", "protected", "missing", "unexpected"):
+            if getattr(report, kind):
+                enforcer.metrics.drift.labels(kind).inc(getattr(report, kind))
+        if report.drift:
+            log.warning("reconciler fixed drift", extra={k: getattr(report, k) for k in (
+                "missed", "limit_raised", "protected", "missing", "unexpected")})
+        return report
+
+    def _quotas(self, now: datetime, report: Report) -> None:
+        enforcer, settings = self._enforcer, self._enforcer.settings
+        periods = periods_of(now, settings.quota_timezone)
+        reader = self._reader(now)
+        people = {p.principal: p for p in reader.people(periods.day, include_idle=True)}
+        teams = {t.team: t for t in reader.teams(periods.day, [p.team for p in people.values()])}
+        blocks = {b.principal: b for b in store.blocks(enforcer.conn)}
+        enforcer.conn.commit()
+
+        def over_of(key: str) -> tuple[Scope, Quota, int, int] | None:
+            person = people.get(key)
+            if person is None:
+                return None
+            own = _over(person.requests, person.daily_limit, person.monthly_requests, person.monthly_limit)
+            if own:
+                return (Scope.USER, *own)
+            team = teams.get(person.team)
+            shared = team and _over(team.requests, team.daily_limit, team.monthly_requests, team.monthly_limit)
+            return (Scope.TEAM, *shared) if shared else None
+
+        for key, person in people.items():
+            over = over_of(key)
+            block = blocks.get(key)
+            if over is None or enforcer.is_protected(key) or (block and (block.active(now) or block.shielded(now))):
+                continue
+            scope, quota, usage, limit = over
+            period = periods.day_id if quota is Quota.DAILY_REQUESTS else periods.month_id
+            context = QuotaContext(scope, quota, period, usage, limit, person.team)
+            report.results.append(enforcer.block_for_quota(
+                key, context, until=period_end(quota, period, settings), actor=RECONCILER,
+                action_key=digest("reconcile", uuid.uuid4()),
+                reason=f"over its {'team' if scope is Scope.TEAM else 'own'} {quota.value} quota ({usage} of {limit})"
+                       " with no block: a missed decision"))
+            report.missed += 1
+
+        for key, block in blocks.items():
+            if not block.active(now):
+                continue
+            if enforcer.is_protected(key):
+                report.results.append(enforcer.lift_for(block, reason="protected principal: never denied"))
+                report.protected += 1
+                continue
+            if block.origin is not Origin.QUOTA or not block.quota or block.limit is None:
+                continue
+            raised = self._raised_limit(block, people, teams)
+            if raised is not None:
+                report.results.append(enforcer.lift_for(block, reason=f"limit raised to {raised}"))
+                report.limit_raised += 1
+
+    @staticmethod
+    def _raised_limit(block: Block, people: Mapping[str, PersonUsage], teams: Mapping[str, TeamUsage]) -> int | None:
+        """The new limit when it was raised above both the limit the block was for and today's usage.
+        A limit merely read as higher than usage (Redis emptied, say) is not enough to lift."""
+        person = people.get(block.principal)
+        if person is None:
+            return None
+        holder: PersonUsage | TeamUsage | None = person if block.scope == Scope.USER else teams.get(person.team)
+        if holder is None:
+            return None
+        monthly = block.quota == Quota.MONTHLY_REQUESTS
+        limit = getattr(holder, "monthly_limit" if monthly else "daily_limit")
+        usage = getattr(holder, "monthly_requests" if monthly else "requests")
+        if limit is not None and limit > (block.limit or 0) and usage < limit:
+            return int(limit)
+        return None
+
+    def _iam(self, report: Report) -> None:
+        enforcer = self._enforcer
+        assert enforcer.iam is not None
+        now = enforcer.clock()
+        active = [b for b in store.blocks(enforcer.conn, blocked_only=True) if b.active(now)]
+        enforcer.conn.commit()
+        actual = enforcer.iam.actual()
+        desired = {b.iam_target for b in active if b.iam_target and b.iam_state != "refused"}
+        for block in active:
+            if block.iam_target in actual:
+                continue
+            result = enforcer.reapply(block, reason="drift: the deny was missing from IAM" if block.iam_state in (
+                "applied",) else f"completing a deny left {block.iam_state}")
+            report.results.append(result)
+            if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+                report.missing += 1
+        owners = {b.iam_target: b.principal for b in store.blocks(enforcer.conn) if b.iam_target}
+        enforcer.conn.commit()
+        for target in sorted(actual - desired):
+            change = enforcer.iam.lift(Target.parse(target))
+            principal = owners.get(target, target)
+            store.record(enforcer.conn, AuditAction(
+                digest("reconcile-unexpected", uuid.uuid4()), enforcer.clock(), RECONCILER, Action.UNBLOCK,
+                Outcome.APPLIED if change.changed else Outcome.UNCHANGED, principal,
+                "drift: a deny in IAM with no active block", iam_change=change.description[:1024]))
+            enforcer.conn.commit()
+            enforcer.metrics.actions.labels(Action.UNBLOCK, Outcome.APPLIED, RECONCILER).inc()
+            log.warning("unexpected deny lifted", extra={"target": target, "iam": change.description})
+            report.unexpected += 1
+            report.results.append(Result(principal, Action.UNBLOCK, Outcome.APPLIED, change.description))

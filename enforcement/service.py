@@ -1,0 +1,392 @@
+"""The enforcer's actions: take a decision, block, unblock, expire, re-apply — each idempotent.
+
+Order of writes, so that a crash anywhere loses nothing and doubles nothing:
+- blocking: the block row (the desired state) is committed first, then IAM is changed, then the block's
+  IAM state, the audit row and the notification commit together. A crash in between re-delivers the
+  decision (or the reconciler finds the row), and doing it again changes nothing: IAM calls are
+  idempotent, the audit row and the notification have unique keys.
+- lifting: IAM first, then the row, audit and notification together. A crash in between leaves the
+  row blocked and due, so the lift is simply done again (finding IAM already clear).
+
+Safety before speed: protected principals are never denied, a person an admin shielded is not
+re-blocked by a quota, and a deny that cannot name the one person is refused (recorded and alerted),
+never widened.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from fnmatch import fnmatchcase
+
+from pymysql.connections import Connection
+
+from bedrock_usage.mysql_session import MySQLSession
+from bedrock_usage.periods import first_of_next_month, midnight, periods_of
+from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from bedrock_usage.settings import Settings
+from enforcement import store
+from enforcement.iam import Change, IamPolicies, IamRefused
+from enforcement.metrics import EnforcerMetrics
+from enforcement.model import Action, AuditAction, Block, Notification, NotificationKind, Origin, Outcome, digest
+from enforcement.targets import PrincipalRecord, Refusal, Target, target_of
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+RECONCILER = "reconciler"
+
+
+@dataclass(frozen=True)
+class Result:
+    principal: str
+    action: Action
+    outcome: Outcome
+    detail: str
+    blocked_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QuotaContext:
+    """Which quota a block is for, and the usage and limit when it was decided."""
+
+    scope: Scope
+    quota: Quota
+    period: str
+    usage: int
+    limit: int
+    team: str | None = None
+    decision_id: str | None = None
+
+
+def period_end(quota: Quota | str, period: str, settings: Settings) -> datetime:
+    """When a quota period resets: the next local midnight, or the 1st of the next month."""
+    tz = settings.quota_timezone
+    if Quota(quota) is Quota.DAILY_REQUESTS:
+        return midnight(date.fromisoformat(period) + timedelta(days=1), tz)
+    return midnight(first_of_next_month(date.fromisoformat(period + "-01")), tz)
+
+
+def _quota_label(quota: str | None) -> str:
+    return {"daily_requests": "daily", "monthly_requests": "monthly"}.get(quota or "", quota or "")
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return None if a is None or b is None else max(a, b)
+
+
+def _actor_kind(actor: str) -> str:
+    return actor if actor in (SYSTEM, RECONCILER) else "admin"
+
+
+class Enforcer:
+    def __init__(self, settings: Settings, *, session: MySQLSession, iam: IamPolicies | None, account_id: str,
+                 metrics: EnforcerMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        if iam is None and not settings.shadow:
+            raise ValueError("an IAM adapter is needed unless ENFORCEMENT_MODE=shadow")
+        self.settings, self._session, self.iam = settings, session, iam
+        self.account_id, self.metrics, self.clock = account_id, metrics, clock
+        self.shadow = settings.shadow
+
+    @property
+    def conn(self) -> Connection:
+        return self._session.conn
+
+    def is_protected(self, key: str) -> bool:
+        return any(fnmatchcase(key, pattern) for pattern in self.settings.protected_principals)
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def handle(self, decision: Decision, published_at: datetime | None = None) -> list[Result]:
+        self.metrics.decisions.labels(decision.kind.value, decision.scope.value).inc()
+        if decision.kind is Kind.WARNING:
+            return [self._warn(decision)]
+        context = QuotaContext(decision.scope, decision.quota, decision.period, decision.usage, decision.limit,
+                               decision.team, decision.decision_id)
+        if decision.scope is Scope.USER:
+            members = [decision.subject]
+        else:
+            members = store.team_members(self.conn, decision.subject, self.settings.default_team)
+            self.conn.commit()
+        until = period_end(decision.quota, decision.period, self.settings)
+        return [self.block_for_quota(key, context, until=until, actor=SYSTEM, published_at=published_at,
+                                     action_key=digest("decision", decision.decision_id, key))
+                for key in members]
+
+    def _warn(self, decision: Decision) -> Result:
+        now, conn = self.clock(), self.conn
+        person = store.principal(conn, decision.subject) if decision.scope is Scope.USER else None
+        key = digest("decision", decision.decision_id)
+        reason = (f"{decision.percent}% of the {_quota_label(decision.quota)} quota:"
+                  f" {decision.usage} of {decision.limit}")
+        store.record(conn, AuditAction(
+            key, now, SYSTEM, Action.WARN, Outcome.NOTIFIED, decision.subject, reason, decision.scope,
+            decision.quota, decision.period, decision.usage, decision.limit, decision.decision_id,
+            shadow=self.shadow))
+        store.enqueue(conn, Notification(
+            digest("warning", decision.scope, decision.subject, decision.quota, decision.period, decision.percent),
+            NotificationKind.WARNING, decision.scope.value, decision.subject, now,
+            display_name=person.display_name if person else None, email=person.email if person else None,
+            team=decision.team, quota=decision.quota, period=decision.period, percent=decision.percent,
+            usage=decision.usage, limit=decision.limit,
+            access_returns_at=None, actor=SYSTEM, reason=reason, action_key=key, shadow=self.shadow))
+        conn.commit()
+        self.metrics.actions.labels(Action.WARN, Outcome.NOTIFIED, SYSTEM).inc()
+        return Result(decision.subject, Action.WARN, Outcome.NOTIFIED, reason)
+
+    # -- blocking ---------------------------------------------------------------------------------
+
+    def block_for_quota(self, key: str, context: QuotaContext, *, until: datetime, actor: str, action_key: str,
+                        published_at: datetime | None = None, reason: str | None = None) -> Result:
+        label = _quota_label(context.quota)
+        if reason is None:
+            reason = (f"{label} quota exceeded: {context.usage} of {context.limit}" if context.scope is Scope.USER
+                      else f"team {context.team} exceeded its {label} quota: {context.usage} of {context.limit}")
+        return self._deny(key, origin=Origin.QUOTA, actor=actor, reason=reason, until=until, action_key=action_key,
+                          context=context, published_at=published_at,
+                          notify=(NotificationKind.BLOCKED, digest("blocked", key, context.quota, context.period)))
+
+    def admin_block(self, key: str, *, actor: str, reason: str, until: datetime | None) -> Result:
+        action_key = digest("admin", uuid.uuid4())
+        return self._deny(key, origin=Origin.ADMIN, actor=actor, reason=reason, until=until, action_key=action_key,
+                          context=None, published_at=None, notify=(NotificationKind.ADMIN_BLOCKED, action_key))
+
+    def _deny(self, key: str, *, origin: Origin, actor: str, reason: str, until: datetime | None, action_key: str,
+              context: QuotaContext | None, published_at: datetime | None,
+              notify: tuple[NotificationKind, str]) -> Result:
+        conn, now = self.conn, self.clock()
+        person = store.principal(conn, key)
+        current = store.block_of(conn, key)
+        conn.commit()
+
+        def audit(outcome: Outcome, change: str | None = None, blocked_until: datetime | None = until) -> AuditAction:
+            return AuditAction(
+                action_key, now, actor, Action.BLOCK, outcome, key, reason,
+                context.scope if context else None, context.quota if context else None,
+                context.period if context else None, context.usage if context else None,
+                context.limit if context else None, context.decision_id if context else None,
+                blocked_until, change, self.shadow)
+
+        if until is not None and until <= now:
+            return self._skip(audit(Outcome.STALE), "the quota period is over")
+        if self.is_protected(key):
+            return self._skip(audit(Outcome.PROTECTED), "protected principal: never denied")
+        if origin is Origin.QUOTA and current is not None and current.shielded(now):
+            return self._skip(audit(Outcome.SHIELDED), f"protected by an admin until {current.protected_until}")
+
+        was_active = current is not None and current.active(now)
+        merged_until = _later(current.blocked_until, until) if current and was_active else until
+        # The later end wins, and its origin and reason with it (an indefinite admin block stays admin).
+        keeps_current = was_active and current is not None and merged_until == current.blocked_until \
+            and merged_until != until
+        target = target_of(person, self.account_id) if person else Refusal("unknown_principal", f"{key}: unknown")
+        block = Block(
+            principal=key, blocked=True,
+            origin=current.origin if keeps_current and current else origin,
+            reason=current.reason if keeps_current and current else reason,
+            actor=current.actor if keeps_current and current else actor,
+            scope=context.scope.value if context else None, quota=context.quota.value if context else None,
+            period=context.period if context else None, usage=context.usage if context else None,
+            limit=context.limit if context else None,
+            blocked_at=current.blocked_at if was_active and current else now, blocked_until=merged_until,
+            protected_until=None if origin is Origin.ADMIN else (current.protected_until if current else None),
+            iam_target=str(target) if isinstance(target, Target) else None, iam_state="pending", shadow=self.shadow,
+        )
+        if isinstance(target, Refusal):
+            return self._refuse(block, target, audit(Outcome.REFUSED), person)
+        store.save_block(conn, block)
+        conn.commit()  # the desired state first: the reconciler completes what a crash interrupts
+
+        try:
+            change, outcome, state = self._apply(target)
+        except IamRefused as refused:
+            return self._refuse(block, refused.refusal, audit(Outcome.REFUSED), person)
+        store.save_block(conn, block.but(iam_state=state, iam_detail=change.description[:512]))
+        inserted = store.record(conn, audit(outcome, change.description, merged_until))
+        kind, dedupe = notify
+        store.enqueue(conn, self._note(kind, dedupe, person, key, context=context, access_returns_at=merged_until,
+                                       actor=actor, reason=reason, action_key=action_key))
+        conn.commit()
+        self.metrics.actions.labels(Action.BLOCK, outcome, _actor_kind(actor)).inc()
+        if published_at is not None and inserted:
+            self.metrics.decision_to_deny.observe(max(0.0, (self.clock() - published_at).total_seconds()))
+        self.refresh_denied()
+        log.info("blocked", extra={"principal": key, "outcome": outcome.value, "until": str(merged_until),
+                                   "reason": reason, "actor": actor, "iam": change.description})
+        return Result(key, Action.BLOCK, outcome, change.description, merged_until)
+
+    def _apply(self, target: Target) -> tuple[Change, Outcome, str]:
+        if self.iam is None:
+            return Change(False, f"shadow: would deny {target}"), Outcome.SHADOW, "shadow"
+        change = self.iam.apply(target)
+        return change, (Outcome.APPLIED if change.changed else Outcome.UNCHANGED), "applied"
+
+    def _skip(self, action: AuditAction, detail: str) -> Result:
+        store.record(self.conn, action)
+        self.conn.commit()
+        self.metrics.actions.labels(action.action, action.outcome, _actor_kind(action.actor)).inc()
+        log.info("not blocked", extra={"principal": action.principal, "outcome": action.outcome.value,
+                                       "detail": detail})
+        return Result(action.principal, action.action, action.outcome, detail)
+
+    def _refuse(self, block: Block, refusal: Refusal, action: AuditAction, person: PrincipalRecord | None) -> Result:
+        conn = self.conn
+        store.save_block(conn, block.but(iam_state="refused", iam_target=None, iam_detail=refusal.detail[:512]))
+        store.record(conn, AuditAction(**{**action.__dict__, "iam_change": f"refused ({refusal.reason}): "
+                                                                          f"{refusal.detail}"[:1024]}))
+        # One alert per person, reason and day: a reconciler retrying every few minutes does not spam.
+        store.enqueue(conn, Notification(
+            digest("alert", block.principal, refusal.reason, self.clock().date()), NotificationKind.ALERT, "admins",
+            block.principal, self.clock(), display_name=person.display_name if person else None,
+            team=person.team if person else None, quota=block.quota, period=block.period, usage=block.usage,
+            limit=block.limit, actor=action.actor,
+            reason=f"could not deny {block.principal} alone ({refusal.reason}): {refusal.detail}",
+            action_key=action.action_key, shadow=self.shadow))
+        conn.commit()
+        self.metrics.refusals.labels(refusal.reason).inc()
+        self.metrics.actions.labels(Action.BLOCK, Outcome.REFUSED, _actor_kind(action.actor)).inc()
+        log.error("deny refused: it could not be scoped to the one person", extra={
+            "principal": block.principal, "reason": refusal.reason, "detail": refusal.detail})
+        return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refusal.detail, block.blocked_until)
+
+    def reapply(self, block: Block, *, reason: str) -> Result:
+        """The reconciler's repair of an active block whose deny is not in IAM (removed by hand, a crash
+        between the row and the IAM call, a refusal whose cause is gone)."""
+        conn, now = self.conn, self.clock()
+        person = store.principal(conn, block.principal)
+        conn.commit()
+        target = target_of(person, self.account_id) if person else Refusal("unknown_principal", block.principal)
+        action = AuditAction(digest("reapply", uuid.uuid4()), now, RECONCILER, Action.BLOCK, Outcome.REFUSED,
+                             block.principal, reason, block.scope, block.quota, block.period, block.usage,
+                             block.limit, None, block.blocked_until, None, self.shadow)
+        try:
+            if isinstance(target, Refusal):
+                raise IamRefused(target)
+            change, outcome, state = self._apply(target)
+        except IamRefused as refused:
+            if block.iam_state == "refused":  # still refused: counted, not recorded again
+                self.metrics.refusals.labels(refused.refusal.reason).inc()
+                return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refused.refusal.detail)
+            return self._refuse(block, refused.refusal, action, person)
+        store.save_block(conn, block.but(iam_target=str(target), iam_state=state, iam_detail=change.description[:512]))
+        store.record(conn, AuditAction(**{**action.__dict__, "outcome": outcome, "iam_change": change.description}))
+        conn.commit()
+        self.metrics.actions.labels(Action.BLOCK, outcome, RECONCILER).inc()
+        log.warning("deny re-applied", extra={"principal": block.principal, "reason": reason,
+                                              "iam": change.description})
+        return Result(block.principal, Action.BLOCK, outcome, change.description, block.blocked_until)
+
+    # -- lifting ----------------------------------------------------------------------------------
+
+    def admin_unblock(self, key: str, *, actor: str, reason: str, protect: bool) -> Result:
+        """Lift a block now. With `protect`, quotas do not block the person again until the end of the
+        current period (the blocked quota's period; the day for an admin block or no block)."""
+        now = self.clock()
+        current = store.block_of(self.conn, key)
+        self.conn.commit()
+        protect_until = None
+        if protect:
+            periods = periods_of(now, self.settings.quota_timezone)
+            monthly = current is not None and current.quota == Quota.MONTHLY_REQUESTS
+            protect_until = periods.month_ends_at if monthly else periods.day_ends_at
+        block = current or Block(key, False, Origin.ADMIN, reason, actor)
+        action_key = digest("admin", uuid.uuid4())
+        return self._lift(block, actor=actor, reason=reason, action_key=action_key, protect_until=protect_until,
+                          notify=(NotificationKind.ADMIN_UNBLOCKED, action_key))
+
+    def expire_due(self) -> list[Result]:
+        """Lift every block whose period reset (or whose admin duration ended) — the daily reset."""
+        due = store.due(self.conn, self.clock())
+        self.conn.commit()
+        results = []
+        for block in due:
+            reason = "quota period reset" if block.origin is Origin.QUOTA else "block duration ended"
+            key = digest("expire", block.principal, block.blocked_at, block.blocked_until)
+            results.append(self._lift(block, actor=SYSTEM, reason=reason, action_key=key, protect_until=None,
+                                      notify=(NotificationKind.UNBLOCKED, key)))
+        return results
+
+    def lift_for(self, block: Block, *, reason: str) -> Result:
+        """The reconciler's lift (limit raised, protected principal)."""
+        key = digest("reconcile-lift", uuid.uuid4())
+        return self._lift(block, actor=RECONCILER, reason=reason, action_key=key, protect_until=None,
+                          notify=(NotificationKind.UNBLOCKED, key))
+
+    def _lift(self, block: Block, *, actor: str, reason: str, action_key: str, protect_until: datetime | None,
+              notify: tuple[NotificationKind, str]) -> Result:
+        conn, now = self.conn, self.clock()
+        if self.iam is not None and block.iam_target and block.iam_state not in ("refused", "lifted", "none"):
+            change = self.iam.lift(Target.parse(block.iam_target))
+            outcome = Outcome.APPLIED if change.changed else Outcome.UNCHANGED
+        elif self.iam is None and block.blocked:
+            change, outcome = Change(False, f"shadow: would lift {block.iam_target}"), Outcome.SHADOW
+        else:
+            change, outcome = Change(False, "no deny in IAM"), Outcome.UNCHANGED
+        person = store.principal(conn, block.principal)
+        context = QuotaContext(Scope(block.scope), Quota(block.quota), block.period or "", block.usage or 0,
+                               block.limit or 0) if block.scope and block.quota else None
+        store.save_block(conn, block.but(
+            blocked=False, actor=actor, reason=reason, iam_state="lifted" if block.blocked else block.iam_state,
+            iam_detail=change.description[:512], protected_until=protect_until or block.protected_until))
+        store.record(conn, AuditAction(
+            action_key, now, actor, Action.UNBLOCK, outcome, block.principal, reason, block.scope, block.quota,
+            block.period, block.usage, block.limit, None, protect_until, change.description[:1024], self.shadow))
+        kind, dedupe = notify
+        if block.blocked or kind is NotificationKind.ADMIN_UNBLOCKED:
+            store.enqueue(conn, self._note(kind, dedupe, person, block.principal, context=context,
+                                           access_returns_at=None, actor=actor, reason=reason, action_key=action_key,
+                                           protected_until=protect_until))
+        conn.commit()
+        self.metrics.actions.labels(Action.UNBLOCK, outcome, _actor_kind(actor)).inc()
+        self.refresh_denied()
+        log.info("unblocked", extra={"principal": block.principal, "outcome": outcome.value, "reason": reason,
+                                     "actor": actor, "iam": change.description})
+        return Result(block.principal, Action.UNBLOCK, outcome, change.description, None)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _note(self, kind: NotificationKind, dedupe: str, person: PrincipalRecord | None, key: str, *,
+              context: QuotaContext | None, access_returns_at: datetime | None, actor: str, reason: str,
+              action_key: str, protected_until: datetime | None = None) -> Notification:
+        return Notification(
+            digest(kind, dedupe), kind, "user", key, self.clock(),
+            display_name=person.display_name if person else None, email=person.email if person else None,
+            team=(person.team if person and person.team else None) or (context.team if context else None),
+            quota=context.quota.value if context else None, period=context.period if context else None,
+            percent=100 if kind is NotificationKind.BLOCKED else None,
+            usage=context.usage if context else None, limit=context.limit if context else None,
+            access_returns_at=access_returns_at, protected_until=protected_until, actor=actor, reason=reason,
+            action_key=action_key, shadow=self.shadow)
+
+    def refresh_denied(self) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM blocks WHERE blocked = 1 AND iam_state IN ('applied', 'shadow', "
+                        "'pending') AND (blocked_until IS NULL OR blocked_until > %s)",
+                        (self.clock().astimezone(UTC).replace(tzinfo=None),))
+            (count,) = cur.fetchone() or (0,)
+        self.conn.commit()
+        self.metrics.denied.set(int(count))
+        return int(count)
+
+    def status(self, key: str | None = None) -> list[dict[str, object]]:
+        now = self.clock()
+        rows = store.blocks(self.conn, principal=key)
+        self.conn.commit()
+        if key and not rows:
+            rows = [Block(key, False, Origin.QUOTA, "", "")]
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return [{
+            "principal": b.principal, "blocked": b.active(now), "blocked_until": iso(b.blocked_until) if b.blocked
+            else None, "indefinite": b.active(now) and b.blocked_until is None, "reason": b.reason or None,
+            "origin": b.origin.value if b.blocked else None, "actor": b.actor or None, "quota": b.quota,
+            "period": b.period, "blocked_at": iso(b.blocked_at),
+            "protected_until": iso(b.protected_until) if b.shielded(now) else None,
+            "protected_principal": self.is_protected(b.principal), "iam_state": b.iam_state,
+            "iam_target": b.iam_target, "shadow": b.shadow,
+        } for b in rows if key or b.active(now) or b.shielded(now)]

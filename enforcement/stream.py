@@ -1,0 +1,96 @@
+"""The decision stream, read by the enforcer's consumer group with acknowledgements.
+
+A decision is acknowledged (XACK) only after its IAM change, audit row and notification are durable.
+Until then it stays in the group's pending list: after a crash or an outage the enforcer reads its own
+pending entries again first, and entries a dead enforcer left pending are claimed (XAUTOCLAIM) once
+idle long enough. Applying a decision twice changes nothing, so redelivery is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from bedrock_usage.quota import Decision
+
+GROUP = "enforcer"
+
+
+@dataclass(frozen=True)
+class Entry:
+    entry_id: str
+    fields: dict[str, str]
+
+    @property
+    def published_at(self) -> datetime:
+        """Stream IDs begin with the Redis server's time in milliseconds when the entry was added."""
+        return datetime.fromtimestamp(int(self.entry_id.split("-")[0]) / 1000, UTC)
+
+    def decision(self) -> Decision:
+        return Decision.from_fields(self.fields)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class DecisionStream:
+    def __init__(self, client: redis.Redis, key: str, consumer: str, *, claim_idle_ms: int = 60_000) -> None:
+        self._redis, self._key, self._consumer = client, key, consumer
+        self._claim_idle_ms = claim_idle_ms
+        self._replay = True  # first read this consumer's own pending entries (a restart, a failure)
+
+    def ensure_group(self) -> None:
+        # From the start of the stream: decisions published before the enforcer first ran are not lost
+        # (decisions for periods already over are recorded as stale, not applied).
+        try:
+            self._redis.xgroup_create(self._key, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def replay_pending(self) -> None:
+        """After a failed attempt: deliver this consumer's unacknowledged entries again."""
+        self._replay = True
+
+    def read(self, count: int = 100, block_ms: int = 1000) -> list[Entry]:
+        if self._replay:
+            entries = self._parse(self._redis.xreadgroup(GROUP, self._consumer, {self._key: "0"}, count=count))
+            if entries:
+                return entries
+            self._replay = False
+            claimed = self._redis.xautoclaim(self._key, GROUP, self._consumer, self._claim_idle_ms, "0-0",
+                                             count=count)
+            entries = [self._entry(i, f) for i, f in claimed[1] if f]
+            if entries:
+                self._replay = True  # claimed entries are now ours: the next read continues with them
+                return entries
+        return self._parse(self._redis.xreadgroup(GROUP, self._consumer, {self._key: ">"}, count=count,
+                                                  block=block_ms))
+
+    def ack(self, entry_ids: list[str]) -> None:
+        if entry_ids:
+            self._redis.xack(self._key, GROUP, *entry_ids)
+
+    def lag(self) -> int:
+        """Entries not yet acknowledged: delivered-but-pending plus not yet delivered."""
+        for group in self._redis.xinfo_groups(self._key):
+            if _text(group.get("name")) == GROUP:
+                lag = group.get("lag")
+                return int(group.get("pending") or 0) + int(lag or 0)
+        return 0
+
+    def _parse(self, reply: Any) -> list[Entry]:
+        if not reply:
+            return []
+        (_, items), = reply
+        # Entries trimmed from the stream while pending come back without fields: nothing to apply.
+        self.ack([_text(i) for i, f in items if not f])
+        return [self._entry(i, f) for i, f in items if f]
+
+    @staticmethod
+    def _entry(entry_id: Any, fields: dict[Any, Any]) -> Entry:
+        return Entry(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})

@@ -1,0 +1,120 @@
+"""What a deny names, for one person (pure).
+
+A person is denied through exactly one *target*:
+
+- `user:NAME`     an IAM user: the product's deny policy attached to that user;
+- `role:NAME`     a role whose quota key is the role itself (its sessions are not people): the deny
+                  policy attached to the role (never an Identity Center `AWSReservedSSO_*` role);
+- `session:VALUE` an assumed-role session: VALUE is the `aws:userid` the pool's Deny lists —
+                  `AROA…:session` for a `SESSION_ROLES` session, `*:UserName` for an Identity Center
+                  user, who is that user on every permission set (and no one else is).
+
+When the person cannot be named that precisely, the answer is a `Refusal`: the enforcer records and
+alerts it, and never falls back to something broader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bedrock_usage.identity import SSO_KEY_PREFIX, IdentityType, is_sso_role
+
+# AWS role unique IDs: AROA followed by upper-case letters and digits.
+_ROLE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
+# Session names AWS accepts ([\w+=,.@-]); anything else — * or ? above all, which StringLike would
+# read as wildcards — cannot be named safely.
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+
+
+class TargetKind(StrEnum):
+    USER = "user"
+    ROLE = "role"
+    SESSION = "session"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    value: str  # user name, role name, or aws:userid pattern
+    role_name: str | None = None  # for sessions of ordinary roles: where the pool must be attached
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        kind, _, value = text.partition(":")
+        return cls(TargetKind(kind), value)
+
+    @property
+    def key(self) -> str:
+        """Identity of the deny (without the role a session pool hangs on)."""
+        return str(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str  # short code, a metric label
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    """What the enforcer knows of a person (a row of `principals`, or what a quota key alone says)."""
+
+    key: str
+    identity_type: IdentityType
+    arn: str | None = None
+    account_id: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    team: str | None = None
+    role_arn: str | None = None
+    role_id: str | None = None
+    session_name: str | None = None
+
+
+def _last(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _identity_center(role_arn: str) -> bool:
+    # By path or by name alone: a role that merely looks like Identity Center's is left alone too.
+    return is_sso_role(role_arn) or _last(role_arn).startswith("AWSReservedSSO_")
+
+
+def target_of(person: PrincipalRecord, account_id: str) -> Target | Refusal:
+    account = person.account_id or (person.arn.split(":")[4] if person.arn and person.arn.count(":") >= 5 else None)
+    if person.identity_type is not IdentityType.SSO_USER and account != account_id:
+        return Refusal("other_account", f"{person.key} is in account {account}, the enforcer acts in {account_id}")
+    match person.identity_type:
+        case IdentityType.IAM_USER:
+            if not person.arn or ":user/" not in person.arn:
+                return Refusal("unknown_user", f"no IAM user ARN for {person.key}")
+            return Target(TargetKind.USER, _last(person.arn))
+        case IdentityType.ROLE:
+            if not person.arn or ":role/" not in person.arn:
+                return Refusal("unknown_role", f"no role ARN for {person.key}")
+            if _identity_center(person.arn):
+                return Refusal("sso_role", f"{person.key} is an Identity Center role: never edited")
+            return Target(TargetKind.ROLE, _last(person.arn))
+        case IdentityType.SSO_USER:
+            session = person.session_name
+            if not session or not _SESSION_NAME.match(session):
+                return Refusal("unknown_session", f"no usable session name for {person.key}: {session!r}")
+            if session.lower() != person.key.removeprefix(SSO_KEY_PREFIX):
+                return Refusal("unknown_session", f"session name {session!r} is not {person.key}")
+            return Target(TargetKind.SESSION, f"*:{session}")
+        case IdentityType.ROLE_SESSION:
+            session, role_id = person.session_name, person.role_id
+            if not role_id or not _ROLE_ID.match(role_id):
+                return Refusal("unknown_role_id", f"role ID of {person.key} unknown: a deny would not be scoped")
+            if not session or not _SESSION_NAME.match(session):
+                return Refusal("unknown_session", f"no usable session name for {person.key}: {session!r}")
+            if not person.role_arn or _identity_center(person.role_arn):
+                return Refusal("unknown_role", f"role of {person.key} unknown or owned by Identity Center")
+            return Target(TargetKind.SESSION, f"{role_id}:{session}", role_name=_last(person.role_arn))
+        case _:
+            return Refusal("not_deniable", f"{person.identity_type} identities cannot be denied by a policy")

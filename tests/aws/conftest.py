@@ -1,0 +1,123 @@
+"""Enforcer tests: IAM on moto (in-process), real Redis and real MariaDB."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+import redis
+from moto import mock_aws
+from prometheus_client import CollectorRegistry
+
+from bedrock_usage.identity import IdentityType
+from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from bedrock_usage.settings import Settings
+from enforcement.runtime import EnforcerRuntime, build
+from tests.conftest import DAY, MONTH, NOW
+from tests.conftest import test_env as _env
+
+ACCOUNT = "123456789012"  # moto's default account
+SSO_ROLE = "AWSReservedSSO_BedrockUsers_0123456789abcdef"
+SSO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/{SSO_ROLE}"
+SSO_ROLE_ID = "AROAEXAMPLESSOROLE01"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def iam(aws: None) -> Any:
+    return boto3.client("iam", region_name="us-east-1")
+
+
+def user_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:user/{name}"
+
+
+class World:
+    """Builds enforcer runtimes on the test database and Redis, and people to act on."""
+
+    def __init__(self, conn: pymysql.connections.Connection, client: redis.Redis, iam: Any) -> None:
+        self.conn, self.redis, self.iam = conn, client, iam
+        self.made: list[EnforcerRuntime] = []
+        self.now = NOW
+
+    def runtime(self, **overrides: str) -> EnforcerRuntime:
+        settings = Settings.from_env(_env(**{"DEFAULT_DAILY_REQUEST_LIMIT": "10", **overrides}))
+        rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT, clock=lambda: self.now)
+        self.made.append(rt)
+        return rt
+
+    def person(self, key: str, kind: IdentityType, *, team: str = "research", display: str | None = None,
+               email: str | None = None, role_arn: str | None = None, role_id: str | None = None,
+               session: str | None = None, create_user: bool = True) -> str:
+        arn = key if key.startswith("arn:") else None
+        if kind is IdentityType.IAM_USER and create_user:
+            self.iam.create_user(UserName=key.rsplit("/", 1)[-1])
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO principals (quota_key, identity_type, arn, account_id, display_name, team, email,"
+                " role_arn, role_id, session_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (key, kind.value, arn, ACCOUNT, display or key, team, email, role_arn, role_id, session))
+        self.conn.commit()
+        return key
+
+    def sso(self, user: str, **kw: Any) -> str:
+        return self.person(f"sso:{user.lower()}", IdentityType.SSO_USER, role_arn=SSO_ROLE_ARN, role_id=SSO_ROLE_ID,
+                           session=user, **kw)
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            rows = list(cur.fetchall())
+        self.conn.commit()
+        return rows
+
+
+@pytest.fixture
+def world(mysql: pymysql.connections.Connection, redis_client: redis.Redis, iam: Any) -> Iterator[World]:
+    w = World(mysql, redis_client, iam)
+    yield w
+    for rt in w.made:
+        rt.close()
+
+
+def exceeded(subject: str, *, scope: Scope = Scope.USER, quota: Quota = Quota.DAILY_REQUESTS, usage: int = 10,
+             limit: int = 10, team: str = "research", kind: Kind = Kind.EXCEEDED, percent: int = 100,
+             period: str | None = None) -> Decision:
+    return Decision(kind, scope, subject, quota,
+                    period or (DAY if quota is Quota.DAILY_REQUESTS else MONTH), percent, usage, limit,
+                    f"evt-{subject}-{percent}", NOW.isoformat(), subject, team)
+
+
+def attached_users(iam: Any, policy_arn: str) -> set[str]:
+    return {u["UserName"] for u in iam.list_entities_for_policy(PolicyArn=policy_arn)["PolicyUsers"]}
+
+
+def pool_documents(iam: Any, rt: EnforcerRuntime) -> list[dict[str, Any]]:
+    assert rt.enforcer.iam is not None
+    docs = []
+    for arn in rt.enforcer.iam.pool_policy_arns:
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        docs.append(json.loads(doc) if isinstance(doc, str) else doc)
+    return docs
+
+
+def pool_values(iam: Any, rt: EnforcerRuntime) -> list[list[str]]:
+    return [d["Statement"][0]["Condition"]["StringLike"]["aws:userid"] for d in pool_documents(iam, rt)]
+
+
+Clock = Callable[[], datetime]

@@ -1,0 +1,284 @@
+"""Decisions → IAM denies and back: users, SSO sessions, role sessions, teams, shadow mode, protection."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bedrock_usage.identity import IdentityType
+from bedrock_usage.quota import Kind, Quota, Scope
+from enforcement import policies
+from enforcement.model import Outcome
+from tests.aws.conftest import (
+    ACCOUNT,
+    SSO_ROLE,
+    World,
+    attached_users,
+    exceeded,
+    pool_documents,
+    pool_values,
+    user_arn,
+)
+
+
+def _one(world: World, sql: str, *params: Any) -> tuple[Any, ...]:
+    (row,) = world.rows(sql, *params)
+    return row
+
+
+def test_an_exceeded_iam_user_gets_the_deny_policy_and_a_replay_changes_nothing(world: World) -> None:
+    rt = world.runtime()
+    alice = world.person(user_arn("alice"), IdentityType.IAM_USER, display="Alice", email="alice@example.com")
+    decision = exceeded(alice)
+
+    (result,) = rt.enforcer.handle(decision)
+    (again,) = rt.enforcer.handle(decision)  # a re-delivery after a crash
+
+    assert result.outcome is Outcome.APPLIED and again.outcome is Outcome.APPLIED
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alice"}
+    arn = rt.enforcer.iam.user_policy_arn
+    assert arn == f"arn:aws:iam::{ACCOUNT}:policy/bedrock-usage-control/BedrockUsageControlDeny"
+    doc = world.iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["Document"]
+    statement = (json.loads(doc) if isinstance(doc, str) else doc)["Statement"][0]
+    assert statement["Effect"] == "Deny" and sorted(statement["Action"]) == sorted(policies.DENIED_ACTIONS)
+    blocked, until, state, target = _one(world, "SELECT blocked, blocked_until, iam_state, iam_target FROM blocks")
+    assert (blocked, state, target) == (1, "applied", "user:alice")
+    assert until > NOW_NAIVE()
+    assert world.rows("SELECT action, outcome, actor, usage_count, limit_count FROM enforcement_actions") == [
+        ("block", "applied", "system", 10, 10)]
+    assert world.rows("SELECT kind, email, display_name, usage_count, limit_count, percent FROM notifications") == [
+        ("blocked", "alice@example.com", "Alice", 10, 10, 100)]
+
+
+def NOW_NAIVE() -> Any:  # noqa: N802
+    from tests.conftest import NOW  # noqa: PLC0415
+
+    return NOW.replace(tzinfo=None)
+
+
+def test_warnings_notify_and_change_no_policy(world: World) -> None:
+    rt = world.runtime()
+    bob = world.person(user_arn("bob"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(bob, kind=Kind.WARNING, percent=85, usage=9))
+    assert result.outcome is Outcome.NOTIFIED
+    assert rt.enforcer.iam is not None
+    assert world.iam.list_attached_user_policies(UserName="bob")["AttachedPolicies"] == []
+    assert world.rows("SELECT kind, percent, usage_count FROM notifications") == [("warning", 85, 9)]
+    assert world.rows("SELECT COUNT(*) FROM blocks") == [(0,)]
+
+
+def test_the_block_ends_at_the_reset_and_says_so(world: World) -> None:
+    rt = world.runtime()
+    carol = world.person(user_arn("carol"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(carol))
+    assert result.blocked_until is not None
+    local = result.blocked_until.astimezone(rt.enforcer.settings.quota_timezone)
+    assert (local.hour, local.minute) == (0, 0)  # next local midnight
+
+    world.now = result.blocked_until - timedelta(seconds=1)
+    assert rt.enforcer.expire_due() == []
+    world.now = result.blocked_until + timedelta(seconds=1)
+    (lifted,) = rt.enforcer.expire_due()
+    assert lifted.outcome is Outcome.APPLIED
+    assert world.iam.list_attached_user_policies(UserName="carol")["AttachedPolicies"] == []
+    assert rt.enforcer.expire_due() == []  # done once
+    assert world.rows("SELECT action, reason FROM enforcement_actions ORDER BY id")[-1] == (
+        "unblock", "quota period reset")
+    assert [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")] == ["blocked", "unblocked"]
+
+
+def test_a_monthly_block_lasts_until_the_first(world: World) -> None:
+    rt = world.runtime()
+    dan = world.person(user_arn("dan"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(dan, quota=Quota.MONTHLY_REQUESTS))
+    assert result.blocked_until is not None
+    local = result.blocked_until.astimezone(rt.enforcer.settings.quota_timezone)
+    assert (local.day, local.hour) == (1, 0)
+
+
+def test_a_decision_for_a_period_already_over_is_recorded_not_applied(world: World) -> None:
+    rt = world.runtime()
+    erin = world.person(user_arn("erin"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(erin, period="2020-01-01"))
+    assert result.outcome is Outcome.STALE
+    assert world.iam.list_attached_user_policies(UserName="erin")["AttachedPolicies"] == []
+
+
+def test_an_sso_deny_names_only_that_user_and_never_touches_the_sso_role(world: World) -> None:
+    rt = world.runtime()
+    world.iam.create_role(RoleName=SSO_ROLE, Path="/aws-reserved/sso.amazonaws.com/eu-west-1/",
+                          AssumeRolePolicyDocument="{}")
+    ana = world.sso("Ana.Garcia@example.com")
+    world.sso("luis@example.com")
+
+    (result,) = rt.enforcer.handle(exceeded(ana))
+
+    assert result.outcome is Outcome.APPLIED
+    values = pool_values(world.iam, rt)
+    assert values[0] == ["*:Ana.Garcia@example.com"]  # her session name as IAM sees it, and no one else
+    assert all(v == [policies.NOBODY] for v in values[1:])
+    statement = pool_documents(world.iam, rt)[0]["Statement"][0]
+    assert statement["Effect"] == "Deny" and set(statement["Condition"]) == {"StringLike"}
+    # Identity Center's role is never edited: the permission set references the policies instead.
+    assert world.iam.list_attached_role_policies(RoleName=SSO_ROLE)["AttachedPolicies"] == []
+
+    world.now = result.blocked_until + timedelta(seconds=1)  # type: ignore[operator]
+    rt.enforcer.expire_due()
+    assert pool_values(world.iam, rt)[0] == [policies.NOBODY]
+
+
+def test_a_role_session_is_denied_by_role_id_and_session_and_the_pool_attached_to_the_role(world: World) -> None:
+    rt = world.runtime(SESSION_ROLES="bedrock-*")
+    role = world.iam.create_role(RoleName="bedrock-users", AssumeRolePolicyDocument="{}")["Role"]
+    key = f"arn:aws:sts::{ACCOUNT}:assumed-role/bedrock-users/maria"
+    world.person(key, IdentityType.ROLE_SESSION, role_arn=role["Arn"], role_id=role["RoleId"], session="maria")
+
+    (result,) = rt.enforcer.handle(exceeded(key))
+
+    assert result.outcome is Outcome.APPLIED
+    assert pool_values(world.iam, rt)[0] == [f"{role['RoleId']}:maria"]
+    attached = {p["PolicyName"] for p in world.iam.list_attached_role_policies(RoleName="bedrock-users")[
+        "AttachedPolicies"]}
+    assert attached == set(policies.PolicyNames("BedrockUsageControlDeny", 3).sessions)
+
+
+def test_a_session_whose_role_id_is_unknown_is_refused_and_alerted_never_denied_broadly(world: World) -> None:
+    rt = world.runtime(SESSION_ROLES="bedrock-*")
+    key = f"arn:aws:sts::{ACCOUNT}:assumed-role/bedrock-users/pablo"
+    world.person(key, IdentityType.ROLE_SESSION, role_arn=f"arn:aws:iam::{ACCOUNT}:role/bedrock-users",
+                 role_id=None, session="pablo")
+    assert rt.enforcer.iam is not None
+    rt.enforcer.iam.ensure_policies()  # as `enforcer run` does at start
+
+    (result,) = rt.enforcer.handle(exceeded(key))
+
+    assert result.outcome is Outcome.REFUSED
+    assert all(v == [policies.NOBODY] for v in pool_values(world.iam, rt))
+    assert world.iam.list_entities_for_policy(PolicyArn=rt.enforcer.iam.user_policy_arn)["PolicyRoles"] == []
+    assert world.rows("SELECT outcome FROM enforcement_actions") == [("refused",)]
+    assert world.rows("SELECT kind, scope FROM notifications") == [("alert", "admins")]
+    assert world.rows("SELECT blocked, iam_state FROM blocks") == [(1, "refused")]
+
+
+def test_an_identity_center_role_keyed_as_a_whole_is_refused(world: World) -> None:
+    rt = world.runtime()
+    key = f"arn:aws:iam::{ACCOUNT}:role/{SSO_ROLE}"
+    world.person(key, IdentityType.ROLE)
+    (result,) = rt.enforcer.handle(exceeded(key))
+    assert result.outcome is Outcome.REFUSED
+
+
+def test_sessions_spill_into_the_next_policy_and_versions_stay_within_five(world: World) -> None:
+    rt = world.runtime()
+    names = [f"person.with.a.long.name.{i:03d}@example.com" for i in range(260)]
+    for name in names:
+        world.sso(name)
+    for name in names:
+        rt.enforcer.handle(exceeded(f"sso:{name}"))
+
+    values = pool_values(world.iam, rt)
+    assert len(values[0]) > 100 and len(values[1]) > 0  # the first filled up, the next took the rest
+    assert sorted(v for vs in values for v in vs if v != policies.NOBODY) == sorted(f"*:{n}" for n in names)
+    for doc in pool_documents(world.iam, rt):
+        assert len(policies.compact(doc)) <= policies.MANAGED_POLICY_MAX_CHARS
+    assert rt.enforcer.iam is not None
+    for arn in rt.enforcer.iam.pool_policy_arns:
+        assert len(world.iam.list_policy_versions(PolicyArn=arn)["Versions"]) <= policies.MAX_POLICY_VERSIONS
+
+
+def test_a_team_over_its_quota_denies_each_member_alone(world: World) -> None:
+    rt = world.runtime()
+    members = [world.person(user_arn(n), IdentityType.IAM_USER, team="ml") for n in ("t1", "t2")]
+    world.person(user_arn("outsider"), IdentityType.IAM_USER, team="finance")
+    results = rt.enforcer.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))
+    assert {r.principal for r in results} == set(members)
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"t1", "t2"}
+    reasons = {r[0] for r in world.rows("SELECT reason FROM blocks")}
+    assert reasons == {"team ml exceeded its daily quota: 100 of 100"}
+
+
+def test_shadow_mode_records_and_notifies_but_changes_no_iam(world: World) -> None:
+    rt = world.runtime(ENFORCEMENT_MODE="shadow")
+    frank = world.person(user_arn("frank"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(frank))
+    assert result.outcome is Outcome.SHADOW
+    assert world.iam.list_policies(Scope="Local")["Policies"] == []  # not even created
+    assert world.iam.list_attached_user_policies(UserName="frank")["AttachedPolicies"] == []
+    assert world.rows("SELECT outcome, shadow FROM enforcement_actions") == [("shadow", 1)]
+    assert world.rows("SELECT kind, shadow FROM notifications") == [("blocked", 1)]
+    assert rt.enforcer.status(frank)[0]["blocked"] is True
+    rt.reconciler.run_once()
+    assert world.iam.list_policies(Scope="Local")["Policies"] == []
+
+
+def test_protected_principals_are_never_denied(world: World) -> None:
+    rt = world.runtime(PROTECTED_PRINCIPALS=f"arn:aws:iam::*:user/breakglass-*,sso:root-admin@example.com")
+    admin = world.person(user_arn("breakglass-ops"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(admin))
+    admin_result = rt.enforcer.admin_block(admin, actor="ops", reason="test", until=None)
+    assert result.outcome is Outcome.PROTECTED and admin_result.outcome is Outcome.PROTECTED
+    assert world.iam.list_attached_user_policies(UserName="breakglass-ops")["AttachedPolicies"] == []
+    assert world.rows("SELECT outcome FROM enforcement_actions ORDER BY id") == [("protected",), ("protected",)]
+    assert world.rows("SELECT COUNT(*) FROM notifications") == [(0,)]
+
+
+def test_admin_block_for_a_duration_then_unblock_with_protection_shields_from_quota_blocks(world: World) -> None:
+    rt = world.runtime()
+    gina = world.person(user_arn("gina"), IdentityType.IAM_USER)
+    blocked = rt.enforcer.admin_block(gina, actor="ops-lead", reason="runaway script", until=world.now + timedelta(hours=4))
+    assert blocked.outcome is Outcome.APPLIED
+    assert rt.enforcer.status(gina)[0]["blocked_until"] == (world.now + timedelta(hours=4)).isoformat()
+
+    unblocked = rt.enforcer.admin_unblock(gina, actor="ops-lead", reason="fixed", protect=True)
+    assert unblocked.outcome is Outcome.APPLIED
+    status = rt.enforcer.status(gina)[0]
+    assert status["blocked"] is False and status["protected_until"] is not None
+    (shielded,) = rt.enforcer.handle(exceeded(gina))
+    assert shielded.outcome is Outcome.SHIELDED
+    assert world.iam.list_attached_user_policies(UserName="gina")["AttachedPolicies"] == []
+    kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
+    assert kinds == ["admin_blocked", "admin_unblocked"]
+    actors = world.rows("SELECT actor, action, outcome FROM enforcement_actions ORDER BY id")
+    assert actors == [("ops-lead", "block", "applied"), ("ops-lead", "unblock", "applied"),
+                      ("system", "block", "shielded")]
+
+
+def test_an_indefinite_admin_block_outlives_a_quota_reset(world: World) -> None:
+    rt = world.runtime()
+    hugo = world.person(user_arn("hugo"), IdentityType.IAM_USER)
+    rt.enforcer.admin_block(hugo, actor="sec", reason="left the company", until=None)
+    (quota,) = rt.enforcer.handle(exceeded(hugo))
+    world.now = quota.blocked_until or world.now  # type: ignore[assignment]
+    world.now += timedelta(days=2)
+    assert rt.enforcer.expire_due() == []
+    status = rt.enforcer.status(hugo)[0]
+    assert status["blocked"] is True and status["indefinite"] is True and status["reason"] == "left the company"
+
+
+def test_lifting_what_is_already_gone_is_a_success(world: World) -> None:
+    rt = world.runtime()
+    ivan = world.person(user_arn("ivan"), IdentityType.IAM_USER)
+    rt.enforcer.handle(exceeded(ivan))
+    assert rt.enforcer.iam is not None
+    world.iam.detach_user_policy(UserName="ivan", PolicyArn=rt.enforcer.iam.user_policy_arn)
+    result = rt.enforcer.admin_unblock(ivan, actor="ops", reason="done", protect=False)
+    assert result.outcome is Outcome.UNCHANGED
+
+
+@pytest.mark.parametrize("protect", [False, True])
+def test_status_json_shape(world: World, protect: bool) -> None:
+    rt = world.runtime()
+    jan = world.person(user_arn("jan"), IdentityType.IAM_USER)
+    rt.enforcer.handle(exceeded(jan))
+    if protect:
+        rt.enforcer.admin_unblock(jan, actor="ops", reason="ok", protect=True)
+    (status,) = rt.enforcer.status(jan)
+    assert {"principal", "blocked", "blocked_until", "reason", "protected_until"} <= set(status)
+    assert status["blocked"] is (not protect)
+    assert (status["protected_until"] is not None) is protect
+    json.dumps(status)
