@@ -116,17 +116,19 @@ def precreate_leases(dynamodb: Any, kinesis: Any, application: str, stream: str)
 
 
 class Consumer:
-    """`bedrockctl consumer run` as a child process (its own process group, so SIGKILL takes the JVM)."""
+    """`bedrockctl consumer run` (or another long-running command: `enforcer run`) as a child process, in
+    its own process group, so SIGKILL takes the JVM too."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ("consumer", "run")) -> None:
         self._env = {**os.environ, **env}
         self._log_path = log_path
+        self._command = command
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Consumer:
         out = open(self._log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "bedrockctl"), "consumer", "run"],
+            [str(Path(sys.executable).parent / "bedrockctl"), *self._command],
             env=self._env, stdout=out, stderr=out, start_new_session=True,
         )
         return self

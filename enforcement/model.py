@@ -29,6 +29,7 @@ class Outcome(StrEnum):
     PROTECTED = "protected"  # a protected principal: never denied
     SHIELDED = "shielded"  # an admin's unblock --protect is in force
     STALE = "stale"  # the decision's period is over
+    SUPERSEDED = "superseded"  # a warning crossed by the same call that used the quota up: the block says it
 
 
 class NotificationKind(StrEnum):

@@ -122,20 +122,27 @@ class Enforcer:
         key = digest("decision", decision.decision_id)
         reason = (f"{decision.percent}% of the {_quota_label(decision.quota)} quota:"
                   f" {decision.usage} of {decision.limit}")
+        # One call can cross 85 % and 100 % at once: the person then gets the block notice, not both.
+        outcome = Outcome.SUPERSEDED if decision.usage >= decision.limit else Outcome.NOTIFIED
         store.record(conn, AuditAction(
-            key, now, SYSTEM, Action.WARN, Outcome.NOTIFIED, decision.subject, reason, decision.scope,
+            key, now, SYSTEM, Action.WARN, outcome, decision.subject, reason, decision.scope,
             decision.quota, decision.period, decision.usage, decision.limit, decision.decision_id,
             shadow=self.shadow))
-        store.enqueue(conn, Notification(
+        if outcome is Outcome.NOTIFIED:
+            self._enqueue_warning(decision, person, key, reason, now)
+        conn.commit()
+        self.metrics.actions.labels(Action.WARN, outcome, SYSTEM).inc()
+        return Result(decision.subject, Action.WARN, outcome, reason)
+
+    def _enqueue_warning(self, decision: Decision, person: PrincipalRecord | None, key: str, reason: str,
+                         now: datetime) -> None:
+        store.enqueue(self.conn, Notification(
             digest("warning", decision.scope, decision.subject, decision.quota, decision.period, decision.percent),
             NotificationKind.WARNING, decision.scope.value, decision.subject, now,
             display_name=person.display_name if person else None, email=person.email if person else None,
             team=decision.team, quota=decision.quota, period=decision.period, percent=decision.percent,
             usage=decision.usage, limit=decision.limit,
             access_returns_at=None, actor=SYSTEM, reason=reason, action_key=key, shadow=self.shadow))
-        conn.commit()
-        self.metrics.actions.labels(Action.WARN, Outcome.NOTIFIED, SYSTEM).inc()
-        return Result(decision.subject, Action.WARN, Outcome.NOTIFIED, reason)
 
     # -- blocking ---------------------------------------------------------------------------------
 

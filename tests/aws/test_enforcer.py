@@ -282,3 +282,11 @@ def test_status_json_shape(world: World, protect: bool) -> None:
     assert status["blocked"] is (not protect)
     assert (status["protected_until"] is not None) is protect
     json.dumps(status)
+
+
+def test_a_warning_crossed_with_the_limit_is_superseded_by_the_block_notice(world: World) -> None:
+    rt = world.runtime()
+    kay = world.person(user_arn("kay"), IdentityType.IAM_USER)
+    (result,) = rt.enforcer.handle(exceeded(kay, kind=Kind.WARNING, percent=85, usage=10, limit=10))
+    assert result.outcome is Outcome.SUPERSEDED
+    assert world.rows("SELECT COUNT(*) FROM notifications") == [(0,)]

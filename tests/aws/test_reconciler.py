@@ -1,0 +1,136 @@
+"""The reconciler repairs drift both ways and catches what decisions missed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bedrock_usage.identity import IdentityType
+from bedrock_usage.keys import Keys
+from bedrock_usage.quota import Scope
+from enforcement import policies
+from enforcement.model import Outcome
+from tests.aws.conftest import World, attached_users, exceeded, pool_values, user_arn
+from tests.conftest import DAY, MONTH
+
+
+def _usage(world: World, key: str, today: int, month: int | None = None, scope: Scope = Scope.USER) -> None:
+    keys = Keys("test")
+    world.redis.hset(keys.counter(scope, key, DAY), "req", today)
+    world.redis.hset(keys.counter(scope, key, MONTH), "req", month if month is not None else today)
+
+
+def _drift(rt: Any, kind: str) -> float:
+    return float(rt.metrics.drift.labels(kind)._value.get())
+
+
+def test_a_deny_removed_by_hand_is_put_back(world: World) -> None:
+    rt = world.runtime()
+    alice = world.person(user_arn("alice"), IdentityType.IAM_USER)
+    rt.enforcer.handle(exceeded(alice))
+    assert rt.enforcer.iam is not None
+    world.iam.detach_user_policy(UserName="alice", PolicyArn=rt.enforcer.iam.user_policy_arn)
+
+    report = rt.reconciler.run_once()
+
+    assert report.missing == 1 and _drift(rt, "missing") == 1
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alice"}
+    assert world.rows("SELECT actor, action, outcome, reason FROM enforcement_actions ORDER BY id")[-1] == (
+        "reconciler", "block", "applied", "drift: the deny was missing from IAM")
+    assert rt.reconciler.run_once().drift == 0  # fixed stays fixed
+
+
+def test_a_deny_added_by_hand_is_lifted(world: World) -> None:
+    rt = world.runtime()
+    world.person(user_arn("bob"), IdentityType.IAM_USER)
+    world.sso("carla@example.com")
+    assert rt.enforcer.iam is not None
+    rt.enforcer.iam.ensure_policies()
+    world.iam.attach_user_policy(UserName="bob", PolicyArn=rt.enforcer.iam.user_policy_arn)
+    pool = rt.enforcer.iam.pool_policy_arns[0]
+    world.iam.create_policy_version(PolicyArn=pool, SetAsDefault=True, PolicyDocument=policies.compact(
+        policies.session_document(["*:carla@example.com"])))
+
+    report = rt.reconciler.run_once()
+
+    assert report.unexpected == 2 and _drift(rt, "unexpected") == 2
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == set()
+    assert pool_values(world.iam, rt)[0] == [policies.NOBODY]
+    assert {r[0] for r in world.rows("SELECT principal FROM enforcement_actions WHERE actor = 'reconciler'")} == {
+        "user:bob", "session:*:carla@example.com"}
+
+
+def test_someone_over_quota_without_a_block_is_blocked(world: World) -> None:
+    rt = world.runtime()  # daily limit 10
+    dora = world.person(user_arn("dora"), IdentityType.IAM_USER, email="dora@example.com")
+    world.person(user_arn("eve"), IdentityType.IAM_USER)
+    _usage(world, dora, 12)
+    _usage(world, user_arn("eve"), 3)
+
+    report = rt.reconciler.run_once()
+
+    assert report.missed == 1 and _drift(rt, "missed") == 1
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"dora"}
+    assert world.rows("SELECT kind, email FROM notifications") == [("blocked", "dora@example.com")]
+    assert rt.reconciler.run_once().missed == 0
+
+
+def test_members_of_a_team_over_its_quota_are_blocked(world: World) -> None:
+    rt = world.runtime(DEFAULT_TEAM_DAILY_REQUEST_LIMIT="20")
+    for name in ("f1", "f2"):
+        world.person(user_arn(name), IdentityType.IAM_USER, team="ml")
+        _usage(world, user_arn(name), 5)
+    _usage(world, "ml", 20, scope=Scope.TEAM)
+    report = rt.reconciler.run_once()
+    assert report.missed == 2
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"f1", "f2"}
+
+
+def test_a_raised_limit_lifts_the_block_but_an_emptied_counter_does_not(world: World) -> None:
+    rt = world.runtime()
+    gus = world.person(user_arn("gus"), IdentityType.IAM_USER)
+    hal = world.person(user_arn("hal"), IdentityType.IAM_USER)
+    _usage(world, gus, 10)
+    rt.enforcer.handle(exceeded(gus))
+    rt.enforcer.handle(exceeded(hal))  # hal's counters are gone (Redis emptied): usage reads 0
+    world.redis.hset(Keys("test").limits(Scope.USER, gus), "daily", 50)
+    with world.conn.cursor() as cur:
+        cur.execute("UPDATE principals SET daily_request_limit = 50 WHERE quota_key = %s", (gus,))
+    world.conn.commit()
+
+    report = rt.reconciler.run_once()
+
+    assert report.limit_raised == 1
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"hal"}
+    assert rt.enforcer.status(gus)[0]["blocked"] is False
+    assert world.rows("SELECT reason FROM blocks WHERE principal = %s", gus) == [("limit raised to 50",)]
+
+
+def test_a_principal_made_protected_after_its_block_is_lifted(world: World) -> None:
+    rt = world.runtime()
+    ops = world.person(user_arn("breakglass-1"), IdentityType.IAM_USER)
+    rt.enforcer.handle(exceeded(ops))
+    rt2 = world.runtime(PROTECTED_PRINCIPALS="arn:aws:iam::*:user/breakglass-*")
+    report = rt2.reconciler.run_once()
+    assert report.protected == 1
+    assert rt2.enforcer.iam is not None
+    assert attached_users(world.iam, rt2.enforcer.iam.user_policy_arn) == set()
+
+
+def test_a_refusal_is_retried_quietly_and_applied_once_the_role_id_is_known(world: World) -> None:
+    rt = world.runtime(SESSION_ROLES="bedrock-*")
+    role = world.iam.create_role(RoleName="bedrock-users", AssumeRolePolicyDocument="{}")["Role"]
+    key = world.person("arn:aws:sts::123456789012:assumed-role/bedrock-users/ines", IdentityType.ROLE_SESSION,
+                       role_arn=role["Arn"], role_id=None, session="ines")
+    assert rt.enforcer.handle(exceeded(key))[0].outcome is Outcome.REFUSED
+    rt.reconciler.run_once()
+    assert world.rows("SELECT COUNT(*) FROM enforcement_actions WHERE outcome = 'refused'") == [(1,)]
+
+    with world.conn.cursor() as cur:
+        cur.execute("UPDATE principals SET role_id = %s WHERE quota_key = %s", (role["RoleId"], key))
+    world.conn.commit()
+    report = rt.reconciler.run_once()
+    assert report.missing == 1
+    assert pool_values(world.iam, rt)[0] == [f"{role['RoleId']}:ines"]

@@ -1,0 +1,132 @@
+"""Decisions arrive through the Redis stream, are acked only once applied, and survive crashes and outages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from botocore.stub import Stubber
+
+from bedrock_usage.identity import IdentityType
+from bedrock_usage.keys import Keys
+from enforcement.iam import IamPolicies
+from enforcement.main import Loop
+from enforcement.policies import PolicyNames
+from enforcement.stream import GROUP, DecisionStream
+from enforcement.targets import Target, TargetKind
+from tests.aws.conftest import ACCOUNT, World, attached_users, exceeded, user_arn
+
+STREAM = Keys("test").decisions
+
+
+def _publish(client: redis.Redis, *decisions: Any) -> None:
+    for d in decisions:
+        client.xadd(STREAM, d.to_fields())
+
+
+def _pending(client: redis.Redis) -> int:
+    return int(client.xpending(STREAM, GROUP)["pending"])
+
+
+def test_the_loop_applies_acks_and_observes_latency(world: World) -> None:
+    rt = world.runtime()
+    alice = world.person(user_arn("alice"), IdentityType.IAM_USER)
+    rt.stream.ensure_group()
+    _publish(world.redis, exceeded(alice))
+    loop = Loop(rt, rt.enforcer.settings)
+
+    assert loop.once() == 1
+
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alice"}
+    assert _pending(world.redis) == 0 and rt.stream.lag() == 0
+    (histogram,) = rt.metrics.decision_to_deny.collect()
+    assert {s.name: s.value for s in histogram.samples}["bedrock_usage_enforcer_decision_to_deny_seconds_count"] == 1
+    assert loop.healthy()[0]
+
+
+def test_an_unacked_decision_is_delivered_again_after_a_crash(world: World) -> None:
+    rt = world.runtime()
+    bob = world.person(user_arn("bob"), IdentityType.IAM_USER)
+    rt.stream.ensure_group()
+    _publish(world.redis, exceeded(bob))
+    (entry,) = rt.stream.read()  # delivered, then the process "dies" before applying or acking
+    assert _pending(world.redis) == 1
+
+    restarted = DecisionStream(world.redis, STREAM, rt.stream._consumer)  # same task restarted
+    (again,) = restarted.read()
+    assert again.entry_id == entry.entry_id
+
+    other = DecisionStream(world.redis, STREAM, "another-task", claim_idle_ms=0)  # or another task claims it
+    (claimed,) = other.read()
+    assert claimed.entry_id == entry.entry_id
+    rt.enforcer.handle(claimed.decision(), claimed.published_at)
+    other.ack([claimed.entry_id])
+    assert _pending(world.redis) == 0
+    assert world.rows("SELECT COUNT(*) FROM enforcement_actions") == [(1,)]
+
+
+def test_a_mysql_outage_leaves_the_decision_unacked_until_it_is_back(world: World) -> None:
+    rt = world.runtime()
+    carl = world.person(user_arn("carl"), IdentityType.IAM_USER)
+    rt.stream.ensure_group()
+    _publish(world.redis, exceeded(carl))
+    loop = Loop(rt, rt.enforcer.settings)
+    good = rt.session._params
+    rt.session.reset()
+    rt.session._params = type(good)(good.host, 1, good.user, good.password, good.database)  # nothing listens
+    loop.stop.set()  # one failing iteration, no backoff sleep
+    with pytest.raises(Exception):  # noqa: B017,PT011  (pymysql's OperationalError, seen by the run loop)
+        loop.once()
+    assert _pending(world.redis) == 1
+
+    rt.session._params = good
+    rt.session.reset()
+    rt.stream.replay_pending()
+    assert loop.once() == 1
+    assert _pending(world.redis) == 0
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"carl"}
+
+
+def test_a_malformed_entry_is_dead_lettered_and_acked(world: World) -> None:
+    rt = world.runtime()
+    rt.stream.ensure_group()
+    world.redis.xadd(STREAM, {"kind": "exceeded", "scope": "galaxy"})
+    assert Loop(rt, rt.enforcer.settings).once() == 1
+    assert world.rows("SELECT source, reason FROM dead_letters") == [("decision-stream", "malformed_decision")]
+    assert _pending(world.redis) == 0
+
+
+def test_iam_throttling_is_retried_with_backoff_then_succeeds(aws: None) -> None:
+    import boto3  # noqa: PLC0415
+
+    client = boto3.client("iam", region_name="us-east-1")
+    sleeps: list[float] = []
+    retried: list[str] = []
+    policies = IamPolicies(client, ACCOUNT, PolicyNames("Deny", 1), sleep=sleeps.append, on_retry=retried.append)
+    policies._ensured = True
+    with Stubber(client) as stub:
+        for code in ("Throttling", "ThrottlingException"):
+            stub.add_client_error("attach_user_policy", service_error_code=code, http_status_code=400)
+        stub.add_response("attach_user_policy", {})
+        change = policies.apply(Target(TargetKind.USER, "alice"))
+        stub.assert_no_pending_responses()
+    assert change.changed
+    assert retried == ["Throttling", "ThrottlingException"] and len(sleeps) == 2
+    assert all(0 <= s <= 5 for s in sleeps)
+
+
+def test_other_iam_errors_are_not_retried(aws: None) -> None:
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    client = boto3.client("iam", region_name="us-east-1")
+    policies = IamPolicies(client, ACCOUNT, PolicyNames("Deny", 1), sleep=lambda s: None)
+    policies._ensured = True
+    with Stubber(client) as stub:
+        stub.add_client_error("attach_user_policy", service_error_code="AccessDenied", http_status_code=403)
+        with pytest.raises(ClientError) as raised:
+            policies.apply(Target(TargetKind.USER, "alice"))
+    assert raised.value.response["Error"]["Code"] == "AccessDenied"
