@@ -54,7 +54,7 @@ def test_an_exceeded_iam_user_gets_the_deny_policy_and_a_replay_changes_nothing(
         ("blocked", "alice@example.com", "Alice", 10, 10, 100)]
 
 
-def NOW_NAIVE() -> Any:  # noqa: N802
+def NOW_NAIVE() -> Any:
     from tests.conftest import NOW  # noqa: PLC0415
 
     return NOW.replace(tzinfo=None)
@@ -217,7 +217,7 @@ def test_shadow_mode_records_and_notifies_but_changes_no_iam(world: World) -> No
 
 
 def test_protected_principals_are_never_denied(world: World) -> None:
-    rt = world.runtime(PROTECTED_PRINCIPALS=f"arn:aws:iam::*:user/breakglass-*,sso:root-admin@example.com")
+    rt = world.runtime(PROTECTED_PRINCIPALS="arn:aws:iam::*:user/breakglass-*,sso:root-admin@example.com")
     admin = world.person(user_arn("breakglass-ops"), IdentityType.IAM_USER)
     (result,) = rt.enforcer.handle(exceeded(admin))
     admin_result = rt.enforcer.admin_block(admin, actor="ops", reason="test", until=None)
@@ -230,7 +230,8 @@ def test_protected_principals_are_never_denied(world: World) -> None:
 def test_admin_block_for_a_duration_then_unblock_with_protection_shields_from_quota_blocks(world: World) -> None:
     rt = world.runtime()
     gina = world.person(user_arn("gina"), IdentityType.IAM_USER)
-    blocked = rt.enforcer.admin_block(gina, actor="ops-lead", reason="runaway script", until=world.now + timedelta(hours=4))
+    blocked = rt.enforcer.admin_block(gina, actor="ops-lead", reason="runaway script",
+                                      until=world.now + timedelta(hours=4))
     assert blocked.outcome is Outcome.APPLIED
     assert rt.enforcer.status(gina)[0]["blocked_until"] == (world.now + timedelta(hours=4)).isoformat()
 
