@@ -1,11 +1,14 @@
-"""`make demo`: the whole streaming core, end to end, on this machine.
+"""`make demo`: the whole system, end to end, on this machine.
 
 moto stands in for AWS (Kinesis, DynamoDB for the KCL leases, IAM for the people's tags); MariaDB and
 Redis are real; the KCL MultiLangDaemon is the real one. Generated Bedrock traffic for a handful of
 people — IAM users and Identity Center (SSO) users, several models, some failed calls, some duplicate
 deliveries, one malformed record — is delivered into Kinesis the way the EventBridge rule would
-deliver it (the rule's own pattern and partition key), while the consumer runs. It ends with a summary:
-usage per person and team, who crossed which threshold, what was decided.
+deliver it (the rule's own pattern and partition key), while the consumer and the enforcer run. Two
+people go over their daily quota: an IAM user (the product's deny policy attached to her) and an SSO
+user (his session named in the session deny policy). It shows usage, decisions, who is blocked and the
+audit trail; then proves the deny with moto's IAM authorisation switched on (her Bedrock call: 403),
+and restores both: her by an admin's `bedrockctl unblock --protect`, him by the reset job at midnight.
 
 The demo keeps its data apart from everything else: database `bedrock_usage_demo`, Redis key prefix
 `demo` (both reset at the start), so it can be run again and again.
@@ -13,6 +16,7 @@ The demo keeps its data apart from everything else: database `bedrock_usage_demo
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -24,24 +28,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pymysql
+from botocore.exceptions import ClientError
+from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
 from bedrock_usage.localdev import REPO, Consumer, MotoServer, ensure_stream, free_port, precreate_leases
 from bedrock_usage.migrate import migrate
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
+from enforcement.runtime import build as build_enforcer
 from producer_config.simulate import Person, bedrock_event, deliver
 
 STREAM, APP = "bedrock-usage-demo", "bedrock-usage-demo-consumer"
+ACCOUNT = "123456789012"  # moto's account: the enforcer denies only in the account it runs in
 CAST = [  # (person, team tag for IAM users or None, share of the traffic)
-    (Person("ana.garcia", sso=False), "data-science", 0.38),
-    (Person("li.wei", sso=False), "platform", 0.22),
-    (Person("build-bot", sso=False), None, 0.05),
-    (Person("marta.lopez@example.com", sso=True), None, 0.20),
-    (Person("john.smith@example.com", sso=True), None, 0.10),
-    (Person("sofia.rossi@example.com", sso=True), None, 0.05),
+    (Person("ana.garcia", sso=False, account=ACCOUNT), "data-science", 0.38),
+    (Person("li.wei", sso=False, account=ACCOUNT), "platform", 0.22),
+    (Person("build-bot", sso=False, account=ACCOUNT), None, 0.05),
+    (Person("marta.lopez@example.com", sso=True, account=ACCOUNT), None, 0.20),
+    (Person("john.smith@example.com", sso=True, account=ACCOUNT), None, 0.10),
+    (Person("sofia.rossi@example.com", sso=True, account=ACCOUNT), None, 0.05),
 ]
+ANA = f"arn:aws:iam::{ACCOUNT}:user/ana.garcia"
+JOHN = "sso:john.smith@example.com"
 QUOTAS = """\
 teams:
   data-science: {monthly_limit: 3000}
@@ -49,7 +60,7 @@ teams:
   research: {daily_limit: 200, monthly_limit: 4000}
 users:
   "sso:marta.lopez@example.com": {team: research, name: Marta López, email: marta.lopez@example.com}
-  "sso:john.smith@example.com": {team: research, daily_limit: 30, name: John Smith}
+  "sso:john.smith@example.com": {team: research, daily_limit: 12, name: John Smith}
   "sso:sofia.rossi@example.com": {team: platform, name: Sofia Rossi}
 """
 TOTAL_CALLS = 150
@@ -88,16 +99,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bedrock-demo-"))
     step("Local stack: moto (Kinesis, DynamoDB, IAM) on hypercorn; MariaDB and Redis; Java for the KCL")
     moto = MotoServer(log_path=work / "moto.log").start()
-    metrics_port = free_port()
+    metrics_port, enforcer_port = free_port(), free_port()
     env = {
         **os.environ, **moto.env(),
         "MYSQL_URL": os.environ.get("DEMO_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_demo"),
         "REDIS_KEY_PREFIX": "demo", "STREAM_NAME": STREAM, "KCL_APPLICATION_NAME": APP,
         "KCL_FAILOVER_MS": "3000", "METRICS_PORT": str(metrics_port),
         "DEFAULT_DAILY_REQUEST_LIMIT": "40", "DEFAULT_MONTHLY_REQUEST_LIMIT": "1000",
+        "ENFORCER_METRICS_PORT": str(enforcer_port), "ENFORCEMENT_MODE": "enforce",
+        "PROTECTED_PRINCIPALS": f"arn:aws:iam::{ACCOUNT}:user/breakglass-*",
     }
     settings = Settings.from_env(env)
     consumer = Consumer(env, work / "consumer.log")
+    enforcer = Consumer(env, work / "enforcer.log", command=("enforcer", "run"))
     try:
         kinesis = moto.client("kinesis")
         ensure_stream(kinesis, STREAM, shards=2)
@@ -108,6 +122,7 @@ def main() -> int:
                 tags = [{"Key": "Person", "Value": person.name.replace(".", " ").title()}]
                 tags += [{"Key": "Team", "Value": team}] if team else []
                 iam.create_user(UserName=person.name, Tags=tags)
+        keys = demo_credentials(iam)
         print(f"moto at {moto.url}; stream {STREAM} (2 shards); IAM users tagged with Team/Person")
 
         step("Schema and quotas: bedrockctl db migrate; bedrockctl limits apply quotas.yaml")
@@ -125,8 +140,10 @@ def main() -> int:
         print(bedrockctl(env, "limits", "apply", str(work / "quotas.yaml")).rstrip())
         print("defaults for this demo: 40 requests/person/day, 1000/month; warnings at 60 % and 85 %")
 
-        step("The KCL consumer: bedrockctl consumer run (real MultiLangDaemon, one processor per shard)")
+        step("The KCL consumer (bedrockctl consumer run: the real MultiLangDaemon, one processor per shard)"
+             " and the enforcer (bedrockctl enforcer run)")
         consumer.start()
+        enforcer.start()
         deliveries, distinct = traffic(datetime.now(UTC))
         # Each person's first call: the consumer provisions them and looks up their IAM tags (Team,
         # Person) off the hot path; calls counted before the lookup lands stay with the team known then.
@@ -148,15 +165,26 @@ def main() -> int:
                            PartitionKey="broken")
         rows = wait_for_rows(settings, distinct, timeout=90)
         print(f"{rows} calls recorded in MySQL, the last {time.monotonic() - t0 - 3:.1f} s after the last wave")
-        metrics = scrape(metrics_port)
-    finally:
+        blocked = wait_for_blocks(settings, {ANA, JOHN}, timeout=30)
+        metrics, enforcer_metrics = scrape(metrics_port), scrape(enforcer_port)
         code = consumer.stop()
+        enforcer_code = enforcer.stop()
+        print(f"consumer stopped (exit {code}), enforcer stopped (exit {enforcer_code});"
+              f" logs: {work / 'consumer.log'}, {work / 'enforcer.log'}")
+        report(env, settings, metrics, enforcer_metrics)
+        restored = enforcement_story(env, settings, moto, iam, keys)
+    finally:
+        consumer.stop()
+        enforcer.stop()
         moto.stop()
-    print(f"consumer stopped (exit {code}); logs: {work / 'consumer.log'}")
+    print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
+    return 0 if rows == distinct and blocked and restored else 1
 
+
+def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metrics: str) -> None:
     step("Usage today: bedrockctl usage")
     print(bedrockctl(env, "usage").rstrip())
-    step("Decisions (threshold crossings, each exactly once; the enforcer consumes them next)")
+    step("Decisions (threshold crossings, each exactly once, consumed by the enforcer)")
     print(bedrockctl(env, "decisions").rstrip())
     step("Dead letters (records that would not decode, kept with their reason)")
     print(bedrockctl(env, "dead-letters").rstrip())
@@ -172,8 +200,16 @@ def main() -> int:
         mean = values["bedrock_usage_arrival_to_decision_seconds_sum"] / count
         print(f"mean time from a record's arrival in Kinesis to its decision: {mean * 1000:.0f} ms"
               f" over {count:.0f} decisions (polling every 250 ms)")
-    print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
-    return 0 if rows == distinct else 1
+    step("Enforcer metrics")
+    for line in enforcer_metrics.splitlines():
+        if line.startswith(("bedrock_usage_enforcer_actions_total", "bedrock_usage_enforcer_denied_people")):
+            print(line)
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in enforcer_metrics.splitlines()
+              if line.startswith("bedrock_usage_enforcer_decision_to_deny_seconds_")}
+    count = values.get("bedrock_usage_enforcer_decision_to_deny_seconds_count", 0)
+    if count:
+        mean = values["bedrock_usage_enforcer_decision_to_deny_seconds_sum"] / count
+        print(f"mean time from a decision to its deny in IAM: {mean * 1000:.0f} ms over {count:.0f} denies")
 
 
 def wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
@@ -198,6 +234,105 @@ def scrape(port: int) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError as error:
         return f"# metrics unavailable: {error}"
+
+
+
+def demo_credentials(iam: Any) -> dict[str, dict[str, str]]:
+    """Access keys for the moment moto's IAM authorisation is switched on: the services' own user (may do
+    anything, as their roles would in AWS) and Ana (may invoke Bedrock)."""
+    iam.create_user(UserName="bedrock-usage-control")
+    for user, actions in (("bedrock-usage-control", "*"), ("ana.garcia", "bedrock:InvokeModel")):
+        iam.put_user_policy(UserName=user, PolicyName="access", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    made = {}
+    for user in ("bedrock-usage-control", "ana.garcia"):
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        made[user] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    return made
+
+
+def wait_for_blocks(settings: Settings, expected: set[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = db.connect(settings.mysql)
+        with conn.cursor() as cur:
+            cur.execute("SELECT principal FROM blocks WHERE blocked = 1 AND iam_state = 'applied'")
+            found = {str(r[0]) for r in cur.fetchall()}
+        conn.close()
+        if expected <= found:
+            return True
+        time.sleep(0.25)
+    print(f"timed out waiting for {sorted(expected)} to be blocked")
+    return False
+
+
+def _reset_auth(moto: MotoServer, value: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(
+        f"{moto.url}/moto-api/reset-auth", data=value.encode(), method="POST",
+        headers={"Content-Type": "text/plain"}), timeout=10).read()
+
+
+def _ana_invokes(moto: MotoServer, keys: dict[str, str]) -> str:
+    runtime = boto3.client("bedrock-runtime", endpoint_url=moto.url, region_name="us-east-1",
+                           aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+                           aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"])
+    try:
+        runtime.invoke_model(modelId="amazon.titan-text-express-v1", body=json.dumps({"inputText": "hi"}))
+        return "200 OK"
+    except ClientError as error:
+        denied = "AccessDenied" in str(error)
+        return f"{error.response['ResponseMetadata']['HTTPStatusCode']} {'AccessDenied (IAM)' if denied else error}"
+
+
+def enforcement_story(env: dict[str, str], settings: Settings, moto: MotoServer, iam: Any,
+                      keys: dict[str, dict[str, str]]) -> bool:
+    step("Who is blocked: bedrockctl status")
+    print(bedrockctl(env, "status").rstrip())
+    step("What IAM holds: the deny policy on Ana; John's session in the session deny policy")
+    policy = f"arn:aws:iam::{ACCOUNT}:policy/bedrock-usage-control/{settings.deny_policy_name}"
+    users = iam.list_entities_for_policy(PolicyArn=policy)["PolicyUsers"]
+    print(f"{settings.deny_policy_name} attached to: {', '.join(u['UserName'] for u in users)}")
+    pool = f"{policy}Sessions1"
+    version = iam.get_policy(PolicyArn=pool)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=pool, VersionId=version)["PolicyVersion"]["Document"]
+    print(f"{settings.deny_policy_name}Sessions1 ({version}): "
+          f"{json.dumps(document if isinstance(document, dict) else json.loads(document))}")
+
+    step("The deny at work: moto's IAM authorisation on, Ana calls bedrock-runtime InvokeModel")
+    _reset_auth(moto, "0")
+    admin_env = {**env, **keys["bedrock-usage-control"]}
+    try:
+        denied = _ana_invokes(moto, keys["ana.garcia"])
+        print(f"Ana, over her quota: {denied}")
+        step("An admin restores Ana: bedrockctl unblock --protect (quotas leave her alone until midnight)")
+        print(bedrockctl(admin_env, "unblock", ANA, "--protect", "--reason", "deadline today, approved by her lead",
+                         "--by", "finops-admin").rstrip())
+        allowed = _ana_invokes(moto, keys["ana.garcia"])
+        print(f"Ana, after the unblock: {allowed}")
+    finally:
+        _reset_auth(moto, "inf")
+
+    step("Midnight: the reset job lifts John's block (run here with the clock at the period's end)")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    midnight = datetime.now(settings.quota_timezone).replace(hour=0, minute=0, second=0, microsecond=0) \
+        + timedelta(days=1, seconds=1)
+    runtime = build_enforcer(settings, registry=CollectorRegistry(), clock=lambda: midnight.astimezone(UTC))
+    try:
+        lifted = runtime.enforcer.expire_due()
+    finally:
+        runtime.close()
+    for result in lifted:
+        print(f"unblocked {result.principal}: {result.outcome} ({result.detail})")
+    step("The audit trail: bedrockctl audit")
+    print(bedrockctl(env, "audit").rstrip())
+    step("Notifications queued for the notifier")
+    conn = db.connect(settings.mysql)
+    with conn.cursor() as cur:
+        cur.execute("SELECT kind, principal, COALESCE(reason, '') FROM notifications ORDER BY id")
+        for kind, principal, reason in cur.fetchall():
+            print(f"{kind:<16} {principal:<48} {reason}")
+    conn.close()
+    return denied.startswith("403") and allowed.startswith("200") and any(r.principal == JOHN for r in lifted)
 
 
 if __name__ == "__main__":
