@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services migrate test test-fast lint demo bench clean
+.PHONY: setup services migrate test test-fast lint demo bench bench-enforcer clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ demo: setup services
 
 bench: setup services
 	$(BIN)/python tests/performance/bench.py
+	$(BIN)/python tests/performance/bench_enforcer.py
+
+# Only the enforcer's part of the benchmark (decision → deny, PutRecord → deny).
+bench-enforcer: setup services
+	$(BIN)/python tests/performance/bench_enforcer.py
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache *.egg-info
