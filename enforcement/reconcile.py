@@ -27,6 +27,7 @@ from bedrock_usage.periods import periods_of, redis_horizon
 from bedrock_usage.quota import Limits, Quota, Scope
 from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
 from enforcement import store
+from enforcement.iam import IamRefused
 from enforcement.model import Action, AuditAction, Block, Origin, Outcome, digest
 from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, period_end
 from enforcement.targets import Target
@@ -165,7 +166,13 @@ class Reconciler:
         now = enforcer.clock()
         active = [b for b in store.blocks(enforcer.conn, blocked_only=True) if b.active(now)]
         enforcer.conn.commit()
-        actual = enforcer.iam.actual()
+        try:
+            actual = enforcer.iam.actual()
+        except IamRefused as refused:  # a policy edited by hand: compare nothing rather than guess
+            enforcer.metrics.refusals.labels(refused.refusal.reason).inc()
+            log.error("cannot read the product's policies: drift not checked", extra={
+                "reason": refused.refusal.reason, "detail": refused.refusal.detail})
+            return
         desired = {b.iam_target for b in active if b.iam_target and b.iam_state != "refused"}
         for block in active:
             if block.iam_target in actual:
@@ -178,7 +185,11 @@ class Reconciler:
         owners = {b.iam_target: b.principal for b in store.blocks(enforcer.conn) if b.iam_target}
         enforcer.conn.commit()
         for target in sorted(actual - desired):
-            change = enforcer.iam.lift(Target.parse(target))
+            try:
+                change = enforcer.iam.lift(Target.parse(target))
+            except IamRefused as refused:
+                enforcer.metrics.refusals.labels(refused.refusal.reason).inc()
+                continue
             principal = owners.get(target, target)
             store.record(enforcer.conn, AuditAction(
                 digest("reconcile-unexpected", uuid.uuid4()), enforcer.clock(), RECONCILER, Action.UNBLOCK,

@@ -326,7 +326,10 @@ class Enforcer:
               notify: tuple[NotificationKind, str]) -> Result:
         conn, now = self.conn, self.clock()
         if self.iam is not None and block.iam_target and block.iam_state not in ("refused", "lifted", "none"):
-            change = self.iam.lift(Target.parse(block.iam_target))
+            try:
+                change = self.iam.lift(Target.parse(block.iam_target))
+            except IamRefused as refused:
+                return self._lift_refused(block, refused.refusal, actor=actor, reason=reason, action_key=action_key)
             outcome = Outcome.APPLIED if change.changed else Outcome.UNCHANGED
         elif self.iam is None and block.blocked:
             change, outcome = Change(False, f"shadow: would lift {block.iam_target}"), Outcome.SHADOW
@@ -352,6 +355,31 @@ class Enforcer:
         log.info("unblocked", extra={"principal": block.principal, "outcome": outcome.value, "reason": reason,
                                      "actor": actor, "iam": change.description})
         return Result(block.principal, Action.UNBLOCK, outcome, change.description, None)
+
+    def _lift_refused(self, block: Block, refusal: Refusal, *, actor: str, reason: str,
+                      action_key: str) -> Result:
+        """The deny could not be lifted (its session policy was edited by hand and is no longer the
+        product's shape). The block ends as far as we are concerned; the deny stays until someone
+        repairs the policy, so admins are alerted and the reconciler keeps trying. No "access is back"
+        message goes to the person: it is not."""
+        conn, now = self.conn, self.clock()
+        store.save_block(conn, block.but(blocked=False, actor=actor, reason=reason, iam_state="lift_refused",
+                                         iam_detail=refusal.detail[:512]))
+        store.record(conn, AuditAction(
+            action_key, now, actor, Action.UNBLOCK, Outcome.REFUSED, block.principal, reason, block.scope,
+            block.quota, block.period, block.usage, block.limit, None, None,
+            f"refused ({refusal.reason}): {refusal.detail}"[:1024], self.shadow))
+        store.enqueue(conn, Notification(
+            digest("alert", block.principal, "lift", refusal.reason, now.date()), NotificationKind.ALERT, "admins",
+            block.principal, now, quota=block.quota, period=block.period, actor=actor,
+            reason=f"could not lift the deny of {block.principal} ({refusal.reason}): {refusal.detail}",
+            action_key=action_key, shadow=self.shadow))
+        conn.commit()
+        self.metrics.refusals.labels(refusal.reason).inc()
+        self.metrics.actions.labels(Action.UNBLOCK, Outcome.REFUSED, _actor_kind(actor)).inc()
+        log.error("lift refused: the deny stays in IAM until its policy is repaired", extra={
+            "principal": block.principal, "reason": refusal.reason, "detail": refusal.detail})
+        return Result(block.principal, Action.UNBLOCK, Outcome.REFUSED, refusal.detail)
 
     # -- helpers ----------------------------------------------------------------------------------
 

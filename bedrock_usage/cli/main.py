@@ -86,10 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     from bedrock_usage.limits import QuotaFileError  # noqa: PLC0415
     from bedrock_usage.migrate import MigrationError  # noqa: PLC0415
 
-    return (QuotaFileError, MigrationError, FileNotFoundError, ValueError)
+    # AWS errors (no credentials, access denied) are one line too: the admin fixes the environment.
+    return (QuotaFileError, MigrationError, FileNotFoundError, ValueError, ClientError, BotoCoreError)
 
 
 if __name__ == "__main__":

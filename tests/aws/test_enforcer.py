@@ -291,3 +291,27 @@ def test_a_warning_crossed_with_the_limit_is_superseded_by_the_block_notice(worl
     (result,) = rt.enforcer.handle(exceeded(kay, kind=Kind.WARNING, percent=85, usage=10, limit=10))
     assert result.outcome is Outcome.SUPERSEDED
     assert world.rows("SELECT COUNT(*) FROM notifications") == [(0,)]
+
+
+def test_a_session_policy_edited_by_hand_is_never_overwritten(world: World) -> None:
+    rt = world.runtime()
+    lea = world.sso("lea@example.com")
+    rt.enforcer.handle(exceeded(lea))
+    assert rt.enforcer.iam is not None
+    pool = rt.enforcer.iam.pool_policy_arns[0]
+    edited = pool_documents(world.iam, rt)[0]
+    edited["Statement"].append({"Sid": "SomeonesException", "Effect": "Allow", "Action": "s3:GetObject",
+                                "Resource": "*"})
+    world.iam.create_policy_version(PolicyArn=pool, PolicyDocument=json.dumps(edited), SetAsDefault=True)
+    mia = world.sso("mia@example.com")
+
+    (blocked,) = rt.enforcer.handle(exceeded(mia))
+    lifted = rt.enforcer.admin_unblock(lea, actor="ops", reason="done", protect=False)
+    report = rt.reconciler.run_once()
+
+    assert blocked.outcome is Outcome.REFUSED and lifted.outcome is Outcome.REFUSED
+    assert pool_documents(world.iam, rt)[0] == edited  # untouched
+    assert rt.enforcer.status(lea)[0]["iam_state"] == "lift_refused"
+    assert report.unexpected == 0 and report.missing == 0
+    kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
+    assert kinds == ["blocked", "alert", "alert"]  # no "access is back" to Lea: it is not

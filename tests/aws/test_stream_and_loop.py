@@ -130,3 +130,31 @@ def test_other_iam_errors_are_not_retried(aws: None) -> None:
         with pytest.raises(ClientError) as raised:
             policies.apply(Target(TargetKind.USER, "alice"))
     assert raised.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls(world: World) -> None:
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from bedrock_usage.http import serve  # noqa: PLC0415
+    from enforcement.metrics import EnforcerMetrics  # noqa: PLC0415
+
+    rt = world.runtime()
+    loop = Loop(rt, rt.enforcer.settings)
+    registry = CollectorRegistry()
+    EnforcerMetrics(registry).denied.set(3)
+    server = serve(0, loop.healthy, registry, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        body = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+        assert "bedrock_usage_enforcer_denied_people 3.0" in body
+        assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
+        loop.last_ok -= 3600
+        loop.last_error = "ConnectionError: redis down"
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(f"{base}/health", timeout=5)
+        assert failed.value.code == 503 and b"redis down" in failed.value.read()
+    finally:
+        server.shutdown()
