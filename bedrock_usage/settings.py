@@ -60,6 +60,8 @@ SPECS: tuple[Spec, ...] = (
          " /bedrock-usage-control/); the session policies are <name>Sessions1..N."),
     Spec("SESSION_DENY_POLICIES", "3", "Session deny policies (each holds ~100-200 sessions; attach all to"
          " shared roles and permission sets)."),
+    Spec("MAX_QUOTA_DENIES_PER_HOUR", "100", "Circuit breaker: past this many people denied for quotas in an"
+         " hour, further quota denies are refused and alerted (0: no limit). Admin blocks are not limited."),
     Spec("RECONCILE_INTERVAL_SECONDS", "300", "How often the enforcer compares desired and actual IAM state."),
     Spec("ENFORCER_METRICS_PORT", "9102", "Port of the enforcer's Prometheus /metrics and /health endpoint."),
     Spec("LOG_LEVEL", "INFO", "Log level (logs go to stderr as JSON lines)."),
@@ -165,6 +167,7 @@ class Settings:
     protected_principals: tuple[str, ...]
     deny_policy_name: str
     session_deny_policies: int
+    max_quota_denies_per_hour: int
     reconcile_interval_seconds: int
     enforcer_metrics_port: int
     log_level: str
@@ -247,6 +250,7 @@ class Settings:
             protected_principals=tuple(p.strip() for p in get("PROTECTED_PRINCIPALS").split(",") if p.strip()),
             deny_policy_name=policy_name,
             session_deny_policies=session_policies,
+            max_quota_denies_per_hour=_int("MAX_QUOTA_DENIES_PER_HOUR", get("MAX_QUOTA_DENIES_PER_HOUR"), 0),
             reconcile_interval_seconds=_int("RECONCILE_INTERVAL_SECONDS", get("RECONCILE_INTERVAL_SECONDS"), 5),
             enforcer_metrics_port=_int("ENFORCER_METRICS_PORT", get("ENFORCER_METRICS_PORT"), 0),
             log_level=level,

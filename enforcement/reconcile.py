@@ -176,6 +176,9 @@ class Reconciler:
         desired = {b.iam_target for b in active if b.iam_target and b.iam_state != "refused"}
         for block in active:
             if block.iam_target in actual:
+                if block.iam_state == "pending":  # applied, then interrupted before the row said so
+                    store.save_block(enforcer.conn, block.but(iam_state="applied"))
+                    enforcer.conn.commit()
                 continue
             result = enforcer.reapply(block, reason="drift: the deny was missing from IAM" if block.iam_state in (
                 "applied",) else f"completing a deny left {block.iam_state}")

@@ -123,7 +123,13 @@ class Enforcer:
         reason = (f"{decision.percent}% of the {_quota_label(decision.quota)} quota:"
                   f" {decision.usage} of {decision.limit}")
         # One call can cross 85 % and 100 % at once: the person then gets the block notice, not both.
-        outcome = Outcome.SUPERSEDED if decision.usage >= decision.limit else Outcome.NOTIFIED
+        # A warning about a period already over (a first start reading old decisions) warns no one.
+        if period_end(decision.quota, decision.period, self.settings) <= now:
+            outcome = Outcome.STALE
+        elif decision.usage >= decision.limit:
+            outcome = Outcome.SUPERSEDED
+        else:
+            outcome = Outcome.NOTIFIED
         store.record(conn, AuditAction(
             key, now, SYSTEM, Action.WARN, outcome, decision.subject, reason, decision.scope,
             decision.quota, decision.period, decision.usage, decision.limit, decision.decision_id,
@@ -202,6 +208,8 @@ class Enforcer:
             protected_until=None if origin is Origin.ADMIN else (current.protected_until if current else None),
             iam_target=str(target) if isinstance(target, Target) else None, iam_state="pending", shadow=self.shadow,
         )
+        if isinstance(target, Target) and origin is Origin.QUOTA and not was_active:
+            target = self._within_rate(target)
         if isinstance(target, Refusal):
             return self._refuse(block, target, audit(Outcome.REFUSED), person)
         store.save_block(conn, block)
@@ -230,6 +238,27 @@ class Enforcer:
             return Change(False, f"shadow: would deny {target}"), Outcome.SHADOW, "shadow"
         change = self.iam.apply(target)
         return change, (Outcome.APPLIED if change.changed else Outcome.UNCHANGED), "applied"
+
+    def _within_rate(self, target: Target) -> Target | Refusal:
+        """The circuit breaker (cloud-custodian's `max-resources`, for people): past
+        MAX_QUOTA_DENIES_PER_HOUR new quota denies in an hour, something is more likely wrong (a limit
+        set to 1, a bad quota file) than that many people over quota at once. Further quota denies are
+        refused and alerted until the hour's count falls or an admin raises the setting; the
+        reconciler applies them then. Admin blocks are not limited."""
+        cap = self.settings.max_quota_denies_per_hour
+        if cap == 0:
+            return target
+        since = (self.clock() - timedelta(hours=1)).astimezone(UTC).replace(tzinfo=None)
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT COUNT(DISTINCT principal) FROM enforcement_actions WHERE at >= %s AND action = 'block'"
+                        " AND outcome IN ('applied', 'unchanged', 'shadow') AND actor IN (%s, %s)",
+                        (since, SYSTEM, RECONCILER))
+            (count,) = cur.fetchone() or (0,)
+        self.conn.commit()
+        if int(count) < cap:
+            return target
+        return Refusal("rate_limit", f"{count} people were denied for quotas in the last hour"
+                                     f" (MAX_QUOTA_DENIES_PER_HOUR={cap}): check the limits, or raise the setting")
 
     def _skip(self, action: AuditAction, detail: str) -> Result:
         store.record(self.conn, action)
@@ -269,6 +298,8 @@ class Enforcer:
         action = AuditAction(digest("reapply", uuid.uuid4()), now, RECONCILER, Action.BLOCK, Outcome.REFUSED,
                              block.principal, reason, block.scope, block.quota, block.period, block.usage,
                              block.limit, None, block.blocked_until, None, self.shadow)
+        if isinstance(target, Target) and block.origin is Origin.QUOTA and block.iam_state in ("refused", "pending"):
+            target = self._within_rate(target)
         try:
             if isinstance(target, Refusal):
                 raise IamRefused(target)
@@ -345,7 +376,7 @@ class Enforcer:
             action_key, now, actor, Action.UNBLOCK, outcome, block.principal, reason, block.scope, block.quota,
             block.period, block.usage, block.limit, None, protect_until, change.description[:1024], self.shadow))
         kind, dedupe = notify
-        if block.blocked or kind is NotificationKind.ADMIN_UNBLOCKED:
+        if block.blocked or (kind is NotificationKind.ADMIN_UNBLOCKED and protect_until is not None):
             store.enqueue(conn, self._note(kind, dedupe, person, block.principal, context=context,
                                            access_returns_at=None, actor=actor, reason=reason, action_key=action_key,
                                            protected_until=protect_until))

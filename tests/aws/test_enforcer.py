@@ -173,7 +173,7 @@ def test_an_identity_center_role_keyed_as_a_whole_is_refused(world: World) -> No
 
 
 def test_sessions_spill_into_the_next_policy_and_versions_stay_within_five(world: World) -> None:
-    rt = world.runtime()
+    rt = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="0")
     names = [f"person.with.a.long.name.{i:03d}@example.com" for i in range(260)]
     for name in names:
         world.sso(name)
@@ -315,3 +315,23 @@ def test_a_session_policy_edited_by_hand_is_never_overwritten(world: World) -> N
     assert report.unexpected == 0 and report.missing == 0
     kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
     assert kinds == ["blocked", "alert", "alert"]  # no "access is back" to Lea: it is not
+
+
+def test_the_circuit_breaker_refuses_quota_denies_past_the_hourly_cap_but_not_admin_blocks(world: World) -> None:
+    rt = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="2")
+    people = [world.person(user_arn(f"cb{i}"), IdentityType.IAM_USER) for i in range(4)]
+    outcomes = [rt.enforcer.handle(exceeded(p))[0].outcome for p in people[:3]]
+    admin = rt.enforcer.admin_block(people[3], actor="ops", reason="manual", until=None)
+
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.REFUSED]
+    assert admin.outcome is Outcome.APPLIED
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"cb0", "cb1", "cb3"}
+    assert world.rows("SELECT kind, reason LIKE %s FROM notifications WHERE kind = 'alert'",
+                      "%MAX_QUOTA_DENIES_PER_HOUR%") == [("alert", 1)]
+    rt.enforcer.handle(exceeded(people[0]))  # already blocked: an extension is not a new deny
+    assert rt.enforcer.status(people[0])[0]["iam_state"] == "applied"
+
+    raised = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="10")  # an admin raises the cap: the reconciler applies it
+    assert raised.reconciler.run_once().missing == 1
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"cb0", "cb1", "cb2", "cb3"}

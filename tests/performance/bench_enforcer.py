@@ -63,7 +63,8 @@ def percentile(values: list[float], p: float) -> float:
 
 def env(moto: MotoServer, **extra: str) -> dict[str, str]:
     return {**moto.env(), "MYSQL_URL": MYSQL_URL, "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": "benchenf",
-            "TEAM_TAG_LOOKUP": "false", "LOG_LEVEL": "WARNING", **extra}
+            "TEAM_TAG_LOOKUP": "false", "LOG_LEVEL": "WARNING",
+            "MAX_QUOTA_DENIES_PER_HOUR": "0", **extra}
 
 
 def fresh_stores(settings: Settings) -> None:
