@@ -115,7 +115,7 @@ def precreate_leases(dynamodb: Any, kinesis: Any, application: str, stream: str)
         dynamodb.put_item(TableName=application, Item=item)
 
 
-class Consumer:
+class Service:
     """`bedrockctl consumer run` (or another long-running command: `enforcer run`) as a child process, in
     its own process group, so SIGKILL takes the JVM too."""
 
@@ -125,7 +125,7 @@ class Consumer:
         self._command = command
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Consumer:
+    def start(self) -> Service:
         out = open(self._log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "bedrockctl"), *self._command],

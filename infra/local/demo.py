@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
-from bedrock_usage.localdev import REPO, Consumer, MotoServer, ensure_stream, free_port, precreate_leases
+from bedrock_usage.localdev import REPO, MotoServer, Service, ensure_stream, free_port, precreate_leases
 from bedrock_usage.migrate import migrate
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
@@ -110,8 +110,8 @@ def main() -> int:
         "PROTECTED_PRINCIPALS": f"arn:aws:iam::{ACCOUNT}:user/breakglass-*",
     }
     settings = Settings.from_env(env)
-    consumer = Consumer(env, work / "consumer.log")
-    enforcer = Consumer(env, work / "enforcer.log", command=("enforcer", "run"))
+    consumer = Service(env, work / "consumer.log")
+    enforcer = Service(env, work / "enforcer.log", command=("enforcer", "run"))
     try:
         kinesis = moto.client("kinesis")
         ensure_stream(kinesis, STREAM, shards=2)

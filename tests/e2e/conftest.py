@@ -37,7 +37,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bedrock_usage.localdev import Consumer, MotoServer, ensure_stream, free_port, precreate_leases
+from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases
 from bedrock_usage.settings import Settings
 from producer_config.rule import partition_key
 from tests.conftest import emptied, flushed, fresh_schema, test_env
@@ -133,7 +133,7 @@ class RunningConsumer:
     application: str
     metrics_port: int
     log_path: Path
-    consumer: Consumer
+    consumer: Service
 
     @property
     def pid(self) -> int:
@@ -214,7 +214,7 @@ class Stack:
         }
         Settings.from_env(env)  # a bad override is a clear error here, not a consumer that never starts
         log_path = self.logs / f"consumer-{len(self.consumers) + 1}-{application}.log"
-        running = RunningConsumer(application, port, log_path, Consumer(env, log_path).start())
+        running = RunningConsumer(application, port, log_path, Service(env, log_path).start())
         self.consumers.append(running)
         return running
 

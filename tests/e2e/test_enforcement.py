@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.localdev import Consumer, MotoServer, free_port
+from bedrock_usage.localdev import MotoServer, Service, free_port
 from bedrock_usage.settings import Settings
 from enforcement.runtime import build
 from producer_config.rule import partition_key
@@ -80,7 +80,7 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
         consumer = stack.start(application, **limits, **admin)
         env = {**stack.moto.env(), **e2e_env(STREAM_NAME=stack.stream, ENFORCER_METRICS_PORT=str(free_port()),
                                              RECONCILE_INTERVAL_SECONDS="3600", **limits, **admin)}
-        enforcer = Consumer(env, tmp_path / "enforcer.log", command=("enforcer", "run")).start()
+        enforcer = Service(env, tmp_path / "enforcer.log", command=("enforcer", "run")).start()
 
         assert _invoke(runtime) == 200  # allowed before
 

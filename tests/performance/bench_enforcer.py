@@ -32,7 +32,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
-from bedrock_usage.localdev import Consumer, MotoServer, ensure_stream, free_port, precreate_leases
+from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases
 from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
@@ -164,8 +164,8 @@ def put_record_to_deny(moto: MotoServer, work: Path) -> list[float]:
     ensure_stream(kinesis, stream, shards=2)
     precreate_leases(moto.client("dynamodb"), kinesis, app, stream)
     policy = f"arn:aws:iam::{ACCOUNT}:policy/bedrock-usage-control/{settings.deny_policy_name}"
-    consumer = Consumer(variables, work / "consumer.log").start()
-    enforcer = Consumer(variables, work / "enforcer.log", command=("enforcer", "run")).start()
+    consumer = Service(variables, work / "consumer.log").start()
+    enforcer = Service(variables, work / "enforcer.log", command=("enforcer", "run")).start()
     latencies = []
     try:
         people = [Person(f"e2e-bench-{i:03d}", sso=False, account=ACCOUNT) for i in range(E2E_PEOPLE + 1)]
