@@ -18,7 +18,7 @@ from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
@@ -89,8 +89,8 @@ def limits_show(args: argparse.Namespace, settings: Settings) -> int:
           f" team {defaults['team']['daily'] or '-'}/day {defaults['team']['monthly'] or '-'}/month;"
           f" warnings at {', '.join(f'{p} %' for p in settings.warning_thresholds)};"
           f" default team {settings.default_team}")
-    print("\nteams\n" + _table(("team", "daily", "monthly"), teams))
-    print("\npeople with overrides\n" + _table(("principal", "team", "source", "daily", "monthly"), people))
+    print("\nteams\n" + table(("team", "daily", "monthly"), teams))
+    print("\npeople with overrides\n" + table(("principal", "team", "source", "daily", "monthly"), people))
     return 0
 
 
@@ -115,13 +115,13 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([p.as_dict() for p in people], indent=2))
         return 0
     print(f"usage on {day.isoformat()} ({settings.quota_timezone.key})")
-    print(_table(
+    print(table(
         ("principal", "team", "today", "failed", "daily limit", "month", "monthly limit", "state"),
         [(p.principal, p.team, p.requests, p.failed, p.daily_limit, p.monthly_requests, p.monthly_limit,
           p.state) for p in people],
     ))
     if teams:
-        print("\n" + _table(
+        print("\n" + table(
             ("team", "today", "daily limit", "month", "monthly limit", "state"),
             [(t.team, t.requests, t.daily_limit, t.monthly_requests, t.monthly_limit, t.state) for t in teams],
         ))
@@ -164,7 +164,7 @@ def decisions(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2, default=str))
     else:
-        print(_table(names[:9], [(r[0].replace(tzinfo=UTC).isoformat(timespec="seconds"), *r[1:9])
+        print(table(names[:9], [(r[0].replace(tzinfo=UTC).isoformat(timespec="seconds"), *r[1:9])
                                  for r in rows]))
     return 0
 
@@ -178,7 +178,7 @@ def dead_letters(args: argparse.Namespace, settings: Settings) -> int:
             rows = cur.fetchall()
     finally:
         conn.close()
-    print(_table(("received_at", "reason", "detail", "source", "shard", "sequence", "index"),
+    print(table(("received_at", "reason", "detail", "source", "shard", "sequence", "index"),
                  [(r[0], r[1], r[2][:80], *r[3:]) for r in rows]))
     return 0
 

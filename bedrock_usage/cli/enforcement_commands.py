@@ -11,7 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.cli.commands import _table
+from bedrock_usage.cli.commands import table
+from bedrock_usage.limits import normalise_key
 from bedrock_usage.periods import periods_of
 from bedrock_usage.settings import Settings
 from enforcement.model import Outcome
@@ -101,7 +102,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(rows[0] if args.principal else rows, indent=2))
         return 0
     print(f"mode: {settings.enforcement_mode}")
-    print(_table(("principal", "blocked", "until", "reason", "by", "protected until", "iam"), [
+    print(table(("principal", "blocked", "until", "reason", "by", "protected until", "iam"), [
         (r["principal"], "yes" if r["blocked"] else "no",
          "indefinite" if r["indefinite"] else _when(r["blocked_until"], settings), r["reason"], r["actor"],
          _when(r["protected_until"], settings), r["iam_state"]) for r in rows]))
@@ -121,7 +122,7 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    print(_table(("at", "actor", "action", "outcome", "principal", "reason", "iam change"), [
+    print(table(("at", "actor", "action", "outcome", "principal", "reason", "iam change"), [
         (_when(r["at"], settings), r["actor"], r["action"] + (" (shadow)" if r["shadow"] else ""), r["outcome"],
          r["principal"], r["reason"], r["iam_change"]) for r in rows]))
     return 0
@@ -150,7 +151,7 @@ def enforcer_run(args: argparse.Namespace, settings: Settings) -> int:
 def add_parsers(sub: Any, add: Any) -> None:
     by = {"default": getpass.getuser(), "help": "who acts (recorded in the audit; default: your user name)"}
     p = add(sub, "block", block, "deny Bedrock to a person now")
-    p.add_argument("principal", help="quota key, as `bedrockctl usage` shows it")
+    p.add_argument("principal", type=normalise_key, help="quota key, as `bedrockctl usage` shows it")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--for", dest="duration", help="e.g. 30m, 4h, 2d (default: until the next daily reset)")
     when.add_argument("--until", help="ISO 8601 time (QUOTA_TIMEZONE when no offset)")
@@ -159,18 +160,18 @@ def add_parsers(sub: Any, add: Any) -> None:
     p.add_argument("--by", **by)
 
     p = add(sub, "unblock", unblock, "restore Bedrock to a person now")
-    p.add_argument("principal")
+    p.add_argument("principal", type=normalise_key)
     p.add_argument("--protect", action="store_true",
                    help="and do not let quotas block them again until the end of the current period")
     p.add_argument("--reason", required=True)
     p.add_argument("--by", **by)
 
     p = add(sub, "status", status, "who is blocked (or one person's state)")
-    p.add_argument("principal", nargs="?")
+    p.add_argument("principal", nargs="?", type=normalise_key)
     p.add_argument("--json", action="store_true")
 
     p = add(sub, "audit", audit, "the enforcement audit trail")
-    p.add_argument("--principal")
+    p.add_argument("--principal", type=normalise_key)
     p.add_argument("--since", help="ISO 8601 time or date")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")

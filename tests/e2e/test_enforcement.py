@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pymysql
 import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
@@ -61,7 +62,7 @@ def _invoke(runtime: Any) -> int:
 
 
 def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stack: Stack, mysql: pymysql.connections.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     iam = stack.moto.client("iam")
     admin = _user_with_keys(iam, "bedrock-usage-control", "*")  # the services' identity once auth is on
@@ -93,7 +94,7 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
         wait_until(lambda: _invoke(runtime), lambda status: status == 403, timeout=60,
                    what="the over-quota user's call to be denied by IAM", alive=[consumer])
         assert enforcer.process is not None and enforcer.process.poll() is None
-        ((until,),) = rows(stack_conn(), "SELECT blocked_until FROM blocks WHERE principal = %s",
+        ((until,),) = rows(mysql, "SELECT blocked_until FROM blocks WHERE principal = %s",
                            f"arn:aws:iam::{ACCOUNT}:user/app")
 
         # The reset: the expiry job run at the period's end (a clock past it, not a wait until midnight).
@@ -115,11 +116,6 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
         _reset_auth(stack.moto, "inf")
         if enforcer is not None:
             enforcer.stop()
-    kinds = sorted(r[0] for r in rows(stack_conn(), "SELECT kind FROM notifications"))
+    kinds = sorted(r[0] for r in rows(mysql, "SELECT kind FROM notifications"))
     assert kinds == ["blocked", "unblocked", "warning"]  # 60 %; the 85 % came with the 100 %: the block says it
 
-
-def stack_conn() -> Any:
-    from bedrock_usage import db  # noqa: PLC0415
-
-    return db.connect(Settings.from_env(e2e_env()).mysql)
