@@ -1,5 +1,6 @@
-"""/metrics and /health on one port, for the processes that serve a single Prometheus registry
-(the enforcer, the notifier). The consumer's supervisor serves its multiprocess registry itself."""
+"""/metrics and /health on one port, for every long-running process (consumer supervisor, enforcer,
+notifier). Each says how to render its metrics (one registry, or the consumer's multiprocess
+aggregate) and whether it is healthy."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 
-def serve(port: int, healthy: Callable[[], tuple[bool, str]], registry: CollectorRegistry = REGISTRY,
+def registry_metrics(registry: CollectorRegistry = REGISTRY) -> Callable[[], bytes]:
+    return lambda: generate_latest(registry)
+
+
+def serve(port: int, healthy: Callable[[], tuple[bool, str]], metrics: Callable[[], bytes] | None = None,
           host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Start serving in a daemon thread; `healthy()` answers /health (200 or 503 with its reason)."""
+    """Start serving in a daemon thread; `healthy()` answers /health (200, or 503 with its reason)."""
+    render = metrics or registry_metrics()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.startswith("/metrics"):
-                body, status, kind = generate_latest(registry), 200, CONTENT_TYPE_LATEST
+                body, status, kind = render(), 200, CONTENT_TYPE_LATEST
             elif self.path.startswith("/health"):
                 ok, reason = healthy()
                 body, status, kind = (reason + "\n").encode(), (200 if ok else 503), "text/plain"

@@ -16,11 +16,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
 from bedrock_usage import logs
+from bedrock_usage.http import serve
 from bedrock_usage.settings import Settings
 
 log = logging.getLogger("consumer.daemon")
@@ -78,30 +78,14 @@ def java_command(settings: Settings, properties: Path, logback: Path) -> list[st
     ]
 
 
-class _Health(BaseHTTPRequestHandler):
-    daemon_process: subprocess.Popen[bytes] | None = None
+def _multiprocess_metrics() -> bytes:
+    """The aggregate of every shard processor's metrics files (prometheus-client multiprocess mode)."""
+    from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
 
-    def do_GET(self) -> None:
-        if self.path.startswith("/metrics"):
-            from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest  # noqa: PLC0415
-            from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
-
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            body, status, kind = generate_latest(registry), 200, CONTENT_TYPE_LATEST
-        elif self.path.startswith("/health"):
-            alive = self.daemon_process is not None and self.daemon_process.poll() is None
-            body, status, kind = (b"ok\n", 200, "text/plain") if alive else (b"daemon down\n", 503, "text/plain")
-        else:
-            body, status, kind = b"not found\n", 404, "text/plain"
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
 
 
 def _work_dir() -> Path:
@@ -145,10 +129,10 @@ def run(settings: Settings) -> int:
                                                "application": settings.kcl_application_name})
     process = subprocess.Popen(command, env=env, stdout=sys.stderr, stderr=sys.stderr, cwd=work)
 
-    _Health.daemon_process = process
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    server = ThreadingHTTPServer(("0.0.0.0", settings.metrics_port), _Health)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    server = serve(settings.metrics_port,
+                   lambda: (True, "ok") if process.poll() is None else (False, "daemon down"),
+                   _multiprocess_metrics)
 
     stopping = threading.Event()
 

@@ -115,7 +115,7 @@ def run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = serve(settings.enforcer_metrics_port, loop.healthy)
+    server = serve(settings.enforcer_metrics_port, loop.healthy)  # the default registry: the loop's metrics
     log.info("enforcer started", extra={
         "mode": settings.enforcement_mode, "account": runtime.enforcer.account_id,
         "protected": list(settings.protected_principals), "metrics_port": server.server_address[1]})

@@ -138,14 +138,14 @@ def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls
 
     from prometheus_client import CollectorRegistry  # noqa: PLC0415
 
-    from bedrock_usage.http import serve  # noqa: PLC0415
+    from bedrock_usage.http import registry_metrics, serve  # noqa: PLC0415
     from enforcement.metrics import EnforcerMetrics  # noqa: PLC0415
 
     rt = world.runtime()
     loop = Loop(rt, rt.enforcer.settings)
     registry = CollectorRegistry()
     EnforcerMetrics(registry).denied.set(3)
-    server = serve(0, loop.healthy, registry, host="127.0.0.1")
+    server = serve(0, loop.healthy, registry_metrics(registry), host="127.0.0.1")
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         body = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
