@@ -17,8 +17,23 @@ from typing import Any
 
 import boto3
 
+from bedrock_usage import db
+from bedrock_usage.migrate import migrate
+from bedrock_usage.settings import MySQLParams
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def recreate_database(params: MySQLParams) -> None:
+    """Drop the database and build it again from sql/: demo and benchmark runs start from nothing."""
+    conn = db.connect(params, with_database=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{params.database}`")
+    finally:
+        conn.close()
+    migrate(params)
 
 
 def free_port() -> int:

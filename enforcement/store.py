@@ -66,8 +66,13 @@ def team_members(conn: Connection, team: str, default_team: str) -> list[str]:
 
 # -- blocks ------------------------------------------------------------------------------------------
 
+def _columns(names: list[str]) -> list[str]:
+    # `usage` and `limit` are reserved words in SQL: their columns are usage_count and limit_count.
+    return [{"usage": "usage_count", "limit": "limit_count"}.get(n, n) for n in names]
+
+
 _BLOCK_FIELDS = [f.name for f in fields(Block)]
-_BLOCK_COLUMNS = [{"usage": "usage_count", "limit": "limit_count"}.get(n, n) for n in _BLOCK_FIELDS]
+_BLOCK_COLUMNS = _columns(_BLOCK_FIELDS)
 
 
 def _block(row: Sequence[Any]) -> Block:
@@ -119,9 +124,9 @@ def save_block(conn: Connection, block: Block) -> None:
 # -- audit and outbox --------------------------------------------------------------------------------
 
 _ACTION_FIELDS = [f.name for f in fields(AuditAction)]
-_ACTION_COLUMNS = [{"usage": "usage_count", "limit": "limit_count"}.get(n, n) for n in _ACTION_FIELDS]
+_ACTION_COLUMNS = _columns(_ACTION_FIELDS)
 _NOTE_FIELDS = [f.name for f in fields(Notification)]
-_NOTE_COLUMNS = [{"usage": "usage_count", "limit": "limit_count"}.get(n, n) for n in _NOTE_FIELDS]
+_NOTE_COLUMNS = _columns(_NOTE_FIELDS)
 
 
 def record(conn: Connection, action: AuditAction) -> bool:

@@ -29,13 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pymysql
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
-from bedrock_usage.localdev import REPO, MotoServer, Service, ensure_stream, free_port, precreate_leases
-from bedrock_usage.migrate import migrate
+from bedrock_usage.localdev import (
+    REPO,
+    MotoServer,
+    Service,
+    ensure_stream,
+    free_port,
+    precreate_leases,
+    recreate_database,
+)
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
 from enforcement.runtime import build as build_enforcer
@@ -126,12 +132,7 @@ def main() -> int:
         print(f"moto at {moto.url}; stream {STREAM} (2 shards); IAM users tagged with Team/Person")
 
         step("Schema and quotas: bedrockctl db migrate; bedrockctl limits apply quotas.yaml")
-        conn = pymysql.connect(host=settings.mysql.host, port=settings.mysql.port, user=settings.mysql.user,
-                               password=settings.mysql.password)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
-        conn.close()
-        migrate(settings.mysql)
+        recreate_database(settings.mysql)
         client = redis_client(settings)
         for key in client.scan_iter(match="demo:*", count=1000):
             client.delete(key)

@@ -27,13 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import redis
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
-from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases
-from bedrock_usage.migrate import migrate
+from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases, recreate_database
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from bedrock_usage.settings import Settings
@@ -68,12 +66,7 @@ def env(moto: MotoServer, **extra: str) -> dict[str, str]:
 
 
 def fresh_stores(settings: Settings) -> None:
-    conn = pymysql.connect(host=settings.mysql.host, port=settings.mysql.port, user=settings.mysql.user,
-                           password=settings.mysql.password)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
-    conn.close()
-    migrate(settings.mysql)
+    recreate_database(settings.mysql)
     redis.Redis.from_url(settings.redis_url).flushdb()
 
 
