@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
+
 from bedrock_usage.keys import Keys
 from bedrock_usage.periods import periods_of, redis_horizon
 from bedrock_usage.quota import Limits, Quota, Scope
@@ -60,14 +62,14 @@ def _over(usage: int, daily: int | None, monthly_usage: int, monthly: int | None
 
 
 class Reconciler:
-    def __init__(self, enforcer: Enforcer, redis_client: object) -> None:
+    def __init__(self, enforcer: Enforcer, redis_client: redis.Redis) -> None:
         self._enforcer = enforcer
         self._redis = redis_client
 
     def _reader(self, now: datetime) -> UsageReader:
         s = self._enforcer.settings
         return UsageReader(
-            self._enforcer.conn, self._redis, Keys(s.redis_key_prefix),  # type: ignore[arg-type]
+            self._enforcer.conn, self._redis, Keys(s.redis_key_prefix),
             user_defaults=Limits(s.default_daily_limit, s.default_monthly_limit),
             team_defaults=Limits(s.default_team_daily_limit, s.default_team_monthly_limit),
             default_team=s.default_team, warning_percents=s.warning_thresholds,

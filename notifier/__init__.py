@@ -1,5 +1,6 @@
 """The notifier (issue #4): delivers warnings, blocks, restores and admin actions by email (SES or
-SMTP), SNS and chat webhooks, from a durable outbox in MySQL.
+SMTP), SNS and chat webhooks.
 
-Nothing here yet: it builds on the enforcer's notification records (issue #3).
+Nothing here yet: it will deliver the rows the enforcer queues in the MySQL outbox `notifications`
+(sql/002_enforcement.sql; the record is `enforcement.model.Notification`).
 """
