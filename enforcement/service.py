@@ -192,22 +192,23 @@ class Enforcer:
 
         was_active = current is not None and current.active(now)
         merged_until = _later(current.blocked_until, until) if current and was_active else until
-        # The later end wins, and its origin and reason with it (an indefinite admin block stays admin).
-        keeps_current = was_active and current is not None and merged_until == current.blocked_until \
-            and merged_until != until
         target = target_of(person, self.account_id) if person else Refusal("unknown_principal", f"{key}: unknown")
-        block = Block(
-            principal=key, blocked=True,
-            origin=current.origin if keeps_current and current else origin,
-            reason=current.reason if keeps_current and current else reason,
-            actor=current.actor if keeps_current and current else actor,
-            scope=context.scope.value if context else None, quota=context.quota.value if context else None,
-            period=context.period if context else None, usage=context.usage if context else None,
-            limit=context.limit if context else None,
-            blocked_at=current.blocked_at if was_active and current else now, blocked_until=merged_until,
-            protected_until=None if origin is Origin.ADMIN else (current.protected_until if current else None),
-            iam_target=str(target) if isinstance(target, Target) else None, iam_state="pending", shadow=self.shadow,
-        )
+        iam_target = str(target) if isinstance(target, Target) else None
+        if current is not None and was_active and merged_until == current.blocked_until and merged_until != until:
+            # Already blocked for longer (an indefinite admin block, a monthly quota): that block stands,
+            # with its origin and reason; this action only makes sure its deny is in place.
+            block = current.but(iam_target=iam_target, iam_state="pending", shadow=self.shadow)
+        else:
+            block = Block(
+                principal=key, blocked=True, origin=origin, reason=reason, actor=actor,
+                scope=context.scope.value if context else None, quota=context.quota.value if context else None,
+                period=context.period if context else None, usage=context.usage if context else None,
+                limit=context.limit if context else None,
+                blocked_at=current.blocked_at if current is not None and was_active else now,
+                blocked_until=merged_until,
+                protected_until=None if origin is Origin.ADMIN or current is None else current.protected_until,
+                iam_target=iam_target, iam_state="pending", shadow=self.shadow,
+            )
         if isinstance(target, Target) and origin is Origin.QUOTA and not was_active:
             target = self._within_rate(target)
         if isinstance(target, Refusal):

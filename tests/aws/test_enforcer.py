@@ -335,3 +335,19 @@ def test_the_circuit_breaker_refuses_quota_denies_past_the_hourly_cap_but_not_ad
     raised = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="10")  # an admin raises the cap: the reconciler applies it
     assert raised.reconciler.run_once().missing == 1
     assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"cb0", "cb1", "cb2", "cb3"}
+
+
+def test_a_monthly_quota_used_up_while_blocked_for_the_day_extends_the_block_to_the_first(world: World) -> None:
+    rt = world.runtime()
+    ned = world.person(user_arn("ned"), IdentityType.IAM_USER)
+    (daily,) = rt.enforcer.handle(exceeded(ned))
+    (monthly,) = rt.enforcer.handle(exceeded(ned, quota=Quota.MONTHLY_REQUESTS, usage=5000, limit=5000))
+    (shorter,) = rt.enforcer.handle(exceeded(ned, quota=Quota.DAILY_REQUESTS, usage=10, limit=10))  # a replay
+    assert daily.blocked_until is not None and monthly.blocked_until is not None
+    assert monthly.blocked_until > daily.blocked_until and shorter.blocked_until == monthly.blocked_until
+    (status,) = rt.enforcer.status(ned)
+    assert status["quota"] == "monthly_requests" and status["reason"] == "monthly quota exceeded: 5000 of 5000"
+    world.now = daily.blocked_until + timedelta(seconds=1)
+    assert rt.enforcer.expire_due() == []  # the daily reset does not lift a monthly block
+    kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
+    assert kinds == ["blocked", "blocked"]  # the second says: until the 1st
