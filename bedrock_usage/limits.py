@@ -5,17 +5,20 @@ assignments in MySQL are exactly the file's. People and teams it no longer lists
 defaults (and, for the team, to their IAM tag on the next lookup).
 
     teams:
-      data-science: {daily_limit: 2000, monthly_limit: 30000}
+      data-science: {daily_limit: 2000, monthly_limit: 30000, admins: [lead@example.com]}
     users:
       "arn:aws:iam::111122223333:user/alice": {team: data-science, daily_limit: 400, email: alice@example.com}
-      "sso:bob@example.com": {team: platform, monthly_limit: 8000, name: Bob}
+      "sso:bob@example.com": {team: platform, monthly_limit: 8000, name: Bob, language: es,
+                              timezone: America/Mexico_City}
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pymysql.connections import Connection
@@ -23,6 +26,7 @@ from pymysql.connections import Connection
 from bedrock_usage.identity import SSO_KEY_PREFIX, IdentityType
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
+from bedrock_usage.settings import LANGUAGES
 
 
 class QuotaFileError(ValueError):
@@ -36,12 +40,15 @@ class PersonEntry:
     limits: Limits
     email: str | None
     name: str | None
+    language: str | None = None  # of the person's messages (en, es)
+    timezone: str | None = None  # of the times in them
 
 
 @dataclass(frozen=True)
 class QuotaFile:
     teams: dict[str, Limits]
     people: dict[str, PersonEntry]
+    team_admins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # who hears of the team's blocks
 
 
 @dataclass(frozen=True)
@@ -94,13 +101,19 @@ def parse_quota_file(text: str) -> QuotaFile:
         if not isinstance(document.get(section) or {}, dict):
             raise QuotaFileError(f"'{section}' must be a mapping (name → settings), not a list or a value")
     teams: dict[str, Limits] = {}
+    team_admins: dict[str, tuple[str, ...]] = {}
     for name, raw_entry in (document.get("teams") or {}).items():
         entry = raw_entry or {}
         if not isinstance(entry, dict):
             raise QuotaFileError(f"teams.{name} must be a mapping")
-        _only(f"teams.{name}", entry, {"daily_limit", "monthly_limit"})
+        _only(f"teams.{name}", entry, {"daily_limit", "monthly_limit", "admins"})
         teams[str(name)] = Limits(_limit(f"teams.{name}", entry, "daily_limit"),
                                   _limit(f"teams.{name}", entry, "monthly_limit"))
+        admins = entry.get("admins") or []
+        if not isinstance(admins, list) or not all(isinstance(a, str) and "@" in a for a in admins):
+            raise QuotaFileError(f"teams.{name}: admins must be a list of email addresses")
+        if admins:
+            team_admins[str(name)] = tuple(admins)
     people: dict[str, PersonEntry] = {}
     for raw_key, raw_entry in (document.get("users") or {}).items():
         entry = raw_entry or {}
@@ -108,7 +121,17 @@ def parse_quota_file(text: str) -> QuotaFile:
         identity_type_of_key(key)
         if not isinstance(entry, dict):
             raise QuotaFileError(f"users.{key} must be a mapping")
-        _only(f"users.{key}", entry, {"team", "daily_limit", "monthly_limit", "email", "name"})
+        _only(f"users.{key}", entry, {"team", "daily_limit", "monthly_limit", "email", "name", "language",
+                                      "timezone"})
+        language = str(entry["language"]).lower() if entry.get("language") else None
+        if language is not None and language not in LANGUAGES:
+            raise QuotaFileError(f"users.{key}: language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        timezone = str(entry["timezone"]) if entry.get("timezone") else None
+        if timezone is not None:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise QuotaFileError(f"users.{key}: timezone {timezone!r} is not an IANA time zone") from None
         people[key] = PersonEntry(
             key=key,
             team=str(entry["team"]) if entry.get("team") else None,
@@ -116,8 +139,10 @@ def parse_quota_file(text: str) -> QuotaFile:
                           _limit(f"users.{key}", entry, "monthly_limit")),
             email=str(entry["email"]) if entry.get("email") else None,
             name=str(entry["name"]) if entry.get("name") else None,
+            language=language,
+            timezone=timezone,
         )
-    return QuotaFile(teams, people)
+    return QuotaFile(teams, people, team_admins)
 
 
 def _only(where: str, entry: dict[str, Any], allowed: set[str]) -> None:
@@ -153,17 +178,22 @@ def apply(conn: Connection, state: RedisState, quota: QuotaFile) -> ApplyReport:
         if old_teams:
             cur.executemany("UPDATE teams SET daily_request_limit = NULL, monthly_request_limit = NULL"
                             " WHERE name = %s", [(name,) for name in sorted(old_teams)])
+        cur.execute("UPDATE teams SET admin_emails = NULL WHERE admin_emails IS NOT NULL")
         if quota.teams:
             cur.executemany(
-                "INSERT INTO teams (name, daily_request_limit, monthly_request_limit) VALUES (%s, %s, %s)"
+                "INSERT INTO teams (name, daily_request_limit, monthly_request_limit, admin_emails)"
+                " VALUES (%s, %s, %s, %s)"
                 " ON DUPLICATE KEY UPDATE daily_request_limit = VALUES(daily_request_limit),"
-                " monthly_request_limit = VALUES(monthly_request_limit)",
-                [(name, limits.daily, limits.monthly) for name, limits in quota.teams.items()],
+                " monthly_request_limit = VALUES(monthly_request_limit), admin_emails = VALUES(admin_emails)",
+                [(name, limits.daily, limits.monthly,
+                  json.dumps(list(quota.team_admins[name])) if quota.team_admins.get(name) else None)
+                 for name, limits in quota.teams.items()],
             )
         if quota.people:
             cur.executemany(
                 "INSERT INTO principals (quota_key, identity_type, team, team_source, email, display_name,"
-                " daily_request_limit, monthly_request_limit) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " daily_request_limit, monthly_request_limit, language, time_zone)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON DUPLICATE KEY UPDATE"
                 " team = IF(VALUES(team_source) = 'quota_file', VALUES(team),"
                 "   IF(team_source = 'quota_file', NULL, team)),"
@@ -171,10 +201,11 @@ def apply(conn: Connection, state: RedisState, quota: QuotaFile) -> ApplyReport:
                 "   IF(team_source = 'quota_file', 'default', team_source)),"
                 " email = COALESCE(VALUES(email), email), display_name = COALESCE(VALUES(display_name), display_name),"
                 " daily_request_limit = VALUES(daily_request_limit),"
-                " monthly_request_limit = VALUES(monthly_request_limit)",
+                " monthly_request_limit = VALUES(monthly_request_limit),"
+                " language = VALUES(language), time_zone = VALUES(time_zone)",
                 [
                     (p.key, identity_type_of_key(p.key).value, p.team, "quota_file" if p.team else "default",
-                     p.email, p.name, p.limits.daily, p.limits.monthly)
+                     p.email, p.name, p.limits.daily, p.limits.monthly, p.language, p.timezone)
                     for p in quota.people.values()
                 ],
             )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+LANGUAGES = ("en", "es")  # the languages messages are written in (notifier/i18n/)
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -64,6 +66,25 @@ SPECS: tuple[Spec, ...] = (
          " hour, further quota denies are refused and alerted (0: no limit). Admin blocks are not limited."),
     Spec("RECONCILE_INTERVAL_SECONDS", "300", "How often the enforcer compares desired and actual IAM state."),
     Spec("ENFORCER_METRICS_PORT", "9102", "Port of the enforcer's Prometheus /metrics and /health endpoint."),
+    Spec("NOTIFY_LANGUAGE", "en", "Language of messages for people without their own (quota file `language`,"
+         " IAM tag `Language`): en or es."),
+    Spec("NOTIFY_TIMEZONE", "", "Time zone of times in messages for people without their own (quota file"
+         " `timezone`, IAM tag `TimeZone`); empty: QUOTA_TIMEZONE."),
+    Spec("EMAIL_BACKEND", "ses", "How email is sent: ses, smtp, or none (no email; other channels still work)."),
+    Spec("EMAIL_FROM", "bedrock-usage@example.com", "Sender address (an SES-verified identity with ses)."),
+    Spec("SMTP_HOST", "", "SMTP server (EMAIL_BACKEND=smtp), e.g. smtp.gmail.com."),
+    Spec("SMTP_PORT", "587", "SMTP port."),
+    Spec("SMTP_USERNAME", "", "SMTP login (empty: no login)."),
+    Spec("SMTP_PASSWORD", "", "SMTP password (from Secrets Manager in AWS)."),
+    Spec("SMTP_STARTTLS", "true", "Upgrade the SMTP connection with STARTTLS before logging in."),
+    Spec("SMTP_CA_FILE", "", "CA bundle to verify the SMTP server's certificate (empty: the system's)."),
+    Spec("ADMIN_EMAILS", "", "Comma-separated admins who get alerts, blocks and the daily summary."),
+    Spec("ALERT_SNS_TOPIC_ARN", "", "SNS topic for admin alerts (refusals, failures); empty: none."),
+    Spec("SLACK_WEBHOOK_URL", "", "Slack incoming webhook for alerts, blocks and the summary; empty: none."),
+    Spec("TEAMS_WEBHOOK_URL", "", "Microsoft Teams incoming webhook for the same; empty: none."),
+    Spec("NOTIFY_MAX_ATTEMPTS", "8", "Tries before a delivery is dead (retried with capped exponential backoff)."),
+    Spec("DAILY_SUMMARY_HOUR", "8", "Local hour (NOTIFY_TIMEZONE) of the admins' daily summary; empty: none."),
+    Spec("NOTIFIER_METRICS_PORT", "9103", "Port of the notifier's Prometheus /metrics and /health endpoint."),
     Spec("LOG_LEVEL", "INFO", "Log level (logs go to stderr as JSON lines)."),
 )
 
@@ -100,11 +121,20 @@ def _thresholds(raw: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def _zone(raw: str) -> ZoneInfo:
+def _zone(raw: str, name: str = "QUOTA_TIMEZONE") -> ZoneInfo:
     try:
         return ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"QUOTA_TIMEZONE {raw!r} is not an IANA time zone") from None
+        raise SettingsError(f"{name} {raw!r} is not an IANA time zone") from None
+
+
+def _optional_hour(raw: str) -> int | None:
+    if raw.strip() == "":
+        return None
+    hour = _int("DAILY_SUMMARY_HOUR", raw)
+    if hour > 23:
+        raise SettingsError(f"DAILY_SUMMARY_HOUR must be 0-23 (or empty), got {hour}")
+    return hour
 
 
 @dataclass(frozen=True)
@@ -170,6 +200,23 @@ class Settings:
     max_quota_denies_per_hour: int
     reconcile_interval_seconds: int
     enforcer_metrics_port: int
+    notify_language: str
+    notify_timezone: ZoneInfo
+    email_backend: str
+    email_from: str
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str
+    smtp_password: str
+    smtp_starttls: bool
+    smtp_ca_file: str | None
+    admin_emails: tuple[str, ...]
+    alert_sns_topic_arn: str | None
+    slack_webhook_url: str | None
+    teams_webhook_url: str | None
+    notify_max_attempts: int
+    daily_summary_hour: int | None
+    notifier_metrics_port: int
     log_level: str
 
     @property
@@ -210,6 +257,15 @@ class Settings:
         session_policies = _int("SESSION_DENY_POLICIES", get("SESSION_DENY_POLICIES"), 1)
         if session_policies > 8:
             raise SettingsError("SESSION_DENY_POLICIES must be at most 8 (a role holds 10 managed policies)")
+        language = get("NOTIFY_LANGUAGE").strip().lower()
+        if language not in LANGUAGES:
+            raise SettingsError(f"NOTIFY_LANGUAGE must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        backend = get("EMAIL_BACKEND").strip().lower()
+        if backend not in ("ses", "smtp", "none"):
+            raise SettingsError(f"EMAIL_BACKEND must be ses, smtp or none, got {backend!r}")
+        if backend == "smtp" and not get("SMTP_HOST").strip():
+            raise SettingsError("SMTP_HOST is needed with EMAIL_BACKEND=smtp")
+        summary_hour = _optional_hour(get("DAILY_SUMMARY_HOUR"))
         default_team = get("DEFAULT_TEAM").strip()
         if not default_team:
             raise SettingsError("DEFAULT_TEAM must not be empty")
@@ -253,5 +309,22 @@ class Settings:
             max_quota_denies_per_hour=_int("MAX_QUOTA_DENIES_PER_HOUR", get("MAX_QUOTA_DENIES_PER_HOUR"), 0),
             reconcile_interval_seconds=_int("RECONCILE_INTERVAL_SECONDS", get("RECONCILE_INTERVAL_SECONDS"), 5),
             enforcer_metrics_port=_int("ENFORCER_METRICS_PORT", get("ENFORCER_METRICS_PORT"), 0),
+            notify_language=language,
+            notify_timezone=_zone(get("NOTIFY_TIMEZONE") or get("QUOTA_TIMEZONE"), "NOTIFY_TIMEZONE"),
+            email_backend=backend,
+            email_from=get("EMAIL_FROM").strip(),
+            smtp_host=get("SMTP_HOST").strip(),
+            smtp_port=_int("SMTP_PORT", get("SMTP_PORT"), 1),
+            smtp_username=get("SMTP_USERNAME"),
+            smtp_password=get("SMTP_PASSWORD"),
+            smtp_starttls=_bool("SMTP_STARTTLS", get("SMTP_STARTTLS")),
+            smtp_ca_file=get("SMTP_CA_FILE") or None,
+            admin_emails=tuple(e.strip() for e in get("ADMIN_EMAILS").split(",") if e.strip()),
+            alert_sns_topic_arn=get("ALERT_SNS_TOPIC_ARN").strip() or None,
+            slack_webhook_url=get("SLACK_WEBHOOK_URL").strip() or None,
+            teams_webhook_url=get("TEAMS_WEBHOOK_URL").strip() or None,
+            notify_max_attempts=_int("NOTIFY_MAX_ATTEMPTS", get("NOTIFY_MAX_ATTEMPTS"), 1),
+            daily_summary_hour=summary_hour,
+            notifier_metrics_port=_int("NOTIFIER_METRICS_PORT", get("NOTIFIER_METRICS_PORT"), 0),
             log_level=level,
         )
