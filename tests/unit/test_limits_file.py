@@ -85,14 +85,28 @@ def test_unknown_user_field() -> None:
         parse_quota_file('users:\n  "sso:bob@example.com": {daily_limit: 5, daily_limt: 7}\n')
 
     assert str(error.value) == ("users.sso:bob@example.com: unknown fields ['daily_limt'] (allowed: ['daily_limit',"
-                                " 'email', 'monthly_limit', 'name', 'team'])")
+                                " 'email', 'language', 'monthly_limit', 'name', 'team', 'timezone'])")
 
 
 def test_unknown_team_field() -> None:
     with pytest.raises(QuotaFileError) as error:
         parse_quota_file("teams:\n  platform: {daily_limit: 5, team: x}\n")
 
-    assert str(error.value) == "teams.platform: unknown fields ['team'] (allowed: ['daily_limit', 'monthly_limit'])"
+    assert str(error.value) == ("teams.platform: unknown fields ['team'] (allowed: ['admins', 'daily_limit',"
+                                " 'monthly_limit'])")
+
+
+def test_language_timezone_and_team_admins() -> None:
+    parsed = parse_quota_file(
+        "teams:\n  ml: {admins: [lead@example.com, cto@example.com]}\n"
+        "users:\n  \"sso:Bob@example.com\": {language: ES, timezone: America/Mexico_City}\n")
+    assert parsed.team_admins == {"ml": ("lead@example.com", "cto@example.com")}
+    assert parsed.people["sso:bob@example.com"].language == "es"
+    assert parsed.people["sso:bob@example.com"].timezone == "America/Mexico_City"
+    for bad in ('users:\n  "sso:a@b.c": {language: fr}\n', 'users:\n  "sso:a@b.c": {timezone: Mars/Olympus}\n',
+                "teams:\n  ml: {admins: lead}\n"):
+        with pytest.raises(QuotaFileError):
+            parse_quota_file(bad)
 
 
 @pytest.mark.parametrize("value", ["0", "-10", "'100'", "1.5", "true", "[1]"])
