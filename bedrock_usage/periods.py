@@ -63,3 +63,11 @@ def redis_horizon(now: datetime, tz: ZoneInfo, grace_days: int) -> date:
     month = now.astimezone(tz).date().replace(day=1)
     previous = (month - timedelta(days=1)).replace(day=1)
     return previous if midnight(month, tz) + timedelta(days=grace_days) > now else month
+
+
+def period_end(quota: str, period: str, tz: ZoneInfo) -> datetime:
+    """When a quota period resets (UTC): the local midnight after a day (`2024-10-01`), or at the start
+    of the next month (`2024-10`)."""
+    if quota == "daily_requests":
+        return midnight(date.fromisoformat(period) + timedelta(days=1), tz)
+    return midnight(first_of_next_month(date.fromisoformat(period + "-01")), tz)

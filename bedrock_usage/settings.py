@@ -83,6 +83,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("SLACK_WEBHOOK_URL", "", "Slack incoming webhook for alerts, blocks and the summary; empty: none."),
     Spec("TEAMS_WEBHOOK_URL", "", "Microsoft Teams incoming webhook for the same; empty: none."),
     Spec("NOTIFY_MAX_ATTEMPTS", "8", "Tries before a delivery is dead (retried with capped exponential backoff)."),
+    Spec("NOTIFY_LEASE_SECONDS", "60", "How long a notifier task reserves a delivery it is sending; one that"
+         " dies mid-send leaves its message to be sent again after this."),
     Spec("DAILY_SUMMARY_HOUR", "8", "Local hour (NOTIFY_TIMEZONE) of the admins' daily summary; empty: none."),
     Spec("NOTIFIER_METRICS_PORT", "9103", "Port of the notifier's Prometheus /metrics and /health endpoint."),
     Spec("LOG_LEVEL", "INFO", "Log level (logs go to stderr as JSON lines)."),
@@ -215,6 +217,7 @@ class Settings:
     slack_webhook_url: str | None
     teams_webhook_url: str | None
     notify_max_attempts: int
+    notify_lease_seconds: int
     daily_summary_hour: int | None
     notifier_metrics_port: int
     log_level: str
@@ -324,6 +327,7 @@ class Settings:
             slack_webhook_url=get("SLACK_WEBHOOK_URL").strip() or None,
             teams_webhook_url=get("TEAMS_WEBHOOK_URL").strip() or None,
             notify_max_attempts=_int("NOTIFY_MAX_ATTEMPTS", get("NOTIFY_MAX_ATTEMPTS"), 1),
+            notify_lease_seconds=_int("NOTIFY_LEASE_SECONDS", get("NOTIFY_LEASE_SECONDS"), 1),
             daily_summary_hour=summary_hour,
             notifier_metrics_port=_int("NOTIFIER_METRICS_PORT", get("NOTIFIER_METRICS_PORT"), 0),
             log_level=level,

@@ -19,10 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_usage import db, logs
 from bedrock_usage.http import serve
+from bedrock_usage.ids import digest
 from bedrock_usage.retry import backoff_delay
 from bedrock_usage.settings import Settings
 from enforcement import store
-from enforcement.model import digest
 from enforcement.runtime import EnforcerRuntime, build
 
 log = logging.getLogger("enforcer")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -39,10 +38,6 @@ class NotificationKind(StrEnum):
     ADMIN_BLOCKED = "admin_blocked"
     ADMIN_UNBLOCKED = "admin_unblocked"
     ALERT = "alert"  # for the admins: a refusal or a failure
-
-
-def digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

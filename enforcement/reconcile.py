@@ -24,13 +24,14 @@ from datetime import datetime
 
 import redis
 
+from bedrock_usage.ids import digest
 from bedrock_usage.keys import Keys
 from bedrock_usage.periods import periods_of, redis_horizon
 from bedrock_usage.quota import Limits, Quota, Scope
 from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
 from enforcement import store
 from enforcement.iam import IamRefused
-from enforcement.model import Action, AuditAction, Block, Origin, Outcome, digest
+from enforcement.model import Action, AuditAction, Block, Origin, Outcome
 from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, period_end
 from enforcement.targets import Target
 

@@ -19,19 +19,21 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from pymysql.connections import Connection
 
+from bedrock_usage import periods
+from bedrock_usage.ids import digest
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.periods import first_of_next_month, midnight, periods_of
+from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from bedrock_usage.settings import Settings
 from enforcement import store
 from enforcement.iam import Change, IamPolicies, IamRefused
 from enforcement.metrics import EnforcerMetrics
-from enforcement.model import Action, AuditAction, Block, Notification, NotificationKind, Origin, Outcome, digest
+from enforcement.model import Action, AuditAction, Block, Notification, NotificationKind, Origin, Outcome
 from enforcement.targets import PrincipalRecord, Refusal, Target, target_of
 
 log = logging.getLogger(__name__)
@@ -63,11 +65,8 @@ class QuotaContext:
 
 
 def period_end(quota: Quota | str, period: str, settings: Settings) -> datetime:
-    """When a quota period resets: the next local midnight, or the 1st of the next month."""
-    tz = settings.quota_timezone
-    if Quota(quota) is Quota.DAILY_REQUESTS:
-        return midnight(date.fromisoformat(period) + timedelta(days=1), tz)
-    return midnight(first_of_next_month(date.fromisoformat(period + "-01")), tz)
+    """When a quota period resets in QUOTA_TIMEZONE: the next local midnight, or the 1st of the next month."""
+    return periods.period_end(Quota(quota).value, period, settings.quota_timezone)
 
 
 def _quota_label(quota: str | None) -> str:

@@ -20,6 +20,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def _parser() -> argparse.ArgumentParser:
     from bedrock_usage.cli import commands as c  # noqa: PLC0415  (keeps `bedrockctl --help` fast)
     from bedrock_usage.cli import enforcement_commands as enforcement  # noqa: PLC0415
+    from bedrock_usage.cli import notify_commands as notify  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="bedrockctl", description="Bedrock Usage Control")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     add(consumer, "run", c.consumer_run, "write the daemon's properties and run the KCL consumer")
 
     enforcement.add_parsers(sub, add)
+    notify.add_parsers(sub, add)
     return parser
 
 

@@ -1,0 +1,92 @@
+"""`bedrockctl notifier run`: the long-running notifier.
+
+Every second: plan new notifications' deliveries, send those due, and once a day queue the admins'
+summary. A dependency that fails (MySQL, Redis) is retried with backoff; a delivery that fails is the
+outbox's business (retried, then dead). /health turns 503 when no iteration has succeeded for a while.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+import redis
+
+from bedrock_usage import db, logs
+from bedrock_usage.http import serve
+from bedrock_usage.retry import backoff_delay
+from bedrock_usage.settings import Settings
+from notifier.runtime import NotifierRuntime, build
+
+log = logging.getLogger("notifier")
+
+IDLE_SECONDS = 1.0
+SUMMARY_CHECK_SECONDS = 60.0
+HEALTHY_WITHIN_SECONDS = 60.0
+TRANSIENT: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, *db.TRANSIENT_ERRORS)
+
+
+class Loop:
+    def __init__(self, runtime: NotifierRuntime) -> None:
+        self.rt = runtime
+        self.stop = threading.Event()
+        self.last_ok = time.monotonic()
+        self.last_error = ""
+        self._next_summary = 0.0
+
+    def healthy(self) -> tuple[bool, str]:
+        idle = time.monotonic() - self.last_ok
+        if idle <= HEALTHY_WITHIN_SECONDS:
+            return True, "ok"
+        return False, f"no successful iteration for {idle:.0f}s: {self.last_error}"
+
+    def once(self) -> int:
+        notifier = self.rt.notifier
+        notifier.plan()
+        sent = notifier.deliver()
+        if time.monotonic() >= self._next_summary:
+            if notifier.queue_summary(self.rt.usage_reader):
+                log.info("daily summary queued")
+            self._next_summary = time.monotonic() + SUMMARY_CHECK_SECONDS
+        notifier.observe()
+        self.last_ok = time.monotonic()
+        return sent
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                sent = self.once()
+                attempt = 0
+                if not sent:
+                    self.stop.wait(IDLE_SECONDS)
+            except TRANSIENT as error:
+                attempt += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("dependency failed, retrying", extra={"error": self.last_error, "attempt": attempt})
+                self.rt.session.reset()
+                self.stop.wait(backoff_delay(attempt, cap=30.0))
+
+
+def run(settings: Settings) -> int:
+    logs.setup("notifier", settings.log_level)
+    runtime = build(settings)
+    loop = Loop(runtime)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signum})
+        loop.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = serve(settings.notifier_metrics_port, loop.healthy)
+    log.info("notifier started", extra={"email": settings.email_backend, "channels": sorted(
+        c.value for c in runtime.notifier.channels), "metrics_port": server.server_address[1]})
+    loop.run()
+    server.shutdown()
+    runtime.close()
+    log.info("notifier stopped")
+    return 0

@@ -1,0 +1,50 @@
+"""`bedrockctl notify preview`: a message of any kind, for a real person, with their real numbers now —
+to read before going live. Nothing is queued or sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymysql.connections import Connection
+
+from bedrock_usage.periods import periods_of
+from bedrock_usage.settings import Settings
+from bedrock_usage.usage import UsageReader
+from notifier import summary
+from notifier.render import KINDS, Note
+
+
+def preview_note(conn: Connection, reader: UsageReader, settings: Settings, kind: str, principal: str, *,
+                 now: datetime, actor: str) -> Note:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+    periods = periods_of(now, settings.quota_timezone)
+    if kind == "summary":
+        return Note(0, kind, "admins", "admins", payload=summary.build(conn, reader, periods.day, settings))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT p.quota_key, p.display_name, p.email, COALESCE(p.team, %s),"
+            " COALESCE(p.language, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Language'))),"
+            " COALESCE(p.time_zone, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.TimeZone')))"
+            " FROM principals p WHERE p.quota_key = %s", (settings.default_team, principal))
+        row = cur.fetchone()
+    conn.commit()
+    if row is None:
+        raise ValueError(f"{principal!r} is not a known principal (see `bedrockctl usage`)")
+    key, name, email, team, language, zone = row
+    (usage,) = reader.people(periods.day, user=principal)
+    limit = usage.daily_limit or 0
+    percent = min(settings.warning_thresholds or (100,))
+    blocked = kind in ("blocked", "admin_blocked")
+    return Note(
+        0, kind, "user", key, display_name=name, email=email, team=team, quota="daily_requests",
+        period=periods.day_id, percent=100 if kind == "blocked" else percent,
+        usage=usage.requests if kind != "blocked" else max(usage.requests, limit), limit=limit,
+        access_returns_at=periods.day_ends_at if blocked else None,
+        protected_until=periods.day_ends_at if kind == "admin_unblocked" else None,
+        actor=actor if kind.startswith("admin") else "system",
+        reason=("preview: could not deny this person alone (role ID unknown)" if kind == "alert"
+                else "preview" if kind.startswith("admin") else None),
+        language=(language or "").lower() or None, time_zone=zone)
+
+

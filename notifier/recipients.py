@@ -1,0 +1,66 @@
+"""Who hears of what, on which channel (pure).
+
+- the person: their own warnings, blocks, restores and admin actions, by email (quota file `email`, or
+  IAM tag `Email`);
+- their team's admins (quota file `teams.<team>.admins`): the team's warnings, and each block, admin
+  block and admin unblock of a member — a copy, its subject prefixed with the person's name;
+- the global admins (`ADMIN_EMAILS`): alerts and the daily summary;
+- the SNS topic (`ALERT_SNS_TOPIC_ARN`): alerts;
+- Slack and Teams webhooks: alerts, blocks, admin actions and the summary (an admins' channel: no
+  warnings, no routine restores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bedrock_usage.settings import Settings
+from notifier.render import Note
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SNS = "sns"
+    SLACK = "slack"
+    TEAMS = "teams"
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    channel: Channel
+    recipient: str  # an address, the topic ARN, or the webhook's name (its URL stays in the settings)
+    audience: str  # person | team_admin | admin: how the message is worded for them
+
+
+PERSONAL = frozenset({"warning", "blocked", "unblocked", "admin_blocked", "admin_unblocked"})
+TEAM_ADMINS = frozenset({"warning", "blocked", "admin_blocked", "admin_unblocked"})
+ADMINS = frozenset({"alert", "summary"})
+CHAT = frozenset({"alert", "blocked", "admin_blocked", "admin_unblocked", "summary"})
+
+
+def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[Route]:
+    found: dict[tuple[Channel, str], Route] = {}
+
+    def add(channel: Channel, recipient: str, audience: str) -> None:
+        found.setdefault((channel, recipient.strip().lower() if channel is Channel.EMAIL else recipient),
+                         Route(channel, recipient.strip(), audience))
+
+    if settings.email_backend != "none":
+        if note.kind in PERSONAL and note.scope == "user" and note.email:
+            add(Channel.EMAIL, note.email, "person")
+        if note.kind in TEAM_ADMINS:
+            for address in team_admins:
+                add(Channel.EMAIL, address, "team_admin")
+        if note.kind in ADMINS:
+            for address in settings.admin_emails:
+                add(Channel.EMAIL, address, "admin")
+    if note.kind == "alert" and settings.alert_sns_topic_arn:
+        add(Channel.SNS, settings.alert_sns_topic_arn, "admin")
+    if note.kind in CHAT:
+        if settings.slack_webhook_url:
+            add(Channel.SLACK, "slack", "admin")
+        if settings.teams_webhook_url:
+            add(Channel.TEAMS, "teams", "admin")
+    return sorted(found.values())

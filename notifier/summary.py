@@ -1,0 +1,62 @@
+"""The admins' daily summary: the day's usage per team, top users, who was blocked, what failed.
+
+Built once a day at DAILY_SUMMARY_HOUR (in NOTIFY_TIMEZONE) for the previous quota day, and queued in
+the outbox like any message; its dedupe key is the day, so several notifier tasks queue it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pymysql.connections import Connection
+
+from bedrock_usage.periods import midnight
+from bedrock_usage.settings import Settings
+from bedrock_usage.usage import UsageReader
+
+TOP_USERS = 10
+
+
+def summary_day(now: datetime, settings: Settings) -> date | None:
+    """The day to summarise if the summary hour has come (today's local hour ≥ it), else None."""
+    if settings.daily_summary_hour is None:
+        return None
+    local = now.astimezone(settings.notify_timezone)
+    if local.hour < settings.daily_summary_hour:
+        return None
+    return local.date() - timedelta(days=1)
+
+
+def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) -> dict[str, Any]:
+    people = reader.people(day)
+    teams = reader.teams(day, sorted({p.team for p in people}))
+    start, end = midnight(day, settings.quota_timezone), midnight(day + timedelta(days=1), settings.quota_timezone)
+    span = (start.replace(tzinfo=None), end.replace(tzinfo=None))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.principal, COALESCE(p.display_name, a.principal), a.reason, a.blocked_until"
+            " FROM enforcement_actions a LEFT JOIN principals p ON p.quota_key = a.principal"
+            " WHERE a.action = 'block' AND a.outcome IN ('applied', 'unchanged', 'shadow')"
+            " AND a.at >= %s AND a.at < %s ORDER BY a.id", span)
+        blocked: dict[str, dict[str, Any]] = {}
+        for principal, name, reason, until in cur.fetchall():
+            blocked[str(principal)] = {"principal": principal, "name": name, "reason": reason,
+                                       "until": until.isoformat() + "+00:00" if until else None}
+        cur.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'dead' AND created_at >= %s AND created_at < %s",
+                    span)
+        (dead,) = cur.fetchone() or (0,)
+        cur.execute("SELECT COUNT(*) FROM enforcement_actions WHERE outcome = 'refused' AND at >= %s AND at < %s",
+                    span)
+        (refusals,) = cur.fetchone() or (0,)
+    conn.commit()
+    top = sorted(people, key=lambda p: (-p.requests, p.principal))[:TOP_USERS]
+    return {
+        "date": day.isoformat(),
+        "teams": [{k: v for k, v in asdict(t).items() if k != "date"} for t in teams],
+        "top": [{"principal": p.principal, "name": p.display_name, "team": p.team, "requests": p.requests}
+                for p in top if p.requests],
+        "blocked": list(blocked.values()),
+        "dead": int(dead), "refusals": int(refusals),
+    }
