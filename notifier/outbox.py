@@ -9,6 +9,7 @@ the message in flight to be sent again once its lease expires.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,16 +109,16 @@ class Outbox:
 
     def lease(self, owner: str, now: datetime, limit: int = 20) -> list[Leased]:
         until = _naive(now + timedelta(seconds=self._lease))
+        token = f"{owner}:{uuid.uuid4().hex[:12]}"  # this lease alone, whatever the clock's precision
         with self.conn.cursor() as cur:
             cur.execute(
                 "UPDATE deliveries SET lease_owner = %s, lease_until = %s WHERE status = 'pending'"
                 " AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until < %s)"
-                " ORDER BY next_attempt_at, id LIMIT %s", (owner, until, _naive(now), _naive(now), limit))
+                " ORDER BY next_attempt_at, id LIMIT %s", (token, until, _naive(now), _naive(now), limit))
             cur.execute(
                 _NOTE_SELECT.replace("SELECT ", "SELECT d.id, d.channel, d.recipient, d.attempts, ", 1)
                 .replace(" FROM notifications n", " FROM deliveries d JOIN notifications n ON n.id = d.notification_id")
-                + " WHERE d.lease_owner = %s AND d.lease_until = %s AND d.status = 'pending' ORDER BY d.id",
-                (owner, until))
+                + " WHERE d.lease_owner = %s AND d.status = 'pending' ORDER BY d.id", (token,))
             leased = [Leased(int(r[0]), str(r[1]), str(r[2]), int(r[3]), _note(r[4:])[0]) for r in cur.fetchall()]
         self.conn.commit()
         return leased

@@ -49,7 +49,7 @@ DAY = NOW.astimezone(ZoneInfo("Europe/Madrid")).date().isoformat()
 MONTH = DAY[:7]
 
 _TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", "models", "user_agents",
-           "blocks", "enforcement_actions", "notifications")
+           "blocks", "enforcement_actions", "notifications", "deliveries")
 
 
 def load_event(name: str) -> dict[str, Any]:
