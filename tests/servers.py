@@ -56,7 +56,7 @@ class Mailbox:
     delay: float = 0.0  # seconds each message takes to accept (to catch a notifier mid-delivery)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
         parsed = email.message_from_bytes(envelope.content)
@@ -106,7 +106,7 @@ def webhook_server() -> Iterator[Hook]:
     hook = Hook("")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if hook.status == 200:
                 hook.received.append(json.loads(body))

@@ -24,7 +24,7 @@ from notifier.runtime import NotifierRuntime, build
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env
-from tests.servers import Hook, Mailbox, smtp_server, webhook_server
+from tests.servers import smtp_server, webhook_server
 
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana"
 
