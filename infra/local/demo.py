@@ -9,6 +9,9 @@ people go over their daily quota: an IAM user (the product's deny policy attache
 user (his session named in the session deny policy). It shows usage, decisions, who is blocked and the
 audit trail; then proves the deny with moto's IAM authorisation switched on (her Bedrock call: 403),
 and restores both: her by an admin's `bedrockctl unblock --protect`, him by the reset job at midnight.
+The notifier (`bedrockctl notifier run`) sends every message by SES (on moto) meanwhile — warnings,
+blocks, restores, admin actions, in each person's language — and the demo ends with what was sent,
+the HTML of each written to a file to open in a browser.
 
 The demo keeps its data apart from everything else: database `bedrock_usage_demo`, Redis key prefix
 `demo` (both reset at the start), so it can be run again and again.
@@ -58,15 +61,16 @@ CAST = [  # (person, team tag for IAM users or None, share of the traffic)
     (Person("sofia.rossi@example.com", sso=True, account=ACCOUNT), None, 0.05),
 ]
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana.garcia"
+SENDER = "bedrock-usage@example.com"
 JOHN = "sso:john.smith@example.com"
 QUOTAS = """\
 teams:
   data-science: {monthly_limit: 3000}
   platform: {monthly_limit: 2000}
-  research: {daily_limit: 200, monthly_limit: 4000}
+  research: {daily_limit: 200, monthly_limit: 4000, admins: [research-lead@example.com]}
 users:
-  "sso:marta.lopez@example.com": {team: research, name: Marta López, email: marta.lopez@example.com}
-  "sso:john.smith@example.com": {team: research, daily_limit: 12, name: John Smith}
+  "sso:marta.lopez@example.com": {team: research, name: Marta López, email: marta.lopez@example.com, language: es}
+  "sso:john.smith@example.com": {team: research, daily_limit: 12, name: John Smith, email: john.smith@example.com}
   "sso:sofia.rossi@example.com": {team: platform, name: Sofia Rossi}
 """
 TOTAL_CALLS = 150
@@ -105,7 +109,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bedrock-demo-"))
     step("Local stack: moto (Kinesis, DynamoDB, IAM) on hypercorn; MariaDB and Redis; Java for the KCL")
     moto = MotoServer(log_path=work / "moto.log").start()
-    metrics_port, enforcer_port = free_port(), free_port()
+    metrics_port, enforcer_port, notifier_port = free_port(), free_port(), free_port()
     env = {
         **os.environ, **moto.env(),
         "MYSQL_URL": os.environ.get("DEMO_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_demo"),
@@ -114,6 +118,8 @@ def main() -> int:
         "DEFAULT_DAILY_REQUEST_LIMIT": "40", "DEFAULT_MONTHLY_REQUEST_LIMIT": "1000",
         "ENFORCER_METRICS_PORT": str(enforcer_port), "ENFORCEMENT_MODE": "enforce",
         "PROTECTED_PRINCIPALS": f"arn:aws:iam::{ACCOUNT}:user/breakglass-*",
+        "NOTIFIER_METRICS_PORT": str(notifier_port), "EMAIL_BACKEND": "ses", "EMAIL_FROM": SENDER,
+        "ADMIN_EMAILS": "finops@example.com", "NOTIFY_LANGUAGE": "en", "DAILY_SUMMARY_HOUR": "",
     }
     settings = Settings.from_env(env)
     consumer = Service(env, work / "consumer.log")
@@ -125,10 +131,15 @@ def main() -> int:
         iam = moto.client("iam")
         for person, team, _ in CAST:
             if not person.sso:
-                tags = [{"Key": "Person", "Value": person.name.replace(".", " ").title()}]
+                tags = [{"Key": "Person", "Value": person.name.replace(".", " ").title()},
+                        {"Key": "Email", "Value": f"{person.name}@example.com"}]
                 tags += [{"Key": "Team", "Value": team}] if team else []
                 iam.create_user(UserName=person.name, Tags=tags)
         keys = demo_credentials(iam)
+        moto.client("ses").verify_email_identity(EmailAddress=SENDER)
+        # The notifier runs to the end, through the moment moto's IAM authorisation is on: its own keys.
+        notifier = Service({**env, **keys["bedrock-usage-control"]}, work / "notifier.log",
+                           command=("notifier", "run"))
         print(f"moto at {moto.url}; stream {STREAM} (2 shards); IAM users tagged with Team/Person")
 
         step("Schema and quotas: bedrockctl db migrate; bedrockctl limits apply quotas.yaml")
@@ -145,6 +156,7 @@ def main() -> int:
              " and the enforcer (bedrockctl enforcer run)")
         consumer.start()
         enforcer.start()
+        notifier.start()
         deliveries, distinct = traffic(datetime.now(UTC))
         # Each person's first call: the consumer provisions them and looks up their IAM tags (Team,
         # Person) off the hot path; calls counted before the lookup lands stay with the team known then.
@@ -174,12 +186,14 @@ def main() -> int:
               f" logs: {work / 'consumer.log'}, {work / 'enforcer.log'}")
         report(env, settings, metrics, enforcer_metrics)
         restored = enforcement_story(env, settings, moto, iam, keys)
+        sent = mail_story(settings, moto, notifier, work, notifier_port)
     finally:
         consumer.stop()
         enforcer.stop()
+        notifier.stop()
         moto.stop()
     print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
-    return 0 if rows == distinct and blocked and restored else 1
+    return 0 if rows == distinct and blocked and restored and sent else 1
 
 
 def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metrics: str) -> None:
@@ -326,14 +340,40 @@ def enforcement_story(env: dict[str, str], settings: Settings, moto: MotoServer,
         print(f"unblocked {result.principal}: {result.outcome} ({result.detail})")
     step("The audit trail: bedrockctl audit")
     print(bedrockctl(env, "audit").rstrip())
-    step("Notifications queued for the notifier")
-    conn = db.connect(settings.mysql)
-    with conn.cursor() as cur:
-        cur.execute("SELECT kind, principal, COALESCE(reason, '') FROM notifications ORDER BY id")
-        for kind, principal, reason in cur.fetchall():
-            print(f"{kind:<16} {principal:<48} {reason}")
-    conn.close()
     return denied.startswith("403") and allowed.startswith("200") and any(r.principal == JOHN for r in lifted)
+
+
+
+def mail_story(settings: Settings, moto: MotoServer, notifier: Service, work: Path, port: int) -> bool:
+    """Wait for the notifier to deliver everything, then show what SES (moto) received."""
+    step("The notifier: every message delivered (SES on moto), each in its person's language")
+    deadline = time.monotonic() + 60
+    pending = -1
+    while time.monotonic() < deadline:
+        conn = db.connect(settings.mysql)
+        with conn.cursor() as cur:
+            cur.execute("SELECT (SELECT COUNT(*) FROM notifications WHERE status = 'pending')"
+                        " + (SELECT COUNT(*) FROM deliveries WHERE status = 'pending')")
+            pending = int(cur.fetchone()[0])  # type: ignore[index]
+        conn.close()
+        if pending == 0:
+            break
+        time.sleep(0.25)
+    metrics = scrape(port)
+    print(f"notifier stopped (exit {notifier.stop()}); log: {work / 'notifier.log'}")
+    data = json.loads(urllib.request.urlopen(f"{moto.url}/moto-api/data.json", timeout=10).read())
+    messages = data.get("ses", {}).get("Message", [])
+    mail = work / "mail"
+    mail.mkdir(exist_ok=True)
+    for index, message in enumerate(messages, 1):
+        to = ",".join(message["destinations"]["ToAddresses"])
+        (mail / f"{index:02d}-{to.split('@')[0]}.html").write_text(message["body"], encoding="utf-8")
+        print(f"{index:>2}. to {to:<34} {message['subject']}")
+    print(f"\nOpen the HTML of each in a browser: {mail}/")
+    for line in metrics.splitlines():
+        if line.startswith(("bedrock_usage_notifier_sent_total", "bedrock_usage_notifier_outbox_depth")):
+            print(line)
+    return pending == 0 and len(messages) > 0
 
 
 if __name__ == "__main__":
