@@ -31,15 +31,6 @@ class Outcome(StrEnum):
     SUPERSEDED = "superseded"  # a warning crossed by the same call that used the quota up: the block says it
 
 
-class NotificationKind(StrEnum):
-    WARNING = "warning"
-    BLOCKED = "blocked"
-    UNBLOCKED = "unblocked"  # at the period's reset (or the end of an admin's duration)
-    ADMIN_BLOCKED = "admin_blocked"
-    ADMIN_UNBLOCKED = "admin_unblocked"
-    ALERT = "alert"  # for the admins: a refusal or a failure
-
-
 @dataclass(frozen=True)
 class Block:
     """One row of `blocks`: the desired state of one person."""
@@ -89,27 +80,4 @@ class AuditAction:
     decision_id: str | None = None
     blocked_until: datetime | None = None
     iam_change: str | None = None
-    shadow: bool = False
-
-
-@dataclass(frozen=True)
-class Notification:
-    dedupe_key: str
-    kind: NotificationKind
-    scope: str  # user | team | admins
-    principal: str
-    created_at: datetime
-    display_name: str | None = None
-    email: str | None = None
-    team: str | None = None
-    quota: str | None = None
-    period: str | None = None
-    percent: int | None = None
-    usage: int | None = None
-    limit: int | None = None
-    access_returns_at: datetime | None = None
-    protected_until: datetime | None = None
-    actor: str | None = None
-    reason: str | None = None
-    action_key: str | None = None
     shadow: bool = False

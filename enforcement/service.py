@@ -27,13 +27,14 @@ from pymysql.connections import Connection
 from bedrock_usage import periods
 from bedrock_usage.ids import digest
 from bedrock_usage.mysql_session import MySQLSession
+from bedrock_usage.notifications import Notification, NotificationKind
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from bedrock_usage.settings import Settings
 from enforcement import store
 from enforcement.iam import Change, IamPolicies, IamRefused
 from enforcement.metrics import EnforcerMetrics
-from enforcement.model import Action, AuditAction, Block, Notification, NotificationKind, Origin, Outcome
+from enforcement.model import Action, AuditAction, Block, Origin, Outcome
 from enforcement.targets import PrincipalRecord, Refusal, Target, target_of
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from pymysql.connections import Connection
 
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.limits import identity_type_of_key
-from enforcement.model import AuditAction, Block, Notification, Origin
+from bedrock_usage.notifications import Notification
+from enforcement.model import AuditAction, Block, Origin
 from enforcement.targets import PrincipalRecord
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from pymysql.connections import Connection
 
 from bedrock_usage.mysql_session import MySQLSession
+from bedrock_usage.notifications import NotificationKind
 from bedrock_usage.retry import backoff_delay
 from notifier.recipients import Route
 from notifier.render import Note
@@ -36,7 +37,7 @@ def _utc(value: Any) -> datetime | None:
 
 # The note, with the person's language, time zone and latest email (a tag lookup may have landed since).
 _NOTE_SELECT = (
-    "SELECT n.id, n.kind, n.scope, n.principal, COALESCE(n.display_name, p.display_name),"
+    "SELECT n.id, n.dedupe_key, n.created_at, n.kind, n.scope, n.principal, COALESCE(n.display_name, p.display_name),"
     " COALESCE(n.email, p.email), n.team, n.quota, n.period, n.percent, n.usage_count, n.limit_count,"
     " n.access_returns_at, n.protected_until, n.actor, n.reason, n.shadow, n.payload,"
     " COALESCE(p.language, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Language'))),"
@@ -47,11 +48,15 @@ _NOTE_SELECT = (
 
 
 def _note(row: Sequence[Any]) -> tuple[Note, list[str]]:
-    (id_, kind, scope, principal, name, email, team, quota, period, percent, usage, limit, returns, protected,
-     actor, reason, shadow, payload, language, zone, admins) = row
-    note = Note(int(id_), str(kind), str(scope), str(principal), name, email, team, quota, period, percent, usage,
-                limit, _utc(returns), _utc(protected), actor, reason, bool(shadow),
-                json.loads(payload) if payload else {}, (language or "").lower() or None, zone or None)
+    (id_, dedupe_key, created_at, kind, scope, principal, name, email, team, quota, period, percent, usage, limit,
+     returns, protected, actor, reason, shadow, payload, language, zone, admins) = row
+    note = Note(
+        dedupe_key=str(dedupe_key), kind=NotificationKind(kind), scope=str(scope), principal=str(principal),
+        created_at=_utc(created_at) or datetime.now(UTC), display_name=name, email=email, team=team, quota=quota,
+        period=period, percent=percent, usage=usage, limit=limit, access_returns_at=_utc(returns),
+        protected_until=_utc(protected), actor=actor, reason=reason, shadow=bool(shadow), id=int(id_),
+        payload=json.loads(payload) if payload else {}, language=(language or "").lower() or None,
+        time_zone=zone or None)
     return note, [str(a) for a in json.loads(admins)] if admins else []
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pymysql.connections import Connection
 
+from bedrock_usage.notifications import NotificationKind
 from bedrock_usage.periods import periods_of
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
@@ -20,7 +21,8 @@ def preview_note(conn: Connection, reader: UsageReader, settings: Settings, kind
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     periods = periods_of(now, settings.quota_timezone)
     if kind == "summary":
-        return Note(0, kind, "admins", "admins", payload=summary.build(conn, reader, periods.day, settings))
+        return Note("preview", NotificationKind.SUMMARY, "admins", "admins", now,
+                    payload=summary.build(conn, reader, periods.day, settings))
     with conn.cursor() as cur:
         cur.execute(
             "SELECT p.quota_key, p.display_name, p.email, COALESCE(p.team, %s),"
@@ -37,7 +39,8 @@ def preview_note(conn: Connection, reader: UsageReader, settings: Settings, kind
     percent = min(settings.warning_thresholds or (100,))
     blocked = kind in ("blocked", "admin_blocked")
     return Note(
-        0, kind, "user", key, display_name=name, email=email, team=team, quota="daily_requests",
+        "preview", NotificationKind(kind), "user", key, now, display_name=name, email=email, team=team,
+        quota="daily_requests",
         period=periods.day_id, percent=100 if kind == "blocked" else percent,
         usage=usage.requests if kind != "blocked" else max(usage.requests, limit), limit=limit,
         access_returns_at=periods.day_ends_at if blocked else None,

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bedrock_usage.notifications import Notification
 from bedrock_usage.periods import period_end
 from bedrock_usage.settings import LANGUAGES
 
@@ -29,26 +30,11 @@ TONES = {"warning": "amber", "blocked": "red", "admin_blocked": "red", "alert": 
 
 
 @dataclass(frozen=True)
-class Note:
-    """A notification as the notifier reads it: the outbox row and the person's preferences."""
+class Note(Notification):
+    """A notification as the notifier reads it: the outbox row (its id; the summary's payload) and the
+    person's preferences as they are now."""
 
-    id: int
-    kind: str
-    scope: str
-    principal: str
-    display_name: str | None = None
-    email: str | None = None
-    team: str | None = None
-    quota: str | None = None
-    period: str | None = None
-    percent: int | None = None
-    usage: int | None = None
-    limit: int | None = None
-    access_returns_at: datetime | None = None
-    protected_until: datetime | None = None
-    actor: str | None = None
-    reason: str | None = None
-    shadow: bool = False
+    id: int = 0
     payload: Mapping[str, Any] = field(default_factory=dict)
     language: str | None = None
     time_zone: str | None = None

@@ -17,9 +17,9 @@ from moto.sns.models import sns_backends
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.ids import digest
+from bedrock_usage.notifications import Notification, NotificationKind
 from bedrock_usage.settings import Settings
 from enforcement import store
-from enforcement.model import Notification, NotificationKind
 from notifier.runtime import NotifierRuntime, build
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW

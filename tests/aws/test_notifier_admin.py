@@ -87,8 +87,8 @@ def test_outbox_and_retry_commands(people: Any, monkeypatch, capsys) -> None:  #
     settings = Settings.from_env()
     rt = build(settings, registry=CollectorRegistry())
     try:
+        from bedrock_usage.notifications import Notification, NotificationKind  # noqa: PLC0415
         from enforcement import store  # noqa: PLC0415
-        from enforcement.model import Notification, NotificationKind  # noqa: PLC0415
 
         store.enqueue(rt.session.conn, Notification("n1", NotificationKind.BLOCKED, "user", ANA, datetime.now(UTC)))
         rt.session.conn.commit()

@@ -11,8 +11,8 @@ import pymysql
 
 from bedrock_usage.ids import digest
 from bedrock_usage.localdev import Service, free_port
+from bedrock_usage.notifications import Notification, NotificationKind
 from enforcement import store
-from enforcement.model import Notification, NotificationKind
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env
 from tests.servers import smtp_server

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bedrock_usage.notifications import NotificationKind
 from bedrock_usage.settings import Settings
 from notifier.recipients import Channel, Route, routes
 from notifier.render import KINDS, Note, Renderer, catalogue, format_time
@@ -40,7 +41,7 @@ def note(kind: str, **changes: Any) -> Note:
                          "until": RETURNS.isoformat()}],
             "dead": 2, "refusals": 1}}
     values.update(changes)
-    return Note(1, kind, **values)
+    return Note("key", NotificationKind(kind), created_at=RETURNS, id=1, **values)
 
 
 @pytest.fixture(scope="module")

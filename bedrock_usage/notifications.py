@@ -1,0 +1,44 @@
+"""The notification record: the contract between the enforcer, which queues one in the MySQL outbox
+(`notifications`) in the same transaction as the action it reports, and the notifier, which delivers it.
+Everything a message needs is in it, so the notifier never has to reconstruct the moment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class NotificationKind(StrEnum):
+    WARNING = "warning"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"  # at the period's reset (or the end of an admin's duration)
+    ADMIN_BLOCKED = "admin_blocked"
+    ADMIN_UNBLOCKED = "admin_unblocked"
+    ALERT = "alert"  # for the admins: a refusal or a failure
+    SUMMARY = "summary"  # the admins' daily summary (queued by the notifier itself)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One row of `notifications` (usage and limit are the `usage_count` and `limit_count` columns)."""
+
+    dedupe_key: str
+    kind: NotificationKind
+    scope: str  # user | team | admins
+    principal: str
+    created_at: datetime
+    display_name: str | None = None
+    email: str | None = None
+    team: str | None = None
+    quota: str | None = None
+    period: str | None = None
+    percent: int | None = None
+    usage: int | None = None
+    limit: int | None = None
+    access_returns_at: datetime | None = None
+    protected_until: datetime | None = None
+    actor: str | None = None
+    reason: str | None = None
+    action_key: str | None = None
+    shadow: bool = False
