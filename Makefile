@@ -32,8 +32,11 @@ test-fast: setup services
 	$(BIN)/pytest -q tests -m "not e2e"
 
 lint: setup
+	bash infra/local/tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	promtool check config infra/prometheus/prometheus.yml
+	promtool check rules infra/prometheus/alerts.yml
 
 demo: setup services
 	$(BIN)/python infra/local/demo.py
