@@ -35,6 +35,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("AWS_ENDPOINT_URL", None, "Override for every AWS endpoint (moto locally); unset in AWS."),
     Spec("AWS_REGION", "us-east-1", "Region of the stream, the lease table and IAM calls."),
     Spec("STREAM_NAME", "bedrock-usage-events", "Kinesis stream the EventBridge rule writes to."),
+    Spec("RULE_NAME", "bedrock-usage-control", "Name of the EventBridge rule (and prefix of its DLQ and roles)"
+         " that `bedrockctl producer apply` manages."),
+    Spec("INVOCATION_LOG_GROUP", "", "CloudWatch Logs group of Bedrock model invocation logs to subscribe to"
+         " the stream (token metering); empty: none."),
     Spec("KCL_APPLICATION_NAME", "bedrock-usage-consumer", "KCL application (names the DynamoDB lease table)."),
     Spec("KCL_INITIAL_POSITION", "TRIM_HORIZON", "Where a shard with no checkpoint starts: TRIM_HORIZON or LATEST."),
     Spec("KCL_POLL_INTERVAL_MS", "250", "Idle time between GetRecords calls per shard (Kinesis allows 5/s/shard)."),
@@ -176,6 +180,8 @@ class Settings:
     aws_endpoint_url: str | None
     aws_region: str
     stream_name: str
+    rule_name: str
+    invocation_log_group: str | None
     kcl_application_name: str
     kcl_initial_position: str
     kcl_poll_interval_ms: int
@@ -280,6 +286,8 @@ class Settings:
             aws_endpoint_url=get("AWS_ENDPOINT_URL") or None,
             aws_region=get("AWS_REGION"),
             stream_name=get("STREAM_NAME"),
+            rule_name=get("RULE_NAME").strip(),
+            invocation_log_group=get("INVOCATION_LOG_GROUP").strip() or None,
             kcl_application_name=get("KCL_APPLICATION_NAME"),
             kcl_initial_position=position,
             kcl_poll_interval_ms=_int("KCL_POLL_INTERVAL_MS", get("KCL_POLL_INTERVAL_MS"), 1),

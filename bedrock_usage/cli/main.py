@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     from bedrock_usage.cli import commands as c  # noqa: PLC0415  (keeps `bedrockctl --help` fast)
     from bedrock_usage.cli import enforcement_commands as enforcement  # noqa: PLC0415
     from bedrock_usage.cli import notify_commands as notify  # noqa: PLC0415
+    from bedrock_usage.cli import producer_commands as producer  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="bedrockctl", description="Bedrock Usage Control")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     enforcement.add_parsers(sub, add)
     notify.add_parsers(sub, add)
+    producer.add_parsers(sub, add)
     return parser
 
 
