@@ -45,7 +45,8 @@ def test_apply_creates_everything_and_again_changes_nothing(account: Settings) -
     policy = iam.get_role_policy(RoleName="bedrock-usage-control-events-to-kinesis", PolicyName="put-records")
     document = policy["PolicyDocument"]
     (statement,) = (json.loads(document) if isinstance(document, str) else document)["Statement"]
-    assert statement["Action"] == ["kinesis:PutRecord", "kinesis:PutRecords"] and statement["Resource"] == made["stream"]
+    assert statement["Action"] == ["kinesis:PutRecord", "kinesis:PutRecords"]
+    assert statement["Resource"] == made["stream"]
 
     (subscription,) = boto3.client("logs", region_name="us-east-1").describe_subscription_filters(
         logGroupName="/aws/bedrock/invocations")["subscriptionFilters"]
