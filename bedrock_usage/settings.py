@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,6 +32,7 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding counters, limits cache and the decision stream."),
     Spec("MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage", "MySQL 8 / MariaDB database of record."),
+    Spec("MYSQL_PASSWORD", "", "MySQL password, when not in MYSQL_URL (ECS injects it from Secrets Manager)."),
     Spec("AWS_ENDPOINT_URL", None, "Override for every AWS endpoint (moto locally); unset in AWS."),
     Spec("AWS_REGION", "us-east-1", "Region of the stream, the lease table and IAM calls."),
     Spec("STREAM_NAME", "bedrock-usage-events", "Kinesis stream the EventBridge rule writes to."),
@@ -132,6 +133,10 @@ def _zone(raw: str, name: str = "QUOTA_TIMEZONE") -> ZoneInfo:
         return ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"{name} {raw!r} is not an IANA time zone") from None
+
+
+def _with_password(params: MySQLParams, password: str) -> MySQLParams:
+    return replace(params, password=password) if password else params
 
 
 def _optional_hour(raw: str) -> int | None:
@@ -281,7 +286,7 @@ class Settings:
 
         return cls(
             redis_url=get("REDIS_URL"),
-            mysql=MySQLParams.from_url(get("MYSQL_URL")),
+            mysql=_with_password(MySQLParams.from_url(get("MYSQL_URL")), get("MYSQL_PASSWORD")),
             mysql_url=get("MYSQL_URL"),
             aws_endpoint_url=get("AWS_ENDPOINT_URL") or None,
             aws_region=get("AWS_REGION"),

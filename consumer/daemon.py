@@ -18,6 +18,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from bedrock_usage import logs
 from bedrock_usage.http import serve
@@ -26,6 +27,20 @@ from bedrock_usage.settings import Settings
 log = logging.getLogger("consumer.daemon")
 
 MAIN_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
+
+
+# What the KCL MultiLangDaemon calls with the task role (polling retrieval), declared beside the code
+# that configures it; infra/ grants exactly this (tests/unit/test_infra.py). <…> are the stack's ARNs.
+IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
+    {"Sid": "ReadStream", "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                                     "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"],
+     "Resource": ["<STREAM_ARN>"]},
+    {"Sid": "Leases", "Action": ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:Scan",
+                                 "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                 "dynamodb:DeleteItem"],
+     "Resource": ["<LEASE_TABLE_ARN>"]},
+    {"Sid": "KclMetrics", "Action": ["cloudwatch:PutMetricData"], "Resource": ["*"]},
+)
 
 
 def jar_dir(settings: Settings) -> Path:

@@ -26,7 +26,11 @@ from bedrock_usage.mysql_session import MySQLSession
 
 log = logging.getLogger(__name__)
 
-IAM_PERMISSIONS = ("iam:ListUserTags", "iam:ListRoleTags")
+# What the tag lookup calls, declared beside it (infra/ grants exactly this: tests/unit/test_infra.py).
+IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
+    {"Sid": "ReadPeoplesTags", "Action": ["iam:ListUserTags", "iam:ListRoleTags"],
+     "Resource": ["arn:aws:iam::*:user/*", "arn:aws:iam::*:role/*"]},
+)
 _GONE = ("NoSuchEntity", "AccessDenied", "AccessDeniedException")
 
 

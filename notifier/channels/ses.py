@@ -6,7 +6,7 @@ from typing import Any
 
 from notifier.render import Message
 
-IAM_PERMISSIONS = ({"Sid": "SendEmail", "Action": ["ses:SendEmail"], "Resource": ["*"]},)
+IAM_PERMISSIONS = ({"Sid": "SendEmail", "Action": ["ses:SendEmail"], "Resource": ["<SES_IDENTITY_ARN>"]},)
 
 
 class SesSender:

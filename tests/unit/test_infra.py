@@ -1,0 +1,106 @@
+"""The CloudFormation stack grants each service's task role exactly the IAM permissions its code declares
+(nothing broader), and declares the same rule, target and roles as producer_config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bedrock_usage.permissions import SERVICES, for_service
+from bedrock_usage.settings import SPECS
+from producer_config import resources
+from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
+
+TEMPLATE = Path(__file__).parents[2] / "infra" / "cloudformation" / "bedrock-usage-control.yaml"
+# The stack's ARNs for the placeholders the code declares.
+PLACEHOLDERS = {
+    "<STREAM_ARN>": {"Fn::GetAtt": ["Stream", "Arn"]},
+    "<LEASE_TABLE_ARN>": {"Fn::GetAtt": ["LeaseTable", "Arn"]},
+    "<ALERT_SNS_TOPIC_ARN>": {"Ref": "AlertTopic"},
+    "<SES_IDENTITY_ARN>": {
+        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailFrom}"},
+}
+ROLES = {"consumer": "ConsumerTaskRole", "enforcer": "EnforcerTaskRole", "notifier": "NotifierTaskRole"}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !GetAtt, !Sub…) read as their long forms."""
+
+
+def _intrinsic(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_Loader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+
+
+def _normalised(statement: dict[str, Any]) -> tuple[Any, ...]:
+    def listed(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else [value]
+
+    resources_ = [PLACEHOLDERS.get(r, r) if isinstance(r, str) else r for r in listed(statement["Resource"])]
+    return (statement.get("Sid"), tuple(sorted(listed(statement["Action"]))),
+            json.dumps(resources_, sort_keys=True), json.dumps(statement.get("Condition"), sort_keys=True))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_task_role_grants_exactly_what_the_code_declares(template: dict[str, Any], service: str) -> None:
+    role = template["Resources"][ROLES[service]]["Properties"]
+    granted = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert all(s["Effect"] == "Allow" for s in granted)
+    assert sorted(map(_normalised, granted)) == sorted(map(_normalised, for_service(service)))
+    assert "ManagedPolicyArns" not in role  # nothing else rides along
+
+
+def test_the_enforcer_may_attach_only_the_products_policies(template: dict[str, Any]) -> None:
+    statements = template["Resources"]["EnforcerTaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        actions = statement["Action"]
+        if any(a.startswith(("iam:Attach", "iam:Detach")) for a in actions):
+            assert statement["Condition"] == {"ArnLike": {"iam:PolicyARN": [
+                "arn:aws:iam::*:policy/bedrock-usage-control/*"]}}
+        if any((a.startswith("iam:") and "PolicyVersion" in a) or a == "iam:CreatePolicy" for a in actions):
+            assert statement["Resource"] == ["arn:aws:iam::*:policy/bedrock-usage-control/*"]
+    assert not any(a in ("iam:PutUserPolicy", "iam:PutRolePolicy", "iam:*", "*")
+                   for s in statements for a in s["Action"])
+
+
+def test_the_rule_is_producer_configs(template: dict[str, Any]) -> None:
+    rule = template["Resources"]["Rule"]["Properties"]
+    assert rule["State"] == RULE_STATE and rule["EventPattern"] == event_pattern()
+    (target,) = rule["Targets"]
+    assert target["KinesisParameters"] == {"PartitionKeyPath": PARTITION_KEY_PATH}
+    assert target["RetryPolicy"] == resources.RETRY_POLICY and target["Id"] == resources.TARGET_ID
+    policy = template["Resources"]["RuleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    rendered = resources.put_records_policy("<STREAM_ARN>")["Statement"]
+    assert [(s["Action"], PLACEHOLDERS["<STREAM_ARN>"]) for s in rendered] == [
+        (s["Action"], s["Resource"]) for s in policy]
+
+
+def test_every_setting_the_tasks_set_is_a_real_setting(template: dict[str, Any]) -> None:
+    known = {s.name for s in SPECS}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::ECS::TaskDefinition":
+            continue
+        for container in resource["Properties"]["ContainerDefinitions"]:
+            used = {e["Name"] for e in container.get("Environment", [])} | {
+                s["Name"] for s in container.get("Secrets", [])}
+            assert used <= known, (name, sorted(used - known))
