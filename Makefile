@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services migrate test test-fast lint demo bench bench-enforcer clean
+.PHONY: setup services migrate test test-fast lint demo deploy bench bench-enforcer clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ lint: setup
 
 demo: setup services
 	$(BIN)/python infra/local/demo.py
+
+# Deploy the CloudFormation stack (see infra/deploy.sh for its parameters); AWS_ENDPOINT_URL for moto.
+deploy: setup
+	bash infra/deploy.sh
 
 bench: setup services
 	$(BIN)/python tests/performance/bench.py

@@ -1,0 +1,84 @@
+"""`make deploy` against moto (server mode, through the AWS CLI): the change set is shown, then the stack
+creates what moto supports — the stream, the rule and its target, the roles, the lease table, the ECS
+cluster and services, the alert topic, the log group. The data stores are given as existing ones here
+(moto's CloudFormation does not create RDS secrets or ElastiCache)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bedrock_usage.localdev import MotoServer
+from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE
+
+REPO = Path(__file__).parents[2]
+STACK = "bedrock-usage-test"
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(log_path=tmp_path_factory.mktemp("moto") / "moto.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _deploy(moto: MotoServer, ec2: Any) -> subprocess.CompletedProcess[str]:
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] == vpc][:2]
+    env = {**os.environ, **moto.env(), "STACK_NAME": STACK, "DEPLOY_YES": "1", "DEPLOY_PARAMS": "/nonexistent",
+           "CFN_VpcId": vpc, "CFN_PrivateSubnetIds": ",".join(subnets), "CFN_EmailFrom": "bedrock-usage@example.com",
+           "CFN_ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bedrock-usage-control:test",
+           "CFN_ExistingRedisUrl": "rediss://redis.internal:6379/0", "CFN_ExistingMysqlEndpoint": "mysql.internal:3306",
+           "CFN_ExistingMysqlSecretName": "bedrock-usage-db", "CFN_EnforcementMode": "shadow"}
+    return subprocess.run(["make", "-s", "deploy"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_make_deploy_shows_the_change_set_then_creates_the_stack(moto: MotoServer) -> None:
+    run = _deploy(moto, moto.client("ec2"))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "what will change" in run.stdout and "AWS::Events::Rule" in run.stdout and "== deployed" in run.stdout
+
+    stack = moto.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in moto.client("cloudformation")
+                 .list_stack_resources(StackName=STACK)["StackResourceSummaries"] if r["LogicalResourceId"]}
+
+    kinesis = moto.client("kinesis")
+    stream = kinesis.describe_stream_summary(StreamName=resources["Stream"])["StreamDescriptionSummary"]
+    events = moto.client("events")
+    rule = events.describe_rule(Name=resources["Rule"].split("/")[-1].split("|")[-1])
+    assert rule["State"] == RULE_STATE
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == stream["StreamARN"]
+    assert target["KinesisParameters"]["PartitionKeyPath"] == PARTITION_KEY_PATH
+
+    iam = moto.client("iam")
+    enforcer_role = resources["EnforcerTaskRole"]
+    (policy_name,) = iam.list_role_policies(RoleName=enforcer_role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=enforcer_role, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(document, str):  # moto's CloudFormation keeps the document as Python's repr of it
+        document = json.loads(document) if document.startswith('{"') else ast.literal_eval(document)
+    statements = document["Statement"]
+    assert {s["Sid"] for s in statements} == {"OwnPolicies", "AttachOnlyOwnPolicies", "ReadRoleAttachments", "WhoAmI"}
+
+    ecs = moto.client("ecs")
+    services = ecs.list_services(cluster=resources["Cluster"])["serviceArns"]
+    assert sorted(s.rsplit("/", 1)[-1] for s in services) == ["consumer", "enforcer", "notifier"]
+    definition = ecs.describe_task_definition(taskDefinition=resources["EnforcerTaskDefinition"])["taskDefinition"]
+    (container,) = definition["containerDefinitions"]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert container["command"] == ["enforcer", "run"] and environment["ENFORCEMENT_MODE"] == "shadow"
+    assert environment["REDIS_URL"] == "rediss://redis.internal:6379/0"
+    assert moto.client("dynamodb").describe_table(TableName=f"{STACK}-consumer")["Table"]["TableStatus"] == "ACTIVE"
+    assert any(t["TopicArn"] == resources["AlertTopic"] for t in moto.client("sns").list_topics()["Topics"])
+    assert moto.client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{STACK}")["logGroups"]
