@@ -104,3 +104,24 @@ def test_every_setting_the_tasks_set_is_a_real_setting(template: dict[str, Any])
             used = {e["Name"] for e in container.get("Environment", [])} | {
                 s["Name"] for s in container.get("Secrets", [])}
             assert used <= known, (name, sorted(used - known))
+
+
+def test_the_image_holds_every_package_and_the_migrations() -> None:
+    dockerfile = (TEMPLATE.parents[2] / "Dockerfile").read_text()
+    for package in ("bedrock_usage", "consumer", "enforcement", "notifier", "producer_config"):
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    assert "--require-hashes -r requirements/kcl.txt" in dockerfile and "openjdk-17-jre-headless" in dockerfile
+    assert "COPY sql /usr/local/lib/python3.11/site-packages/sql" in dockerfile
+
+
+def test_the_local_stack_runs_every_service_and_prometheus_scrapes_them() -> None:
+    root = TEMPLATE.parents[2]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    assert {"redis", "mysql", "moto", "consumer", "enforcer", "notifier", "prometheus", "grafana"} <= set(compose)
+    defaults = {s.name: s.default for s in SPECS}
+    scrape = yaml.safe_load((root / "infra" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    targets = {t for job in scrape for c in job["static_configs"] for t in c["targets"]}
+    assert targets == {f"consumer:{defaults['METRICS_PORT']}", f"enforcer:{defaults['ENFORCER_METRICS_PORT']}",
+                       f"notifier:{defaults['NOTIFIER_METRICS_PORT']}"}
+    for service in ("consumer", "enforcer", "notifier"):
+        assert compose[service]["command"] == [service, "run"]

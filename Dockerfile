@@ -1,0 +1,28 @@
+# One image, three commands: `consumer run`, `enforcer run`, `notifier run` (and `db migrate` for the
+# one-off migration task). The consumer needs Java 17 for the KCL MultiLangDaemon.
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY requirements ./requirements
+COPY bedrock_usage ./bedrock_usage
+COPY consumer ./consumer
+COPY enforcement ./enforcement
+COPY notifier ./notifier
+COPY producer_config ./producer_config
+RUN pip install --no-cache-dir --prefix=/install . \
+ && pip install --no-cache-dir --prefix=/install --no-deps --require-hashes -r requirements/kcl.txt
+
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /app bedrock
+COPY --from=build /install /usr/local
+# bedrock_usage.migrate reads the migrations beside the package's parent (the repository's sql/).
+COPY sql /usr/local/lib/python3.11/site-packages/sql
+WORKDIR /app
+USER bedrock
+ENV PYTHONUNBUFFERED=1
+EXPOSE 9101 9102 9103
+ENTRYPOINT ["bedrockctl"]
+CMD ["--help"]
