@@ -125,3 +125,10 @@ def test_the_local_stack_runs_every_service_and_prometheus_scrapes_them() -> Non
                        f"notifier:{defaults['NOTIFIER_METRICS_PORT']}"}
     for service in ("consumer", "enforcer", "notifier"):
         assert compose[service]["command"] == [service, "run"]
+
+
+def test_the_example_parameters_are_the_stacks(template: dict[str, Any]) -> None:
+    example = json.loads((TEMPLATE.parent / "parameters.example.json").read_text())
+    assert {p["ParameterKey"] for p in example} <= set(template["Parameters"])
+    required = {name for name, spec in template["Parameters"].items() if "Default" not in spec}
+    assert required <= {p["ParameterKey"] for p in example}
