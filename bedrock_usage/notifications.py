@@ -32,6 +32,7 @@ class Notification:
     email: str | None = None
     team: str | None = None
     quota: str | None = None
+    quota_scope: str | None = None  # whose quota it was: the person's (user) or their team's (team)
     period: str | None = None
     percent: int | None = None
     usage: int | None = None

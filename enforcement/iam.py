@@ -70,6 +70,22 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _version_number(version_id: str) -> int:
+    return int(version_id.lstrip("v") or 0)
+
+
+def transient(error: ClientError) -> bool:
+    """Throttling or an AWS-side failure: worth retrying later. Anything else (AccessDenied from an SCP,
+    UnmodifiableEntity, InvalidInput…) will fail the same way every time."""
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return _code(error) in THROTTLING_CODES or status >= 500
+
+
+def _refusal_of(error: ClientError, what: str) -> IamRefused:
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return IamRefused(Refusal("iam_error", f"{what}: {_code(error)} {message}".strip()))
+
+
 class IamPolicies:
     def __init__(
         self, client: Any, account_id: str, names: PolicyNames, *,
@@ -83,6 +99,10 @@ class IamPolicies:
         self._pool_arns = tuple(PolicyNames.arn(account_id, n, partition) for n in names.sessions)
         self._roles_with_pool: set[str] = set()
         self._ensured = False
+        # The last version this process wrote to each pool policy: IAM is eventually consistent, and a
+        # read right after a write may still show the previous default version; building on that would
+        # undo the write. A default version older than ours is read as ours.
+        self._written: dict[str, tuple[int, frozenset[str]]] = {}
 
     @property
     def user_policy_arn(self) -> str:
@@ -153,23 +173,35 @@ class IamPolicies:
     # -- apply / lift -----------------------------------------------------------------------------
 
     def apply(self, target: Target) -> Change:
-        self._ensure_once()
-        match target.kind:
-            case TargetKind.USER:
-                return self._attach("user", target.value)
-            case TargetKind.ROLE:
-                return self._attach("role", target.value)
-            case TargetKind.SESSION:
-                return self._add_session(target)
+        """Deny the target. A lasting IAM error becomes a refusal (recorded, alerted), so one person's
+        problem never stalls everyone else's decisions; throttling and AWS failures propagate (retried)."""
+        try:
+            self._ensure_once()
+            match target.kind:
+                case TargetKind.USER:
+                    return self._attach("user", target.value)
+                case TargetKind.ROLE:
+                    return self._attach("role", target.value)
+                case TargetKind.SESSION:
+                    return self._add_session(target)
+        except ClientError as error:
+            if transient(error):
+                raise
+            raise _refusal_of(error, f"deny {target}") from None
 
     def lift(self, target: Target) -> Change:
-        match target.kind:
-            case TargetKind.USER:
-                return self._detach("user", target.value)
-            case TargetKind.ROLE:
-                return self._detach("role", target.value)
-            case TargetKind.SESSION:
-                return self._remove_session(target.value)
+        try:
+            match target.kind:
+                case TargetKind.USER:
+                    return self._detach("user", target.value)
+                case TargetKind.ROLE:
+                    return self._detach("role", target.value)
+                case TargetKind.SESSION:
+                    return self._remove_session(target.value)
+        except ClientError as error:
+            if transient(error):
+                raise
+            raise _refusal_of(error, f"lift {target}") from None
 
     def _attach(self, kind: str, name: str) -> Change:
         operation = "attach_user_policy" if kind == "user" else "attach_role_policy"
@@ -199,8 +231,13 @@ class IamPolicies:
     def _read_pool(self, arn: str) -> frozenset[str]:
         try:
             version = self._call("get_policy", PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            ours = self._written.get(arn)
+            if ours is not None and ours[0] > _version_number(version):
+                return ours[1]
             document = self._call("get_policy_version", PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
         except ClientError as error:
+            if transient(error):
+                raise
             raise IamRefused(Refusal("policy_unreadable", f"{arn}: {_code(error)}")) from None
         if isinstance(document, str):
             from urllib.parse import unquote  # noqa: PLC0415  (raw API answers are URL-encoded)
@@ -216,8 +253,9 @@ class IamPolicies:
         removable = policies.oldest_removable_version(versions)
         if removable:
             self._call("delete_policy_version", PolicyArn=arn, VersionId=removable)
-        self._call("create_policy_version", PolicyArn=arn, SetAsDefault=True,
-                   PolicyDocument=policies.compact(policies.session_document(entries)))
+        created = self._call("create_policy_version", PolicyArn=arn, SetAsDefault=True,
+                             PolicyDocument=policies.compact(policies.session_document(entries)))
+        self._written[arn] = (_version_number(created["PolicyVersion"]["VersionId"]), entries)
 
     def _add_session(self, target: Target) -> Change:
         with self._lock():
@@ -274,7 +312,15 @@ class IamPolicies:
             page = self._call("list_entities_for_policy", PolicyArn=self._user_arn,
                               **({"Marker": marker} if marker else {}))
             found |= {f"user:{u['UserName']}" for u in page.get("PolicyUsers", [])}
-            found |= {f"role:{r['RoleName']}" for r in page.get("PolicyRoles", [])}
+            for role in page.get("PolicyRoles", []):
+                if role["RoleName"].startswith("AWSReservedSSO_"):
+                    # A permission set references the unconditional deny: everyone on it is denied. Not
+                    # ours to detach (Identity Center owns the role): say so loudly, leave it alone.
+                    log.error("the unconditional deny policy is attached to an Identity Center role: everyone"
+                              " using that permission set is denied; reference only the session policies",
+                              extra={"role": role["RoleName"], "policy": self._names.user})
+                    continue
+                found.add(f"role:{role['RoleName']}")
             if not page.get("IsTruncated"):
                 break
             marker = page["Marker"]

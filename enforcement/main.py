@@ -23,14 +23,15 @@ from bedrock_usage.ids import digest
 from bedrock_usage.retry import backoff_delay
 from bedrock_usage.settings import Settings
 from enforcement import store
-from enforcement.runtime import EnforcerRuntime, build
+from enforcement.runtime import EnforcerRuntime, account_of, build
 
 log = logging.getLogger("enforcer")
 
 EXPIRY_EVERY_SECONDS = 5.0
 HEALTHY_WITHIN_SECONDS = 60.0
 TRANSIENT: tuple[type[BaseException], ...] = (
-    redis.ConnectionError, redis.TimeoutError, redis.exceptions.LockError, *db.TRANSIENT_ERRORS,
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.LockError, redis.exceptions.ReadOnlyError,
+    *db.TRANSIENT_ERRORS,
     BotoCoreError, ClientError,
 )
 
@@ -106,7 +107,16 @@ class Loop:
 
 def run(settings: Settings) -> int:
     logs.setup("enforcer", settings.log_level)
-    runtime = build(settings)
+    attempt = 0
+    while True:  # who we are (STS) before anything: the account the enforcer may deny in
+        try:
+            account = account_of(settings)
+            break
+        except TRANSIENT as error:
+            attempt += 1
+            log.warning("cannot ask STS who we are, retrying", extra={"error": repr(error)})
+            time.sleep(backoff_delay(attempt, cap=30.0))
+    runtime = build(settings, account_id=account)
     loop = Loop(runtime, settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:

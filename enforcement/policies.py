@@ -8,7 +8,8 @@ Two kinds of customer-managed policy, all under the path `/bedrock-usage-control
 - `<DENY_POLICY_NAME>Sessions1..N`: the session pool. Each holds one Deny statement whose condition
   lists sessions by `aws:userid` (`AROA…:session`, or `*:user` for Identity Center users, whose user
   name is their session name on every permission set). It is attached to the shared roles once (by the
-  enforcer for ordinary roles, by the permission set for Identity Center) and changed by new policy
+  enforcer for ordinary roles, by the permission set for Identity Center — which must reference these
+  and never the unconditional policy above) and changed by new policy
   versions. When one fills up (6,144 characters, whitespace not counted), entries go to the next.
 
 A document that is not in the shape written here (edited by hand, say) is *unreadable*: the enforcer

@@ -166,9 +166,8 @@ class Reconciler:
     def _iam(self, report: Report) -> None:
         enforcer = self._enforcer
         assert enforcer.iam is not None
-        now = enforcer.clock()
-        active = [b for b in store.blocks(enforcer.conn, blocked_only=True) if b.active(now)]
-        enforcer.conn.commit()
+        # IAM first, then the rows: denies are written row first, IAM second, so a deny applied meanwhile
+        # shows up as desired-and-missing (re-applied, harmless), never as unexpected (lifted).
         try:
             actual = enforcer.iam.actual()
         except IamRefused as refused:  # a policy edited by hand: compare nothing rather than guess
@@ -176,6 +175,9 @@ class Reconciler:
             log.error("cannot read the product's policies: drift not checked", extra={
                 "reason": refused.refusal.reason, "detail": refused.refusal.detail})
             return
+        now = enforcer.clock()
+        active = [b for b in store.blocks(enforcer.conn, blocked_only=True) if b.active(now)]
+        enforcer.conn.commit()
         desired = {b.iam_target for b in active if b.iam_target and b.iam_state != "refused"}
         for block in active:
             if block.iam_target in actual:

@@ -95,6 +95,11 @@ class Enforcer:
     def conn(self) -> Connection:
         return self._session.conn
 
+    def _target(self, person: PrincipalRecord | None, key: str) -> Target | Refusal:
+        if person is None:
+            return Refusal("unknown_principal", f"{key}: not a known principal")
+        return target_of(person, self.account_id, self.settings.session_roles)
+
     def is_protected(self, key: str) -> bool:
         return any(fnmatchcase(key, pattern) for pattern in self.settings.protected_principals)
 
@@ -160,7 +165,9 @@ class Enforcer:
                       else f"team {context.team} exceeded its {label} quota: {context.usage} of {context.limit}")
         return self._deny(key, origin=Origin.QUOTA, actor=actor, reason=reason, until=until, action_key=action_key,
                           context=context, published_at=published_at,
-                          notify=(NotificationKind.BLOCKED, digest("blocked", key, context.quota, context.period)))
+                          # With the limit: blocked again after a raised limit was used up too, a new message.
+                          notify=(NotificationKind.BLOCKED,
+                                  digest("blocked", key, context.quota, context.period, context.limit)))
 
     def admin_block(self, key: str, *, actor: str, reason: str, until: datetime | None) -> Result:
         action_key = digest("admin", uuid.uuid4())
@@ -192,7 +199,7 @@ class Enforcer:
 
         was_active = current is not None and current.active(now)
         merged_until = _later(current.blocked_until, until) if current and was_active else until
-        target = target_of(person, self.account_id) if person else Refusal("unknown_principal", f"{key}: unknown")
+        target = self._target(person, key)
         iam_target = str(target) if isinstance(target, Target) else None
         if current is not None and was_active and merged_until == current.blocked_until and merged_until != until:
             # Already blocked for longer (an indefinite admin block, a monthly quota): that block stands,
@@ -209,7 +216,8 @@ class Enforcer:
                 protected_until=None if origin is Origin.ADMIN or current is None else current.protected_until,
                 iam_target=iam_target, iam_state="pending", shadow=self.shadow,
             )
-        if isinstance(target, Target) and origin is Origin.QUOTA and not was_active:
+        in_force = was_active and current is not None and current.iam_state in ("applied", "shadow")
+        if isinstance(target, Target) and origin is Origin.QUOTA and not in_force:
             target = self._within_rate(target)
         if isinstance(target, Refusal):
             return self._refuse(block, target, audit(Outcome.REFUSED), person)
@@ -295,7 +303,7 @@ class Enforcer:
         conn, now = self.conn, self.clock()
         person = store.principal(conn, block.principal)
         conn.commit()
-        target = target_of(person, self.account_id) if person else Refusal("unknown_principal", block.principal)
+        target = self._target(person, block.principal)
         action = AuditAction(digest("reapply", uuid.uuid4()), now, RECONCILER, Action.BLOCK, Outcome.REFUSED,
                              block.principal, reason, block.scope, block.quota, block.period, block.usage,
                              block.limit, None, block.blocked_until, None, self.shadow)
@@ -341,7 +349,11 @@ class Enforcer:
         due = store.due(self.conn, self.clock())
         self.conn.commit()
         results = []
-        for block in due:
+        for listed in due:
+            block = store.block_of(self.conn, listed.principal)  # as it is now: an admin may have just acted
+            self.conn.commit()
+            if block is None or block.active(self.clock()) or not block.blocked:
+                continue
             reason = "quota period reset" if block.origin is Origin.QUOTA else "block duration ended"
             key = digest("expire", block.principal, block.blocked_at, block.blocked_until)
             results.append(self._lift(block, actor=SYSTEM, reason=reason, action_key=key, protect_until=None,
@@ -377,7 +389,8 @@ class Enforcer:
             action_key, now, actor, Action.UNBLOCK, outcome, block.principal, reason, block.scope, block.quota,
             block.period, block.usage, block.limit, None, protect_until, change.description[:1024], self.shadow))
         kind, dedupe = notify
-        if block.blocked or (kind is NotificationKind.ADMIN_UNBLOCKED and protect_until is not None):
+        had_effect = block.blocked and block.iam_state in ("applied", "shadow", "pending")
+        if had_effect or (kind is NotificationKind.ADMIN_UNBLOCKED and (block.blocked or protect_until)):
             store.enqueue(conn, self._note(kind, dedupe, person, block.principal, context=context,
                                            access_returns_at=None, actor=actor, reason=reason, action_key=action_key,
                                            protected_until=protect_until))
@@ -422,7 +435,8 @@ class Enforcer:
             digest(kind, dedupe), kind, "user", key, self.clock(),
             display_name=person.display_name if person else None, email=person.email if person else None,
             team=(person.team if person and person.team else None) or (context.team if context else None),
-            quota=context.quota.value if context else None, period=context.period if context else None,
+            quota=context.quota.value if context else None,
+            quota_scope=context.scope.value if context else None, period=context.period if context else None,
             percent=100 if kind is NotificationKind.BLOCKED else None,
             usage=context.usage if context else None, limit=context.limit if context else None,
             access_returns_at=access_returns_at, protected_until=protected_until, actor=actor, reason=reason,

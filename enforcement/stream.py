@@ -2,12 +2,14 @@
 
 A decision is acknowledged (XACK) only after its IAM change, audit row and notification are durable.
 Until then it stays in the group's pending list: after a crash or an outage the enforcer reads its own
-pending entries again first, and entries a dead enforcer left pending are claimed (XAUTOCLAIM) once
-idle long enough. Applying a decision twice changes nothing, so redelivery is safe.
+pending entries again first, and entries a dead enforcer left pending (a restarted task has a new
+consumer name) are claimed (XAUTOCLAIM) once idle long enough — checked on a timer, not only at start.
+Applying a decision twice changes nothing, so redelivery is safe.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +44,7 @@ class DecisionStream:
         self._redis, self._key, self._consumer = client, key, consumer
         self._claim_idle_ms = claim_idle_ms
         self._replay = True  # first read this consumer's own pending entries (a restart, a failure)
+        self._next_claim = 0.0  # monotonic time of the next look for entries a dead consumer left
 
     def ensure_group(self) -> None:
         # From the start of the stream: decisions published before the enforcer first ran are not lost
@@ -57,11 +60,22 @@ class DecisionStream:
         self._replay = True
 
     def read(self, count: int = 100, block_ms: int = 1000) -> list[Entry]:
+        try:
+            return self._read(count, block_ms)
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_group()  # the stream was deleted or Redis lost its data: start the group again
+            return []
+
+    def _read(self, count: int, block_ms: int) -> list[Entry]:
         if self._replay:
             entries = self._parse(self._redis.xreadgroup(GROUP, self._consumer, {self._key: "0"}, count=count))
             if entries:
                 return entries
             self._replay = False
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self._claim_idle_ms / 2000
             claimed = self._redis.xautoclaim(self._key, GROUP, self._consumer, self._claim_idle_ms, "0-0",
                                              count=count)
             entries = [self._entry(i, f) for i, f in claimed[1] if f]

@@ -16,8 +16,10 @@ alerts it, and never falls back to something broader.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from fnmatch import fnmatchcase
 
 from bedrock_usage.identity import SSO_KEY_PREFIX, IdentityType, is_sso_role
 
@@ -85,9 +87,11 @@ def _identity_center(role_arn: str) -> bool:
     return is_sso_role(role_arn) or _last(role_arn).startswith("AWSReservedSSO_")
 
 
-def target_of(person: PrincipalRecord, account_id: str) -> Target | Refusal:
+def target_of(person: PrincipalRecord, account_id: str, session_roles: Sequence[str] = ()) -> Target | Refusal:
     account = person.account_id or (person.arn.split(":")[4] if person.arn and person.arn.count(":") >= 5 else None)
-    if person.identity_type is not IdentityType.SSO_USER and account != account_id:
+    # An Identity Center user with no account recorded yet (declared in the quota file) is denied here;
+    # one seen calling from another account could only be denied in that account.
+    if account != account_id and not (person.identity_type is IdentityType.SSO_USER and account is None):
         return Refusal("other_account", f"{person.key} is in account {account}, the enforcer acts in {account_id}")
     match person.identity_type:
         case IdentityType.IAM_USER:
@@ -99,6 +103,10 @@ def target_of(person: PrincipalRecord, account_id: str) -> Target | Refusal:
                 return Refusal("unknown_role", f"no role ARN for {person.key}")
             if _identity_center(person.arn):
                 return Refusal("sso_role", f"{person.key} is an Identity Center role: never edited")
+            if any(fnmatchcase(_last(person.arn), pattern) for pattern in session_roles):
+                # Counted as a whole before SESSION_ROLES named it: its sessions are people now, and
+                # denying the role would deny every one of them.
+                return Refusal("shared_role", f"{person.key} matches SESSION_ROLES: its sessions are people")
             return Target(TargetKind.ROLE, _last(person.arn))
         case IdentityType.SSO_USER:
             session = person.session_name

@@ -38,7 +38,7 @@ def _utc(value: Any) -> datetime | None:
 # The note, with the person's language, time zone and latest email (a tag lookup may have landed since).
 _NOTE_SELECT = (
     "SELECT n.id, n.dedupe_key, n.created_at, n.kind, n.scope, n.principal, COALESCE(n.display_name, p.display_name),"
-    " COALESCE(n.email, p.email), n.team, n.quota, n.period, n.percent, n.usage_count, n.limit_count,"
+    " COALESCE(n.email, p.email), n.team, n.quota, n.quota_scope, n.period, n.percent, n.usage_count, n.limit_count,"
     " n.access_returns_at, n.protected_until, n.actor, n.reason, n.shadow, n.payload,"
     " COALESCE(p.language, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Language'))),"
     " COALESCE(p.time_zone, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.TimeZone'))), t.admin_emails"
@@ -48,11 +48,12 @@ _NOTE_SELECT = (
 
 
 def _note(row: Sequence[Any]) -> tuple[Note, list[str]]:
-    (id_, dedupe_key, created_at, kind, scope, principal, name, email, team, quota, period, percent, usage, limit,
-     returns, protected, actor, reason, shadow, payload, language, zone, admins) = row
+    (id_, dedupe_key, created_at, kind, scope, principal, name, email, team, quota, quota_scope, period, percent,
+     usage, limit, returns, protected, actor, reason, shadow, payload, language, zone, admins) = row
     note = Note(
         dedupe_key=str(dedupe_key), kind=NotificationKind(kind), scope=str(scope), principal=str(principal),
         created_at=_utc(created_at) or datetime.now(UTC), display_name=name, email=email, team=team, quota=quota,
+        quota_scope=quota_scope,
         period=period, percent=percent, usage=usage, limit=limit, access_returns_at=_utc(returns),
         protected_until=_utc(protected), actor=actor, reason=reason, shadow=bool(shadow), id=int(id_),
         payload=json.loads(payload) if payload else {}, language=(language or "").lower() or None,
@@ -67,6 +68,7 @@ class Leased:
     recipient: str
     attempts: int
     note: Note
+    token: str  # the lease: marking the delivery needs it still to be ours
 
     @property
     def key(self) -> str:
@@ -124,15 +126,18 @@ class Outbox:
                 _NOTE_SELECT.replace("SELECT ", "SELECT d.id, d.channel, d.recipient, d.attempts, ", 1)
                 .replace(" FROM notifications n", " FROM deliveries d JOIN notifications n ON n.id = d.notification_id")
                 + " WHERE d.lease_owner = %s AND d.status = 'pending' ORDER BY d.id", (token,))
-            leased = [Leased(int(r[0]), str(r[1]), str(r[2]), int(r[3]), _note(r[4:])[0]) for r in cur.fetchall()]
+            leased = [Leased(int(r[0]), str(r[1]), str(r[2]), int(r[3]), _note(r[4:])[0], token)
+                      for r in cur.fetchall()]
         self.conn.commit()
         return leased
 
     def sent(self, delivery: Leased, message_id: str, now: datetime) -> None:
         with self.conn.cursor() as cur:
+            # Sent is sent, even if the lease ran out meanwhile (another task may be sending it again:
+            # at least once); only the lease holder may record a failure (below).
             cur.execute("UPDATE deliveries SET status = 'sent', sent_at = %s, message_id = %s,"
                         " attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, last_error = NULL"
-                        " WHERE id = %s", (_naive(now), message_id[:255], delivery.delivery_id))
+                        " WHERE id = %s AND status = 'pending'", (_naive(now), message_id[:255], delivery.delivery_id))
             self._settle(cur, delivery.note.id, now)
         self.conn.commit()
 
@@ -142,14 +147,15 @@ class Outbox:
         dead = attempts >= self._max_attempts
         retry_at = now + timedelta(seconds=backoff_delay(attempts, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS))
         with self.conn.cursor() as cur:
-            cur.execute("UPDATE deliveries SET status = %s, attempts = %s, next_attempt_at = %s, last_error = %s,"
-                        " lease_owner = NULL, lease_until = NULL WHERE id = %s",
-                        ("dead" if dead else "pending", attempts, _naive(retry_at), error[:1024],
-                         delivery.delivery_id))
-            if dead:
+            changed = cur.execute(
+                "UPDATE deliveries SET status = %s, attempts = %s, next_attempt_at = %s, last_error = %s,"
+                " lease_owner = NULL, lease_until = NULL WHERE id = %s AND lease_owner = %s AND status = 'pending'",
+                ("dead" if dead else "pending", attempts, _naive(retry_at), error[:1024], delivery.delivery_id,
+                 delivery.token))
+            if dead and changed:
                 self._settle(cur, delivery.note.id, now)
         self.conn.commit()
-        return dead
+        return dead and bool(changed)
 
     @staticmethod
     def _settle(cur: Any, notification_id: int, now: datetime) -> None:

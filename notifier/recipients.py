@@ -50,7 +50,8 @@ def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[R
     if settings.email_backend != "none":
         if note.kind in PERSONAL and note.scope == "user" and note.email:
             add(Channel.EMAIL, note.email, "person")
-        if note.kind in TEAM_ADMINS:
+        # A member's own warnings are theirs; the team's admins hear of the team's, and of blocks.
+        if note.kind in TEAM_ADMINS and (note.kind != "warning" or note.scope == "team"):
             for address in team_admins:
                 add(Channel.EMAIL, address, "team_admin")
         if note.kind in ADMINS:

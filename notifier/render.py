@@ -112,7 +112,8 @@ class Renderer:
             resets = when(period_end(note.quota, note.period, self._quota_tz))
         return {
             "name": note.display_name or note.principal, "principal": note.principal, "team": note.team or "",
-            "scope": note.scope, "quota": _lookup(lang, f"quota.{note.quota}") if note.quota else "",
+            "scope": note.quota_scope or note.scope,  # whose quota: the person's or the team's
+            "quota": _lookup(lang, f"quota.{note.quota}") if note.quota else "",
             "period": note.period or "", "percent": note.percent or 0, "usage": note.usage or 0,
             "limit": note.limit or 0, "returns": when(note.access_returns_at), "resets": resets,
             "protected_until": when(note.protected_until), "actor": note.actor or "", "reason": note.reason or "",

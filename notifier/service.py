@@ -50,8 +50,14 @@ class Notifier:
         return message
 
     def deliver(self, limit: int = 20) -> int:
+        """Send up to `limit` due deliveries, leasing each just before sending it: a lease never waits
+        behind slow sends of others (which could let it expire and the message go out twice)."""
         done = 0
-        for delivery in self.outbox.lease(self._owner, self._clock(), limit):
+        for _ in range(limit):
+            leased = self.outbox.lease(self._owner, self._clock(), 1)
+            if not leased:
+                break
+            (delivery,) = leased
             kind, channel = delivery.note.kind, delivery.channel
             try:
                 sender = self._senders.get(Channel(channel))

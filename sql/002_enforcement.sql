@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS notifications (
   email             VARCHAR(320) NULL,
   team              VARCHAR(128) NULL,
   quota             VARCHAR(32) CHARACTER SET ascii NULL,
+  quota_scope       VARCHAR(8) CHARACTER SET ascii NULL,
   period            VARCHAR(10) CHARACTER SET ascii NULL,
   percent           SMALLINT UNSIGNED NULL,
   usage_count       INT UNSIGNED NULL,

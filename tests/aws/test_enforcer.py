@@ -353,3 +353,26 @@ def test_a_monthly_quota_used_up_while_blocked_for_the_day_extends_the_block_to_
     assert rt.enforcer.expire_due() == []  # the daily reset does not lift a monthly block
     kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
     assert kinds == ["blocked", "blocked"]  # the second says: until the 1st
+
+
+def test_a_refused_block_stays_refused_when_more_decisions_come_and_ends_without_a_message(world: World) -> None:
+    rt = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="1")
+    first, second = (world.person(user_arn(n), IdentityType.IAM_USER) for n in ("rb1", "rb2"))
+    rt.enforcer.handle(exceeded(first))
+    (refused,) = rt.enforcer.handle(exceeded(second))
+    (again,) = rt.enforcer.handle(exceeded(second, quota=Quota.MONTHLY_REQUESTS, usage=5000, limit=5000))
+    assert refused.outcome is Outcome.REFUSED and again.outcome is Outcome.REFUSED  # the breaker holds
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"rb1"}
+    world.now = (again.blocked_until or world.now) + timedelta(seconds=1)
+    rt.enforcer.expire_due()
+    kinds = [r[0] for r in world.rows("SELECT kind FROM notifications WHERE principal = %s ORDER BY id", second)]
+    assert "unblocked" not in kinds  # never blocked in fact: no "access is back"
+
+
+def test_a_role_now_named_by_session_roles_is_never_denied_whole(world: World) -> None:
+    rt = world.runtime(SESSION_ROLES="shared-*")
+    world.iam.create_role(RoleName="shared-analysts", AssumeRolePolicyDocument="{}")
+    key = world.person(f"arn:aws:iam::{ACCOUNT}:role/shared-analysts", IdentityType.ROLE)
+    (result,) = rt.enforcer.handle(exceeded(key))
+    assert result.outcome is Outcome.REFUSED and "SESSION_ROLES" in result.detail

@@ -134,3 +134,18 @@ def test_a_refusal_is_retried_quietly_and_applied_once_the_role_id_is_known(worl
     report = rt.reconciler.run_once()
     assert report.missing == 1
     assert pool_values(world.iam, rt)[0] == [f"{role['RoleId']}:ines"]
+
+
+def test_the_unconditional_deny_on_an_identity_center_role_is_reported_never_touched(world: World) -> None:
+    rt = world.runtime()
+    assert rt.enforcer.iam is not None
+    rt.enforcer.iam.ensure_policies()
+    sso_role = "AWSReservedSSO_Developers_0123456789abcdef"
+    world.iam.create_role(RoleName=sso_role, Path="/aws-reserved/sso.amazonaws.com/", AssumeRolePolicyDocument="{}")
+    world.iam.attach_role_policy(RoleName=sso_role, PolicyArn=rt.enforcer.iam.user_policy_arn)  # a mistake
+
+    report = rt.reconciler.run_once()
+
+    assert report.unexpected == 0
+    attached = world.iam.list_attached_role_policies(RoleName=sso_role)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [rt.enforcer.iam.user_policy_arn]  # Identity Center's to fix

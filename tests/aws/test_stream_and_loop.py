@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -118,18 +119,28 @@ def test_iam_throttling_is_retried_with_backoff_then_succeeds(aws: None) -> None
     assert all(0 <= s <= 5 for s in sleeps)
 
 
-def test_other_iam_errors_are_not_retried(aws: None) -> None:
+def test_lasting_iam_errors_are_refusals_not_retried_and_aws_failures_are_retried_later(aws: None) -> None:
     import boto3  # noqa: PLC0415
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
+    from enforcement.iam import IamRefused  # noqa: PLC0415
+
     client = boto3.client("iam", region_name="us-east-1")
-    policies = IamPolicies(client, ACCOUNT, PolicyNames("Deny", 1), sleep=lambda s: None)
+    retried: list[str] = []
+    policies = IamPolicies(client, ACCOUNT, PolicyNames("Deny", 1), sleep=lambda s: None, on_retry=retried.append)
     policies._ensured = True
     with Stubber(client) as stub:
+        # An SCP's AccessDenied fails the same way every time: refused at once (recorded, alerted, acked).
         stub.add_client_error("attach_user_policy", service_error_code="AccessDenied", http_status_code=403)
-        with pytest.raises(ClientError) as raised:
+        with pytest.raises(IamRefused) as refused:
             policies.apply(Target(TargetKind.USER, "alice"))
-    assert raised.value.response["Error"]["Code"] == "AccessDenied"
+        # IAM's own failure: propagates, so the loop retries the decision later without acking it.
+        stub.add_client_error("detach_user_policy", service_error_code="ServiceFailure", http_status_code=500)
+        stub.add_client_error("detach_user_policy", service_error_code="InternalFailure", http_status_code=500)
+        with pytest.raises(ClientError):
+            policies.lift(Target(TargetKind.USER, "alice"))
+    assert refused.value.refusal.reason == "iam_error" and "AccessDenied" in refused.value.refusal.detail
+    assert retried == ["ServiceFailure"]
 
 
 def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls(world: World) -> None:
@@ -158,3 +169,46 @@ def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls
         assert failed.value.code == 503 and b"redis down" in failed.value.read()
     finally:
         server.shutdown()
+
+
+def test_entries_a_dead_consumer_left_are_claimed_later_not_only_at_start(world: World) -> None:
+    rt = world.runtime()
+    dan = world.person(user_arn("dan"), IdentityType.IAM_USER)
+    rt.stream.ensure_group()
+    restarted = DecisionStream(world.redis, STREAM, "task-2", claim_idle_ms=300)
+    assert restarted.read(block_ms=10) == []  # started before the other task died
+    _publish(world.redis, exceeded(dan))
+    dead = DecisionStream(world.redis, STREAM, "task-1")
+    (taken,) = dead.read()  # task-1 takes it, then dies without acking
+    time.sleep(0.4)
+    found: list[Any] = []
+    for _ in range(5):
+        found += restarted.read(block_ms=50)
+        if found:
+            break
+        time.sleep(0.2)
+    assert [e.entry_id for e in found] == [taken.entry_id]
+
+
+def test_a_lost_group_is_created_again(world: World) -> None:
+    rt = world.runtime()
+    rt.stream.ensure_group()
+    world.redis.delete(STREAM)
+    assert rt.stream.read(block_ms=10) == []
+    _publish(world.redis, exceeded(user_arn("eve")))
+    assert len(rt.stream.read(block_ms=10)) == 1
+
+
+def test_a_pool_read_right_after_our_write_never_goes_back_to_an_older_version(aws: None) -> None:
+    import boto3  # noqa: PLC0415
+
+    client = boto3.client("iam", region_name="us-east-1")
+    names = PolicyNames("Deny", 1)
+    policies = IamPolicies(client, ACCOUNT, names)
+    arn = policies.pool_policy_arns[0]
+    policies._written[arn] = (2, frozenset({"*:ana@example.com"}))  # we just wrote v2
+    with Stubber(client) as stub:  # IAM, eventually consistent, still answers v1
+        stub.add_response("get_policy", {"Policy": {"DefaultVersionId": "v1", "Arn": arn,
+                                                    "PolicyName": "DenySessions1"}})
+        assert policies._read_pool(arn) == {"*:ana@example.com"}
+        stub.assert_no_pending_responses()  # and its v1 document was not even read

@@ -134,8 +134,9 @@ def _settings(**env: str) -> Settings:
 def test_routes_person_team_admins_global_admins_and_chat() -> None:
     settings = _settings()
     admins = ["lead@example.com"]
-    assert routes(note("warning"), settings, admins) == [
-        Route(Channel.EMAIL, "ana@example.com", "person"), Route(Channel.EMAIL, "lead@example.com", "team_admin")]
+    assert routes(note("warning"), settings, admins) == [Route(Channel.EMAIL, "ana@example.com", "person")]
+    assert routes(note("warning", scope="team", email=None), settings, admins) == [
+        Route(Channel.EMAIL, "lead@example.com", "team_admin")]
     assert {r.recipient for r in routes(note("blocked"), settings, admins)} == {
         "ana@example.com", "lead@example.com", "slack"}
     assert [r.recipient for r in routes(note("unblocked"), settings, admins)] == ["ana@example.com"]
@@ -147,3 +148,8 @@ def test_routes_person_team_admins_global_admins_and_chat() -> None:
     assert routes(note("warning", email=None), settings, []) == []
     assert {r.channel for r in routes(note("alert"), _settings(EMAIL_BACKEND="none"), [])} == {
         Channel.SNS, Channel.SLACK}
+
+
+def test_a_block_for_the_teams_quota_says_so(renderer: Renderer) -> None:
+    message = renderer.render(note("blocked", quota_scope="team", usage=2000, limit=2000), "en")
+    assert "your team data-science has used its daily quota: 2000 of 2000" in message.text
