@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS notifications (
   reason            VARCHAR(512) NULL,
   action_key        CHAR(64) CHARACTER SET ascii NULL,
   shadow            TINYINT(1) NOT NULL DEFAULT 0,
+  payload           JSON NULL,
   created_at        DATETIME(3) NOT NULL,
   status            VARCHAR(8) CHARACTER SET ascii NOT NULL DEFAULT 'pending',
   attempts          SMALLINT UNSIGNED NOT NULL DEFAULT 0,

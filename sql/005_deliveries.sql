@@ -1,17 +1,5 @@
--- The notifier: each notification fans out to deliveries (one per channel and recipient), delivered
--- at least once with retries; people's language and time zone; teams' admins; the summary's payload.
--- Plain ADD COLUMN (MySQL 8 has no ADD COLUMN IF NOT EXISTS); each ALTER is one atomic statement.
-
-ALTER TABLE principals
-  ADD COLUMN language  VARCHAR(8) CHARACTER SET ascii NULL,
-  ADD COLUMN time_zone VARCHAR(64) CHARACTER SET ascii NULL;
-
-ALTER TABLE teams
-  ADD COLUMN admin_emails JSON NULL;
-
-ALTER TABLE notifications
-  ADD COLUMN payload JSON NULL;
-
+-- The notifier: each notification fans out to deliveries, one per channel and recipient, delivered at
+-- least once with retries.
 -- One row per (notification, channel, recipient): a failing webhook does not resend the email.
 -- A lease (lease_owner, lease_until) lets several notifier tasks share the work without sending twice;
 -- a lease that expires (the task died mid-delivery) makes the delivery due again: at least once.
