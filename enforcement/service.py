@@ -179,8 +179,10 @@ class Enforcer:
               notify: tuple[NotificationKind, str]) -> Result:
         conn, now = self.conn, self.clock()
         person = store.principal(conn, key)
-        current = store.block_of(conn, key)
         conn.commit()
+        # The person's row stays locked from this read to the write of the desired state (or the skip):
+        # an admin command or a second enforcer acting on the same person waits, and cannot lose an update.
+        current = store.block_of(conn, key, for_update=True)
 
         def audit(outcome: Outcome, change: str | None = None, blocked_until: datetime | None = until) -> AuditAction:
             return AuditAction(
@@ -263,7 +265,6 @@ class Enforcer:
                         " AND outcome IN ('applied', 'unchanged', 'shadow') AND actor IN (%s, %s)",
                         (since, SYSTEM, RECONCILER))
             (count,) = cur.fetchone() or (0,)
-        self.conn.commit()
         if int(count) < cap:
             return target
         return Refusal("rate_limit", f"{count} people were denied for quotas in the last hour"
@@ -315,6 +316,7 @@ class Enforcer:
             change, outcome, state = self._apply(target)
         except IamRefused as refused:
             if block.iam_state == "refused":  # still refused: counted, not recorded again
+                conn.commit()
                 self.metrics.refusals.labels(refused.refusal.reason).inc()
                 return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refused.refusal.detail)
             return self._refuse(block, refused.refusal, action, person)
@@ -332,8 +334,7 @@ class Enforcer:
         """Lift a block now. With `protect`, quotas do not block the person again until the end of the
         current period (the blocked quota's period; the day for an admin block or no block)."""
         now = self.clock()
-        current = store.block_of(self.conn, key)
-        self.conn.commit()
+        current = store.block_of(self.conn, key, for_update=True)  # held until the lift is recorded
         protect_until = None
         if protect:
             periods = periods_of(now, self.settings.quota_timezone)
@@ -350,9 +351,10 @@ class Enforcer:
         self.conn.commit()
         results = []
         for listed in due:
-            block = store.block_of(self.conn, listed.principal)  # as it is now: an admin may have just acted
-            self.conn.commit()
+            # As it is now, and locked until the lift is recorded: an admin may have just acted on it.
+            block = store.block_of(self.conn, listed.principal, for_update=True)
             if block is None or block.active(self.clock()) or not block.blocked:
+                self.conn.commit()
                 continue
             reason = "quota period reset" if block.origin is Origin.QUOTA else "block duration ended"
             key = digest("expire", block.principal, block.blocked_at, block.blocked_until)

@@ -376,3 +376,33 @@ def test_a_role_now_named_by_session_roles_is_never_denied_whole(world: World) -
     key = world.person(f"arn:aws:iam::{ACCOUNT}:role/shared-analysts", IdentityType.ROLE)
     (result,) = rt.enforcer.handle(exceeded(key))
     assert result.outcome is Outcome.REFUSED and "SESSION_ROLES" in result.detail
+
+
+def test_a_decision_waits_for_an_admin_acting_on_the_same_person_and_sees_the_result(world: World) -> None:
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from bedrock_usage import db  # noqa: PLC0415
+
+    rt = world.runtime()
+    ida = world.person(user_arn("ida"), IdentityType.IAM_USER)
+    rt.enforcer.admin_block(ida, actor="ops", reason="check", until=None)
+    locked = threading.Event()
+
+    def admin_unblocking_with_protection() -> None:  # what `bedrockctl unblock --protect` does, slowly
+        conn = db.connect(rt.enforcer.settings.mysql)
+        with conn.cursor() as cur:
+            cur.execute("SELECT principal FROM blocks WHERE principal = %s FOR UPDATE", (ida,))
+            locked.set()
+            time.sleep(0.5)
+            cur.execute("UPDATE blocks SET blocked = 0, protected_until = %s WHERE principal = %s",
+                        ((world.now + timedelta(hours=6)).replace(tzinfo=None), ida))
+        conn.commit()
+        conn.close()
+
+    admin = threading.Thread(target=admin_unblocking_with_protection)
+    admin.start()
+    assert locked.wait(5)
+    (result,) = world.runtime().enforcer.handle(exceeded(ida))  # another enforcer, meanwhile
+    admin.join()
+    assert result.outcome is Outcome.SHIELDED  # it waited for the admin, then respected the protection
