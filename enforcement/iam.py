@@ -282,6 +282,17 @@ class IamPolicies:
                     changes.append(f"CreatePolicyVersion {name} - aws:userid {value}")
         return Change(bool(changes), "; ".join(changes) or f"{value}: not in the session policies")
 
+    def ensure_pool_attached(self, role_name: str) -> list[str]:
+        """The reconciler's check that a shared role still carries the session policies (someone may
+        have detached one by hand): re-attaches what is missing, returns what it did."""
+        self._roles_with_pool.discard(role_name)
+        try:
+            return self._attach_pool(role_name)
+        except ClientError as error:
+            if transient(error):
+                raise
+            raise _refusal_of(error, f"attach the session policies to role {role_name}") from None
+
     def _attach_pool(self, role_name: str) -> list[str]:
         """Pool policies are attached to an ordinary shared role once, on its first denied session."""
         if role_name in self._roles_with_pool:

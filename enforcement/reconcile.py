@@ -33,7 +33,7 @@ from enforcement import store
 from enforcement.iam import IamRefused
 from enforcement.model import Action, AuditAction, Block, Origin, Outcome
 from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, period_end
-from enforcement.targets import Target
+from enforcement.targets import Target, target_of
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,35 @@ class Reconciler:
                 report.results.append(enforcer.lift_for(block, reason=f"limit raised to {raised}"))
                 report.limit_raised += 1
 
+    def _pools_on_roles(self, active: list[Block], report: Report) -> None:
+        """A session deny works only while its role carries the session policies: put back any that were
+        detached by hand from a shared role with someone denied on it."""
+        enforcer = self._enforcer
+        assert enforcer.iam is not None
+        roles: set[str] = set()
+        for block in active:
+            if not (block.iam_target or "").startswith("session:") or block.iam_state != "applied":
+                continue
+            person = store.principal(enforcer.conn, block.principal)
+            target = target_of(person, enforcer.account_id, enforcer.settings.session_roles) if person else None
+            if isinstance(target, Target) and target.role_name:
+                roles.add(target.role_name)
+        enforcer.conn.commit()
+        for role in sorted(roles):
+            try:
+                made = enforcer.iam.ensure_pool_attached(role)
+            except IamRefused as refused:
+                enforcer.metrics.refusals.labels(refused.refusal.reason).inc()
+                continue
+            if made:
+                store.record(enforcer.conn, AuditAction(
+                    digest("reconcile-pool", uuid.uuid4()), enforcer.clock(), RECONCILER, Action.BLOCK,
+                    Outcome.APPLIED, f"role:{role}", "drift: a session policy was missing from the role",
+                    iam_change="; ".join(made)[:1024]))
+                enforcer.conn.commit()
+                report.missing += 1
+                log.warning("session policies re-attached to a shared role", extra={"role": role, "iam": made})
+
     @staticmethod
     def _raised_limit(block: Block, people: Mapping[str, PersonUsage], teams: Mapping[str, TeamUsage]) -> int | None:
         """The new limit when it was raised above both the limit the block was for and today's usage.
@@ -190,6 +219,7 @@ class Reconciler:
             report.results.append(result)
             if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
                 report.missing += 1
+        self._pools_on_roles(active, report)
         owners = {b.iam_target: b.principal for b in store.blocks(enforcer.conn) if b.iam_target}
         enforcer.conn.commit()
         for target in sorted(actual - desired):

@@ -149,3 +149,22 @@ def test_the_unconditional_deny_on_an_identity_center_role_is_reported_never_tou
     assert report.unexpected == 0
     attached = world.iam.list_attached_role_policies(RoleName=sso_role)["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [rt.enforcer.iam.user_policy_arn]  # Identity Center's to fix
+
+
+def test_a_session_policy_detached_by_hand_from_a_shared_role_is_put_back(world: World) -> None:
+    rt = world.runtime(SESSION_ROLES="bedrock-*")
+    role = world.iam.create_role(RoleName="bedrock-team", AssumeRolePolicyDocument="{}")["Role"]
+    key = world.person("arn:aws:sts::123456789012:assumed-role/bedrock-team/jo", IdentityType.ROLE_SESSION,
+                       role_arn=role["Arn"], role_id=role["RoleId"], session="jo")
+    rt.enforcer.handle(exceeded(key))
+    assert rt.enforcer.iam is not None
+    first_pool = rt.enforcer.iam.pool_policy_arns[0]
+    world.iam.detach_role_policy(RoleName="bedrock-team", PolicyArn=first_pool)
+
+    report = rt.reconciler.run_once()
+
+    assert report.missing == 1
+    attached = {p["PolicyArn"] for p in world.iam.list_attached_role_policies(RoleName="bedrock-team")[
+        "AttachedPolicies"]}
+    assert first_pool in attached
+    assert rt.reconciler.run_once().missing == 0
