@@ -18,6 +18,7 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_usage import db, logs
+from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.ids import digest
 from bedrock_usage.retry import backoff_delay
@@ -28,7 +29,6 @@ from enforcement.runtime import EnforcerRuntime, account_of, build
 log = logging.getLogger("enforcer")
 
 EXPIRY_EVERY_SECONDS = 5.0
-HEALTHY_WITHIN_SECONDS = 60.0
 TRANSIENT: tuple[type[BaseException], ...] = (
     redis.ConnectionError, redis.TimeoutError, redis.exceptions.LockError, redis.exceptions.ReadOnlyError,
     *db.TRANSIENT_ERRORS,
@@ -48,16 +48,12 @@ class Loop:
     def __init__(self, runtime: EnforcerRuntime, settings: Settings) -> None:
         self.rt, self.settings = runtime, settings
         self.stop = threading.Event()
-        self.last_ok = time.monotonic()
-        self.last_error = ""
+        self.heart = Heartbeat()
         self._next_expiry = 0.0
         self._next_reconcile = 0.0  # at once: whatever happened while the enforcer was down
 
     def healthy(self) -> tuple[bool, str]:
-        idle = time.monotonic() - self.last_ok
-        if idle <= HEALTHY_WITHIN_SECONDS:
-            return True, "ok"
-        return False, f"no successful iteration for {idle:.0f}s: {self.last_error}"
+        return self.heart.healthy()
 
     def once(self) -> int:
         rt = self.rt
@@ -84,7 +80,7 @@ class Loop:
         if now >= self._next_reconcile:
             rt.reconciler.run_once()
             self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
-        self.last_ok = time.monotonic()
+        self.heart.beat()
         return len(entries)
 
     def run(self) -> None:
@@ -95,11 +91,11 @@ class Loop:
                 attempt = 0
             except TRANSIENT as error:
                 attempt += 1
-                self.last_error = f"{type(error).__name__}: {error}"
+                self.heart.failed(error)
                 self.rt.metrics.dependency_errors.labels(_dependency(error)).inc()
                 delay = backoff_delay(attempt, cap=30.0)
                 log.warning("dependency failed; decisions stay unacknowledged, retrying", extra={
-                    "error": self.last_error, "attempt": attempt, "delay_s": round(delay, 2)})
+                    "error": self.heart.last_error, "attempt": attempt, "delay_s": round(delay, 2)})
                 self.rt.session.reset()
                 self.rt.stream.replay_pending()
                 self.stop.wait(delay)
@@ -142,8 +138,7 @@ def run(settings: Settings) -> int:
             break
         except TRANSIENT as error:
             attempt += 1
-            loop.last_error = f"{type(error).__name__}: {error}"
-            log.warning("start-up dependency failed, retrying", extra={"error": loop.last_error})
+            log.warning("start-up dependency failed, retrying", extra={"error": loop.heart.failed(error)})
             loop.stop.wait(backoff_delay(attempt, cap=30.0))
     loop.run()
     server.shutdown()

@@ -16,6 +16,7 @@ from types import FrameType
 import redis
 
 from bedrock_usage import db, logs
+from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.retry import backoff_delay
 from bedrock_usage.settings import Settings
@@ -25,7 +26,6 @@ log = logging.getLogger("notifier")
 
 IDLE_SECONDS = 1.0
 SUMMARY_CHECK_SECONDS = 60.0
-HEALTHY_WITHIN_SECONDS = 60.0
 TRANSIENT: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, *db.TRANSIENT_ERRORS)
 
 
@@ -33,15 +33,11 @@ class Loop:
     def __init__(self, runtime: NotifierRuntime) -> None:
         self.rt = runtime
         self.stop = threading.Event()
-        self.last_ok = time.monotonic()
-        self.last_error = ""
+        self.heart = Heartbeat()
         self._next_summary = 0.0
 
     def healthy(self) -> tuple[bool, str]:
-        idle = time.monotonic() - self.last_ok
-        if idle <= HEALTHY_WITHIN_SECONDS:
-            return True, "ok"
-        return False, f"no successful iteration for {idle:.0f}s: {self.last_error}"
+        return self.heart.healthy()
 
     def once(self) -> int:
         notifier = self.rt.notifier
@@ -52,7 +48,7 @@ class Loop:
                 log.info("daily summary queued")
             self._next_summary = time.monotonic() + SUMMARY_CHECK_SECONDS
         notifier.observe()
-        self.last_ok = time.monotonic()
+        self.heart.beat()
         return sent
 
     def run(self) -> None:
@@ -65,8 +61,9 @@ class Loop:
                     self.stop.wait(IDLE_SECONDS)
             except TRANSIENT as error:
                 attempt += 1
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("dependency failed, retrying", extra={"error": self.last_error, "attempt": attempt})
+                self.heart.failed(error)
+                log.warning("dependency failed, retrying", extra={"error": self.heart.last_error,
+                                                                  "attempt": attempt})
                 self.rt.session.reset()
                 self.stop.wait(backoff_delay(attempt, cap=30.0))
 

@@ -162,8 +162,8 @@ def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls
         body = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
         assert "bedrock_usage_enforcer_denied_people 3.0" in body
         assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
-        loop.last_ok -= 3600
-        loop.last_error = "ConnectionError: redis down"
+        loop.heart.last_ok -= 3600
+        loop.heart.failed(ConnectionError("redis down"))
         with pytest.raises(urllib.error.HTTPError) as failed:
             urllib.request.urlopen(f"{base}/health", timeout=5)
         assert failed.value.code == 503 and b"redis down" in failed.value.read()
