@@ -87,7 +87,8 @@ class Renderer:
         except (ValueError, KeyError):
             return self._default_tz
 
-    def render(self, note: Note, language: str | None = None) -> Message:
+    def render(self, note: Note, language: str | None = None, *, copy: bool = False) -> Message:
+        """`copy`: the message as an admin receives a copy of a person's (a line says whose it is)."""
         lang = language or self.language_of(note)
         tz = self.zone_of(note)
         fields = self._fields(note, lang, tz)
@@ -95,10 +96,11 @@ class Renderer:
         def t(key: str, **extra: Any) -> str:
             return str(_lookup(lang, key)).format(**{**fields, **extra})
 
-        context = {"t": t, "lang": lang, "tone": TONES[note.kind], "shadow": note.shadow, "tz": tz.key,
+        context = {"t": t, "lang": lang, "tone": TONES[note.kind], "shadow": note.shadow, "tz": tz.key, "copy": copy,
                    "title": t(f"{note.kind}.title"), "facts": self._facts(note, t, fields), **fields,
                    "summary": _summary(note.payload, lang, tz) if note.kind == "summary" else None}
-        subject = ("[shadow] " if note.shadow else "") + t(f"{note.kind}.subject")
+        subject = ("[shadow] " if note.shadow else "") + (f"[{fields['name']}] " if copy else "") + t(
+            f"{note.kind}.subject")
         return Message(note.kind, lang, subject,
                        self._text.get_template(f"{note.kind}.txt").render(context),
                        self._html.get_template(f"{note.kind}.html").render(context))

@@ -42,12 +42,9 @@ class Notifier:
     def message_for(self, delivery: Leased) -> Message:
         note = delivery.note
         personal = delivery.channel == Channel.EMAIL and (note.email or "").lower() == delivery.recipient.lower()
-        message = self.renderer.render(note, None if personal else self.settings.notify_language)
-        if not personal and note.scope == "user" and note.kind != "alert":
-            # A copy for admins: whose message it is comes first.
-            message = Message(message.kind, message.language,
-                              f"[{note.display_name or note.principal}] {message.subject}", message.text, message.html)
-        return message
+        # Admins get a copy of a person's message, in their own language, saying whose it is.
+        copy = not personal and note.scope == "user" and note.kind != "alert"
+        return self.renderer.render(note, None if personal else self.settings.notify_language, copy=copy)
 
     def deliver(self, limit: int = 20) -> int:
         """Send up to `limit` due deliveries, leasing each just before sending it: a lease never waits

@@ -187,6 +187,8 @@ def main() -> int:
         report(env, settings, metrics, enforcer_metrics)
         restored = enforcement_story(env, settings, moto, iam, keys)
         sent = mail_story(settings, moto, notifier, work, notifier_port)
+        step("The admins' daily summary, as it will read tomorrow morning: bedrockctl notify preview summary")
+        print(bedrockctl(env, "notify", "preview", "summary").rstrip())
     finally:
         consumer.stop()
         enforcer.stop()

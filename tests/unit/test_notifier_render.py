@@ -153,3 +153,11 @@ def test_routes_person_team_admins_global_admins_and_chat() -> None:
 def test_a_block_for_the_teams_quota_says_so(renderer: Renderer) -> None:
     message = renderer.render(note("blocked", quota_scope="team", usage=2000, limit=2000), "en")
     assert "your team data-science has used its daily quota: 2000 of 2000" in message.text
+
+
+def test_an_admins_copy_says_whose_message_it_is(renderer: Renderer) -> None:
+    copy = renderer.render(note("blocked"), "en", copy=True)
+    assert copy.subject == "[Ana García] Bedrock paused: daily quota used up"
+    assert "A copy for you as an administrator: Ana García (arn:aws:iam::123456789012:user/ana)" in copy.text
+    assert "A copy for you as an administrator" in copy.html
+    assert "A copy for you" not in renderer.render(note("blocked"), "en").text
