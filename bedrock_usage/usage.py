@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import redis
 from pymysql.connections import Connection
 
 from bedrock_usage.keys import Keys
-from bedrock_usage.periods import first_of_next_month, month_of
+from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
 from bedrock_usage.quota import Limits, Scope, State, state_of
 from bedrock_usage.redis_state import as_counts
+from bedrock_usage.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ class UsageReader:
         self._default_team = default_team
         self._percents = tuple(warning_percents)
         self._horizon = horizon
+
+    @classmethod
+    def for_settings(cls, conn: Connection, client: redis.Redis, settings: Settings, now: datetime) -> UsageReader:
+        """The reader every process uses: the settings' defaults, and the Redis horizon as of `now`."""
+        return cls(
+            conn, client, Keys(settings.redis_key_prefix),
+            user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
+            team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
+            default_team=settings.default_team, warning_percents=settings.warning_thresholds,
+            horizon=redis_horizon(now, settings.quota_timezone, settings.counter_grace_days),
+        )
 
     def _counters(self, scope: Scope, subjects: list[str], day: date) -> list[tuple[dict[str, int], dict[str, int]]]:
         """Day and month counters of each subject: Redis while it holds the month, MySQL before that."""

@@ -25,9 +25,8 @@ from datetime import datetime
 import redis
 
 from bedrock_usage.ids import digest
-from bedrock_usage.keys import Keys
-from bedrock_usage.periods import periods_of, redis_horizon
-from bedrock_usage.quota import Limits, Quota, Scope
+from bedrock_usage.periods import periods_of
+from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
 from enforcement import store
 from enforcement.iam import IamRefused
@@ -68,14 +67,7 @@ class Reconciler:
         self._redis = redis_client
 
     def _reader(self, now: datetime) -> UsageReader:
-        s = self._enforcer.settings
-        return UsageReader(
-            self._enforcer.conn, self._redis, Keys(s.redis_key_prefix),
-            user_defaults=Limits(s.default_daily_limit, s.default_monthly_limit),
-            team_defaults=Limits(s.default_team_daily_limit, s.default_team_monthly_limit),
-            default_team=s.default_team, warning_percents=s.warning_thresholds,
-            horizon=redis_horizon(now, s.quota_timezone, s.counter_grace_days),
-        )
+        return UsageReader.for_settings(self._enforcer.conn, self._redis, self._enforcer.settings, now)
 
     def run_once(self) -> Report:
         started = time.monotonic()

@@ -12,10 +12,7 @@ import redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from bedrock_usage import aws
-from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.periods import redis_horizon
-from bedrock_usage.quota import Limits
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
@@ -77,11 +74,6 @@ def build(settings: Settings, *, registry: CollectorRegistry = REGISTRY,
                         metrics, owner=f"{socket.gethostname()}-{os.getpid()}", clock=clock)
 
     def usage_reader() -> UsageReader:
-        return UsageReader(
-            session.conn, client, Keys(settings.redis_key_prefix),
-            user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
-            team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
-            default_team=settings.default_team, warning_percents=settings.warning_thresholds,
-            horizon=redis_horizon(clock(), settings.quota_timezone, settings.counter_grace_days))
+        return UsageReader.for_settings(session.conn, client, settings, clock())
 
     return NotifierRuntime(notifier, outbox, session, client, metrics, usage_reader)

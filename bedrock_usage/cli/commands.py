@@ -11,8 +11,6 @@ from typing import Any
 
 from bedrock_usage import db, limits, migrate, partitions
 from bedrock_usage.keys import Keys
-from bedrock_usage.periods import redis_horizon
-from bedrock_usage.quota import Limits
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
@@ -100,13 +98,7 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
     day = date.fromisoformat(args.date) if args.date else datetime.now(settings.quota_timezone).date()
     conn = db.connect(settings.mysql)
     try:
-        reader = UsageReader(
-            conn, redis_client(settings), Keys(settings.redis_key_prefix),
-            user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
-            team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
-            default_team=settings.default_team, warning_percents=settings.warning_thresholds,
-            horizon=redis_horizon(datetime.now(UTC), settings.quota_timezone, settings.counter_grace_days),
-        )
+        reader = UsageReader.for_settings(conn, redis_client(settings), settings, datetime.now(UTC))
         people = reader.people(day, user=args.user, team=args.team)
         teams = reader.teams(day, [args.team] if args.team else [p.team for p in people])
     finally:
