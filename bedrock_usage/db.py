@@ -6,6 +6,9 @@ columns hold UTC whatever the server's zone.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any, overload
+
 import pymysql
 from pymysql.connections import Connection
 
@@ -28,3 +31,17 @@ def connect(params: MySQLParams, *, with_database: bool = True, connect_timeout:
         init_command="SET time_zone = '+00:00'",
     )
     return conn
+
+
+@overload
+def to_db(value: datetime) -> datetime: ...
+@overload
+def to_db(value: None) -> None: ...
+def to_db(value: datetime | None) -> datetime | None:
+    """An instant as a DATETIME column holds it: naive, in UTC (the session's time zone)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
+
+
+def from_db(value: Any) -> datetime | None:
+    """A DATETIME read back as an aware UTC instant (NULL stays None)."""
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None

@@ -25,6 +25,7 @@ from fnmatch import fnmatchcase
 from pymysql.connections import Connection
 
 from bedrock_usage import periods
+from bedrock_usage.db import to_db
 from bedrock_usage.ids import digest
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.notifications import Notification, NotificationKind
@@ -259,7 +260,7 @@ class Enforcer:
         cap = self.settings.max_quota_denies_per_hour
         if cap == 0:
             return target
-        since = (self.clock() - timedelta(hours=1)).astimezone(UTC).replace(tzinfo=None)
+        since = to_db(self.clock() - timedelta(hours=1))
         with self.conn.cursor() as cur:
             cur.execute("SELECT COUNT(DISTINCT principal) FROM enforcement_actions WHERE at >= %s AND action = 'block'"
                         " AND outcome IN ('applied', 'unchanged', 'shadow') AND actor IN (%s, %s)",
@@ -448,7 +449,7 @@ class Enforcer:
         with self.conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM blocks WHERE blocked = 1 AND iam_state IN ('applied', 'shadow', "
                         "'pending') AND (blocked_until IS NULL OR blocked_until > %s)",
-                        (self.clock().astimezone(UTC).replace(tzinfo=None),))
+                        (to_db(self.clock()),))
             (count,) = cur.fetchone() or (0,)
         self.conn.commit()
         self.metrics.denied.set(int(count))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import astuple, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymysql.connections import Connection
 
+from bedrock_usage.db import from_db, to_db
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.limits import identity_type_of_key
 from bedrock_usage.notifications import Notification
@@ -20,17 +21,9 @@ from enforcement.model import AuditAction, Block, Origin
 from enforcement.targets import PrincipalRecord
 
 
-def _utc(value: Any) -> datetime | None:
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
-
-
 def _db(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _naive(value)
+        return to_db(value)
     if isinstance(value, bool):
         return int(value)
     return value
@@ -79,7 +72,7 @@ _BLOCK_COLUMNS = _columns(_BLOCK_FIELDS)
 def _block(row: Sequence[Any]) -> Block:
     values = dict(zip(_BLOCK_FIELDS, row, strict=True))
     for name in ("blocked_at", "blocked_until", "protected_until"):
-        values[name] = _utc(values[name])
+        values[name] = from_db(values[name])
     values["blocked"], values["shadow"] = bool(values["blocked"]), bool(values["shadow"])
     values["origin"] = Origin(values["origin"])
     return Block(**values)
@@ -110,7 +103,7 @@ def due(conn: Connection, now: datetime) -> list[Block]:
     """Blocks whose time is up (indefinite blocks never are)."""
     with conn.cursor() as cur:
         cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks WHERE blocked = 1 AND blocked_until <= %s"
-                    " ORDER BY blocked_until", (_naive(now),))
+                    " ORDER BY blocked_until", (to_db(now),))
         return [_block(r) for r in cur.fetchall()]
 
 
@@ -145,7 +138,7 @@ def enqueue(conn: Connection, note: Notification) -> bool:
     with conn.cursor() as cur:
         return bool(cur.execute(
             f"INSERT IGNORE INTO notifications ({', '.join(_NOTE_COLUMNS)}, next_attempt_at)"
-            f" VALUES ({', '.join(['%s'] * len(values))}, %s)", [*values, _naive(note.created_at)]))
+            f" VALUES ({', '.join(['%s'] * len(values))}, %s)", [*values, to_db(note.created_at)]))
 
 
 def actions(conn: Connection, *, principal: str | None = None, since: datetime | None = None,
@@ -157,14 +150,14 @@ def actions(conn: Connection, *, principal: str | None = None, since: datetime |
         params.append(principal)
     if since:
         where.append("at >= %s")
-        params.append(_naive(since))
+        params.append(to_db(since))
     with conn.cursor() as cur:
         cur.execute(f"SELECT {', '.join(_ACTION_COLUMNS)} FROM enforcement_actions"
                     + (" WHERE " + " AND ".join(where) if where else "")
                     + " ORDER BY id DESC LIMIT %s", [*params, limit])
         rows = [dict(zip(_ACTION_FIELDS, r, strict=True)) for r in cur.fetchall()]
     for row in rows:
-        row["at"], row["blocked_until"] = _utc(row["at"]), _utc(row["blocked_until"])
+        row["at"], row["blocked_until"] = from_db(row["at"]), from_db(row["blocked_until"])
         row["shadow"] = bool(row["shadow"])
     return rows[::-1]
 
@@ -173,4 +166,4 @@ def dead_letter(conn: Connection, *, dedupe_key: str, source: str, reason: str, 
                 now: datetime) -> None:
     with conn.cursor() as cur:
         cur.execute("INSERT IGNORE INTO dead_letters (dedupe_key, source, reason, detail, raw, received_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)", (dedupe_key, source, reason, detail[:1024], raw, _naive(now)))
+                    " VALUES (%s, %s, %s, %s, %s, %s)", (dedupe_key, source, reason, detail[:1024], raw, to_db(now)))

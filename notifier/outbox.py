@@ -17,6 +17,7 @@ from typing import Any
 
 from pymysql.connections import Connection
 
+from bedrock_usage.db import from_db, to_db
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.notifications import NotificationKind
 from bedrock_usage.retry import backoff_delay
@@ -25,14 +26,6 @@ from notifier.render import Note
 
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
-
-
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _utc(value: Any) -> datetime | None:
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
 
 
 # The note, with the person's language, time zone and latest email (a tag lookup may have landed since).
@@ -52,10 +45,10 @@ def _note(row: Sequence[Any]) -> tuple[Note, list[str]]:
      usage, limit, returns, protected, actor, reason, shadow, payload, language, zone, admins) = row
     note = Note(
         dedupe_key=str(dedupe_key), kind=NotificationKind(kind), scope=str(scope), principal=str(principal),
-        created_at=_utc(created_at) or datetime.now(UTC), display_name=name, email=email, team=team, quota=quota,
+        created_at=from_db(created_at) or datetime.now(UTC), display_name=name, email=email, team=team, quota=quota,
         quota_scope=quota_scope,
-        period=period, percent=percent, usage=usage, limit=limit, access_returns_at=_utc(returns),
-        protected_until=_utc(protected), actor=actor, reason=reason, shadow=bool(shadow), id=int(id_),
+        period=period, percent=percent, usage=usage, limit=limit, access_returns_at=from_db(returns),
+        protected_until=from_db(protected), actor=actor, reason=reason, shadow=bool(shadow), id=int(id_),
         payload=json.loads(payload) if payload else {}, language=(language or "").lower() or None,
         time_zone=zone or None)
     return note, [str(a) for a in json.loads(admins)] if admins else []
@@ -106,7 +99,7 @@ class Outbox:
                 cur.executemany(
                     "INSERT IGNORE INTO deliveries (notification_id, channel, recipient, next_attempt_at, created_at)"
                     " VALUES (%s, %s, %s, %s, %s)",
-                    [(note.id, r.channel.value, r.recipient, _naive(now), _naive(now)) for r in routes])
+                    [(note.id, r.channel.value, r.recipient, to_db(now), to_db(now)) for r in routes])
             cur.execute("UPDATE notifications SET status = %s WHERE id = %s AND status = 'pending'",
                         ("planned" if routes else "unrouted", note.id))
         self.conn.commit()
@@ -115,13 +108,13 @@ class Outbox:
     # -- delivering -------------------------------------------------------------------------------
 
     def lease(self, owner: str, now: datetime, limit: int = 20) -> list[Leased]:
-        until = _naive(now + timedelta(seconds=self._lease))
+        until = to_db(now + timedelta(seconds=self._lease))
         token = f"{owner}:{uuid.uuid4().hex[:12]}"  # this lease alone, whatever the clock's precision
         with self.conn.cursor() as cur:
             cur.execute(
                 "UPDATE deliveries SET lease_owner = %s, lease_until = %s WHERE status = 'pending'"
                 " AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until < %s)"
-                " ORDER BY next_attempt_at, id LIMIT %s", (token, until, _naive(now), _naive(now), limit))
+                " ORDER BY next_attempt_at, id LIMIT %s", (token, until, to_db(now), to_db(now), limit))
             cur.execute(
                 _NOTE_SELECT.replace("SELECT ", "SELECT d.id, d.channel, d.recipient, d.attempts, ", 1)
                 .replace(" FROM notifications n", " FROM deliveries d JOIN notifications n ON n.id = d.notification_id")
@@ -137,7 +130,7 @@ class Outbox:
             # at least once); only the lease holder may record a failure (below).
             cur.execute("UPDATE deliveries SET status = 'sent', sent_at = %s, message_id = %s,"
                         " attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, last_error = NULL"
-                        " WHERE id = %s AND status = 'pending'", (_naive(now), message_id[:255], delivery.delivery_id))
+                        " WHERE id = %s AND status = 'pending'", (to_db(now), message_id[:255], delivery.delivery_id))
             self._settle(cur, delivery.note.id, now)
         self.conn.commit()
 
@@ -150,7 +143,7 @@ class Outbox:
             changed = cur.execute(
                 "UPDATE deliveries SET status = %s, attempts = %s, next_attempt_at = %s, last_error = %s,"
                 " lease_owner = NULL, lease_until = NULL WHERE id = %s AND lease_owner = %s AND status = 'pending'",
-                ("dead" if dead else "pending", attempts, _naive(retry_at), error[:1024], delivery.delivery_id,
+                ("dead" if dead else "pending", attempts, to_db(retry_at), error[:1024], delivery.delivery_id,
                  delivery.token))
             if dead and changed:
                 self._settle(cur, delivery.note.id, now)
@@ -164,7 +157,7 @@ class Outbox:
             "UPDATE notifications n SET n.status = IF(EXISTS (SELECT 1 FROM deliveries d WHERE"
             " d.notification_id = n.id AND d.status = 'dead'), 'dead', 'sent'), n.sent_at = %s"
             " WHERE n.id = %s AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id"
-            " AND d.status = 'pending')", (_naive(now), notification_id))
+            " AND d.status = 'pending')", (to_db(now), notification_id))
 
     # -- operating --------------------------------------------------------------------------------
 
@@ -184,7 +177,7 @@ class Outbox:
     def retry(self, now: datetime, delivery_ids: Sequence[int] = ()) -> int:
         """Dead deliveries (all, or the given ones) back to pending, due now, with fresh attempts."""
         where = "status = 'dead'"
-        params: list[Any] = [_naive(now)]
+        params: list[Any] = [to_db(now)]
         if delivery_ids:
             where += " AND id IN (" + ",".join(["%s"] * len(delivery_ids)) + ")"
             params += list(delivery_ids)
@@ -208,8 +201,8 @@ class Outbox:
             cur.execute("SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'")
             pending, oldest_delivery = cur.fetchone() or (0, None)
         self.conn.commit()
-        oldest = min((t for t in (oldest_note, oldest_delivery) if t is not None), default=None)
-        age = (now - oldest.replace(tzinfo=UTC)).total_seconds() if oldest else 0.0
+        oldest = from_db(min((t for t in (oldest_note, oldest_delivery) if t is not None), default=None))
+        age = (now - oldest).total_seconds() if oldest else 0.0
         return int(unplanned) + int(pending), max(0.0, age)
 
     def enqueue_summary(self, date: str, payload: dict[str, Any], now: datetime, dedupe_key: str) -> bool:
@@ -217,6 +210,6 @@ class Outbox:
             inserted = cur.execute(
                 "INSERT IGNORE INTO notifications (dedupe_key, kind, scope, principal, period, payload, created_at,"
                 " next_attempt_at) VALUES (%s, 'summary', 'admins', 'admins', %s, %s, %s, %s)",
-                (dedupe_key, date[:10], json.dumps(payload, default=str), _naive(now), _naive(now)))
+                (dedupe_key, date[:10], json.dumps(payload, default=str), to_db(now), to_db(now)))
         self.conn.commit()
         return bool(inserted)

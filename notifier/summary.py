@@ -12,6 +12,7 @@ from typing import Any
 
 from pymysql.connections import Connection
 
+from bedrock_usage.db import to_db
 from bedrock_usage.periods import midnight
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
@@ -33,7 +34,7 @@ def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) 
     people = reader.people(day)
     teams = reader.teams(day, sorted({p.team for p in people}))
     start, end = midnight(day, settings.quota_timezone), midnight(day + timedelta(days=1), settings.quota_timezone)
-    span = (start.replace(tzinfo=None), end.replace(tzinfo=None))
+    span = (to_db(start), to_db(end))
     with conn.cursor() as cur:
         cur.execute(
             "SELECT a.principal, COALESCE(p.display_name, a.principal), a.reason, a.blocked_until"
