@@ -20,13 +20,14 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A Redis reply value (bytes from redis-py) as str."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def as_counts(raw: dict[Any, Any]) -> dict[str, int]:
     """A counter hash as redis-py returns it (bytes) → {field: count}."""
-    return {_text(k): int(v) for k, v in raw.items()}
+    return {text(k): int(v) for k, v in raw.items()}
 
 
 class RedisState:

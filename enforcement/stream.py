@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from bedrock_usage.quota import Decision
+from bedrock_usage.redis_state import text
 
 GROUP = "enforcer"
 
@@ -33,10 +34,6 @@ class Entry:
 
     def decision(self) -> Decision:
         return Decision.from_fields(self.fields)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class DecisionStream:
@@ -92,7 +89,7 @@ class DecisionStream:
     def lag(self) -> int:
         """Entries not yet acknowledged: delivered-but-pending plus not yet delivered."""
         for group in self._redis.xinfo_groups(self._key):
-            if _text(group.get("name")) == GROUP:
+            if text(group.get("name")) == GROUP:
                 lag = group.get("lag")
                 return int(group.get("pending") or 0) + int(lag or 0)
         return 0
@@ -102,9 +99,9 @@ class DecisionStream:
             return []
         (_, items), = reply
         # Entries trimmed from the stream while pending come back without fields: nothing to apply.
-        self.ack([_text(i) for i, f in items if not f])
+        self.ack([text(i) for i, f in items if not f])
         return [self._entry(i, f) for i, f in items if f]
 
     @staticmethod
     def _entry(entry_id: Any, fields: dict[Any, Any]) -> Entry:
-        return Entry(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+        return Entry(text(entry_id), {text(k): text(v) for k, v in fields.items()})

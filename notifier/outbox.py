@@ -28,13 +28,16 @@ BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 
 
+# A person's language and time zone: the quota file's, else their IAM tags' (`p` is their principals row).
+LANGUAGE_SQL = "COALESCE(p.language, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Language')))"
+TIME_ZONE_SQL = "COALESCE(p.time_zone, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.TimeZone')))"
+
 # The note, with the person's language, time zone and latest email (a tag lookup may have landed since).
 _NOTE_SELECT = (
     "SELECT n.id, n.dedupe_key, n.created_at, n.kind, n.scope, n.principal, COALESCE(n.display_name, p.display_name),"
     " COALESCE(n.email, p.email), n.team, n.quota, n.quota_scope, n.period, n.percent, n.usage_count, n.limit_count,"
     " n.access_returns_at, n.protected_until, n.actor, n.reason, n.shadow, n.payload,"
-    " COALESCE(p.language, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Language'))),"
-    " COALESCE(p.time_zone, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.TimeZone'))), t.admin_emails"
+    f" {LANGUAGE_SQL}, {TIME_ZONE_SQL}, t.admin_emails"
     " FROM notifications n LEFT JOIN principals p ON p.quota_key = n.principal"
     " LEFT JOIN teams t ON t.name = n.team"
 )

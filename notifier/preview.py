@@ -12,6 +12,7 @@ from bedrock_usage.periods import periods_of
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 from notifier import summary
+from notifier.outbox import LANGUAGE_SQL, TIME_ZONE_SQL
 from notifier.render import KINDS, Note
 
 
@@ -25,9 +26,7 @@ def preview_note(conn: Connection, reader: UsageReader, settings: Settings, kind
                     payload=summary.build(conn, reader, periods.day, settings))
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT p.quota_key, p.display_name, p.email, COALESCE(p.team, %s),"
-            " COALESCE(p.language, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Language'))),"
-            " COALESCE(p.time_zone, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.TimeZone')))"
+            f"SELECT p.quota_key, p.display_name, p.email, COALESCE(p.team, %s), {LANGUAGE_SQL}, {TIME_ZONE_SQL}"
             " FROM principals p WHERE p.quota_key = %s", (settings.default_team, principal))
         row = cur.fetchone()
     conn.commit()
