@@ -5,6 +5,7 @@ KCL lease table. Development only: moto and hypercorn are dev dependencies, impo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -86,9 +87,27 @@ class MotoServer:
         return boto3.client(service, endpoint_url=self.url, region_name=region,  # type: ignore[call-overload]
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
+    def reset_auth(self, value: str) -> None:
+        """moto's IAM authorisation: `0` checks every following request (keys, then policies); `inf`
+        checks none (moto's default). Its body is a bare number, sent as text/plain."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset-auth", data=value.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).read()
+
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         return {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region}
+
+
+def user_keys(iam: Any, name: str, actions: str | list[str], *, create: bool = True) -> dict[str, str]:
+    """An IAM user allowed `actions`, and access keys for it as environment variables: what a request
+    needs once moto's authorisation is on (the default `testing` keys are then refused)."""
+    if create:
+        iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="access", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
 def ensure_stream(kinesis: Any, name: str, shards: int = 2, timeout: float = 30.0) -> None:

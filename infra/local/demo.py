@@ -44,6 +44,7 @@ from bedrock_usage.localdev import (
     free_port,
     precreate_leases,
     recreate_database,
+    user_keys,
 )
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
@@ -210,23 +211,25 @@ def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metri
         if line.startswith(("bedrock_usage_events_total", "bedrock_usage_dead_letters_total",
                             "bedrock_usage_decisions_total", "bedrock_usage_records_total")):
             print(line)
-    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
-              if line.startswith("bedrock_usage_arrival_to_decision_seconds_")}
-    count = values.get("bedrock_usage_arrival_to_decision_seconds_count", 0)
+    mean, count = histogram_mean(metrics, "bedrock_usage_arrival_to_decision_seconds")
     if count:
-        mean = values["bedrock_usage_arrival_to_decision_seconds_sum"] / count
         print(f"mean time from a record's arrival in Kinesis to its decision: {mean * 1000:.0f} ms"
               f" over {count:.0f} decisions (polling every 250 ms)")
     step("Enforcer metrics")
     for line in enforcer_metrics.splitlines():
         if line.startswith(("bedrock_usage_enforcer_actions_total", "bedrock_usage_enforcer_denied_people")):
             print(line)
-    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in enforcer_metrics.splitlines()
-              if line.startswith("bedrock_usage_enforcer_decision_to_deny_seconds_")}
-    count = values.get("bedrock_usage_enforcer_decision_to_deny_seconds_count", 0)
+    mean, count = histogram_mean(enforcer_metrics, "bedrock_usage_enforcer_decision_to_deny_seconds")
     if count:
-        mean = values["bedrock_usage_enforcer_decision_to_deny_seconds_sum"] / count
         print(f"mean time from a decision to its deny in IAM: {mean * 1000:.0f} ms over {count:.0f} denies")
+
+
+def histogram_mean(metrics: str, name: str) -> tuple[float, float]:
+    """(mean, count) of a histogram in a /metrics text; (0, 0) when it has no observations."""
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+              if line.startswith(f"{name}_sum") or line.startswith(f"{name}_count")}
+    count = values.get(f"{name}_count", 0.0)
+    return (values[f"{name}_sum"] / count if count else 0.0), count
 
 
 def wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
@@ -257,15 +260,8 @@ def scrape(port: int) -> str:
 def demo_credentials(iam: Any) -> dict[str, dict[str, str]]:
     """Access keys for the moment moto's IAM authorisation is switched on: the services' own user (may do
     anything, as their roles would in AWS) and Ana (may invoke Bedrock)."""
-    iam.create_user(UserName="bedrock-usage-control")
-    for user, actions in (("bedrock-usage-control", "*"), ("ana.garcia", "bedrock:InvokeModel")):
-        iam.put_user_policy(UserName=user, PolicyName="access", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
-    made = {}
-    for user in ("bedrock-usage-control", "ana.garcia"):
-        key = iam.create_access_key(UserName=user)["AccessKey"]
-        made[user] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-    return made
+    return {"bedrock-usage-control": user_keys(iam, "bedrock-usage-control", "*"),
+            "ana.garcia": user_keys(iam, "ana.garcia", "bedrock:InvokeModel", create=False)}
 
 
 def wait_for_blocks(settings: Settings, expected: set[str], timeout: float) -> bool:
@@ -281,12 +277,6 @@ def wait_for_blocks(settings: Settings, expected: set[str], timeout: float) -> b
         time.sleep(0.25)
     print(f"timed out waiting for {sorted(expected)} to be blocked")
     return False
-
-
-def _reset_auth(moto: MotoServer, value: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(
-        f"{moto.url}/moto-api/reset-auth", data=value.encode(), method="POST",
-        headers={"Content-Type": "text/plain"}), timeout=10).read()
 
 
 def _ana_invokes(moto: MotoServer, keys: dict[str, str]) -> str:
@@ -316,7 +306,7 @@ def enforcement_story(env: dict[str, str], settings: Settings, moto: MotoServer,
           f"{json.dumps(document if isinstance(document, dict) else json.loads(document))}")
 
     step("The deny at work: moto's IAM authorisation on, Ana calls bedrock-runtime InvokeModel")
-    _reset_auth(moto, "0")
+    moto.reset_auth("0")
     admin_env = {**env, **keys["bedrock-usage-control"]}
     try:
         denied = _ana_invokes(moto, keys["ana.garcia"])
@@ -327,7 +317,7 @@ def enforcement_story(env: dict[str, str], settings: Settings, moto: MotoServer,
         allowed = _ana_invokes(moto, keys["ana.garcia"])
         print(f"Ana, after the unblock: {allowed}")
     finally:
-        _reset_auth(moto, "inf")
+        moto.reset_auth("inf")
 
     step("Midnight: the reset job lifts John's block (run here with the clock at the period's end)")
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})

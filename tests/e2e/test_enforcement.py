@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.localdev import MotoServer, Service, free_port
+from bedrock_usage.localdev import Service, free_port, user_keys
 from bedrock_usage.settings import Settings
 from enforcement.runtime import build
 from producer_config.rule import partition_key
@@ -34,21 +33,6 @@ pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
 MODEL = "amazon.titan-text-express-v1"  # no ':' — hypercorn hands moto a decoded path and the signature differs
 LIMIT = 3
-
-
-def _reset_auth(moto: MotoServer, value: str) -> None:
-    """`0`: every following request is authenticated and authorised; `inf`: none is (moto's default)."""
-    request = urllib.request.Request(f"{moto.url}/moto-api/reset-auth", data=value.encode(), method="POST",
-                                     headers={"Content-Type": "text/plain"})
-    urllib.request.urlopen(request, timeout=10).read()
-
-
-def _user_with_keys(iam: Any, name: str, actions: str | list[str]) -> dict[str, str]:
-    iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="access", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
 def _invoke(runtime: Any) -> int:
@@ -65,8 +49,8 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
     stack: Stack, mysql: pymysql.connections.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     iam = stack.moto.client("iam")
-    admin = _user_with_keys(iam, "bedrock-usage-control", "*")  # the services' identity once auth is on
-    app = _user_with_keys(iam, "app", ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])
+    admin = user_keys(iam, "bedrock-usage-control", "*")  # the services' identity once auth is on
+    app = user_keys(iam, "app", ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])
     application = stack.application("enforce")
     runtime = boto3.client("bedrock-runtime", endpoint_url=stack.moto.url, region_name="us-east-1",
                            aws_access_key_id=app["AWS_ACCESS_KEY_ID"],
@@ -74,7 +58,7 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
     kinesis = boto3.client("kinesis", endpoint_url=stack.moto.url, region_name="us-east-1",
                            aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
                            aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"])
-    _reset_auth(stack.moto, "0")
+    stack.moto.reset_auth("0")
     enforcer = None
     try:
         limits = {"DEFAULT_DAILY_REQUEST_LIMIT": str(LIMIT), "DEFAULT_MONTHLY_REQUEST_LIMIT": "1000"}
@@ -113,7 +97,7 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
             assert time.monotonic() < deadline, "still denied after the reset"
             time.sleep(0.2)
     finally:
-        _reset_auth(stack.moto, "inf")
+        stack.moto.reset_auth("inf")
         stopped = enforcer.stop() if enforcer is not None else None
     assert stopped == 0  # SIGTERM: the current decision finished, a clean exit
     kinds = sorted(r[0] for r in rows(mysql, "SELECT kind FROM notifications"))

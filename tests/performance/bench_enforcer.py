@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from bench import percentile  # the core benchmark's, beside this script (both run as scripts)
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
@@ -52,11 +53,6 @@ SSO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-w
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def env(moto: MotoServer, **extra: str) -> dict[str, str]:
