@@ -14,10 +14,15 @@ _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeou
 _NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=20)
 
 
-def client(settings: Settings, service: str, *, own_retries: bool = False) -> Any:
+def client(settings: Settings, service: str, *, own_retries: bool = False, region: str | None = None) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
-        region_name=settings.aws_region,
+        region_name=region or settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         config=_NO_RETRIES if own_retries else _CONFIG,
     )
+
+
+def account_id(settings: Settings) -> str:
+    """The account these credentials belong to (STS GetCallerIdentity needs no permission)."""
+    return str(client(settings, "sts").get_caller_identity()["Account"])

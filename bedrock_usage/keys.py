@@ -9,6 +9,10 @@ decisions — runs on Redis Cluster. The decision stream is a single key of its 
     <prefix>:{u:KEY}:s:2024-10-01   set   64-bit hashes of the eventIDs seen that day (dedupe)
     <prefix>:{u:KEY}:lim            hash  limit overrides: daily, monthly (absent: the defaults)
     <prefix>:{u:KEY}:pending        set   decisions decided but not yet published (crash safety)
+    <prefix>:{u:KEY}:fwd            hash  the person's new events being handed to their team (crash safety)
+    <prefix>:{u:KEY}:hold           hash  events counted while the person's team was not known yet
+    <prefix>:{t:TEAM}:m:2024-10-01  set   quota keys counted in the team that day (…:m:2024-10: that month)
+    <prefix>:held                   set   quota keys with held events (so any consumer can settle them)
     <prefix>:decisions              stream the decisions, consumed by the enforcer's group
 """
 
@@ -40,6 +44,19 @@ class Keys:
 
     def pending(self, scope: Scope, subject: str) -> str:
         return f"{self.scope(scope, subject)}:pending"
+
+    def forward(self, person: str) -> str:
+        return f"{self.scope(Scope.USER, person)}:fwd"
+
+    def hold(self, person: str) -> str:
+        return f"{self.scope(Scope.USER, person)}:hold"
+
+    def members(self, team: str, period_id: str) -> str:
+        return f"{self.scope(Scope.TEAM, team)}:m:{period_id}"
+
+    @property
+    def held(self) -> str:
+        return f"{self.prefix}:held"
 
     @property
     def decisions(self) -> str:

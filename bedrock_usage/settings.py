@@ -38,6 +38,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("STREAM_NAME", "bedrock-usage-events", "Kinesis stream the EventBridge rule writes to."),
     Spec("RULE_NAME", "bedrock-usage-control", "Name of the EventBridge rule (and prefix of its DLQ and roles)"
          " that `bedrockctl producer apply` manages."),
+    Spec("SOURCE_REGIONS", "", "Comma-separated regions whose Bedrock calls are counted (each gets a rule forwarding"
+         " them to AWS_REGION's event bus); empty: AWS_REGION only. Calls in a region not listed are not counted."),
     Spec("INVOCATION_LOG_GROUP", "", "CloudWatch Logs group of Bedrock model invocation logs to subscribe to"
          " the stream (token metering); empty: none."),
     Spec("KCL_APPLICATION_NAME", "bedrock-usage-consumer", "KCL application (names the DynamoDB lease table)."),
@@ -52,9 +54,17 @@ SPECS: tuple[Spec, ...] = (
     Spec("DEFAULT_TEAM_DAILY_REQUEST_LIMIT", "", "Requests per team per day (empty: no team daily quota)."),
     Spec("DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT", "", "Requests per team per month (empty: no team monthly quota)."),
     Spec("WARNING_THRESHOLDS", "60,85", "Percentages of a quota at which a warning decision is emitted."),
-    Spec("DEFAULT_TEAM", "unassigned", "Team of a person with no Team tag and no quota-file entry."),
+    Spec("DEFAULT_TEAM", "unassigned", "What people with no team (no quota-file team, Team tag or Identity"
+         " Center group) are listed under. Not a team: no team quota applies to it, no team block is decided."),
     Spec("SESSION_ROLES", "", "Comma-separated role-name globs whose session name is a person (else: the role)."),
-    Spec("TEAM_TAG_LOOKUP", "true", "Look up Team/Person/Email IAM tags of new principals (off the hot path)."),
+    Spec("TEAM_TAG_LOOKUP", "true", "Read the Team/Person/Email IAM tags of new people's users and roles (in the"
+         " consumer's account) to find their team."),
+    Spec("TEAM_LOOKUP_WAIT_MS", "2000", "How long a batch waits for the lookups of its new people; who is not"
+         " resolved by then is counted for themself and held for their team until it is known."),
+    Spec("TEAM_LOOKUP_MAX_AGE_SECONDS", "3600", "How old a person's looked-up team may get before it is looked"
+         " up again (a changed tag or group applies from then on)."),
+    Spec("DIRECTORY_REFRESH_SECONDS", "10", "How often each consumer process reads the changes to people and"
+         " teams made elsewhere (`limits apply`, other consumers' lookups)."),
     Spec("COUNTER_GRACE_DAYS", "3", "Days Redis keeps a month's counters after it ends; older events: MySQL only."),
     Spec("REDIS_KEY_PREFIX", "bu", "Prefix of every Redis key (several deployments can share one Redis)."),
     Spec("DECISION_STREAM_MAXLEN", "1000000", "Approximate cap on the decision stream's length."),
@@ -139,6 +149,18 @@ def _with_password(params: MySQLParams, password: str) -> MySQLParams:
     return replace(params, password=password) if password else params
 
 
+_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+
+
+def regions(raw: str, name: str = "SOURCE_REGIONS") -> tuple[str, ...]:
+    """A comma-separated list of AWS regions, in the order given, without repeats."""
+    listed = [part.strip() for part in raw.split(",") if part.strip()]
+    bad = [region for region in listed if not _REGION.fullmatch(region)]
+    if bad:
+        raise SettingsError(f"{name} must be comma-separated AWS regions (e.g. eu-west-1), got {bad[0]!r}")
+    return tuple(dict.fromkeys(listed))
+
+
 def _optional_hour(raw: str) -> int | None:
     if raw.strip() == "":
         return None
@@ -186,6 +208,7 @@ class Settings:
     aws_region: str
     stream_name: str
     rule_name: str
+    source_regions: tuple[str, ...]
     invocation_log_group: str | None
     kcl_application_name: str
     kcl_initial_position: str
@@ -202,6 +225,9 @@ class Settings:
     default_team: str
     session_roles: tuple[str, ...]
     team_tag_lookup: bool
+    team_lookup_wait_ms: int
+    team_lookup_max_age_seconds: int
+    directory_refresh_seconds: int
     counter_grace_days: int
     redis_key_prefix: str
     decision_stream_maxlen: int
@@ -292,6 +318,7 @@ class Settings:
             aws_region=get("AWS_REGION"),
             stream_name=get("STREAM_NAME"),
             rule_name=get("RULE_NAME").strip(),
+            source_regions=regions(get("SOURCE_REGIONS")),
             invocation_log_group=get("INVOCATION_LOG_GROUP").strip() or None,
             kcl_application_name=get("KCL_APPLICATION_NAME"),
             kcl_initial_position=position,
@@ -314,6 +341,9 @@ class Settings:
             default_team=default_team,
             session_roles=tuple(p.strip() for p in get("SESSION_ROLES").split(",") if p.strip()),
             team_tag_lookup=_bool("TEAM_TAG_LOOKUP", get("TEAM_TAG_LOOKUP")),
+            team_lookup_wait_ms=_int("TEAM_LOOKUP_WAIT_MS", get("TEAM_LOOKUP_WAIT_MS"), 0),
+            team_lookup_max_age_seconds=_int("TEAM_LOOKUP_MAX_AGE_SECONDS", get("TEAM_LOOKUP_MAX_AGE_SECONDS"), 60),
+            directory_refresh_seconds=_int("DIRECTORY_REFRESH_SECONDS", get("DIRECTORY_REFRESH_SECONDS"), 1),
             counter_grace_days=_int("COUNTER_GRACE_DAYS", get("COUNTER_GRACE_DAYS"), 1),
             redis_key_prefix=prefix,
             decision_stream_maxlen=_int("DECISION_STREAM_MAXLEN", get("DECISION_STREAM_MAXLEN"), 1000),

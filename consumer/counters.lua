@@ -6,20 +6,38 @@
 -- them (SREM), so a crash between this script and the publish loses nothing: the records are
 -- re-processed (no checkpoint was taken), come back as duplicates, and the pending set is returned.
 --
+-- A person's events are charged to a team in a second step (their team's keys live in another hash
+-- slot, so one script cannot touch both on Redis Cluster). The person's script hands the events that
+-- were new for the person to their team through the person's own *forward* hash, in the same atomic
+-- step as counting them: a team counts only what its person counted first, under the team the person
+-- had then. A batch redone after a team change finds the events seen for the person and forwards
+-- nothing (no second team counts them); a crash between the two steps leaves the forward hash full,
+-- and the next call returns it to be counted (the team's seen set makes that count once).
+-- Events of a person whose team is not known yet go to their *hold* hash instead, until the team is
+-- known (settle.lua moves them to the forward hash).
+--
 -- KEYS[1] seen set of the day   KEYS[2] day counters   KEYS[3] month counters
 -- KEYS[4] limit overrides       KEYS[5] pending decisions
--- ARGV[1] scope  ARGV[2] subject  ARGV[3] team
+-- person: KEYS[6] forward hash  KEYS[7] hold hash
+-- team:   KEYS[6] members of the day   KEYS[7] members of the month (quota keys counted in the team)
+-- ARGV[1] scope  ARGV[2] subject  ARGV[3] team (for a person: the team charged; '' = not known yet)
 -- ARGV[4] period: "<day id>\31<month id>\31<expire-at, unix s>\31<decide daily 1/0>\31<decide monthly 1/0>"
 -- ARGV[5] policy: "<default daily limit>\31<default monthly limit>\31<warning percentages, comma-separated>"
 --         (an empty limit: no quota)
+-- ARGV[6] forward: '1' = hand the person's new events to their team (live); '0' = don't (a rebuild
+--         counts teams from the rows directly)
 -- then one per event: "<eventID hash>\31<counted 1/0>\31<eventID>\31<eventTime>\31<principal>"
 -- (few, packed arguments: building and sending arguments is most of the client's cost per event)
--- Returns {new, duplicates, new failed calls, pending decision JSON...}
+-- Returns {new, duplicates, new failed calls, new-event flags ('1'/'0' per event, in order),
+--          number of pending decisions, pending decision JSON..., then for a person the forward hash's
+--          earlier entries as field, value pairs (left by a call whose team step did not finish)}
 
-local FIXED = 5
+local FIXED = 6
+local SEP = '\30'  -- between the events of one forward/hold entry
 local day_id, month_id, expire_at, decide_daily, decide_monthly =
   string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
 local default_daily, default_monthly, percent_list = string.match(ARGV[5], '^([^\31]*)\31([^\31]*)\31([^\31]*)$')
+local is_person = ARGV[1] == 'user'
 
 local function limit_of(override, default)
   if override then return tonumber(override) end
@@ -41,6 +59,9 @@ end
 -- A day key that does not exist yet is created by this call: only then are expiries set (the seen
 -- set, the day and the month keys are created together, by the first event of the day).
 local fresh = redis.call('EXISTS', KEYS[2]) == 0
+-- Forward entries left by an earlier call that did not finish its team step (rare).
+local leftovers = {}
+if is_person and redis.call('HLEN', KEYS[6]) > 0 then leftovers = redis.call('HGETALL', KEYS[6]) end
 
 local function check(after, limit, quota, period, event)
   if not limit or limit <= 0 then return end
@@ -60,14 +81,22 @@ local function check(after, limit, quota, period, event)
 end
 
 local new, duplicates, failed = 0, 0, 0
+local flags = {}
+local handed = {}
+local members = {}
 for i = FIXED + 1, #ARGV do
   local event = ARGV[i]
   local sep = string.find(event, '\31', 1, true)
   if redis.call('SADD', KEYS[1], string.sub(event, 1, sep - 1)) == 1 then
     new = new + 1
+    flags[#flags + 1] = '1'
+    handed[#handed + 1] = event
     if string.byte(event, sep + 1) == 49 then  -- '1': a counted call
       check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', day_id, event)
       check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', month_id, event)
+      if not is_person then
+        members[string.match(event, '([^\31]*)$')] = true
+      end
     else
       failed = failed + 1
       redis.call('HINCRBY', KEYS[2], 'err', 1)
@@ -75,6 +104,7 @@ for i = FIXED + 1, #ARGV do
     end
   else
     duplicates = duplicates + 1
+    flags[#flags + 1] = '0'
   end
 end
 
@@ -85,8 +115,32 @@ if new > 0 and fresh then
   redis.call('EXPIREAT', KEYS[3], expire_at)
 end
 
-local result = {new, duplicates, failed}
-if redis.call('SCARD', KEYS[5]) > 0 then
-  for _, decision in ipairs(redis.call('SMEMBERS', KEYS[5])) do result[#result + 1] = decision end
+if is_person and ARGV[6] == '1' and #handed > 0 then
+  -- One entry per (team, day): appended to, never overwritten, so nothing handed over is lost.
+  local target = KEYS[6]
+  if ARGV[3] == '' then target = KEYS[7] end
+  local field = ARGV[3] .. '\31' .. day_id .. '\31' .. month_id .. '\31' .. expire_at
+  local before = redis.call('HGET', target, field)
+  local events = table.concat(handed, SEP)
+  if before then events = before .. SEP .. events end
+  redis.call('HSET', target, field, events)
+  if redis.call('TTL', target) < tonumber(expire_at) - tonumber(redis.call('TIME')[1]) then
+    redis.call('EXPIREAT', target, expire_at)
+  end
+elseif not is_person and next(members) then
+  local list = {}
+  for key in pairs(members) do list[#list + 1] = key end
+  redis.call('SADD', KEYS[6], unpack(list))
+  redis.call('SADD', KEYS[7], unpack(list))
+  -- Not only when fresh: a day whose first calls all failed created its counters without members.
+  redis.call('EXPIREAT', KEYS[6], expire_at)
+  redis.call('EXPIREAT', KEYS[7], expire_at)
 end
+
+local result = {new, duplicates, failed, table.concat(flags)}
+local pending = {}
+if redis.call('SCARD', KEYS[5]) > 0 then pending = redis.call('SMEMBERS', KEYS[5]) end
+result[#result + 1] = #pending
+for _, decision in ipairs(pending) do result[#result + 1] = decision end
+for _, item in ipairs(leftovers) do result[#result + 1] = item end
 return result

@@ -1,6 +1,9 @@
 """Redis adapter: counting, pending decisions, the decision stream, limit overrides.
 
-One EVALSHA of counters.lua per (scope, day) group per batch, all pipelined in one round trip.
+Counting a batch takes three round trips: one EVALSHA of counters.lua per person and day (pipelined),
+then one per team and day over the events the people's scripts handed over, then the decisions'
+publication with the removal of the hand-offs. Charging a team only what its person counted first is
+what keeps a redo after a team change from counting an event for two teams.
 The script is registered once and re-loaded by redis-py when Redis has lost it (NoScriptError,
 e.g. after a failover or SCRIPT FLUSH).
 """
@@ -11,6 +14,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -47,13 +51,14 @@ class Group:
 
     scope: Scope
     subject: str
-    team: str
+    team: str  # of a person: the team charged ('' = not known yet: the events are held)
     day_id: str
     month_id: str
     expire_at: int  # unix seconds: month end + grace
     decide_daily: bool
     decide_monthly: bool
     events: list[str] = field(default_factory=list)  # event_argument() of each event
+    forward: bool = True  # a person's group: hand its new events to its team (a rebuild counts teams itself)
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,46 @@ class PendingDecision:
     decision: Decision
 
 
+@dataclass(frozen=True)
+class HandOff:
+    """Events a person's script handed to a team (one forward-hash entry), to count for it and remove."""
+
+    person: str
+    field: bytes
+    team: str
+    day_id: str
+    month_id: str
+    expire_at: int
+    events: list[str]
+
+    @classmethod
+    def parse(cls, person: str, field: bytes, value: bytes) -> HandOff:
+        team, day_id, month_id, expire_at = field.decode().split(_UNIT)
+        return cls(person, field, team, day_id, month_id, int(expire_at), value.decode().split(_RECORD))
+
+
 @dataclass
 class CountResult:
     new: int = 0
     duplicates: int = 0
     new_failed: int = 0
     pending: list[PendingDecision] = field(default_factory=list)
+    handed: list[HandOff] = field(default_factory=list)  # counted for their teams; to remove
+    settled: list[str] = field(default_factory=list)  # people whose held events went to their team
+
+
+_UNIT, _RECORD = "\x1f", "\x1e"
+
+
+def _merge(handed: dict[tuple[str, bytes], HandOff], item: HandOff) -> None:
+    """Add a hand-off to those of this count; one entry can come back from several scripts (a person's
+    two days in one batch, a settle), so events already there are not added twice."""
+    known = handed.get((item.person, item.field))
+    if known is None:
+        handed[(item.person, item.field)] = item
+        return
+    have = set(known.events)
+    known.events.extend(e for e in item.events if e not in have)
 
 
 class Counters:
@@ -82,6 +121,7 @@ class Counters:
         team_defaults: Limits,
         warning_percents: Sequence[int],
         stream_maxlen: int,
+        default_team: str,
     ) -> None:
         self._redis = client
         self._keys = keys
@@ -90,61 +130,150 @@ class Counters:
             scope: f"{'' if d.daily is None else d.daily}\x1f{'' if d.monthly is None else d.monthly}\x1f{percents}"
             for scope, d in ((Scope.USER, user_defaults), (Scope.TEAM, team_defaults))
         }
+        # People with no team are counted under DEFAULT_TEAM, which is not a team: no quota, no decision.
+        self._no_team = default_team
         self._stream_maxlen = stream_maxlen
-        source = (Path(__file__).parent / "counters.lua").read_text()
-        self._script = client.register_script(source)
+        here = Path(__file__).parent
+        self._script = client.register_script((here / "counters.lua").read_text())
+        self._settle = client.register_script((here / "settle.lua").read_text())
 
-    def count(self, groups: Sequence[Group]) -> CountResult:
+    def count(
+        self, groups: Sequence[Group], *, settle: Sequence[tuple[str, str]] = (), today: tuple[str, str] | None = None,
+    ) -> CountResult:
+        """Count people's and teams' groups, then what the people's scripts handed to their teams.
+
+        `settle`: (person, team) pairs whose team became known: their held events are handed to it too.
+        `today`: (day id, month id) — handed events of an earlier period are counted but decide nothing.
+        Afterwards the caller publishes the result's decisions and removes its hand-offs (`finish`).
+        """
         result = CountResult()
-        if not groups:
+        people = [g for g in groups if g.scope is Scope.USER]
+        teams = [g for g in groups if g.scope is Scope.TEAM]
+        held = sorted({g.subject for g in people if g.forward and g.team == ""})
+        if not (people or teams or settle):
             return result
         pipe = self._redis.pipeline(transaction=False)
-        for group in groups:
+        if held:  # before holding anything: whoever learns the team first can then settle it
+            pipe.sadd(self._keys.held, *held)
+        for group in [*people, *teams]:
             self._script(keys=self._group_keys(group), args=self._group_args(group), client=pipe)
-        seen_pending: set[tuple[Scope, str, bytes]] = set()
-        for group, reply in zip(groups, pipe.execute(), strict=True):
-            if group.scope is Scope.USER:  # every call is in one user group and one team group
-                result.new += int(reply[0])
-                result.duplicates += int(reply[1])
-                result.new_failed += int(reply[2])
-            for member in reply[3:]:
-                # Two groups of one scope (a batch spanning midnight) both return its pending set.
-                ident = (group.scope, group.subject, member)
-                if ident in seen_pending:
-                    continue
-                seen_pending.add(ident)
-                decision = Decision.from_fields(orjson.loads(member))
-                result.pending.append(PendingDecision(group.scope, group.subject, member, decision))
+        for person, team in settle:
+            self._settle(keys=[self._keys.hold(person), self._keys.forward(person)], args=[team], client=pipe)
+        replies = pipe.execute()[1 if held else 0:]
+        handed: dict[tuple[str, bytes], HandOff] = {}
+        for group, reply in zip([*people, *teams], replies, strict=False):
+            self._read(group, reply, result, handed)
+        for (person, _), reply in zip(settle, replies[len(people) + len(teams):], strict=True):
+            for i in range(0, len(reply), 2):
+                _merge(handed, HandOff.parse(person, reply[i], reply[i + 1]))
+        result.settled = [person for person, _ in settle]
+        result.handed = list(handed.values())
+        if result.handed:
+            self._count_handed(result, today)
         # A set has no order: publish each scope's crossings in the order they happened.
         result.pending.sort(key=lambda p: (p.scope, p.subject, p.decision.quota, p.decision.usage))
         return result
 
+    def _read(
+        self, group: Group, reply: list[Any], result: CountResult, handed: dict[tuple[str, bytes], HandOff]
+    ) -> None:
+        new, duplicates, failed, flags, n_pending = (int(reply[0]), int(reply[1]), int(reply[2]), reply[3],
+                                                     int(reply[4]))
+        if group.scope is Scope.USER:  # every call is in one person's group: count it there
+            result.new += new
+            result.duplicates += duplicates
+            result.new_failed += failed
+            if group.forward and group.team and new:
+                # What the script just handed over, without sending it back: the events flagged new.
+                event_flags = flags.decode() if isinstance(flags, bytes) else str(flags)
+                events = [e for e, f in zip(group.events, event_flags, strict=True) if f == "1"]
+                field_ = _UNIT.join((group.team, group.day_id, group.month_id, str(group.expire_at))).encode()
+                _merge(handed, HandOff(group.subject, field_, group.team, group.day_id, group.month_id,
+                                       group.expire_at, events))
+            rest = reply[5 + n_pending:]
+            for i in range(0, len(rest), 2):  # entries an unfinished earlier call left: count them now
+                _merge(handed, HandOff.parse(group.subject, rest[i], rest[i + 1]))
+        self._collect_pending(group.scope, group.subject, reply[5:5 + n_pending], result)
+
+    def _collect_pending(self, scope: Scope, subject: str, members: list[bytes], result: CountResult) -> None:
+        known = {(p.scope, p.subject, p.member) for p in result.pending}
+        for member in members:
+            # Two groups of one scope (a batch spanning midnight) both return its pending set.
+            if (scope, subject, member) in known:
+                continue
+            known.add((scope, subject, member))
+            result.pending.append(PendingDecision(scope, subject, member, Decision.from_fields(orjson.loads(member))))
+
+    def _count_handed(self, result: CountResult, today: tuple[str, str] | None) -> None:
+        """The second step: the events people handed over, counted for their teams (one script per team
+        and day); the teams' seen sets make a repeat of this step harmless."""
+        groups: dict[tuple[str, str], Group] = {}
+        for item in result.handed:
+            group = groups.get((item.team, item.day_id))
+            if group is None:
+                decide = item.team != self._no_team
+                groups[(item.team, item.day_id)] = group = Group(
+                    Scope.TEAM, item.team, item.team, item.day_id, item.month_id, item.expire_at,
+                    decide_daily=decide and (today is None or item.day_id >= today[0]),
+                    decide_monthly=decide and (today is None or item.month_id >= today[1]))
+            group.events.extend(item.events)
+        pipe = self._redis.pipeline(transaction=False)
+        ordered = list(groups.values())
+        for group in ordered:
+            self._script(keys=self._group_keys(group), args=self._group_args(group), client=pipe)
+        for group, reply in zip(ordered, pipe.execute(), strict=True):
+            self._collect_pending(Scope.TEAM, group.subject, reply[5:5 + int(reply[4])], result)
+
+    def finish(self, result: CountResult, pipe: Any = None) -> None:
+        """Remove what was handed over and counted (into `pipe`, when given, else at once)."""
+        own = pipe is None
+        if own:
+            pipe = self._redis.pipeline(transaction=False)
+        by_person: dict[str, list[bytes]] = {}
+        for item in result.handed:
+            by_person.setdefault(item.person, []).append(item.field)
+        for person, fields in by_person.items():
+            pipe.hdel(self._keys.forward(person), *fields)
+        if result.settled:
+            pipe.srem(self._keys.held, *result.settled)
+        if own and (by_person or result.settled):
+            pipe.execute()
+
+    def held_people(self) -> set[str]:
+        """People with events held for a team not known yet (any consumer's)."""
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in self._redis.smembers(self._keys.held)}
+
     def _group_keys(self, group: Group) -> list[str]:
         k, scope, subject = self._keys, group.scope, group.subject
+        if scope is Scope.USER:
+            extra = [k.forward(subject), k.hold(subject)]
+        else:
+            extra = [k.members(subject, group.day_id), k.members(subject, group.month_id)]
         return [
             k.seen(scope, subject, group.day_id),
             k.counter(scope, subject, group.day_id),
             k.counter(scope, subject, group.month_id),
             k.limits(scope, subject),
             k.pending(scope, subject),
+            *extra,
         ]
 
     def _group_args(self, group: Group) -> list[str]:
-        flags = f"{1 if group.decide_daily else 0}\x1f{1 if group.decide_monthly else 0}"
+        decide = group.scope is Scope.USER or group.subject != self._no_team
+        flags = f"{1 if decide and group.decide_daily else 0}\x1f{1 if decide and group.decide_monthly else 0}"
         return [
             group.scope.value,
             group.subject,
             group.team,
             f"{group.day_id}\x1f{group.month_id}\x1f{group.expire_at}\x1f{flags}",
             self._policy[group.scope],
+            "1" if group.forward else "0",
             *group.events,
         ]
 
-    def publish(self, pending: Sequence[PendingDecision]) -> list[str]:
-        """Append decisions to the stream (one round trip). A republish after a crash carries the same
-        decision_id, which is what the enforcer deduplicates on."""
-        if not pending:
-            return []
+    def publish(self, pending: Sequence[PendingDecision], result: CountResult | None = None) -> list[str]:
+        """Append decisions to the stream and remove the counted hand-offs (one round trip). A republish
+        after a crash carries the same decision_id, which is what the enforcer deduplicates on."""
         pipe = self._redis.pipeline(transaction=False)
         for item in pending:
             pipe.xadd(
@@ -153,7 +282,12 @@ class Counters:
                 maxlen=self._stream_maxlen,
                 approximate=True,
             )
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
+        if result is not None:
+            self.finish(result, pipe)
+        if not len(pipe):
+            return []
+        replies = pipe.execute()[:len(pending)]
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in replies]
 
     def clear_pending(self, pending: Iterable[PendingDecision]) -> None:
         pipe = self._redis.pipeline(transaction=False)

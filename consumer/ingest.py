@@ -103,8 +103,10 @@ def _ingest_file(runtime: Runtime, path: Path, summary: Summary) -> None:
                 lambda b=batch: runtime.processor.process(b),  # type: ignore[misc]
                 transient, on_retry=lambda e, a: runtime.reset_connections(), max_attempts=8,
             ))
-        if runtime.tag_lookup:
-            runtime.tag_lookup.drain()
+        # People still being looked up: wait for their answers, then settle their held calls.
+        if runtime.directory.finish_lookups(timeout=60):
+            retry_transient(lambda: runtime.processor.process([]), transient,
+                            on_retry=lambda e, a: runtime.reset_connections(), max_attempts=8)
     finally:
         runtime.close()
     summary.files += 1

@@ -21,7 +21,8 @@ class ConsumerMetrics:
             "bedrock_usage_events",
             "Decoded events by kind (call, invocation_log) and outcome: new (first sighting: counted once),"
             " failed_call (of the new, those that failed: recorded, no quota used), duplicate (seen before),"
-            " beyond_horizon (too old for Redis: MySQL only), not_metered.",
+            " beyond_horizon (too old for Redis: MySQL only), held (of the new, those of people whose team"
+            " was not known yet: counted for them, held for the team), not_metered.",
             ["kind", "outcome"],
             registry=registry,
         )
@@ -57,6 +58,21 @@ class ConsumerMetrics:
         self.dependency_retries = Counter(
             "bedrock_usage_dependency_retries", "Batch attempts that failed on Redis or MySQL and were retried.",
             ["dependency"], registry=registry,
+        )
+        self.lookup_failures = Counter(
+            "bedrock_usage_lookup_failures",
+            "Team lookups (Identity Store, IAM tags) that failed and will be retried, by error code; lasting"
+            " is true once AccessDenied has repeated (a permission to fix).",
+            ["code", "lasting"], registry=registry,
+        )
+        self.unresolved_people = Gauge(
+            "bedrock_usage_unresolved_people",
+            "People whose team is not known yet (their calls held for it), in this consumer process.",
+            multiprocess_mode="livesum", registry=registry,
+        )
+        self.settled_people = Counter(
+            "bedrock_usage_settled_people",
+            "People whose held calls were moved to their team once it became known.", registry=registry,
         )
         self.checkpoints = Counter(
             "bedrock_usage_checkpoints", "Checkpoints taken.", registry=registry

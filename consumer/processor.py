@@ -3,11 +3,14 @@
 
 Order of effects, each idempotent on the events' natural keys:
   1. decode every record (bad ones become dead letters, the rest go on) and resolve principals
-     (auto-provisioned) and their teams — on the caller's thread;
+     (auto-provisioned) and their teams, new people looked up with a bounded wait — on the caller's thread;
   2. insert calls and dead letters into MySQL, uncommitted — on the MySQL thread;
-  3. count in Redis: one atomic script per (person|team, day): dedupe, increments, threshold crossings,
-     and publish the decisions the scripts left pending (the sub-second part) — on the Redis thread;
-  4. once 3 is done, add the decisions and commit — on the MySQL thread;
+  3. count in Redis: one atomic script per (person, day): dedupe, increments, threshold crossings, and
+     the hand-off of the person's new events to their team; then one per (team, day) over what was
+     handed over; then publish the decisions the scripts left pending (the sub-second part) — on the
+     Redis thread. People whose team became known have their held events handed over in the same step;
+  4. once 3 is done, add the decisions, move settled people's held rows to their team, and commit — on
+     the MySQL thread;
   5. clear the published decisions from the pending sets — on the Redis thread.
 Each thread takes batches in order, so the next batch can be decoded while this one is counted and
 written. The caller acknowledges (checkpoints) a batch only when its flight is done. If anything fails,
@@ -30,7 +33,7 @@ from bedrock_usage.periods import Periods, periods_of
 from bedrock_usage.quota import Decision, Scope
 from consumer.counters import Counters, Group, PendingDecision, event_argument
 from consumer.decode import Decoder
-from consumer.directory import Directory, Entry
+from consumer.directory import Assignment, Directory
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
 from consumer.metrics import ConsumerMetrics
 from consumer.store import CallRow, DeadLetter, Store, WriteResult
@@ -57,8 +60,22 @@ class BatchResult:
     dead_letters: int = 0
     skipped: int = 0
     invocation_logs: int = 0
+    held: int = 0  # calls of people whose team is not known yet: counted for them, held for the team
+    settled: list[str] = field(default_factory=list)  # people whose held calls went to their team
     decisions: list[Decision] = field(default_factory=list)
     decision_latency: float | None = None  # batch received → its decisions published, seconds
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What the Redis and MySQL steps of one batch share."""
+
+    result: BatchResult
+    started: float  # monotonic
+    decided_at: datetime  # naive UTC
+    calls: Sequence[tuple[BedrockCall, InputRecord]]
+    settle: Sequence[tuple[str, Assignment]]  # people whose held calls move to their team with this batch
+    unknown: Sequence[int]  # rows ids of people counted while unresolved
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,8 @@ class Processor:
         source: str,
         metrics: ConsumerMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sweep_seconds: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._decoder = decoder
         self._directory = directory
@@ -106,6 +125,9 @@ class Processor:
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis")
         self._lock = threading.Lock()
         self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
+        self._sweep_seconds = sweep_seconds
+        self._monotonic = monotonic
+        self._swept_at = float("-inf")
 
     def close(self) -> None:
         self._mysql.shutdown(wait=True)
@@ -134,6 +156,7 @@ class Processor:
         result = BatchResult(records=len(records))
         calls, letters = self._decode(records, now.replace(tzinfo=None), result)
         entries = self._directory.resolve(call.principal for call, _ in calls)
+        settle = self._settlements()
         # MySQL inserts the rows (uncommitted) while this thread groups the calls and Redis counts them.
         staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
         try:
@@ -141,17 +164,33 @@ class Processor:
         except BaseException:
             self._mysql.submit(self._store.abort).result()
             raise
-        counting = self._redis.submit(self._count, groups, calls, result, started)
+        result.held = sum(1 for call, _ in calls if not entries[call.principal.key].resolved)
+        result.settled = [key for key, _ in settle]
+        today = self._period(now)
+        batch = _Batch(result, started, now.replace(tzinfo=None), calls, settle,
+                       # Rows charged while their person was unknown go to the team known at commit time.
+                       unknown=sorted({e.id for e in entries.values() if not e.resolved}))
+        counting = self._redis.submit(self._count, groups, (today.day_id, today.month_id), batch)
         # Nothing is committed until Redis has counted the batch and its decisions are published.
-        done = self._mysql.submit(self._finish, staged, counting, result, now.replace(tzinfo=None), started)
+        done = self._mysql.submit(self._finish, staged, counting, batch)
         return Flight(result, done)
 
-    def _count(
-        self, groups: Sequence[Group], calls: Sequence[tuple[BedrockCall, InputRecord]], result: BatchResult,
-        started: float,
-    ) -> list[PendingDecision]:
+    def _settlements(self) -> list[tuple[str, Assignment]]:
+        """People whose held calls are to move to their team now: those this process held, and, every
+        sweep interval, anyone's held people whose team is known (another consumer's, one that crashed)."""
+        settle = dict(self._directory.settlements())
+        now = self._monotonic()
+        if now - self._swept_at >= self._sweep_seconds:
+            self._swept_at = now
+            held = self.counters.held_people() - set(settle)
+            if held:
+                settle.update(self._directory.known(held))
+        return sorted(settle.items())
+
+    def _count(self, groups: Sequence[Group], today: tuple[str, str], batch: _Batch) -> list[PendingDecision]:
         """On the Redis thread: count, then publish the decisions this batch owns."""
-        counted = self.counters.count(groups)
+        result = batch.result
+        counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today)
         # A decision of an earlier batch still in flight comes back from the pending set until that
         # batch is committed; it is published once (a crash forgets this, and republishes it).
         with self._lock:
@@ -161,24 +200,23 @@ class Processor:
         self._metrics.events.labels("call", "new").inc(counted.new)
         self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
         self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
+        try:
+            # With the removal of what was handed to the teams (counted by now).
+            self.counters.publish(claimed, counted)
+        except BaseException:
+            self._forget(claimed)
+            raise
         if claimed:
-            try:
-                self.counters.publish(claimed)
-            except BaseException:
-                self._forget(claimed)
-                raise
-            result.decision_latency = time.monotonic() - started
-            self._observe_decisions(claimed, calls, result.decision_latency)
+            result.decision_latency = time.monotonic() - batch.started
+            self._observe_decisions(claimed, batch.calls, result.decision_latency)
         result.new, result.duplicates = counted.new, counted.duplicates
         result.decisions = [p.decision for p in claimed]
         return claimed
 
-    def _finish(
-        self, staged: Future[WriteResult], counting: Future[list[PendingDecision]], result: BatchResult,
-        decided_at: datetime, started: float,
-    ) -> None:
+    def _finish(self, staged: Future[WriteResult], counting: Future[list[PendingDecision]], batch: _Batch) -> None:
         """On the MySQL thread, after the batch's stage: once Redis has counted, commit; then clear the
         published decisions from the pending sets."""
+        result = batch.result
         try:
             pending = counting.result()
         except BaseException:
@@ -189,16 +227,19 @@ class Processor:
         # count that read them before the clear still finds them in flight.
         try:
             written = staged.result()
-            self._store.commit(result.decisions, decided_at=decided_at)
+            self._store.commit(result.decisions, decided_at=batch.decided_at,
+                               settle=[(a.id, a.team) for _, a in batch.settle], unknown=batch.unknown)
         except BaseException:
             self._redis.submit(self._forget, pending)
             raise
         self._redis.submit(self._clear, pending)
+        if batch.settle:
+            self._directory.settled(batch.settle)
         result.rows_inserted = written.calls_inserted
         result.dead_letters = written.dead_letters
         self._metrics.records.inc(result.records)
         self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
-        self._metrics.batch_seconds.observe(time.monotonic() - started)
+        self._metrics.batch_seconds.observe(time.monotonic() - batch.started)
 
     def _clear(self, pending: Sequence[PendingDecision]) -> None:
         try:
@@ -247,7 +288,7 @@ class Processor:
             periods = self._periods[bucket] = periods_of(instant, self._tz)
         return periods
 
-    def _rows(self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Entry]) -> list[CallRow]:
+    def _rows(self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Assignment]) -> list[CallRow]:
         rows = []
         for call, _ in calls:
             entry = entries[call.principal.key]
@@ -259,12 +300,12 @@ class Processor:
         return rows
 
     def _groups(
-        self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Entry], now: datetime
+        self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Assignment], now: datetime
     ) -> tuple[list[Group], int]:
-        """The calls' Redis groups (one per person or team and day), and how many calls are too old for
-        Redis."""
+        """The calls' Redis groups (one per person and day; their scripts hand the new events to the
+        team), and how many calls are too old for Redis."""
         today = self._period(now)
-        groups: dict[tuple[Scope, str, date], Group] = {}
+        groups: dict[tuple[str, date], Group] = {}
         beyond = 0
         for call, _ in calls:
             periods = self._period(call.event_time)
@@ -274,23 +315,20 @@ class Processor:
                 beyond += 1
                 continue
             key = call.principal.key
-            team = entries[key].team
-            event = event_argument(call.event_id, call.event_time.isoformat(), key, call.counted)
-            for scope, subject in ((Scope.USER, key), (Scope.TEAM, team)):
-                group = groups.get((scope, subject, periods.day))
-                if group is None:
-                    group = groups[(scope, subject, periods.day)] = Group(
-                        scope=scope,
-                        subject=subject,
-                        team=team,
-                        day_id=periods.day_id,
-                        month_id=periods.month_id,
-                        expire_at=int(expire_at.timestamp()),
-                        # Late calls still count, but a quota of a period already over decides nothing.
-                        decide_daily=periods.day >= today.day,
-                        decide_monthly=periods.month_id >= today.month_id,
-                    )
-                group.events.append(event)
+            group = groups.get((key, periods.day))
+            if group is None:
+                group = groups[(key, periods.day)] = Group(
+                    scope=Scope.USER,
+                    subject=key,
+                    team=entries[key].team,
+                    day_id=periods.day_id,
+                    month_id=periods.month_id,
+                    expire_at=int(expire_at.timestamp()),
+                    # Late calls still count, but a quota of a period already over decides nothing.
+                    decide_daily=periods.day >= today.day,
+                    decide_monthly=periods.month_id >= today.month_id,
+                )
+            group.events.append(event_argument(call.event_id, call.event_time.isoformat(), key, call.counted))
         return list(groups.values()), beyond
 
     def _observe_decisions(

@@ -1,7 +1,9 @@
 """`bedrockctl counters rebuild`: refill Redis from MySQL, the record.
 
 The calls of every period Redis still covers are replayed through the same counting script, with
-decisions switched off (they were taken when the calls first arrived). The script deduplicates on
+decisions switched off (they were taken when the calls first arrived), each for its person and for the
+team its row was charged to (the row is the record of who paid); rows of people whose team was not
+known yet are held again, and the consumers settle them as they settle live ones. The script deduplicates on
 eventID, so the rebuild is a merge: safe while consumers run, and safe to repeat. Limit overrides are
 re-cached too.
 """
@@ -34,7 +36,7 @@ class RebuildReport:
 def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
     now = now or datetime.now(UTC)
     since = redis_horizon(now, settings.quota_timezone, settings.counter_grace_days)
-    runtime = build(settings, source="rebuild", registry=CollectorRegistry(), tag_lookup=False)
+    runtime = build(settings, source="rebuild", registry=CollectorRegistry(), lookups=False)
     counters = runtime.processor.counters
     grace = timedelta(days=settings.counter_grace_days)
     rows = new = 0
@@ -48,14 +50,18 @@ def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
                 " WHERE c.event_date >= %s ORDER BY c.event_date", (since,))
             while chunk := cur.fetchmany(CHUNK):
                 groups: dict[tuple[Scope, str, date], Group] = {}
-                for event_id, event_time, day, key, team, counted in chunk:
+                for event_id, event_time, day, key, row_team, counted in chunk:
                     expire_at = int((midnight(first_of_next_month(day), settings.quota_timezone) + grace).timestamp())
                     event = event_argument(str(event_id), event_time.replace(tzinfo=UTC).isoformat(),
                                          str(key), bool(counted))
-                    for scope, subject in ((Scope.USER, str(key)), (Scope.TEAM, str(team))):
+                    # A row charged to a team counts for it directly; a row of a person whose team was
+                    # not known yet ('') is held again, to be settled as live ones are.
+                    team = str(row_team)
+                    scopes = [(Scope.USER, str(key))] + ([(Scope.TEAM, team)] if team else [])
+                    for scope, subject in scopes:
                         group = groups.setdefault((scope, subject, day), Group(
-                            scope, subject, str(team), day.isoformat(), day.strftime("%Y-%m"), expire_at,
-                            decide_daily=False, decide_monthly=False))
+                            scope, subject, team, day.isoformat(), day.strftime("%Y-%m"), expire_at,
+                            decide_daily=False, decide_monthly=False, forward=not team))
                         group.events.append(event)
                 result = counters.count(list(groups.values()))
                 rows += len(chunk)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -21,10 +22,10 @@ from bedrock_usage.settings import Settings
 from consumer.counters import Counters
 from consumer.decode import Decoder
 from consumer.directory import Directory
+from consumer.lookups import LookupFailed, Lookups
 from consumer.metrics import ConsumerMetrics
 from consumer.processor import Processor
 from consumer.store import Store
-from consumer.tags import TagLookup
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Runtime:
     redis: redis.Redis
     session: MySQLSession  # the processor's MySQL thread
     directory_session: MySQLSession  # the caller's thread: principals, limits sync, rebuild
-    tag_lookup: TagLookup | None
+    directory: Directory
 
     def reset_connections(self) -> None:
         """After a transient failure: drop the MySQL connections (Redis reconnects by itself), once
@@ -47,8 +48,7 @@ class Runtime:
 
     def close(self) -> None:
         self.processor.close()
-        if self.tag_lookup:
-            self.tag_lookup.close()
+        self.directory.close()
         self.session.close()
         self.directory_session.close()
         with contextlib.suppress(Exception):
@@ -61,18 +61,26 @@ def build(
     source: str,
     registry: CollectorRegistry = REGISTRY,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    tag_lookup: bool | None = None,
+    lookups: bool = True,
 ) -> Runtime:
+    """`lookups` False: nobody is looked up (a rebuild replays rows already charged)."""
     client = redis_client(settings)
     keys = Keys(settings.redis_key_prefix)
     session = MySQLSession(settings.mysql)
     metrics = ConsumerMetrics(registry)
     directory_session = MySQLSession(settings.mysql)
-    directory = Directory(directory_session, settings.default_team)
-    lookup = None
-    if settings.team_tag_lookup if tag_lookup is None else tag_lookup:
-        lookup = TagLookup(aws.client(settings, "iam"), MySQLSession(settings.mysql), on_team=directory.set_team)
-        directory.on_new = lookup.submit
+
+    def failed(key: str, error: LookupFailed, lasting: bool) -> None:
+        metrics.lookup_failures.labels(error.code, "true" if lasting else "false").inc()
+
+    directory = Directory(
+        directory_session, settings.default_team,
+        lookups=_lookups(settings) if lookups else None,
+        wait_seconds=settings.team_lookup_wait_ms / 1000,
+        refresh_seconds=settings.directory_refresh_seconds,
+        relookup_seconds=settings.team_lookup_max_age_seconds,
+        on_failure=failed,
+    )
     counters = Counters(
         client,
         keys,
@@ -80,19 +88,36 @@ def build(
         team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
         warning_percents=settings.warning_thresholds,
         stream_maxlen=settings.decision_stream_maxlen,
+        default_team=settings.default_team,
     )
     processor = Processor(
         decoder=Decoder(settings.session_roles),
         directory=directory,
         counters=counters,
-        store=Store(session),
+        store=Store(session, settings.default_team),
         timezone_=settings.quota_timezone,
         grace_days=settings.counter_grace_days,
         source=source,
         metrics=metrics,
         clock=clock,
+        sweep_seconds=settings.directory_refresh_seconds,
     )
-    return Runtime(processor, metrics, client, session, directory_session, lookup)
+    return Runtime(processor, metrics, client, session, directory_session, directory)
+
+
+def _lookups(settings: Settings) -> Lookups:
+    clients: dict[str | None, Any] = {}
+
+    def identity_store(region: str | None) -> Any:
+        # The Identity Store's region is the rule's (Identity Center lives in one region).
+        if region not in clients:
+            clients[region] = aws.client(settings, "identitystore", region=region)
+        return clients[region]
+
+    iam = aws.client(settings, "iam") if settings.team_tag_lookup else None
+    # Whose IAM users and roles we may read: ours. (A caller of another account is not looked up.)
+    account = aws.account_id(settings) if settings.team_tag_lookup else ""
+    return Lookups(iam=iam, identity_store=identity_store, account_id=account)
 
 
 def sync_limits(runtime: Runtime, keys: Keys) -> int:

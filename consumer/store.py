@@ -158,8 +158,9 @@ class Store:
     dead letters in an open transaction (run while Redis counts), `commit` adds the decisions Redis
     returned and commits. Nothing is visible, or acknowledged, before `commit`."""
 
-    def __init__(self, session: MySQLSession) -> None:
+    def __init__(self, session: MySQLSession, default_team: str) -> None:
         self._session = session
+        self._default_team = default_team
         self._models = _Dimension("models", "model_id", hashed=False)
         self._agents = _Dimension("user_agents", "user_agent", hashed=True)
 
@@ -189,12 +190,28 @@ class Store:
             raise
         return WriteResult(inserted, len(letters), rejected)
 
-    def commit(self, decisions: Sequence[Decision], decided_at: datetime) -> None:
+    def commit(
+        self, decisions: Sequence[Decision], decided_at: datetime, *, settle: Sequence[tuple[int, str]] = (),
+        unknown: Sequence[int] = (),
+    ) -> None:
+        """Add the decisions and commit. `settle`: (person id, team) whose held rows (team '') go to the
+        team now, as their held events just went to it in Redis. `unknown`: people this batch charged to
+        no team yet; their rows go to the team known by now, if any (a consumer that settled them in
+        the meantime could not move rows not yet committed)."""
         conn = self._session.conn
         try:
-            if decisions:
-                with conn.cursor() as cur:
+            with conn.cursor() as cur:
+                if decisions:
                     cur.executemany(_DECISION_SQL, [_decision_row(d, decided_at) for d in decisions])
+                if settle:
+                    cur.executemany("UPDATE bedrock_calls SET team = %s WHERE principal_id = %s AND team = ''",
+                                    [(team, person) for person, team in settle])
+                if unknown:
+                    cur.execute(
+                        "UPDATE bedrock_calls c JOIN principals p ON p.id = c.principal_id"
+                        " SET c.team = COALESCE(p.team, %s) WHERE c.team = '' AND p.resolved_at IS NOT NULL"
+                        " AND c.principal_id IN (" + ",".join(["%s"] * len(unknown)) + ")",
+                        [self._default_team, *unknown])
             conn.commit()
         except BaseException:
             _quiet_rollback(conn)

@@ -41,7 +41,7 @@ class EnforcerRuntime:
 
 
 def account_of(settings: Settings) -> str:
-    return str(aws.client(settings, "sts").get_caller_identity()["Account"])
+    return aws.account_id(settings)
 
 
 def build(settings: Settings, *, registry: CollectorRegistry = REGISTRY, account_id: str | None = None,

@@ -93,6 +93,7 @@ def emptied(settings: Settings) -> Iterator[pymysql.connections.Connection]:
     with conn.cursor() as cur:
         for table in _TABLES:
             cur.execute(f"DELETE FROM {table}")
+        cur.execute("UPDATE directory_state SET identity_center = NULL")
     conn.commit()
     yield conn
     conn.close()
@@ -132,7 +133,7 @@ def make_runtime(
 
     def factory(now: datetime = NOW, **overrides: str) -> Runtime:
         runtime = build(Settings.from_env(test_env(**overrides)), source="test", registry=CollectorRegistry(),
-                        clock=lambda: now, tag_lookup=False)
+                        clock=lambda: now)
         made.append(runtime)
         return runtime
 

@@ -19,14 +19,18 @@ FAR_FUTURE = 4_102_444_800  # 2100-01-01: expiry is not what these tests are abo
 def counters(client: redis.Redis, daily: int | None = 10, monthly: int | None = 100,
              percents: tuple[int, ...] = (60, 85)) -> Counters:
     return Counters(client, KEYS, user_defaults=Limits(daily, monthly), team_defaults=Limits(None, 50),
-                    warning_percents=percents, stream_maxlen=10_000)
+                    warning_percents=percents, stream_maxlen=10_000, default_team="unassigned")
 
 
 def group(events: range | list[int], *, scope: Scope = Scope.USER, subject: str = "arn:aws:iam::1:user/a",
-          counted: bool = True, day: str = "2026-11-25", decide: bool = True) -> Group:
-    return Group(scope, subject, "team-a", day, day[:7], FAR_FUTURE, decide, decide,
-                 [event_argument(f"event-{i}", "2026-11-25T10:00:00+00:00", "arn:aws:iam::1:user/a", counted)
+          counted: bool = True, day: str = "2026-11-25", decide: bool = True, team: str = "team-a") -> Group:
+    return Group(scope, subject, team, day, day[:7], FAR_FUTURE, decide, decide,
+                 [event_argument(f"event-{i}", "2026-11-25T10:00:00+00:00", subject, counted)
                   for i in events])
+
+
+def team_usage(client: redis.Redis, team: str, period: str = "2026-11-25") -> dict[str, int]:
+    return RedisState(client, KEYS).usage(Scope.TEAM, team, period)
 
 
 def test_each_event_is_counted_once_across_calls(redis_client: redis.Redis) -> None:
@@ -61,7 +65,7 @@ def test_each_threshold_is_decided_once_by_the_event_that_reached_it(redis_clien
     assert decisions == [(Kind.WARNING, 60, 6, "event-5"), (Kind.WARNING, 85, 9, "event-8"),
                          (Kind.EXCEEDED, 100, 10, "event-9")]
     c.clear_pending(result.pending)
-    assert c.count([group(range(30))]).pending == []
+    assert [p for p in c.count([group(range(30))]).pending if p.scope is Scope.USER] == []
 
 
 def test_a_crash_before_publishing_returns_the_pending_decisions_again(redis_client: redis.Redis) -> None:
@@ -118,7 +122,8 @@ def test_keys_expire_with_the_month_they_protect(redis_client: redis.Redis) -> N
 def test_the_script_and_the_python_rules_agree(redis_client: redis.Redis, limit: int) -> None:
     percents = (50, 60, 85, 99)
     redis_client.flushdb()
-    result = counters(redis_client, daily=limit, monthly=None, percents=percents).count([group(range(limit + 3))])
+    result = counters(redis_client, daily=limit, monthly=None, percents=percents).count(
+        [group(range(limit + 3), team="unassigned")])
     by_script = sorted((p.decision.percent, p.decision.usage) for p in result.pending)
     by_python = sorted(
         (pct, after) for before, after in itertools.pairwise(range(limit + 4))
@@ -128,3 +133,93 @@ def test_the_script_and_the_python_rules_agree(redis_client: redis.Redis, limit:
 
 def test_subjects_with_braces_stay_in_their_own_hash_tag() -> None:
     assert KEYS.counter(Scope.TEAM, "a}b{c", "2026-11") == "test:{t:a%7Db%7Bc}:c:2026-11"
+
+
+# -- charging teams: what a person counted first, under the team they had then -----------------------
+
+PERSON = "arn:aws:iam::1:user/a"
+
+
+def test_a_persons_new_events_are_handed_to_their_team_and_the_hand_off_removed(redis_client: redis.Redis) -> None:
+    c = counters(redis_client)
+    result = c.count([group(range(5))])
+    assert team_usage(redis_client, "team-a") == {"req": 5}
+    assert redis_client.hlen(KEYS.forward(PERSON)) == 1  # until the caller has finished the batch
+    c.publish(result.pending, result)
+    assert not redis_client.exists(KEYS.forward(PERSON))
+    assert redis_client.smembers(KEYS.members("team-a", "2026-11-25")) == {PERSON.encode()}
+    assert redis_client.smembers(KEYS.members("team-a", "2026-11")) == {PERSON.encode()}
+
+
+def test_a_batch_redone_after_a_team_change_counts_for_no_second_team(redis_client: redis.Redis) -> None:
+    c = counters(redis_client)
+    first = c.count([group(range(5))])
+    c.publish(first.pending, first)
+    # The person moved to team-b (quota file, tag) and the batch is redone (a MySQL retry, a crash…).
+    again = c.count([group(range(7), team="team-b")])
+    c.publish(again.pending, again)
+    assert team_usage(redis_client, "team-a") == {"req": 5}
+    assert team_usage(redis_client, "team-b") == {"req": 2}  # only the two events new for the person
+    assert RedisState(redis_client, KEYS).usage(Scope.USER, PERSON, "2026-11-25") == {"req": 7}
+
+
+def test_a_crash_between_the_person_and_the_team_step_charges_the_team_of_then_once(
+    redis_client: redis.Redis,
+) -> None:
+    c = counters(redis_client)
+    # The team step fails (its keys unusable for a moment): the person's step has counted them.
+    redis_client.set(KEYS.limits(Scope.TEAM, "team-a"), "not a hash")
+    with pytest.raises(redis.exceptions.ResponseError):
+        c.count([group(range(5))])
+    assert team_usage(redis_client, "team-a") == {}
+    redis_client.delete(KEYS.limits(Scope.TEAM, "team-a"))
+    # Redone after the person moved to team-b: the events are seen for the person, and what they handed
+    # to team-a is counted for team-a — once, however often the team step is repeated.
+    for _ in range(2):
+        again = c.count([group(range(5), team="team-b")])
+    c.publish(again.pending, again)
+    assert team_usage(redis_client, "team-a") == {"req": 5}
+    assert team_usage(redis_client, "team-b") == {}
+    assert not redis_client.exists(KEYS.forward(PERSON))
+
+
+def test_events_of_an_unresolved_person_are_held_then_settled_once_with_the_crossing(
+    redis_client: redis.Redis,
+) -> None:
+    c = counters(redis_client, percents=())
+    RedisState(redis_client, KEYS).set_limit_overrides([(Scope.TEAM, "team-a", Limits(4, None))])
+    held = c.count([group(range(6), team="")], today=("2026-11-25", "2026-11"))
+    c.publish(held.pending, held)
+    assert RedisState(redis_client, KEYS).usage(Scope.USER, PERSON, "2026-11-25") == {"req": 6}
+    assert team_usage(redis_client, "team-a") == {}
+    assert c.held_people() == {PERSON}
+    # The team became known: the held events go to it, and its crossing is decided then, once.
+    settled = c.count([], settle=[(PERSON, "team-a")], today=("2026-11-25", "2026-11"))
+    assert [(p.decision.scope, p.decision.subject, p.decision.usage) for p in settled.pending] == [
+        (Scope.TEAM, "team-a", 4)]
+    c.publish(settled.pending, settled)
+    c.clear_pending(settled.pending)
+    again = c.count([], settle=[(PERSON, "team-a")], today=("2026-11-25", "2026-11"))
+    assert again.pending == [] and again.handed == []
+    assert team_usage(redis_client, "team-a") == {"req": 6}
+    assert c.held_people() == set()
+    assert not redis_client.exists(KEYS.hold(PERSON)) and not redis_client.exists(KEYS.forward(PERSON))
+
+
+def test_held_events_of_an_earlier_day_count_for_the_team_but_decide_nothing(redis_client: redis.Redis) -> None:
+    c = counters(redis_client, percents=())
+    RedisState(redis_client, KEYS).set_limit_overrides([(Scope.TEAM, "team-a", Limits(2, 3))])
+    c.count([group(range(4), team="", day="2026-11-24")])
+    settled = c.count([], settle=[(PERSON, "team-a")], today=("2026-11-25", "2026-11"))
+    assert [(p.decision.quota, p.decision.usage) for p in settled.pending] == [("monthly_requests", 3)]
+    assert team_usage(redis_client, "team-a", "2026-11-24") == {"req": 4}
+
+
+def test_people_without_a_team_are_counted_under_the_default_team_which_decides_nothing(
+    redis_client: redis.Redis,
+) -> None:
+    c = counters(redis_client, percents=(60,))  # team defaults: 50 a month
+    result = c.count([group(range(80), team="unassigned")])
+    assert [p.decision.scope for p in result.pending] == [Scope.USER] * 3  # the person's own: 60 %, 100 % …
+    assert all(p.decision.scope is Scope.USER for p in result.pending)
+    assert team_usage(redis_client, "unassigned", "2026-11") == {"req": 80}

@@ -46,7 +46,7 @@ def test_partitions_are_added_ahead_and_dropped_for_retention(mysql: pymysql.con
 
 
 def test_rows_round_trip_with_quotes_and_backslashes(mysql: pymysql.connections.Connection, schema: Settings) -> None:
-    store = Store(MySQLSession(schema.mysql))
+    store = Store(MySQLSession(schema.mysql), schema.default_team)
     result = store.write([call("e-1"), call("e-1"), call("e-2")], [], [], datetime(2026, 11, 25))
     assert result.calls_inserted == 2
     with mysql.cursor() as cur:
@@ -58,7 +58,7 @@ def test_rows_round_trip_with_quotes_and_backslashes(mysql: pymysql.connections.
 def test_a_row_the_database_rejects_becomes_a_dead_letter(
     mysql: pymysql.connections.Connection, schema: Settings
 ) -> None:
-    store = Store(MySQLSession(schema.mysql))
+    store = Store(MySQLSession(schema.mysql), schema.default_team)
     result = store.write([call("e-1"), call("e-2", team="t" * 200), call("e-3")], [], [], datetime(2026, 11, 25))
     assert (result.calls_inserted, result.rejected_rows, result.dead_letters) == (2, 1, 1)
     with mysql.cursor() as cur:

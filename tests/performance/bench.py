@@ -85,7 +85,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def run_core(s: Settings, data: list[bytes], label: str) -> float:
-    runtime = build(s, source="bench", registry=CollectorRegistry(), tag_lookup=False)
+    runtime = build(s, source="bench", registry=CollectorRegistry())
     records = [InputRecord(d, "shardId-000000000000", str(i)) for i, d in enumerate(data, start=1)]
     latencies: list[float] = []
     decisions = 0

@@ -1,0 +1,141 @@
+"""Who a person is, asked of AWS: their team, display name and email.
+
+Two sources, tried by the kind of caller (the quota file, which wins over both, is read from MySQL by
+the directory before anything is asked here):
+- Identity Center users (`sso:<user name>`): the Identity Store user whose `UserName` is the session
+  name; their groups' display names give the team through the quota file's `identity_center` rule.
+- IAM users and roles of the consumer's own account: the `Team`, `Person` and `Email` tags of the user,
+  or of the role a session belongs to. A principal of another account is not looked up in ours: a
+  user of the same name here is somebody else.
+
+An answer is final (a team, or none: no tag, no matching group, no such user) or a `LookupFailed`:
+throttling, an unreachable endpoint, or AccessDenied, which the directory retries with backoff and,
+when it lasts, reports as an alert rather than taking it for "no team".
+
+No MySQL here: the directory records what is found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bedrock_usage.directory_state import IdentityCenterRule
+from bedrock_usage.identity import IdentityType, Principal
+
+# What the lookups call, declared beside them (infra/ grants exactly this: tests/unit/test_infra.py).
+IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
+    {"Sid": "ReadPeoplesTags", "Action": ["iam:ListUserTags", "iam:ListRoleTags"],
+     "Resource": ["arn:aws:iam::*:user/*", "arn:aws:iam::*:role/*"]},
+    {"Sid": "ReadIdentityCenterPeople",
+     "Action": ["identitystore:GetUserId", "identitystore:DescribeUser",
+                "identitystore:ListGroupMembershipsForMember", "identitystore:DescribeGroup"],
+     "Resource": ["arn:aws:identitystore::*:identitystore/*", "arn:aws:identitystore:::user/*",
+                  "arn:aws:identitystore:::group/*", "arn:aws:identitystore:::membership/*"]},
+)
+
+# Not there: a final answer (nobody to learn about), not a failure.
+_ABSENT = {"NoSuchEntity", "ResourceNotFoundException"}
+# No permission: retried, and alerted when it lasts (a policy to fix, not a person without a team).
+DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a lookup learnt. `team` None: the person has none (from this source)."""
+
+    source: str  # identity_center | iam_tag | none
+    team: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # recorded on the person (Language, TimeZone…)
+
+
+class LookupFailed(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.denied = code in DENIED
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "ClientError")
+
+
+class Lookups:
+    def __init__(
+        self,
+        *,
+        iam: Any | None,
+        identity_store: Callable[[str | None], Any],
+        account_id: str,
+        team_tag: str = "Team",
+    ) -> None:
+        """`iam` None: IAM tags are not read (TEAM_TAG_LOOKUP=false). `identity_store(region)` gives a
+        client for the Identity Store's region."""
+        self._iam = iam
+        self._identity_store = identity_store
+        self._account_id = account_id
+        self._team_tag = team_tag
+
+    def needs_asking(self, principal: Principal, rule: IdentityCenterRule | None) -> bool:
+        """Whether anything can be learnt about this principal (else: no team, at once)."""
+        if principal.identity_type is IdentityType.SSO_USER:
+            return rule is not None and bool(principal.session_name)
+        if principal.identity_type in (IdentityType.IAM_USER, IdentityType.ROLE, IdentityType.ROLE_SESSION):
+            return self._iam is not None and principal.account_id == self._account_id
+        return False
+
+    def find(self, principal: Principal, rule: IdentityCenterRule | None) -> Found:
+        if not self.needs_asking(principal, rule):
+            return Found("none")
+        try:
+            if principal.identity_type is IdentityType.SSO_USER:
+                assert rule is not None and principal.session_name
+                return self._identity_center(principal.session_name, rule)
+            return self._iam_tags(principal)
+        except ClientError as error:
+            code = _code(error)
+            if code in _ABSENT:
+                return Found("none")
+            raise LookupFailed(code, str(error)) from None
+        except BotoCoreError as error:  # endpoint unreachable, timeouts
+            raise LookupFailed(type(error).__name__, str(error)) from None
+
+    def _iam_tags(self, principal: Principal) -> Found:
+        assert self._iam is not None
+        if principal.identity_type is IdentityType.IAM_USER:
+            reply = self._iam.list_user_tags(UserName=principal.arn.rsplit("/", 1)[-1])
+        elif principal.role_arn:
+            reply = self._iam.list_role_tags(RoleName=principal.role_arn.rsplit("/", 1)[-1])
+        else:
+            return Found("none")
+        tags = {str(t["Key"]): str(t["Value"]) for t in reply.get("Tags", [])}
+        return Found("iam_tag", (tags.get(self._team_tag) or "").strip() or None, tags.get("Person") or None,
+                     tags.get("Email") or None, tags)
+
+    def _identity_center(self, user_name: str, rule: IdentityCenterRule) -> Found:
+        store = self._identity_store(rule.region)
+        user_id = store.get_user_id(
+            IdentityStoreId=rule.store_id,
+            AlternateIdentifier={"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": user_name}},
+        )["UserId"]
+        user = store.describe_user(IdentityStoreId=rule.store_id, UserId=user_id)
+        groups: list[str] = []
+        pages = store.get_paginator("list_group_memberships_for_member").paginate(
+            IdentityStoreId=rule.store_id, MemberId={"UserId": user_id})
+        for page in pages:
+            for membership in page.get("GroupMemberships", []):
+                group = store.describe_group(IdentityStoreId=rule.store_id, GroupId=membership["GroupId"])
+                groups.append(str(group.get("DisplayName") or ""))
+        emails = user.get("Emails") or []
+        email = next((e.get("Value") for e in emails if e.get("Primary")), None) or (
+            emails[0].get("Value") if emails else None)
+        tags = {name: str(user[attr]) for name, attr in (("Language", "PreferredLanguage"),
+                                                         ("TimeZone", "Timezone")) if user.get(attr)}
+        if "Language" in tags:  # Identity Center holds e.g. "es-ES"; messages are per language ("es")
+            tags["Language"] = tags["Language"].split("-")[0].split("_")[0].lower()
+        return Found("identity_center", rule.team_for(groups), user.get("DisplayName") or None, email, tags)
