@@ -67,6 +67,9 @@ def render_properties(settings: Settings, *, executable: str) -> str:
         # Without a grace period SIGTERM skips shutdown_requested: no last checkpoint, a longer replay.
         "shutdownGraceMillis": max(10000, settings.kcl_failover_ms * 2),
         "parentShardPollIntervalMillis": 1000,
+        # Empty polls reach the processor too: a person whose team lookup answered after their batch has
+        # their held calls settled within a poll, and a backlog's last batch is acknowledged once caught up.
+        "callProcessRecordsEvenForEmptyRecordList": "true",
     }
     if settings.aws_endpoint_url:
         # Local stack (moto): static credentials from the environment, no CloudWatch metrics.

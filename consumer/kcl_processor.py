@@ -80,6 +80,12 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         runtime = self._require()
         runtime.metrics.millis_behind_latest.labels(self._shard).set(process_records_input.millis_behind_latest or 0)
         if not records:
+            # Caught up: acknowledge a backlog batch still in flight, then let the core do its idle work
+            # (lookups answered since, settlements): nothing to checkpoint for the empty batch itself.
+            if self._in_flight is not None:
+                self._settle(self._in_flight, process_records_input.checkpointer)
+            self._guard(lambda: retry_transient(lambda: runtime.processor.process([]), TRANSIENT,
+                                                on_retry=self._on_retry))
             return
         batch = [
             InputRecord(r.binary_data, self._shard, r.sequence_number, r.timestamp_millis)

@@ -157,6 +157,10 @@ class Processor:
         calls, letters = self._decode(records, now.replace(tzinfo=None), result)
         entries = self._directory.resolve(call.principal for call, _ in calls)
         settle = self._settlements()
+        if not records and not settle:  # an idle poll with nothing to settle: no round trip at all
+            idle: Future[None] = Future()
+            idle.set_result(None)
+            return Flight(result, idle)
         # MySQL inserts the rows (uncommitted) while this thread groups the calls and Redis counts them.
         staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
         try:
