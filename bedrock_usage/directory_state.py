@@ -88,9 +88,11 @@ def read_state(cur: Cursor) -> tuple[int, IdentityCenterRule | None]:
     return int(row[0]), IdentityCenterRule.from_json(row[1]) if row[1] else None
 
 
-def store_identity_center(cur: Cursor, rule: IdentityCenterRule | None) -> None:
-    """Record the rule (None: no Identity Store lookups), in the caller's transaction."""
-    version = next_version(cur)
+def store_identity_center(cur: Cursor, rule: IdentityCenterRule | None, *, version: int | None = None) -> None:
+    """Record the rule (None: no Identity Store lookups), in the caller's transaction. `version`: one
+    the caller already took in this transaction (one change, one version), else a new one."""
+    if version is None:
+        version = next_version(cur)
     cur.execute("UPDATE directory_state SET identity_center = %s WHERE id = 1 AND version = %s",
                 (rule.to_json() if rule else None, version))
 

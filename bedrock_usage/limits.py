@@ -1,54 +1,26 @@
 """Quota file → MySQL (the record) → Redis (the cache the counting script reads).
 
-The quota file is declarative: after `bedrockctl limits apply quotas.yaml`, the overrides and team
-assignments in MySQL are exactly the file's. People and teams it no longer lists fall back to the
-defaults (and, for the team, to their IAM tag on the next lookup).
-
-    teams:
-      data-science: {daily_limit: 2000, monthly_limit: 30000, admins: [lead@example.com]}
-    users:
-      "arn:aws:iam::111122223333:user/alice": {team: data-science, daily_limit: 400, email: alice@example.com}
-      "sso:bob@example.com": {team: platform, monthly_limit: 8000, name: Bob, language: es,
-                              timezone: America/Mexico_City}
+The quota file (bedrock_usage.quota_file parses and checks it) is declarative: after
+`bedrockctl limits apply quotas.yaml`, the overrides, team assignments and Identity Center rule in
+MySQL are exactly the file's. People and teams it no longer lists fall back to the defaults (and, for
+the team, to a lookup: IAM tags, Identity Center groups).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from dataclasses import dataclass
 
-import yaml
 from pymysql.connections import Connection
 
-from bedrock_usage.identity import SSO_KEY_PREFIX, IdentityType
+from bedrock_usage import directory_state, quota_changes
 from bedrock_usage.quota import Limits, Scope
+from bedrock_usage.quota_changes import Change
+from bedrock_usage.quota_file import QuotaFile, identity_type_of_key
 from bedrock_usage.redis_state import RedisState
-from bedrock_usage.settings import LANGUAGES
 
-
-class QuotaFileError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class PersonEntry:
-    key: str
-    team: str | None
-    limits: Limits
-    email: str | None
-    name: str | None
-    language: str | None = None  # of the person's messages (en, es)
-    timezone: str | None = None  # of the times in them
-
-
-@dataclass(frozen=True)
-class QuotaFile:
-    teams: dict[str, Limits]
-    people: dict[str, PersonEntry]
-    team_admins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # who hears of the team's blocks
+# identity_type_of_key lives in quota_file now; enforcement/store.py still imports it from here.
+__all__ = ["ApplyReport", "apply", "identity_type_of_key", "plan", "sync_to_redis"]
 
 
 @dataclass(frozen=True)
@@ -57,159 +29,111 @@ class ApplyReport:
     people: int
     cleared_people: int
     cleared_teams: int
+    version: int  # the directory version the changed rows carry
+    changes: tuple[Change, ...] = ()
 
 
-def identity_type_of_key(key: str) -> IdentityType:
-    if key.startswith(SSO_KEY_PREFIX):
-        return IdentityType.SSO_USER
-    if not key.startswith("arn:aws"):
-        raise QuotaFileError(f"{key!r} is not a quota key (an IAM ARN, or sso:<user name>)")
-    for marker, kind in ((":user/", IdentityType.IAM_USER), (":assumed-role/", IdentityType.ROLE_SESSION),
-                         (":role/", IdentityType.ROLE), (":federated-user/", IdentityType.FEDERATED_USER)):
-        if marker in key:
-            return kind
-    if key.endswith(":root"):
-        return IdentityType.ROOT
-    raise QuotaFileError(f"{key!r} is not a user, role, session, federated user or root ARN")
+def plan(conn: Connection, quota: QuotaFile) -> list[Change]:
+    """What `apply` would change, reading only (`limits apply --dry-run`)."""
+    with conn.cursor() as cur:
+        changes = quota_changes.plan(cur, quota)
+    conn.rollback()
+    return changes
 
 
-def normalise_key(key: str) -> str:
-    """SSO user names are case-insensitive; their quota keys are lower case (see identity.py)."""
-    return key.lower() if key.lower().startswith(SSO_KEY_PREFIX) else key
-
-
-def _limit(where: str, entry: dict[str, Any], name: str) -> int | None:
-    value = entry.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise QuotaFileError(f"{where}: {name} must be a positive integer, got {value!r}")
-    return value
-
-
-def parse_quota_file(text: str) -> QuotaFile:
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise QuotaFileError(f"not valid YAML: {error}") from None
-    if not isinstance(document, dict):
-        raise QuotaFileError("the quota file must be a mapping with 'teams' and 'users'")
-    unknown = set(document) - {"teams", "users"}
-    if unknown:
-        raise QuotaFileError(f"unknown sections: {sorted(unknown)} (expected teams, users)")
-    for section in ("teams", "users"):
-        if not isinstance(document.get(section) or {}, dict):
-            raise QuotaFileError(f"'{section}' must be a mapping (name → settings), not a list or a value")
-    teams: dict[str, Limits] = {}
-    team_admins: dict[str, tuple[str, ...]] = {}
-    for name, raw_entry in (document.get("teams") or {}).items():
-        entry = raw_entry or {}
-        if not isinstance(entry, dict):
-            raise QuotaFileError(f"teams.{name} must be a mapping")
-        _only(f"teams.{name}", entry, {"daily_limit", "monthly_limit", "admins"})
-        teams[str(name)] = Limits(_limit(f"teams.{name}", entry, "daily_limit"),
-                                  _limit(f"teams.{name}", entry, "monthly_limit"))
-        admins = entry.get("admins") or []
-        if not isinstance(admins, list) or not all(isinstance(a, str) and "@" in a for a in admins):
-            raise QuotaFileError(f"teams.{name}: admins must be a list of email addresses")
-        if admins:
-            team_admins[str(name)] = tuple(admins)
-    people: dict[str, PersonEntry] = {}
-    for raw_key, raw_entry in (document.get("users") or {}).items():
-        entry = raw_entry or {}
-        key = normalise_key(str(raw_key))
-        identity_type_of_key(key)
-        if not isinstance(entry, dict):
-            raise QuotaFileError(f"users.{key} must be a mapping")
-        _only(f"users.{key}", entry, {"team", "daily_limit", "monthly_limit", "email", "name", "language",
-                                      "timezone"})
-        language = str(entry["language"]).lower() if entry.get("language") else None
-        if language is not None and language not in LANGUAGES:
-            raise QuotaFileError(f"users.{key}: language must be one of {', '.join(LANGUAGES)}, got {language!r}")
-        timezone = str(entry["timezone"]) if entry.get("timezone") else None
-        if timezone is not None:
-            try:
-                ZoneInfo(timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise QuotaFileError(f"users.{key}: timezone {timezone!r} is not an IANA time zone") from None
-        people[key] = PersonEntry(
-            key=key,
-            team=str(entry["team"]) if entry.get("team") else None,
-            limits=Limits(_limit(f"users.{key}", entry, "daily_limit"),
-                          _limit(f"users.{key}", entry, "monthly_limit")),
-            email=str(entry["email"]) if entry.get("email") else None,
-            name=str(entry["name"]) if entry.get("name") else None,
-            language=language,
-            timezone=timezone,
-        )
-    return QuotaFile(teams, people, team_admins)
-
-
-def _only(where: str, entry: dict[str, Any], allowed: set[str]) -> None:
-    extra = set(entry) - allowed
-    if extra:
-        raise QuotaFileError(f"{where}: unknown fields {sorted(extra)} (allowed: {sorted(allowed)})")
-
-
-def load_quota_file(path: Path) -> QuotaFile:
-    return parse_quota_file(path.read_text())
+# A person's team after the file is applied: the file's, else (when the file gave the team before) none,
+# to be looked up again, else whatever a lookup found. Written once, used by the UPDATE and its check.
+_NEW_TEAM = "IF(VALUES(team_source) = 'quota_file', VALUES(team), IF(team_source = 'quota_file', NULL, team))"
+_NEW_SOURCE = ("IF(VALUES(team_source) = 'quota_file', 'quota_file',"
+               " IF(team_source = 'quota_file', 'default', team_source))")
+# MySQL and MariaDB assign left to right, each assignment seeing the ones before it: `version` comes
+# first, so it compares the row as it was with what it becomes; team_source comes last, since the
+# others test its old value.
+_UPSERT_PERSON = f"""
+INSERT INTO principals (quota_key, identity_type, team, team_source, email, display_name, daily_request_limit,
+                        monthly_request_limit, language, time_zone, resolved_at, version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON DUPLICATE KEY UPDATE
+  version = IF(team <=> {_NEW_TEAM} AND team_source <=> {_NEW_SOURCE}
+               AND email <=> COALESCE(VALUES(email), email)
+               AND display_name <=> COALESCE(VALUES(display_name), display_name)
+               AND daily_request_limit <=> VALUES(daily_request_limit)
+               AND monthly_request_limit <=> VALUES(monthly_request_limit)
+               AND language <=> VALUES(language) AND time_zone <=> VALUES(time_zone)
+               AND NOT (VALUES(team_source) = 'quota_file' AND resolved_at IS NULL),
+               version, VALUES(version)),
+  resolved_at = IF(VALUES(team_source) = 'quota_file', COALESCE(resolved_at, VALUES(resolved_at)),
+                   IF(team_source = 'quota_file', NULL, resolved_at)),
+  tags_checked_at = IF(VALUES(team_source) <> 'quota_file' AND team_source = 'quota_file', NULL, tags_checked_at),
+  team = {_NEW_TEAM},
+  email = COALESCE(VALUES(email), email), display_name = COALESCE(VALUES(display_name), display_name),
+  daily_request_limit = VALUES(daily_request_limit), monthly_request_limit = VALUES(monthly_request_limit),
+  language = VALUES(language), time_zone = VALUES(time_zone),
+  team_source = {_NEW_SOURCE}
+"""
+# Someone the file no longer lists: back to the default limits, and, when the file gave their team,
+# unresolved again (resolved_at and tags_checked_at NULL) so that the consumer looks them up.
+_CLEAR_PERSON = """
+UPDATE principals SET version = %s, daily_request_limit = NULL, monthly_request_limit = NULL,
+  resolved_at = IF(team_source = 'quota_file', NULL, resolved_at),
+  tags_checked_at = IF(team_source = 'quota_file', NULL, tags_checked_at),
+  team = IF(team_source = 'quota_file', NULL, team),
+  team_source = IF(team_source = 'quota_file', 'default', team_source)
+WHERE quota_key = %s
+"""
 
 
 def apply(conn: Connection, state: RedisState, quota: QuotaFile) -> ApplyReport:
-    """Make MySQL match the file (one transaction), then refresh the Redis cache of overrides."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT quota_key FROM principals WHERE team_source = 'quota_file'"
-                    " OR daily_request_limit IS NOT NULL OR monthly_request_limit IS NOT NULL")
-        previously = {str(key) for (key,) in cur.fetchall()} - set(quota.people)
-        cur.execute("SELECT name FROM teams WHERE daily_request_limit IS NOT NULL"
-                    " OR monthly_request_limit IS NOT NULL")
-        old_teams = {str(name) for (name,) in cur.fetchall()} - set(quota.teams)
+    """Make MySQL match the file (one transaction), then refresh the Redis cache of overrides.
 
-        if previously:
-            cur.executemany(
-                # MySQL assigns left to right with the new values: team_source must change last.
-                "UPDATE principals SET daily_request_limit = NULL, monthly_request_limit = NULL,"
-                " tags_checked_at = IF(team_source = 'quota_file', NULL, tags_checked_at),"
-                " team = IF(team_source = 'quota_file', NULL, team),"
-                " team_source = IF(team_source = 'quota_file', 'default', team_source)"
-                " WHERE quota_key = %s",
-                [(key,) for key in sorted(previously)],
-            )
-        if old_teams:
-            cur.executemany("UPDATE teams SET daily_request_limit = NULL, monthly_request_limit = NULL"
-                            " WHERE name = %s", [(name,) for name in sorted(old_teams)])
-        cur.execute("UPDATE teams SET admin_emails = NULL WHERE admin_emails IS NOT NULL")
-        if quota.teams:
-            cur.executemany(
-                "INSERT INTO teams (name, daily_request_limit, monthly_request_limit, admin_emails)"
-                " VALUES (%s, %s, %s, %s)"
-                " ON DUPLICATE KEY UPDATE daily_request_limit = VALUES(daily_request_limit),"
-                " monthly_request_limit = VALUES(monthly_request_limit), admin_emails = VALUES(admin_emails)",
-                [(name, limits.daily, limits.monthly,
-                  json.dumps(list(quota.team_admins[name])) if quota.team_admins.get(name) else None)
-                 for name, limits in quota.teams.items()],
-            )
-        if quota.people:
-            cur.executemany(
-                "INSERT INTO principals (quota_key, identity_type, team, team_source, email, display_name,"
-                " daily_request_limit, monthly_request_limit, language, time_zone)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON DUPLICATE KEY UPDATE"
-                " team = IF(VALUES(team_source) = 'quota_file', VALUES(team),"
-                "   IF(team_source = 'quota_file', NULL, team)),"
-                " team_source = IF(VALUES(team_source) = 'quota_file', 'quota_file',"
-                "   IF(team_source = 'quota_file', 'default', team_source)),"
-                " email = COALESCE(VALUES(email), email), display_name = COALESCE(VALUES(display_name), display_name),"
-                " daily_request_limit = VALUES(daily_request_limit),"
-                " monthly_request_limit = VALUES(monthly_request_limit),"
-                " language = VALUES(language), time_zone = VALUES(time_zone)",
-                [
+    Every principals row it changes carries one new directory version (see directory_state), so the
+    consumers holding the directory learn of the change; the rule for Identity Center has it too.
+    """
+    try:
+        with conn.cursor() as cur:
+            changes = quota_changes.plan(cur, quota)
+            cur.execute("SELECT quota_key FROM principals WHERE team_source = 'quota_file'"
+                        " OR daily_request_limit IS NOT NULL OR monthly_request_limit IS NOT NULL")
+            previously = {str(key) for (key,) in cur.fetchall()} - set(quota.people)
+            cur.execute("SELECT name FROM teams WHERE daily_request_limit IS NOT NULL"
+                        " OR monthly_request_limit IS NOT NULL")
+            old_teams = {str(name) for (name,) in cur.fetchall()} - set(quota.teams)
+
+            # Taken after the reads: it locks the version row to commit, and other writers wait on it.
+            version = directory_state.next_version(cur)
+            # A person the file gives a team is resolved now. The statement's own UTC_TIMESTAMP(3) would keep
+            # pymysql from sending all the people in one multi-row INSERT: the time is a parameter.
+            cur.execute("SELECT UTC_TIMESTAMP(3)")
+            (now,) = cur.fetchone() or (None,)
+            if previously:
+                cur.executemany(_CLEAR_PERSON, [(version, key) for key in sorted(previously)])
+            if old_teams:
+                cur.executemany("UPDATE teams SET daily_request_limit = NULL, monthly_request_limit = NULL"
+                                " WHERE name = %s", [(name,) for name in sorted(old_teams)])
+            cur.execute("UPDATE teams SET admin_emails = NULL WHERE admin_emails IS NOT NULL")
+            if quota.teams:
+                cur.executemany(
+                    "INSERT INTO teams (name, daily_request_limit, monthly_request_limit, admin_emails)"
+                    " VALUES (%s, %s, %s, %s)"
+                    " ON DUPLICATE KEY UPDATE daily_request_limit = VALUES(daily_request_limit),"
+                    " monthly_request_limit = VALUES(monthly_request_limit), admin_emails = VALUES(admin_emails)",
+                    [(name, limits.daily, limits.monthly,
+                      json.dumps(list(quota.team_admins[name])) if quota.team_admins.get(name) else None)
+                     for name, limits in quota.teams.items()],
+                )
+            if quota.people:
+                cur.executemany(_UPSERT_PERSON, [
                     (p.key, identity_type_of_key(p.key).value, p.team, "quota_file" if p.team else "default",
-                     p.email, p.name, p.limits.daily, p.limits.monthly, p.language, p.timezone)
+                     p.email, p.name, p.limits.daily, p.limits.monthly, p.language, p.timezone,
+                     now if p.team else None, version)
                     for p in quota.people.values()
-                ],
-            )
-    conn.commit()
+                ])
+            # Declarative like the rest: a file without the section turns the lookups off.
+            directory_state.store_identity_center(cur, quota.identity_center, version=version)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
     state.set_limit_overrides(
         [(Scope.USER, key, Limits(None, None)) for key in previously]
@@ -217,7 +141,8 @@ def apply(conn: Connection, state: RedisState, quota: QuotaFile) -> ApplyReport:
         + [(Scope.TEAM, name, limits) for name, limits in quota.teams.items()]
         + [(Scope.USER, p.key, p.limits) for p in quota.people.values()]
     )
-    return ApplyReport(len(quota.teams), len(quota.people), len(previously), len(old_teams))
+    return ApplyReport(len(quota.teams), len(quota.people), len(previously), len(old_teams), version,
+                       tuple(changes))
 
 
 def sync_to_redis(conn: Connection, state: RedisState) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bedrock_usage import db, limits, migrate, partitions
+from bedrock_usage import db, limits, migrate, partitions, quota_changes, quota_file
 from bedrock_usage.keys import Keys
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
@@ -46,14 +47,31 @@ def db_retention(args: argparse.Namespace, settings: Settings) -> int:
 # -- limits -------------------------------------------------------------------------------------
 
 def limits_apply(args: argparse.Namespace, settings: Settings) -> int:
-    quota = limits.load_quota_file(Path(args.file))
+    try:
+        quota = quota_file.load_quota_file(Path(args.file), default_team=settings.default_team,
+                                           allow_new_teams=args.allow_new_teams, allow_empty=args.allow_empty)
+    except quota_file.QuotaFileError as error:
+        # Every problem at once, so that one edit fixes the file.
+        count = len(error.problems)
+        print(f"bedrockctl: {args.file} rejected ({count} problem{'s' if count > 1 else ''}), nothing written:",
+              file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     conn = db.connect(settings.mysql)
     try:
+        if args.dry_run:  # no Redis client either: a dry run reads MySQL only
+            changes = limits.plan(conn, quota)
+            print("\n".join(quota_changes.describe(changes)))
+            print(f"dry run: {len(changes)} change{'s' if len(changes) != 1 else ''} in {args.file}, nothing written")
+            return 0
         report = limits.apply(conn, RedisState(redis_client(settings), Keys(settings.redis_key_prefix)), quota)
     finally:
         conn.close()
+    print("\n".join(quota_changes.describe(report.changes)))
     print(f"applied {args.file}: {report.teams} teams, {report.people} people;"
-          f" overrides cleared for {report.cleared_people} people and {report.cleared_teams} teams")
+          f" overrides cleared for {report.cleared_people} people and {report.cleared_teams} teams"
+          f" (directory version {report.version})")
     return 0
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import re
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.cli.commands import table
-from bedrock_usage.limits import normalise_key
 from bedrock_usage.periods import periods_of
+from bedrock_usage.quota_file import normalise_key
 from bedrock_usage.settings import Settings
 from enforcement.model import Outcome
 
@@ -52,6 +55,43 @@ def _when(value: Any, settings: Settings) -> str:
     return instant.astimezone(settings.quota_timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def closest_keys(key: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """The known quota keys `key` was likely meant to be. Compared on the name at their end (the part
+    after the last / or :): keys of one account share a long prefix, which would make any two of them
+    look alike; among keys with a similar name, the closest whole key first (an account typo)."""
+    def name(k: str) -> str:
+        return re.split(r"[/:]", k)[-1].lower()
+
+    by_name: dict[str, list[str]] = {}
+    for k in known:
+        by_name.setdefault(name(k), []).append(k)
+    found: list[str] = []
+    for match in difflib.get_close_matches(name(key), list(by_name), n=n, cutoff=0.6):
+        found += sorted(by_name[match], key=lambda k: -difflib.SequenceMatcher(None, key, k).ratio())
+    return found[:n]
+
+
+def unknown_key_refusal(settings: Settings, key: str) -> str | None:
+    """Why blocking `key` is refused: never seen and not in the quota file (a typo would otherwise
+    create a block, an audit row and a message for no one), or None."""
+    from bedrock_usage import db  # noqa: PLC0415
+
+    conn = db.connect(settings.mysql)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM principals WHERE quota_key = %s", (key,))
+            if cur.fetchone():
+                return None
+            cur.execute("SELECT quota_key FROM principals")
+            known = [str(k) for (k,) in cur.fetchall()]
+    finally:
+        conn.close()
+    suggestions = closest_keys(key, known)
+    hint = f"; did you mean: {', '.join(suggestions)}?" if suggestions else "."
+    return (f"refused: {key!r} is not a known person (never seen, not in the quota file){hint}"
+            " Use --force to block it anyway.")
+
+
 def block(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     if args.indefinite:
@@ -64,8 +104,13 @@ def block(args: argparse.Namespace, settings: Settings) -> int:
             raise ValueError(f"--until {args.until} is in the past")
     else:
         until = periods_of(now, settings.quota_timezone).day_ends_at
+    if not args.force and (refusal := unknown_key_refusal(settings, args.principal)):
+        print(f"bedrockctl: {refusal}", file=sys.stderr)
+        return 2
     rt = _runtime(settings)
     try:
+        if args.dry_run:
+            return _block_dry_run(args, settings, rt, until)
         result = rt.enforcer.admin_block(args.principal, actor=args.by, reason=args.reason, until=until)
     finally:
         rt.close()
@@ -74,6 +119,32 @@ def block(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     until_text = _when(result.blocked_until, settings) if result.blocked_until else "an admin unblocks"
     print(f"blocked {args.principal} until {until_text} ({result.outcome}: {result.detail})")
+    return 0
+
+
+def _block_dry_run(args: argparse.Namespace, settings: Settings, rt: Any, until: datetime | None) -> int:
+    """What `block` would do, from what the enforcer reads before acting; nothing is written."""
+    from enforcement import store  # noqa: PLC0415
+    from enforcement.targets import Refusal, target_of  # noqa: PLC0415
+
+    enforcer = rt.enforcer
+    person = store.principal(enforcer.conn, args.principal)
+    (current,) = enforcer.status(args.principal)
+    print(f"dry run: would block {args.principal} until {_when(until, settings) if until else 'an admin unblocks'}"
+          f" (reason: {args.reason}; by: {args.by})")
+    if current["blocked"]:
+        end = "an admin unblocks" if current["indefinite"] else _when(current["blocked_until"], settings)
+        print(f"  already blocked until {end} (the later end stands)")
+    target = target_of(person, enforcer.account_id, settings.session_roles) if person else None
+    if enforcer.is_protected(args.principal):
+        print("  NOT blocked: a protected principal (PROTECTED_PRINCIPALS) is never denied")
+    elif target is None or isinstance(target, Refusal):
+        print(f"  NOT denied in IAM: {target.detail if target else 'not a known principal'}")
+    elif settings.shadow:
+        print(f"  shadow mode: recorded, no IAM change (would deny {target})")
+    else:
+        print(f"  IAM: deny {target}")
+    print("nothing written")
     return 0
 
 
@@ -158,6 +229,8 @@ def add_parsers(sub: Any, add: Any) -> None:
     when.add_argument("--indefinite", action="store_true", help="until an admin unblocks")
     p.add_argument("--reason", required=True)
     p.add_argument("--by", **by)
+    p.add_argument("--force", action="store_true", help="block a key never seen and not in the quota file")
+    p.add_argument("--dry-run", action="store_true", help="check and print what would happen, write nothing")
 
     p = add(sub, "unblock", unblock, "restore Bedrock to a person now")
     p.add_argument("principal", type=normalise_key)

@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     lim = sub.add_parser("limits", help="quota file").add_subparsers(dest="limits_command", required=True)
     apply = add(lim, "apply", c.limits_apply, "make limits and teams match a quota file")
     apply.add_argument("file")
+    apply.add_argument("--dry-run", action="store_true", help="check the file, print what would change, write nothing")
+    apply.add_argument("--allow-new-teams", action="store_true",
+                       help="let people (and Identity Center groups) be put in teams not declared under teams:")
+    apply.add_argument("--allow-empty", action="store_true",
+                       help="accept a file declaring nothing (it clears every override)")
     show = add(lim, "show", c.limits_show, "show teams, overrides and defaults")
     show.add_argument("--json", action="store_true")
 
@@ -92,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from bedrock_usage.limits import QuotaFileError  # noqa: PLC0415
     from bedrock_usage.migrate import MigrationError  # noqa: PLC0415
+    from bedrock_usage.quota_file import QuotaFileError  # noqa: PLC0415
 
     # AWS errors (no credentials, access denied) are one line too: the admin fixes the environment.
     return (QuotaFileError, MigrationError, FileNotFoundError, ValueError, ClientError, BotoCoreError)

@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.cli.commands import table
-from bedrock_usage.limits import normalise_key
+from bedrock_usage.quota_file import normalise_key
 from bedrock_usage.settings import LANGUAGES, Settings
 
 

@@ -93,3 +93,52 @@ def test_bad_durations_and_times_are_clear_errors(world: World, cli) -> None:  #
     assert parse_duration("90m") == timedelta(minutes=90)
     settings = Settings.from_env(_env())
     assert parse_instant("2026-12-01T09:00", settings) == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Madrid, CET
+
+
+def test_blocking_a_key_never_seen_is_refused_with_the_closest_known_keys(  # type: ignore[no-untyped-def]
+        world: World, cli, capsys: pytest.CaptureFixture[str]) -> None:
+    alice = world.person(user_arn("alice"), IdentityType.IAM_USER)
+    alicia = world.person(user_arn("alicia"), IdentityType.IAM_USER)
+    world.person(user_arn("bob"), IdentityType.IAM_USER)
+    world.iam.create_user(UserName="alcie")  # exists in IAM, but Bedrock never saw it and no file names it
+    nothing = [("blocks", 0), ("enforcement_actions", 0), ("notifications", 0)]
+
+    def written() -> list[tuple[str, int]]:
+        return [(t, world.rows(f"SELECT COUNT(*) FROM {t}")[0][0]) for t, _ in nothing]
+
+    capsys.readouterr()
+    assert main(["block", user_arn("alcie"), "--reason", "typo"]) == 2
+    assert capsys.readouterr().err == (
+        f"bedrockctl: refused: {user_arn('alcie')!r} is not a known person (never seen, not in the quota file);"
+        f" did you mean: {alice}, {alicia}? Use --force to block it anyway.\n")
+    assert main(["block", user_arn("zed"), "--reason", "typo", "--dry-run"]) == 2
+    assert capsys.readouterr().err == (
+        f"bedrockctl: refused: {user_arn('zed')!r} is not a known person (never seen, not in the quota file)."
+        " Use --force to block it anyway.\n")
+    assert written() == nothing
+    rt = world.runtime()
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == set()
+
+    code, out = cli("block", user_arn("alcie"), "--reason", "on purpose", "--force")
+    assert code == 0 and out.startswith(f"blocked {user_arn('alcie')}")
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alcie"}
+
+
+def test_block_dry_run_says_what_would_happen_and_writes_nothing(world: World, cli) -> None:  # type: ignore[no-untyped-def]
+    alice = world.person(user_arn("alice"), IdentityType.IAM_USER)
+    code, out = cli("block", alice, "--for", "2h", "--reason", "runaway notebook", "--by", "ops-lead", "--dry-run")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"dry run: would block {alice} until ")
+    assert lines[0].endswith("(reason: runaway notebook; by: ops-lead)")
+    assert lines[1:] == ["  IAM: deny user:alice", "nothing written"]
+    assert [world.rows(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("blocks", "enforcement_actions",
+                                                                       "notifications")] == [0, 0, 0]
+    rt = world.runtime()
+    assert rt.enforcer.iam is not None
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == set()
+
+    assert cli("block", alice, "--indefinite", "--reason", "left")[0] == 0
+    code, out = cli("block", alice, "--reason", "again", "--dry-run")
+    assert code == 0 and "  already blocked until an admin unblocks (the later end stands)" in out.splitlines()

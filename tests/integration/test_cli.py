@@ -27,6 +27,7 @@ BOB = Person("bob@example.com", sso=True)
 QUOTAS = """
 teams:
   research: {daily_limit: 100, monthly_limit: 2000}
+  platform: {}
 users:
   "arn:aws:iam::111122223333:user/alice": {team: research, daily_limit: 5}
   "SSO:Bob@Example.com": {team: platform, monthly_limit: 900, email: bob@example.com}
@@ -59,7 +60,7 @@ def test_limits_apply_writes_mysql_and_the_redis_cache(
         ALICE.quota_key: "research", "sso:bob@example.com": "platform"}
 
     # Declarative: whoever leaves the file goes back to the defaults, in MySQL and in Redis.
-    (tmp_path / "q.yaml").write_text("teams: {}\nusers:\n  \"sso:bob@example.com\": {team: platform}\n")
+    (tmp_path / "q.yaml").write_text("teams: {platform: {}}\nusers:\n  \"sso:bob@example.com\": {team: platform}\n")
     run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
     assert state.limit_overrides(Scope.USER, ALICE.quota_key) == Limits(None, None)
     assert state.limit_overrides(Scope.USER, "sso:bob@example.com") == Limits(None, None)
