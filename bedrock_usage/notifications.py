@@ -12,6 +12,7 @@ from enum import StrEnum
 class NotificationKind(StrEnum):
     WARNING = "warning"
     BLOCKED = "blocked"
+    TEAM_BLOCKED = "team_blocked"  # one per team decision, for the team's admins and the chat channels
     UNBLOCKED = "unblocked"  # at the period's reset (or the end of an admin's duration)
     ADMIN_BLOCKED = "admin_blocked"
     ADMIN_UNBLOCKED = "admin_unblocked"

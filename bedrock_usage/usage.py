@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -21,12 +22,22 @@ from bedrock_usage.redis_state import as_counts
 from bedrock_usage.settings import Settings
 
 
+class TeamStatus(StrEnum):
+    """Where a person's calls are charged: a team, no team (DEFAULT_TEAM, which is not a team), or a team
+    not known yet (a lookup still being retried; their calls are held for it)."""
+
+    TEAM = "team"
+    NONE = "none"
+    UNRESOLVED = "unresolved"
+
+
 @dataclass(frozen=True)
 class PersonUsage:
     principal: str
     display_name: str | None
     identity_type: str
     team: str
+    team_status: str  # TeamStatus
     date: str
     requests: int
     failed: int
@@ -44,10 +55,15 @@ class TeamUsage:
     team: str
     date: str
     requests: int
+    failed: int
     daily_limit: int | None
     monthly_requests: int
     monthly_limit: int | None
     state: str
+    members: list[str]  # quota keys counted in the team that day
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _worst(*states: State) -> State:
@@ -111,8 +127,8 @@ class UsageReader:
 
     def people(self, day: date, *, user: str | None = None, team: str | None = None,
                include_idle: bool = False) -> list[PersonUsage]:
-        sql = ("SELECT quota_key, display_name, identity_type, team, daily_request_limit, monthly_request_limit"
-               " FROM principals")
+        sql = ("SELECT quota_key, display_name, identity_type, team, daily_request_limit, monthly_request_limit,"
+               " resolved_at IS NOT NULL OR team_source = 'quota_file' FROM principals")
         where, params = [], []
         if user:
             where.append("quota_key = %s")
@@ -128,7 +144,7 @@ class UsageReader:
         self._conn.commit()
         counters = self._counters(Scope.USER, [str(r[0]) for r in rows], day)
         result = []
-        for (key, name, kind, row_team, daily, monthly), (day_c, month_c) in zip(rows, counters, strict=True):
+        for (key, name, kind, row_team, daily, monthly, resolved), (day_c, month_c) in zip(rows, counters, strict=True):
             daily_limit = daily if daily is not None else self._user_defaults.daily
             monthly_limit = monthly if monthly is not None else self._user_defaults.monthly
             requests, monthly_requests = day_c.get("req", 0), month_c.get("req", 0)
@@ -138,14 +154,20 @@ class UsageReader:
                            state_of(monthly_requests, monthly_limit, self._percents))
             result.append(PersonUsage(
                 principal=str(key), display_name=name, identity_type=str(kind),
-                team=str(row_team) if row_team else self._default_team, date=day.isoformat(),
+                team=str(row_team) if row_team else self._default_team,
+                team_status=(TeamStatus.TEAM if row_team else TeamStatus.NONE if resolved else TeamStatus.UNRESOLVED),
+                date=day.isoformat(),
                 requests=requests, failed=day_c.get("err", 0), daily_limit=daily_limit,
                 monthly_requests=monthly_requests, monthly_limit=monthly_limit, state=state.value,
             ))
         return result
 
-    def teams(self, day: date, names: Sequence[str]) -> list[TeamUsage]:
-        names = sorted(set(names))
+    def teams(self, day: date, names: Sequence[str] | None = None) -> list[TeamUsage]:
+        """Usage of teams on a day: those named, else every team declared or counted that month.
+        DEFAULT_TEAM is not a team: it is never among them."""
+        if names is None:
+            names = self.team_names(day)
+        names = sorted(set(names) - {self._default_team, ""})
         overrides: dict[str, tuple[int | None, int | None]] = {}
         if names:
             with self._conn.cursor() as cur:
@@ -154,6 +176,7 @@ class UsageReader:
                     + ",".join(["%s"] * len(names)) + ")", names)
                 overrides = {str(n): (d, m) for n, d, m in cur.fetchall()}
             self._conn.commit()
+        members = self.members_of(names, day.isoformat())
         result = []
         for name, (day_c, month_c) in zip(names, self._counters(Scope.TEAM, names, day), strict=True):
             d_override, m_override = overrides.get(name, (None, None))
@@ -162,6 +185,45 @@ class UsageReader:
             requests, monthly_requests = day_c.get("req", 0), month_c.get("req", 0)
             state = _worst(state_of(requests, daily, self._percents),
                            state_of(monthly_requests, monthly, self._percents))
-            result.append(TeamUsage(name, day.isoformat(), requests, daily, monthly_requests, monthly,
-                                    state.value))
+            result.append(TeamUsage(name, day.isoformat(), requests, day_c.get("err", 0), daily, monthly_requests,
+                                    monthly, state.value, members.get(name, [])))
         return result
+
+    def team_names(self, day: date) -> list[str]:
+        """Teams declared in the quota file, someone's team now, or charged a call this month (not
+        DEFAULT_TEAM)."""
+        month = day.replace(day=1)
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT name FROM teams UNION SELECT DISTINCT team FROM principals WHERE team IS NOT NULL"
+                        " UNION SELECT DISTINCT team FROM bedrock_calls WHERE event_date >= %s AND event_date < %s",
+                        (month, first_of_next_month(month)))
+            found = {str(n) for (n,) in cur.fetchall()}
+        self._conn.commit()
+        return sorted(found - {self._default_team, ""})
+
+    def members_of(self, teams: Sequence[str], period_id: str) -> dict[str, list[str]]:
+        """The people counted in each team in a period (a day `YYYY-MM-DD` or a month `YYYY-MM`): whom a
+        team block covers. Redis while it holds the period, MySQL before that."""
+        teams = sorted(set(teams))
+        if not teams:
+            return {}
+        monthly = len(period_id) == 7
+        first = date.fromisoformat(period_id + "-01" if monthly else period_id)
+        if first >= self._horizon:
+            pipe = self._redis.pipeline(transaction=False)
+            for team in teams:
+                pipe.smembers(self._keys.members(team, period_id))
+            return {team: sorted(m.decode() if isinstance(m, bytes) else str(m) for m in found)
+                    for team, found in zip(teams, pipe.execute(), strict=True)}
+        end = first_of_next_month(first) if monthly else first + timedelta(days=1)
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT c.team, p.quota_key FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
+                " WHERE c.event_date >= %s AND c.event_date < %s AND c.error_code IS NULL AND c.team IN ("
+                + ",".join(["%s"] * len(teams)) + ")", [first, end, *teams])
+            rows = cur.fetchall()
+        self._conn.commit()
+        out: dict[str, list[str]] = {team: [] for team in teams}
+        for team, key in rows:
+            out[str(team)].append(str(key))
+        return {team: sorted(keys) for team, keys in out.items()}

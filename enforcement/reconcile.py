@@ -94,29 +94,34 @@ class Reconciler:
         periods = periods_of(now, settings.quota_timezone)
         reader = self._reader(now)
         people = {p.principal: p for p in reader.people(periods.day, include_idle=True)}
-        teams = {t.team: t for t in reader.teams(periods.day, [p.team for p in people.values()])}
+        # Every team (never DEFAULT_TEAM: people without a team are not one), with the people counted in
+        # it today and this month: a team over its quota covers exactly those.
+        teams = {t.team: t for t in reader.teams(periods.day)}
+        by_period = {periods.day_id: reader.members_of(list(teams), periods.day_id),
+                     periods.month_id: reader.members_of(list(teams), periods.month_id)}
         blocks = {b.principal: b for b in store.blocks(enforcer.conn)}
         enforcer.conn.commit()
 
-        def over_of(key: str) -> tuple[Scope, Quota, int, int] | None:
-            person = people.get(key)
-            if person is None:
-                return None
+        overs: dict[str, tuple[Scope, Quota, int, int, str | None]] = {}
+        for key, person in people.items():
             own = _over(person.requests, person.daily_limit, person.monthly_requests, person.monthly_limit)
             if own:
-                return (Scope.USER, *own)
-            team = teams.get(person.team)
-            shared = team and _over(team.requests, team.daily_limit, team.monthly_requests, team.monthly_limit)
-            return (Scope.TEAM, *shared) if shared else None
-
-        for key, person in people.items():
-            over = over_of(key)
-            block = blocks.get(key)
-            if over is None or enforcer.is_protected(key) or (block and (block.active(now) or block.shielded(now))):
+                overs[key] = (Scope.USER, *own, person.team)
+        for name, usage_of_team in sorted(teams.items()):
+            shared = _over(usage_of_team.requests, usage_of_team.daily_limit, usage_of_team.monthly_requests,
+                           usage_of_team.monthly_limit)
+            if not shared:
                 continue
-            scope, quota, usage, limit = over
+            period = periods.day_id if shared[0] is Quota.DAILY_REQUESTS else periods.month_id
+            for key in by_period[period].get(name, []):
+                overs.setdefault(key, (Scope.TEAM, *shared, name))
+
+        for key, (scope, quota, usage, limit, team) in sorted(overs.items()):
+            block = blocks.get(key)
+            if enforcer.is_protected(key) or (block and (block.active(now) or block.shielded(now))):
+                continue
             period = periods.day_id if quota is Quota.DAILY_REQUESTS else periods.month_id
-            context = QuotaContext(scope, quota, period, usage, limit, person.team)
+            context = QuotaContext(scope, quota, period, usage, limit, team)
             report.results.append(enforcer.block_for_quota(
                 key, context, until=period_end(quota, period, settings), actor=RECONCILER,
                 action_key=digest("reconcile", uuid.uuid4()),

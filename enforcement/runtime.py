@@ -16,6 +16,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
+from bedrock_usage.usage import UsageReader
 from enforcement.iam import IamPolicies
 from enforcement.metrics import EnforcerMetrics
 from enforcement.policies import PolicyNames
@@ -61,6 +62,12 @@ def build(settings: Settings, *, registry: CollectorRegistry = REGISTRY, account
             on_retry=lambda code: metrics.iam_retries.labels(code).inc(),
         )
     session = MySQLSession(settings.mysql)
-    enforcer = Enforcer(settings, session=session, iam=iam, account_id=account, metrics=metrics, clock=clock)
+
+    def members(team: str, period: str) -> list[str]:
+        reader = UsageReader.for_settings(session.conn, client, settings, clock())
+        return reader.members_of([team], period).get(team, [])
+
+    enforcer = Enforcer(settings, session=session, iam=iam, account_id=account, metrics=metrics, members=members,
+                        clock=clock)
     stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}")
     return EnforcerRuntime(enforcer, Reconciler(enforcer, client), stream, client, session, metrics)

@@ -85,10 +85,13 @@ def _actor_kind(actor: str) -> str:
 
 class Enforcer:
     def __init__(self, settings: Settings, *, session: MySQLSession, iam: IamPolicies | None, account_id: str,
-                 metrics: EnforcerMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 metrics: EnforcerMetrics, members: Callable[[str, str], list[str]],
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """`members(team, period)`: the people counted in a team in a quota period, whom its block covers."""
         if iam is None and not settings.shadow:
             raise ValueError("an IAM adapter is needed unless ENFORCEMENT_MODE=shadow")
         self.settings, self._session, self.iam = settings, session, iam
+        self.members = members
         self.account_id, self.metrics, self.clock = account_id, metrics, clock
         self.shadow = settings.shadow
 
@@ -114,13 +117,34 @@ class Enforcer:
                                decision.team, decision.decision_id)
         if decision.scope is Scope.USER:
             members = [decision.subject]
+        elif decision.subject in (self.settings.default_team, ""):
+            # People without a team are not a team: nothing decides for them together (the consumer
+            # never publishes this; a decision from an older version is dropped, loudly).
+            log.error("team decision for people without a team ignored", extra={"decision": decision.to_fields()})
+            return []
         else:
-            members = store.team_members(self.conn, decision.subject, self.settings.default_team)
-            self.conn.commit()
+            # Exactly the people counted in the team in that period: not whoever is in it now.
+            members = self.members(decision.subject, decision.period)
         until = period_end(decision.quota, decision.period, self.settings)
-        return [self.block_for_quota(key, context, until=until, actor=SYSTEM, published_at=published_at,
-                                     action_key=digest("decision", decision.decision_id, key))
-                for key in members]
+        results = [self.block_for_quota(key, context, until=until, actor=SYSTEM, published_at=published_at,
+                                        action_key=digest("decision", decision.decision_id, key))
+                   for key in members]
+        if decision.scope is Scope.TEAM:
+            self._note_team(decision, context, until, len(members))
+        return results
+
+    def _note_team(self, decision: Decision, context: QuotaContext, until: datetime, members: int) -> None:
+        """One message for the team's admins and the chat channels per team decision (each member gets
+        their own by email)."""
+        reason = (f"team {decision.subject} exceeded its {_quota_label(decision.quota)} quota: {decision.usage} of"
+                  f" {decision.limit}; Bedrock paused for the {members} people counted in it")
+        store.enqueue(self.conn, Notification(
+            digest("team_blocked", decision.subject, decision.quota, decision.period, decision.limit),
+            NotificationKind.TEAM_BLOCKED, Scope.TEAM.value, decision.subject, self.clock(), team=decision.subject,
+            quota=context.quota.value, quota_scope=Scope.TEAM.value, period=decision.period, percent=100,
+            usage=decision.usage, limit=decision.limit, access_returns_at=until, actor=SYSTEM, reason=reason,
+            action_key=digest("decision", decision.decision_id), shadow=self.shadow))
+        self.conn.commit()
 
     def _warn(self, decision: Decision) -> Result:
         now, conn = self.clock(), self.conn

@@ -51,13 +51,6 @@ def principal(conn: Connection, key: str) -> PrincipalRecord | None:
     return PrincipalRecord(key, kind)
 
 
-def team_members(conn: Connection, team: str, default_team: str) -> list[str]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT quota_key FROM principals WHERE COALESCE(team, %s) = %s ORDER BY quota_key",
-                    (default_team, team))
-        return [str(r[0]) for r in cur.fetchall()]
-
-
 # -- blocks ------------------------------------------------------------------------------------------
 
 def _columns(names: list[str]) -> list[str]:

@@ -2,12 +2,13 @@
 
 - the person: their own warnings, blocks, restores and admin actions, by email (quota file `email`, or
   IAM tag `Email`);
-- their team's admins (quota file `teams.<team>.admins`): the team's warnings, and each block, admin
-  block and admin unblock of a member — a copy, its subject prefixed with the person's name;
+- their team's admins (quota file `teams.<team>.admins`): the team's warnings and blocks, and each
+  block, admin block and admin unblock of a member — a copy, its subject prefixed with the person's
+  name — except the members' blocks for the team's own quota: the team's block says it once;
 - the global admins (`ADMIN_EMAILS`): alerts and the daily summary;
 - the SNS topic (`ALERT_SNS_TOPIC_ARN`): alerts;
 - Slack and Teams webhooks: alerts, blocks, admin actions and the summary (an admins' channel: no
-  warnings, no routine restores).
+  warnings, no routine restores; a team over its quota is one message, not one per member).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class Route:
 
 
 PERSONAL = frozenset({"warning", "blocked", "unblocked", "admin_blocked", "admin_unblocked"})
-TEAM_ADMINS = frozenset({"warning", "blocked", "admin_blocked", "admin_unblocked"})
+TEAM_ADMINS = frozenset({"warning", "blocked", "team_blocked", "admin_blocked", "admin_unblocked"})
 ADMINS = frozenset({"alert", "summary"})
-CHAT = frozenset({"alert", "blocked", "admin_blocked", "admin_unblocked", "summary"})
+CHAT = frozenset({"alert", "blocked", "team_blocked", "admin_blocked", "admin_unblocked", "summary"})
 
 
 def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[Route]:
@@ -47,11 +48,14 @@ def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[R
         found.setdefault((channel, recipient.strip().lower() if channel is Channel.EMAIL else recipient),
                          Route(channel, recipient.strip(), audience))
 
+    # A member blocked for their team's quota: the team's own message (team_blocked) tells the admins and
+    # the channels, once for the whole team.
+    for_the_team = note.kind == "blocked" and note.quota_scope == "team"
     if settings.email_backend != "none":
         if note.kind in PERSONAL and note.scope == "user" and note.email:
             add(Channel.EMAIL, note.email, "person")
         # A member's own warnings are theirs; the team's admins hear of the team's, and of blocks.
-        if note.kind in TEAM_ADMINS and (note.kind != "warning" or note.scope == "team"):
+        if note.kind in TEAM_ADMINS and (note.kind != "warning" or note.scope == "team") and not for_the_team:
             for address in team_admins:
                 add(Channel.EMAIL, address, "team_admin")
         if note.kind in ADMINS:
@@ -59,7 +63,7 @@ def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[R
                 add(Channel.EMAIL, address, "admin")
     if note.kind == "alert" and settings.alert_sns_topic_arn:
         add(Channel.SNS, settings.alert_sns_topic_arn, "admin")
-    if note.kind in CHAT:
+    if note.kind in CHAT and not for_the_team:
         if settings.slack_webhook_url:
             add(Channel.SLACK, "slack", "admin")
         if settings.teams_webhook_url:

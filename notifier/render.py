@@ -24,8 +24,8 @@ from bedrock_usage.periods import period_end
 from bedrock_usage.settings import LANGUAGES
 
 HERE = Path(__file__).parent
-KINDS = ("warning", "blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert", "summary")
-TONES = {"warning": "amber", "blocked": "red", "admin_blocked": "red", "alert": "red",
+KINDS = ("warning", "blocked", "team_blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert", "summary")
+TONES = {"warning": "amber", "blocked": "red", "team_blocked": "red", "admin_blocked": "red", "alert": "red",
          "unblocked": "green", "admin_unblocked": "green", "summary": "neutral"}
 
 
@@ -134,12 +134,12 @@ class Renderer:
             return facts
         add("person", note.display_name or note.principal if note.scope != "team" else None)
         add("team", note.team)
-        if note.quota and note.kind in ("warning", "blocked", "unblocked"):
+        if note.quota and note.kind in ("warning", "blocked", "team_blocked", "unblocked"):
             add("quota", fields["quota"])
-        if note.kind in ("warning", "blocked"):
+        if note.kind in ("warning", "blocked", "team_blocked"):
             add("usage", note.usage)
             add("limit", note.limit)
-        if note.kind in ("blocked", "admin_blocked"):
+        if note.kind in ("blocked", "team_blocked", "admin_blocked"):
             add("returns", fields["returns"] or t("facts.returns_admin"))
         if note.kind in ("admin_blocked", "admin_unblocked", "alert"):
             add("by", note.actor)

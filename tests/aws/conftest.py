@@ -15,6 +15,7 @@ from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
+from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from bedrock_usage.settings import Settings
 from enforcement.runtime import EnforcerRuntime, build
@@ -77,6 +78,10 @@ class World:
     def sso(self, user: str, **kw: Any) -> str:
         return self.person(f"sso:{user.lower()}", IdentityType.SSO_USER, role_arn=SSO_ROLE_ARN, role_id=SSO_ROLE_ID,
                            session=user, **kw)
+
+    def counted(self, team: str, *keys: str, period: str = DAY) -> None:
+        """People counted in a team in a period, as the consumer's counting script records them."""
+        self.redis.sadd(Keys("test").members(team, period), *keys)
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:

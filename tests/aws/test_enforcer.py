@@ -190,16 +190,36 @@ def test_sessions_spill_into_the_next_policy_and_versions_stay_within_five(world
         assert len(world.iam.list_policy_versions(PolicyArn=arn)["Versions"]) <= policies.MAX_POLICY_VERSIONS
 
 
-def test_a_team_over_its_quota_denies_each_member_alone(world: World) -> None:
+def test_a_team_over_its_quota_denies_each_person_counted_in_it_alone(world: World) -> None:
     rt = world.runtime()
     members = [world.person(user_arn(n), IdentityType.IAM_USER, team="ml") for n in ("t1", "t2")]
+    world.counted("ml", *members)
+    # In the team now, but counted in it by no call today: not among those who used its quota up.
+    world.person(user_arn("newcomer"), IdentityType.IAM_USER, team="ml")
+    # Counted in it earlier today, in another team now: used the quota, so covered by the block.
+    mover = world.person(user_arn("mover"), IdentityType.IAM_USER, team="finance")
+    world.counted("ml", mover)
     world.person(user_arn("outsider"), IdentityType.IAM_USER, team="finance")
     results = rt.enforcer.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))
-    assert {r.principal for r in results} == set(members)
+    assert {r.principal for r in results} == {*members, mover}
     assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"t1", "t2"}
+    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"t1", "t2", "mover"}
     reasons = {r[0] for r in world.rows("SELECT reason FROM blocks")}
     assert reasons == {"team ml exceeded its daily quota: 100 of 100"}
+    # Each member hears of their own block; the team's admins and the channels get one message.
+    assert sorted(world.rows("SELECT kind, scope, quota_scope, COUNT(*) FROM notifications"
+                             " GROUP BY kind, scope, quota_scope")) == [
+        ("blocked", "user", "team", 3), ("team_blocked", "team", "team", 1)]
+    rt.enforcer.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))  # redelivered
+    assert world.rows("SELECT COUNT(*) FROM notifications") == [(4,)]
+
+
+def test_people_without_a_team_are_never_blocked_together(world: World) -> None:
+    rt = world.runtime()
+    loner = world.person(user_arn("loner"), IdentityType.IAM_USER, team=None)  # type: ignore[arg-type]
+    world.counted("unassigned", loner)
+    assert rt.enforcer.handle(exceeded("unassigned", scope=Scope.TEAM, usage=9, limit=9, team="unassigned")) == []
+    assert world.rows("SELECT COUNT(*) FROM blocks") == [(0,)]
 
 
 def test_shadow_mode_records_and_notifies_but_changes_no_iam(world: World) -> None:

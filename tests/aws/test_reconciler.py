@@ -75,16 +75,30 @@ def test_someone_over_quota_without_a_block_is_blocked(world: World) -> None:
     assert rt.reconciler.run_once().missed == 0
 
 
-def test_members_of_a_team_over_its_quota_are_blocked(world: World) -> None:
+def test_the_people_counted_in_a_team_over_its_quota_are_blocked(world: World) -> None:
     rt = world.runtime(DEFAULT_TEAM_DAILY_REQUEST_LIMIT="20")
     for name in ("f1", "f2"):
         world.person(user_arn(name), IdentityType.IAM_USER, team="ml")
         _usage(world, user_arn(name), 5)
+        world.counted("ml", user_arn(name))
+    world.person(user_arn("newcomer"), IdentityType.IAM_USER, team="ml")  # no call in the team today
     _usage(world, "ml", 20, scope=Scope.TEAM)
     report = rt.reconciler.run_once()
     assert report.missed == 2
     assert rt.enforcer.iam is not None
     assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"f1", "f2"}
+    assert rt.reconciler.run_once().missed == 0  # and no newcomer on the next pass either
+
+
+def test_people_without_a_team_over_the_team_default_are_never_blocked(world: World) -> None:
+    rt = world.runtime(DEFAULT_TEAM_DAILY_REQUEST_LIMIT="20")
+    for name in ("l1", "l2"):
+        world.person(user_arn(name), IdentityType.IAM_USER, team=None)  # type: ignore[arg-type]
+        _usage(world, user_arn(name), 5)
+        world.counted("unassigned", user_arn(name))
+    _usage(world, "unassigned", 40, scope=Scope.TEAM)
+    assert rt.reconciler.run_once().missed == 0
+    assert world.rows("SELECT COUNT(*) FROM blocks") == [(0,)]
 
 
 def test_a_raised_limit_lifts_the_block_but_an_emptied_counter_does_not(world: World) -> None:

@@ -25,6 +25,11 @@ def note(kind: str, **changes: Any) -> Note:
                               "actor": "system", "reason": None}
     if kind == "blocked":
         values.update(percent=100, usage=40, access_returns_at=RETURNS)
+    if kind == "team_blocked":
+        values.update(scope="team", principal="data-science", display_name=None, email=None, quota_scope="team",
+                      percent=100, usage=400, limit=400, access_returns_at=RETURNS,
+                      reason="team data-science exceeded its daily quota: 400 of 400; Bedrock paused for the 7"
+                             " people counted in it")
     if kind == "admin_blocked":
         values.update(actor="finops-admin", reason="runaway notebook", access_returns_at=RETURNS, quota=None)
     if kind == "admin_unblocked":
@@ -63,6 +68,9 @@ EXPECTED = {  # kind → (en, es) phrases that must appear in the text, with the
                 ["85% de tu cuota diaria", "34 de tus 40 peticiones", "jueves 26 de noviembre de 2026, 00:00 CET"]),
     "blocked": (["used your daily quota: 40 of 40", "Thursday 26 November 2026, 00:00 CET"],
                 ["agotado tu cuota diaria: 40 de 40", "el jueves 26 de noviembre de 2026, 00:00 CET"]),
+    "team_blocked": (["Team data-science has made 400 of its 400 daily", "paused for the 7 people",
+                      "Thursday 26 November 2026, 00:00 CET"],
+                     ["El equipo data-science lleva 400 de sus 400", "el jueves 26 de noviembre de 2026"]),
     "unblocked": (["your daily quota has reset"], ["tu cuota diaria se ha reiniciado"]),
     "admin_blocked": (["finops-admin paused your Bedrock access", "runaway notebook", "26 November 2026"],
                       ["finops-admin ha pausado tu acceso", "runaway notebook", "26 de noviembre de 2026"]),
@@ -148,6 +156,17 @@ def test_routes_person_team_admins_global_admins_and_chat() -> None:
     assert routes(note("warning", email=None), settings, []) == []
     assert {r.channel for r in routes(note("alert"), _settings(EMAIL_BACKEND="none"), [])} == {
         Channel.SNS, Channel.SLACK}
+
+
+def test_a_team_over_its_quota_is_one_message_for_its_admins_and_the_channels() -> None:
+    settings = _settings(TEAMS_WEBHOOK_URL="http://127.0.0.1/teams")
+    admins = ["lead@example.com"]
+    # Each member blocked for the team's quota hears of it alone…
+    assert routes(note("blocked", quota_scope="team"), settings, admins) == [
+        Route(Channel.EMAIL, "ana@example.com", "person")]
+    # …and the team's block reaches its admins and each channel once.
+    assert {(r.channel, r.recipient) for r in routes(note("team_blocked"), settings, admins)} == {
+        (Channel.EMAIL, "lead@example.com"), (Channel.SLACK, "slack"), (Channel.TEAMS, "teams")}
 
 
 def test_a_block_for_the_teams_quota_says_so(renderer: Renderer) -> None:
