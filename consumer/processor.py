@@ -156,6 +156,7 @@ class Processor:
         result = BatchResult(records=len(records))
         calls, letters = self._decode(records, now.replace(tzinfo=None), result)
         entries = self._directory.resolve(call.principal for call, _ in calls)
+        self._metrics.unresolved_people.set(self._directory.unresolved)
         settle = self._settlements()
         if not records and not settle:  # an idle poll with nothing to settle: no round trip at all
             idle: Future[None] = Future()
@@ -243,6 +244,8 @@ class Processor:
         result.dead_letters = written.dead_letters
         self._metrics.records.inc(result.records)
         self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
+        self._metrics.events.labels("call", "held").inc(result.held)
+        self._metrics.settled_people.inc(len(batch.settle))
         self._metrics.batch_seconds.observe(time.monotonic() - batch.started)
 
     def _clear(self, pending: Sequence[PendingDecision]) -> None:

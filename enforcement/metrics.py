@@ -24,6 +24,12 @@ class EnforcerMetrics:
             "Decision published by the consumer → deny in IAM (or recorded, in shadow mode).",
             buckets=_LATENCY_BUCKETS, registry=registry,
         )
+        self.without_team = Gauge(
+            "bedrock_usage_people_without_team",
+            "People who called Bedrock today with no team (status none: no quota-file team, Team tag or"
+            " Identity Center group) or one not known yet (status unresolved: a lookup still failing).",
+            ["status"], registry=registry,
+        )
         self.denied = Gauge(
             "bedrock_usage_enforcer_denied_people", "People blocked now (IAM deny in force, or shadow).",
             registry=registry,

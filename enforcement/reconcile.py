@@ -27,7 +27,7 @@ import redis
 from bedrock_usage.ids import digest
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Quota, Scope
-from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
+from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
 from enforcement import store
 from enforcement.iam import IamRefused
 from enforcement.model import Action, AuditAction, Block, Origin, Outcome
@@ -94,6 +94,9 @@ class Reconciler:
         periods = periods_of(now, settings.quota_timezone)
         reader = self._reader(now)
         people = {p.principal: p for p in reader.people(periods.day, include_idle=True)}
+        for status in (TeamStatus.NONE, TeamStatus.UNRESOLVED):
+            enforcer.metrics.without_team.labels(status.value).set(sum(
+                1 for p in people.values() if p.team_status == status and (p.requests or p.failed)))
         # Every team (never DEFAULT_TEAM: people without a team are not one), with the people counted in
         # it today and this month: a team over its quota covers exactly those.
         teams = {t.team: t for t in reader.teams(periods.day)}

@@ -170,5 +170,7 @@ def _summary(payload: Mapping[str, Any], lang: str, tz: ZoneInfo) -> dict[str, A
                 for u in payload.get("top", [])],
         "blocked": [_Row((b.get("name") or b["principal"], b.get("reason") or "", until(b.get("until"))))
                     for b in payload.get("blocked", [])],
+        "without_team": [_Row((u.get("name") or u["principal"], u.get("status") or "", u["requests"]))
+                         for u in payload.get("without_team", [])],
         "dead": payload.get("dead", 0), "refusals": payload.get("refusals", 0),
     }

@@ -15,7 +15,7 @@ from pymysql.connections import Connection
 from bedrock_usage.db import to_db
 from bedrock_usage.periods import midnight
 from bedrock_usage.settings import Settings
-from bedrock_usage.usage import UsageReader
+from bedrock_usage.usage import TeamStatus, UsageReader
 
 TOP_USERS = 10
 
@@ -33,6 +33,7 @@ def summary_day(now: datetime, settings: Settings) -> date | None:
 def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) -> dict[str, Any]:
     people = reader.people(day)
     teams = reader.teams(day, sorted({p.team for p in people}))
+    without = [p for p in people if p.team_status != TeamStatus.TEAM and (p.requests or p.failed)]
     start, end = midnight(day, settings.quota_timezone), midnight(day + timedelta(days=1), settings.quota_timezone)
     span = (to_db(start), to_db(end))
     with conn.cursor() as cur:
@@ -59,5 +60,8 @@ def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) 
         "top": [{"principal": p.principal, "name": p.display_name, "team": p.team, "requests": p.requests}
                 for p in top if p.requests],
         "blocked": list(blocked.values()),
+        # Counted for themselves only: nobody's team quota covers them until they are given a team.
+        "without_team": [{"principal": p.principal, "name": p.display_name, "status": p.team_status,
+                          "requests": p.requests} for p in sorted(without, key=lambda p: (-p.requests, p.principal))],
         "dead": int(dead), "refusals": int(refusals),
     }

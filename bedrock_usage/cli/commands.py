@@ -14,7 +14,7 @@ from bedrock_usage import db, limits, migrate, partitions, quota_changes, quota_
 from bedrock_usage.keys import Keys
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
-from bedrock_usage.usage import UsageReader
+from bedrock_usage.usage import TeamStatus, UsageReader
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -117,24 +117,33 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
     conn = db.connect(settings.mysql)
     try:
         reader = UsageReader.for_settings(conn, redis_client(settings), settings, datetime.now(UTC))
-        people = reader.people(day, user=args.user, team=args.team)
-        teams = reader.teams(day, [args.team] if args.team else [p.team for p in people])
+        people = [] if args.teams else reader.people(day, user=args.user, team=args.team)
+        # Every team (--teams), else the teams of the people shown. DEFAULT_TEAM is not among them.
+        teams = reader.teams(day, [args.team] if args.team else None if args.teams else [p.team for p in people])
     finally:
         conn.close()
     if args.json:
-        print(json.dumps([p.as_dict() for p in people], indent=2))
+        print(json.dumps([t.as_dict() for t in teams] if args.teams else [p.as_dict() for p in people], indent=2))
         return 0
     print(f"usage on {day.isoformat()} ({settings.quota_timezone.key})")
-    print(table(
-        ("principal", "team", "today", "failed", "daily limit", "month", "monthly limit", "state"),
-        [(p.principal, p.team, p.requests, p.failed, p.daily_limit, p.monthly_requests, p.monthly_limit,
-          p.state) for p in people],
-    ))
+    if people:
+        print(table(
+            ("principal", "team", "today", "failed", "daily limit", "month", "monthly limit", "state"),
+            [(p.principal, p.team if p.team_status == TeamStatus.TEAM else f"({p.team_status}: {p.team})",
+              p.requests, p.failed, p.daily_limit, p.monthly_requests, p.monthly_limit, p.state) for p in people],
+        ))
     if teams:
         print("\n" + table(
-            ("team", "today", "daily limit", "month", "monthly limit", "state"),
-            [(t.team, t.requests, t.daily_limit, t.monthly_requests, t.monthly_limit, t.state) for t in teams],
+            ("team", "today", "failed", "daily limit", "month", "monthly limit", "state", "people today"),
+            [(t.team, t.requests, t.failed, t.daily_limit, t.monthly_requests, t.monthly_limit, t.state,
+              len(t.members)) for t in teams],
         ))
+    without = [p for p in people if p.team_status != TeamStatus.TEAM]
+    if without:
+        # Not a team: counted for themselves only, never blocked together. Give them one (quota file,
+        # Team tag, Identity Center group); "unresolved" means their lookup is still failing.
+        print(f"\n{len(without)} without a team ({settings.default_team} is not a team): "
+              + ", ".join(f"{p.principal} ({p.team_status})" for p in without))
     return 0
 
 

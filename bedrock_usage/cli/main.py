@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--user", help="quota key, e.g. arn:aws:iam::123456789012:user/alice or sso:bob@example.com")
     usage.add_argument("--team")
     usage.add_argument("--date", help="YYYY-MM-DD in QUOTA_TIMEZONE (default: today)")
+    usage.add_argument("--teams", action="store_true", help="teams alone, with the people counted in each")
     usage.add_argument("--json", action="store_true")
 
     counters = sub.add_parser("counters", help="Redis counters").add_subparsers(

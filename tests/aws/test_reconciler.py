@@ -99,6 +99,8 @@ def test_people_without_a_team_over_the_team_default_are_never_blocked(world: Wo
     _usage(world, "unassigned", 40, scope=Scope.TEAM)
     assert rt.reconciler.run_once().missed == 0
     assert world.rows("SELECT COUNT(*) FROM blocks") == [(0,)]
+    # Listed for the admins instead: a gauge of the people counted under no team today.
+    assert rt.metrics.without_team.labels("unresolved")._value.get() == 2  # type: ignore[attr-defined]
 
 
 def test_a_raised_limit_lifts_the_block_but_an_emptied_counter_does_not(world: World) -> None:

@@ -100,6 +100,32 @@ def test_usage_json_reports_requests_limits_and_state(
     assert "research" in run(capsys, "usage", "--user", ALICE.quota_key)
 
 
+def test_usage_teams_lists_teams_alone_with_the_people_counted_in_them(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime],
+) -> None:
+    (tmp_path / "q.yaml").write_text(QUOTAS)
+    run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
+    carol = Person("carol", sso=False)  # in no team: listed apart, never as a team
+    runtime = make_runtime()
+    events = [envelope(ALICE, NOW - timedelta(seconds=i), seed=i) for i in range(3)]
+    events += [envelope(BOB, NOW, seed=50), envelope(BOB, NOW, seed=51, error="ThrottlingException")]
+    events += [envelope(carol, NOW, seed=70 + i) for i in range(4)]
+    runtime.processor.process(records(events))
+
+    teams = {t["team"]: t for t in json.loads(run(capsys, "usage", "--teams", "--json"))}
+    assert set(teams) == {"research", "platform"}  # DEFAULT_TEAM is not a team
+    assert teams["research"] == {"team": "research", "date": DAY, "requests": 3, "failed": 0, "daily_limit": 100,
+                                 "monthly_requests": 3, "monthly_limit": 2000, "state": "ok",
+                                 "members": [ALICE.quota_key]}
+    assert (teams["platform"]["requests"], teams["platform"]["failed"], teams["platform"]["members"]) == (
+        1, 1, ["sso:bob@example.com"])
+    people = {r["principal"]: r for r in json.loads(run(capsys, "usage", "--json"))}
+    assert (people[carol.quota_key]["team"], people[carol.quota_key]["team_status"]) == ("unassigned", "none")
+    assert people[ALICE.quota_key]["team_status"] == "team"
+    text = run(capsys, "usage")
+    assert f"1 without a team (unassigned is not a team): {carol.quota_key} (none)" in text
+
+
 def test_ingest_runs_files_through_the_same_core(
     env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], mysql: pymysql.connections.Connection,
     redis_client: redis.Redis,

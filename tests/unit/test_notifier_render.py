@@ -44,6 +44,8 @@ def note(kind: str, **changes: Any) -> Note:
             "top": [{"principal": PERSON["principal"], "name": "Ana García", "team": "data-science", "requests": 57}],
             "blocked": [{"principal": PERSON["principal"], "name": "Ana García", "reason": "daily quota exceeded",
                          "until": RETURNS.isoformat()}],
+            "without_team": [{"principal": "sso:lee@example.com", "name": "Lee", "status": "unresolved",
+                              "requests": 12}],
             "dead": 2, "refusals": 1}}
     values.update(changes)
     return Note("key", NotificationKind(kind), created_at=RETURNS, id=1, **values)
@@ -79,8 +81,10 @@ EXPECTED = {  # kind → (en, es) phrases that must appear in the text, with the
     "alert": (["could not deny ana alone (unknown_role_id)", "bedrockctl status arn:aws:iam::123456789012:user/ana"],
               ["could not deny ana alone (unknown_role_id)", "No se ha aplicado nada más amplio"]),
     "summary": (["Bedrock usage on 2026-11-24", "data-science", "4321 / 30000", "Ana García", "57",
+                 "People without a team (1)", "unresolved",
                  "could not be delivered: 2", "refused (could not be scoped to one person): 1"],
-                ["Uso de Bedrock el 2026-11-24", "4321 / 30000", "Ana García", "no se pudieron entregar: 2"]),
+                ["Uso de Bedrock el 2026-11-24", "4321 / 30000", "Ana García", "no se pudieron entregar: 2",
+                 "Personas sin equipo (1)"]),
 }
 
 
