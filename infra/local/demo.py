@@ -64,15 +64,18 @@ CAST = [  # (person, team tag for IAM users or None, share of the traffic)
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana.garcia"
 SENDER = "bedrock-usage@example.com"
 JOHN = "sso:john.smith@example.com"
-QUOTAS = """\
+IDENTITY_STORE = "d-9067a1b2c3"
+QUOTAS = f"""\
 teams:
-  data-science: {monthly_limit: 3000}
-  platform: {monthly_limit: 2000}
-  research: {daily_limit: 200, monthly_limit: 4000, admins: [research-lead@example.com]}
+  data-science: {{monthly_limit: 3000}}
+  platform: {{monthly_limit: 2000}}
+  research: {{daily_limit: 200, monthly_limit: 4000, admins: [research-lead@example.com]}}
 users:
-  "sso:marta.lopez@example.com": {team: research, name: Marta López, email: marta.lopez@example.com, language: es}
-  "sso:john.smith@example.com": {team: research, daily_limit: 12, name: John Smith, email: john.smith@example.com}
-  "sso:sofia.rossi@example.com": {team: platform, name: Sofia Rossi}
+  "sso:marta.lopez@example.com": {{team: research, name: Marta López, email: marta.lopez@example.com, language: es}}
+  "sso:john.smith@example.com": {{team: research, daily_limit: 12, name: John Smith, email: john.smith@example.com}}
+identity_center:  # Sofia is in no users: entry: her team comes from her Identity Center groups
+  store_id: {IDENTITY_STORE}
+  team_from_groups: {{"bedrock-team-*": "{{name}}"}}
 """
 TOTAL_CALLS = 150
 
@@ -136,12 +139,23 @@ def main() -> int:
                         {"Key": "Email", "Value": f"{person.name}@example.com"}]
                 tags += [{"Key": "Team", "Value": team}] if team else []
                 iam.create_user(UserName=person.name, Tags=tags)
+        # Sofia, an Identity Center user: her name, email and groups live in the Identity Store.
+        store = moto.client("identitystore")
+        sofia = store.create_user(IdentityStoreId=IDENTITY_STORE, UserName="sofia.rossi@example.com",
+                                  DisplayName="Sofia Rossi", Name={"GivenName": "Sofia", "FamilyName": "Rossi"},
+                                  Emails=[{"Value": "sofia.rossi@example.com", "Primary": True}],
+                                  PreferredLanguage="it-IT")["UserId"]
+        for group in ("Everyone", "bedrock-team-platform"):
+            group_id = store.create_group(IdentityStoreId=IDENTITY_STORE, DisplayName=group)["GroupId"]
+            store.create_group_membership(IdentityStoreId=IDENTITY_STORE, GroupId=group_id,
+                                          MemberId={"UserId": sofia})
         keys = demo_credentials(iam)
         moto.client("ses").verify_email_identity(EmailAddress=SENDER)
         # The notifier runs to the end, through the moment moto's IAM authorisation is on: its own keys.
         notifier = Service({**env, **keys["bedrock-usage-control"]}, work / "notifier.log",
                            command=("notifier", "run"))
-        print(f"moto at {moto.url}; stream {STREAM} (2 shards); IAM users tagged with Team/Person")
+        print(f"moto at {moto.url}; stream {STREAM} (2 shards); IAM users tagged with Team/Person; Sofia in the"
+              f" Identity Store {IDENTITY_STORE}, group bedrock-team-platform")
 
         step("Schema and quotas: bedrockctl db migrate; bedrockctl limits apply quotas.yaml")
         recreate_database(settings.mysql)
@@ -159,15 +173,15 @@ def main() -> int:
         enforcer.start()
         notifier.start()
         deliveries, distinct = traffic(datetime.now(UTC))
-        # Each person's first call: the consumer provisions them and looks up their IAM tags (Team,
-        # Person) off the hot path; calls counted before the lookup lands stay with the team known then.
+        # Each person's first call: the consumer provisions them and resolves their team before counting
+        # it (quota file, Identity Store, IAM tags), so even the first call is charged to the right team.
         firsts = list({e["detail"]["userIdentity"]["arn"]: e for e in reversed(deliveries)}.values())
         rest = [e for e in deliveries if e not in firsts]
         t0 = time.monotonic()
         deliver(kinesis, STREAM, firsts)
         wait_for_rows(settings, len(firsts), timeout=60)
         print(f"first call of each of {len(firsts)} people recorded {time.monotonic() - t0:.1f} s after"
-              " delivery (includes the daemon's start-up); their IAM tags are looked up meanwhile")
+              " delivery (includes the daemon's start-up), each charged to the team looked up first")
         time.sleep(2)
         print(f"delivering {len(rest)} more events ({distinct - len(firsts)} calls +"
               f" {len(deliveries) - distinct} duplicate deliveries) in 3 waves, plus 1 malformed record")
@@ -186,6 +200,7 @@ def main() -> int:
         print(f"consumer stopped (exit {code}), enforcer stopped (exit {enforcer_code});"
               f" logs: {work / 'consumer.log'}, {work / 'enforcer.log'}")
         report(env, settings, metrics, enforcer_metrics)
+        balanced = teams_add_up(env)
         restored = enforcement_story(env, settings, moto, iam, keys)
         sent = mail_story(settings, moto, notifier, work, notifier_port)
         step("The admins' daily summary, as it will read tomorrow morning: bedrockctl notify preview summary")
@@ -196,7 +211,7 @@ def main() -> int:
         notifier.stop()
         moto.stop()
     print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
-    return 0 if rows == distinct and blocked and restored and sent else 1
+    return 0 if rows == distinct and blocked and restored and sent and balanced else 1
 
 
 def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metrics: str) -> None:
@@ -222,6 +237,26 @@ def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metri
     mean, count = histogram_mean(enforcer_metrics, "bedrock_usage_enforcer_decision_to_deny_seconds")
     if count:
         print(f"mean time from a decision to its deny in IAM: {mean * 1000:.0f} ms over {count:.0f} denies")
+
+
+def teams_add_up(env: dict[str, str]) -> bool:
+    """Every team's total is the sum of its members' (each call charged to one team, from the first)."""
+    step("Who pays: each team's total against the sum of its members' (bedrockctl usage --teams --json)")
+    people = json.loads(bedrockctl(env, "usage", "--json"))
+    teams = json.loads(bedrockctl(env, "usage", "--teams", "--json"))
+    ok = True
+    for team in teams:
+        members = [p for p in people if p["principal"] in team["members"]]
+        total = sum(p["requests"] for p in members)
+        ok = ok and total == team["requests"]
+        print(f"{team['team']:<14} {team['requests']:>4} requests = {' + '.join(str(p['requests']) for p in members)}"
+              f" ({', '.join(p['display_name'] or p['principal'] for p in members)})"
+              f"{'' if total == team['requests'] else '  MISMATCH'}")
+    sofia = next(p for p in people if p["principal"] == "sso:sofia.rossi@example.com")
+    print(f"Sofia Rossi's team, from her Identity Store groups: {sofia['team']}")
+    without = [p["principal"] for p in people if p["team_status"] != "team"]
+    print(f"without a team (counted for themselves, never blocked as a team): {', '.join(without) or 'nobody'}")
+    return ok and sofia["team"] == "platform"
 
 
 def histogram_mean(metrics: str, name: str) -> tuple[float, float]:
