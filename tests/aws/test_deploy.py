@@ -1,6 +1,7 @@
 """`make deploy` against moto (server mode, through the AWS CLI): the change set is shown, then the stack
 creates what moto supports — the stream, the rule and its target, the roles, the lease table, the ECS
-cluster and services, the alert topic, the log group. The data stores are given as existing ones here
+cluster and services, the alert topic, the log group — and a forwarder stack in each other region of
+SourceRegions (deleted when the region leaves the list). The data stores are given as existing ones here
 (moto's CloudFormation does not create RDS secrets or ElastiCache)."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 
 from bedrock_usage.localdev import MotoServer
-from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE
+from producer_config import forwarding
+from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
 
 REPO = Path(__file__).parents[2]
 STACK = "bedrock-usage-test"
@@ -31,14 +33,14 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         server.stop()
 
 
-def _deploy(moto: MotoServer, ec2: Any) -> subprocess.CompletedProcess[str]:
+def _deploy(moto: MotoServer, ec2: Any, **more: str) -> subprocess.CompletedProcess[str]:
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] == vpc][:2]
     env = {**os.environ, **moto.env(), "STACK_NAME": STACK, "DEPLOY_YES": "1", "DEPLOY_PARAMS": "/nonexistent",
            "CFN_VpcId": vpc, "CFN_PrivateSubnetIds": ",".join(subnets), "CFN_EmailFrom": "bedrock-usage@example.com",
            "CFN_ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bedrock-usage-control:test",
            "CFN_ExistingRedisUrl": "rediss://redis.internal:6379/0", "CFN_ExistingMysqlEndpoint": "mysql.internal:3306",
-           "CFN_ExistingMysqlSecretName": "bedrock-usage-db", "CFN_EnforcementMode": "shadow"}
+           "CFN_ExistingMysqlSecretName": "bedrock-usage-db", "CFN_EnforcementMode": "shadow", **more}
     return subprocess.run(["make", "-s", "deploy"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
 
@@ -82,3 +84,47 @@ def test_make_deploy_shows_the_change_set_then_creates_the_stack(moto: MotoServe
     assert moto.client("dynamodb").describe_table(TableName=f"{STACK}-consumer")["Table"]["TableStatus"] == "ACTIVE"
     assert any(t["TopicArn"] == resources["AlertTopic"] for t in moto.client("sns").list_topics()["Topics"])
     assert moto.client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{STACK}")["logGroups"]
+
+
+def _forwarder_rule(moto: MotoServer, region: str) -> str:
+    """The name of the rule of the forwarder stack in `region`."""
+    cloudformation = moto.client("cloudformation", region)
+    (stack,) = cloudformation.describe_stacks(StackName=f"{STACK}-forwarder")["Stacks"]
+    assert stack["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    (rule,) = [r["PhysicalResourceId"] for r in cloudformation.list_stack_resources(
+        StackName=f"{STACK}-forwarder")["StackResourceSummaries"] if r["LogicalResourceId"] == "Rule"]
+    return str(rule).split("/")[-1].split("|")[-1]
+
+
+def test_make_deploy_forwards_each_source_region_to_the_home_bus(moto: MotoServer) -> None:
+    ec2 = moto.client("ec2")
+    run = _deploy(moto, ec2, CFN_SourceRegions="us-east-1, us-west-2,eu-west-1")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "== us-east-1: the stack's own region" in run.stdout
+    home_bus = "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    (role,) = [r["PhysicalResourceId"] for r in moto.client("cloudformation").list_stack_resources(
+        StackName=STACK)["StackResourceSummaries"] if r["LogicalResourceId"] == "ForwardingRole"]
+    iam = moto.client("iam")
+    role_arn = iam.get_role(RoleName=role)["Role"]["Arn"]
+
+    for region in ("us-west-2", "eu-west-1"):
+        assert f"== deployed {STACK}-forwarder in {region}" in run.stdout
+        events = moto.client("events", region)
+        rule = events.describe_rule(Name=_forwarder_rule(moto, region))
+        assert rule["State"] == RULE_STATE and json.loads(rule["EventPattern"]) == event_pattern()
+        (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        assert (target["Id"], target["Arn"], target["RoleArn"]) == (forwarding.TARGET_ID, home_bus, role_arn)
+        assert target["DeadLetterConfig"]["Arn"].startswith(f"arn:aws:sqs:{region}:")
+    (policy_name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document) if document.startswith('{"') else ast.literal_eval(document)
+    assert [(s["Action"], s["Resource"]) for s in document["Statement"]] == [(["events:PutEvents"], home_bus)]
+
+    # Taken off the list: that region's forwarder stack goes; the others stay.
+    run = _deploy(moto, ec2, CFN_SourceRegions="us-west-2")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert f"== deleted {STACK}-forwarder in eu-west-1" in run.stdout
+    assert _forwarder_rule(moto, "us-west-2")
+    assert not [s for s in moto.client("cloudformation", "eu-west-1").list_stacks()["StackSummaries"]
+                if s["StackName"] == f"{STACK}-forwarder" and s["StackStatus"] != "DELETE_COMPLETE"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,13 @@ import pytest
 import yaml
 
 from bedrock_usage.permissions import SERVICES, for_service
-from bedrock_usage.settings import SPECS
-from producer_config import resources
+from bedrock_usage.settings import SPECS, SettingsError, regions
+from producer_config import forwarding, resources
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
 
 TEMPLATE = Path(__file__).parents[2] / "infra" / "cloudformation" / "bedrock-usage-control.yaml"
+FORWARDER = TEMPLATE.parent / "region-forwarder.yaml"
+HOME_BUS = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
 # The stack's ARNs for the placeholders the code declares.
 PLACEHOLDERS = {
     "<STREAM_ARN>": {"Fn::GetAtt": ["Stream", "Arn"]},
@@ -50,6 +53,11 @@ _Loader.add_multi_constructor("!", _intrinsic)
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+
+
+@pytest.fixture(scope="module")
+def forwarder() -> dict[str, Any]:
+    return yaml.load(FORWARDER.read_text(), Loader=_Loader)
 
 
 def _normalised(statement: dict[str, Any]) -> tuple[Any, ...]:
@@ -132,3 +140,47 @@ def test_the_example_parameters_are_the_stacks(template: dict[str, Any]) -> None
     assert {p["ParameterKey"] for p in example} <= set(template["Parameters"])
     required = {name for name, spec in template["Parameters"].items() if "Default" not in spec}
     assert required <= {p["ParameterKey"] for p in example}
+
+
+def test_the_forwarding_role_may_only_put_events_on_the_home_default_bus(template: dict[str, Any]) -> None:
+    role = template["Resources"]["ForwardingRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"] == resources.trust_policy("events.amazonaws.com")
+    (policy,) = role["Policies"]
+    rendered = forwarding.put_events_policy("<HOME_BUS_ARN>")["Statement"]
+    assert policy["PolicyDocument"]["Statement"] == [{**s, "Resource": HOME_BUS} for s in rendered]
+    assert rendered == [{"Effect": "Allow", "Action": ["events:PutEvents"], "Resource": "<HOME_BUS_ARN>"}]
+    assert "ManagedPolicyArns" not in role
+    outputs = template["Outputs"]
+    assert outputs["HomeEventBusArn"]["Value"] == HOME_BUS
+    assert outputs["ForwardingRoleArn"]["Value"] == {"Fn::GetAtt": ["ForwardingRole", "Arn"]}
+
+
+def test_the_forwarder_stack_is_producer_configs_forwarding_rule(forwarder: dict[str, Any]) -> None:
+    resources_ = forwarder["Resources"]
+    rule = resources_["Rule"]["Properties"]
+    assert rule["State"] == RULE_STATE and rule["EventPattern"] == event_pattern()
+    (target,) = rule["Targets"]
+    assert target == {**forwarding.forward_target("<BUS>", "<ROLE>", "<DLQ>"),
+                      "Arn": {"Ref": "HomeEventBusArn"}, "RoleArn": {"Ref": "ForwardingRoleArn"},
+                      "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}}
+    (statement,) = resources_["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement == resources.dlq_policy({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                                             {"Fn::GetAtt": ["Rule", "Arn"]})["Statement"][0]
+    queue = resources_["DeadLetterQueue"]["Properties"]
+    assert queue == {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}
+    # Nothing in the forwarder stack needs IAM: the role is the main stack's.
+    assert {r["Type"] for r in resources_.values()} == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule"}
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("", True), ("eu-west-1", True), ("eu-west-1,us-west-2", True), ("eu-west-1, us-gov-west-1", True),
+    ("Europe", False), ("eu-west", False), ("EU-WEST-1", False), ("eu-west-1,eu-west-1a", False)])
+def test_the_stacks_source_regions_are_what_the_setting_accepts(template: dict[str, Any], value: str,
+                                                                 valid: bool) -> None:
+    assert bool(re.fullmatch(template["Parameters"]["SourceRegions"]["AllowedPattern"], value)) is valid
+    try:
+        regions(value)
+    except SettingsError:
+        assert not valid
+    else:
+        assert valid

@@ -214,3 +214,19 @@ def test_readme_settings_table_lists_exactly_the_specs() -> None:
     unknown = [name for name in table if name not in {spec.name for spec in SPECS}]
     assert missing == [], f"settings missing from README.md's table: {missing}"
     assert unknown == [], f"README.md's settings table lists unknown variables: {unknown}"
+
+
+def test_source_regions_in_the_order_given_without_repeats() -> None:
+    assert Settings.from_env({}).source_regions == ()
+    settings = Settings.from_env({"SOURCE_REGIONS": " eu-west-1,us-gov-west-1,, eu-west-1 ,ap-southeast-4"})
+
+    assert settings.source_regions == ("eu-west-1", "us-gov-west-1", "ap-southeast-4")
+
+
+@pytest.mark.parametrize("value", ["Europe", "eu-west", "EU-WEST-1", "eu-west-1,eu_west_2", "eu-west-12a"])
+def test_a_source_region_that_is_not_a_region_names_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"SOURCE_REGIONS": value})
+
+    assert str(error.value).startswith("SOURCE_REGIONS must be comma-separated AWS regions (e.g. eu-west-1), got '")
+    assert "\n" not in str(error.value)
