@@ -95,7 +95,8 @@ for i = FIXED + 1, #ARGV do
       check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', day_id, event)
       check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', month_id, event)
       if not is_person then
-        members[string.match(event, '([^\31]*)$')] = true
+        -- Anchored: an unanchored '([^\31]*)$' would retry from every position (quadratic per event).
+        members[string.match(event, '^[^\31]*\31[^\31]*\31[^\31]*\31[^\31]*\31(.*)$')] = true
       end
     else
       failed = failed + 1
@@ -124,7 +125,11 @@ if is_person and ARGV[6] == '1' and #handed > 0 then
   local events = table.concat(handed, SEP)
   if before then events = before .. SEP .. events end
   redis.call('HSET', target, field, events)
-  if redis.call('TTL', target) < tonumber(expire_at) - tonumber(redis.call('TIME')[1]) then
+  if ARGV[3] ~= '' then
+    -- The forward hash is emptied by every batch: its expiry only guards against a leak.
+    redis.call('EXPIREAT', target, expire_at)
+  elseif redis.call('EXPIRETIME', target) < tonumber(expire_at) then
+    -- Held events may span months: the hold lives as long as its latest month's counters.
     redis.call('EXPIREAT', target, expire_at)
   end
 elseif not is_person and next(members) then

@@ -95,6 +95,7 @@ class CountResult:
     pending: list[PendingDecision] = field(default_factory=list)
     handed: list[HandOff] = field(default_factory=list)  # counted for their teams; to remove
     settled: list[str] = field(default_factory=list)  # people whose held events went to their team
+    seen_pending: set[tuple[Scope, str, bytes]] = field(default_factory=set, repr=False)
 
 
 _UNIT, _RECORD = "\x1f", "\x1e"
@@ -195,13 +196,13 @@ class Counters:
                 _merge(handed, HandOff.parse(group.subject, rest[i], rest[i + 1]))
         self._collect_pending(group.scope, group.subject, reply[5:5 + n_pending], result)
 
-    def _collect_pending(self, scope: Scope, subject: str, members: list[bytes], result: CountResult) -> None:
-        known = {(p.scope, p.subject, p.member) for p in result.pending}
+    @staticmethod
+    def _collect_pending(scope: Scope, subject: str, members: list[bytes], result: CountResult) -> None:
         for member in members:
             # Two groups of one scope (a batch spanning midnight) both return its pending set.
-            if (scope, subject, member) in known:
+            if (scope, subject, member) in result.seen_pending:
                 continue
-            known.add((scope, subject, member))
+            result.seen_pending.add((scope, subject, member))
             result.pending.append(PendingDecision(scope, subject, member, Decision.from_fields(orjson.loads(member))))
 
     def _count_handed(self, result: CountResult, today: tuple[str, str] | None) -> None:

@@ -31,9 +31,11 @@ import pymysql
 import redis
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage import db
+from bedrock_usage import db, limits, quota_file
+from bedrock_usage.keys import Keys
 from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import midnight
+from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from consumer.decode import Decoder
 from consumer.events import BedrockCall
@@ -46,6 +48,7 @@ PEOPLE = int(os.environ.get("BENCH_PEOPLE", "2000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "10000"))
 BASELINE_EVENTS = int(os.environ.get("BENCH_BASELINE_EVENTS", "10000"))
 PREFILL_ROWS = int(os.environ.get("BENCH_PREFILL_ROWS", "3000000"))
+TEAMS = int(os.environ.get("BENCH_TEAMS", "20"))
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 TZ = ZoneInfo("Europe/Madrid")
@@ -56,10 +59,23 @@ def say(text: str) -> None:
 
 
 def settings() -> Settings:
-    # Limit = the average usage, so many people cross 60 %, 85 % and 100 %: decisions are exercised.
+    # Limit = the average usage, so many people and every team cross 60 %, 85 % and 100 %: decisions of
+    # both scopes are exercised. Everyone's team comes from the quota file (no lookup to wait for).
     return Settings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
                              TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, EVENTS // PEOPLE)),
-                             DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT=str(EVENTS))
+                             DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(max(1, EVENTS // TEAMS)))
+
+
+def assign_teams(s: Settings) -> None:
+    """The people in TEAMS teams, by a quota file, as an organisation would declare them."""
+    lines = ["teams:", *(f"  team-{t:02d}: {{}}" for t in range(TEAMS)), "users:"]
+    lines += [f'  "{p.quota_key}": {{team: team-{i % TEAMS:02d}}}' for i, p in enumerate(people(PEOPLE))]
+    conn = db.connect(s.mysql)
+    try:
+        limits.apply(conn, RedisState(redis_client(s), Keys(s.redis_key_prefix)),
+                     quota_file.parse_quota_file("\n".join(lines), default_team=s.default_team))
+    finally:
+        conn.close()
 
 
 def fresh_stores(s: Settings) -> None:
@@ -257,6 +273,7 @@ def main() -> int:
     say(f"bench: {EVENTS} events, {PEOPLE} people, batches of {BATCH}, MySQL {s.mysql.host}:{s.mysql.port},"
         f" Redis {REDIS_URL}")
     fresh_stores(s)
+    assign_teams(s)
     data = generate(EVENTS, seed=1)
     core = run_core(s, data, "core")
     say(f"redis: {redis_bytes_per_person(s):,.0f} bytes per person (counters, dedupe sets, limits)")
@@ -266,6 +283,7 @@ def main() -> int:
     rows = prefill(s, PREFILL_ROWS)
     say(f"history: bedrock_calls holds {rows:,} rows of earlier days (prepared in {time.perf_counter() - t0:.0f} s)")
     redis.Redis.from_url(REDIS_URL).flushdb()
+    assign_teams(s)  # the limits cache with Redis
     later = generate(EVENTS, seed=2)
     baseline_later = run_baseline(s, later, "seed baseline with history", with_history=True)
     with_history = run_core(s, later, "core with history")
