@@ -218,7 +218,9 @@ class _Checker:
 
     def _team(self, at: str, team: str, declared: dict[str, Limits]) -> None:
         """A team someone is put in: the default team is none, and a typo would create one silently."""
-        if team == self.default_team:
+        if not team.isprintable():
+            self.problem(at, f"{team!r}: a team name has printable characters only")
+        elif team == self.default_team:
             self.problem(at, f"{team!r} is DEFAULT_TEAM, where people with no team are counted, not a team:"
                              " leave the team out")
         elif team not in declared and not self.allow_new_teams:
@@ -230,8 +232,9 @@ class _Checker:
         for raw_name, raw_entry in self._section("teams", section).items():
             name = "" if raw_name is None else str(raw_name)
             at = where("teams", name)
-            if not name or len(name) > _MAX_TEAM:
-                self.problem(at, f"a team name has 1 to {_MAX_TEAM} characters")
+            if not name or len(name) > _MAX_TEAM or not name.isprintable():
+                # Printable only: control characters separate the fields of the counting keys.
+                self.problem(at, f"a team name has 1 to {_MAX_TEAM} printable characters")
             elif name == self.default_team:
                 self.problem(at, f"{name!r} is DEFAULT_TEAM, where people with no team are counted, not a team"
                                  " (its limits are the DEFAULT_TEAM_*_REQUEST_LIMIT settings)")

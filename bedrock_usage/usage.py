@@ -166,7 +166,7 @@ class UsageReader:
         """Usage of teams on a day: those named, else every team declared or counted that month.
         DEFAULT_TEAM is not a team: it is never among them."""
         if names is None:
-            names = self.team_names(day)
+            names = self.team_names()
         names = sorted(set(names) - {self._default_team, ""})
         overrides: dict[str, tuple[int | None, int | None]] = {}
         if names:
@@ -189,14 +189,11 @@ class UsageReader:
                                     monthly, state.value, members.get(name, [])))
         return result
 
-    def team_names(self, day: date) -> list[str]:
-        """Teams declared in the quota file, someone's team now, or charged a call this month (not
-        DEFAULT_TEAM)."""
-        month = day.replace(day=1)
+    def team_names(self) -> list[str]:
+        """Teams declared in the quota file or someone's team now (not DEFAULT_TEAM)."""
         with self._conn.cursor() as cur:
-            cur.execute("SELECT name FROM teams UNION SELECT DISTINCT team FROM principals WHERE team IS NOT NULL"
-                        " UNION SELECT DISTINCT team FROM bedrock_calls WHERE event_date >= %s AND event_date < %s",
-                        (month, first_of_next_month(month)))
+            # Two small tables, not a month of calls: this runs at every reconciliation.
+            cur.execute("SELECT name FROM teams UNION SELECT DISTINCT team FROM principals WHERE team IS NOT NULL")
             found = {str(n) for (n,) in cur.fetchall()}
         self._conn.commit()
         return sorted(found - {self._default_team, ""})

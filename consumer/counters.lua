@@ -11,8 +11,10 @@
 -- were new for the person to their team through the person's own *forward* hash, in the same atomic
 -- step as counting them: a team counts only what its person counted first, under the team the person
 -- had then. A batch redone after a team change finds the events seen for the person and forwards
--- nothing (no second team counts them); a crash between the two steps leaves the forward hash full,
--- and the next call returns it to be counted (the team's seen set makes that count once).
+-- nothing (no second team counts them). Each batch's hand-off is a field of its own (named with the
+-- batch's nonce), removed only once the batch is committed in MySQL: until then a redo finds it, counts
+-- it for the team it was meant for (the team's seen set makes that count once, and returns the team's
+-- pending decisions again) and charges the rows to that team.
 -- Events of a person whose team is not known yet go to their *hold* hash instead, until the team is
 -- known (settle.lua moves them to the forward hash).
 --
@@ -26,13 +28,15 @@
 --         (an empty limit: no quota)
 -- ARGV[6] forward: '1' = hand the person's new events to their team (live); '0' = don't (a rebuild
 --         counts teams from the rows directly)
+-- ARGV[7] the batch's nonce   ARGV[8] nonces whose hand-offs not to return (batches still in flight,
+--         comma-separated): hand-off fields are "<team>\31<day>\31<month>\31<expire-at>\31<nonce>"
 -- then one per event: "<eventID hash>\31<counted 1/0>\31<eventID>\31<eventTime>\31<principal>"
 -- (few, packed arguments: building and sending arguments is most of the client's cost per event)
 -- Returns {new, duplicates, new failed calls, new-event flags ('1'/'0' per event, in order),
 --          number of pending decisions, pending decision JSON..., then for a person the forward hash's
---          earlier entries as field, value pairs (left by a call whose team step did not finish)}
+--          other entries as field, value pairs (left by a batch that was not committed)}
 
-local FIXED = 6
+local FIXED = 8
 local SEP = '\30'  -- between the events of one forward/hold entry
 local day_id, month_id, expire_at, decide_daily, decide_monthly =
   string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
@@ -59,9 +63,19 @@ end
 -- A day key that does not exist yet is created by this call: only then are expiries set (the seen
 -- set, the day and the month keys are created together, by the first event of the day).
 local fresh = redis.call('EXISTS', KEYS[2]) == 0
--- Forward entries left by an earlier call that did not finish its team step (rare).
+-- Forward entries of batches not committed, other than those still in flight (rare): a redo's.
 local leftovers = {}
-if is_person and redis.call('HLEN', KEYS[6]) > 0 then leftovers = redis.call('HGETALL', KEYS[6]) end
+if is_person and redis.call('HLEN', KEYS[6]) > 0 then
+  local skip = {[ARGV[7]] = true}
+  for nonce in string.gmatch(ARGV[8], '[^,]+') do skip[nonce] = true end
+  local entries = redis.call('HGETALL', KEYS[6])
+  for i = 1, #entries, 2 do
+    if not skip[string.match(entries[i], '^[^\31]*\31[^\31]*\31[^\31]*\31[^\31]*\31(.*)$')] then
+      leftovers[#leftovers + 1] = entries[i]
+      leftovers[#leftovers + 1] = entries[i + 1]
+    end
+  end
+end
 
 local function check(after, limit, quota, period, event)
   if not limit or limit <= 0 then return end
@@ -94,10 +108,6 @@ for i = FIXED + 1, #ARGV do
     if string.byte(event, sep + 1) == 49 then  -- '1': a counted call
       check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', day_id, event)
       check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', month_id, event)
-      if not is_person then
-        -- Anchored: an unanchored '([^\31]*)$' would retry from every position (quadratic per event).
-        members[string.match(event, '^[^\31]*\31[^\31]*\31[^\31]*\31[^\31]*\31(.*)$')] = true
-      end
     else
       failed = failed + 1
       redis.call('HINCRBY', KEYS[2], 'err', 1)
@@ -106,6 +116,11 @@ for i = FIXED + 1, #ARGV do
   else
     duplicates = duplicates + 1
     flags[#flags + 1] = '0'
+  end
+  if not is_person and string.byte(event, sep + 1) == 49 then
+    -- Members of a team: the people of its counted calls, new or not (a rebuild fills them in too).
+    -- Anchored: an unanchored '([^\31]*)$' would retry from every position (quadratic per event).
+    members[string.match(event, '^[^\31]*\31[^\31]*\31[^\31]*\31[^\31]*\31(.*)$')] = true
   end
 end
 
@@ -117,26 +132,22 @@ if new > 0 and fresh then
 end
 
 if is_person and ARGV[6] == '1' and #handed > 0 then
-  -- One entry per (team, day): appended to, never overwritten, so nothing handed over is lost.
+  -- This batch's own entry: a field of its own, never shared with another batch's.
   local target = KEYS[6]
   if ARGV[3] == '' then target = KEYS[7] end
-  local field = ARGV[3] .. '\31' .. day_id .. '\31' .. month_id .. '\31' .. expire_at
-  local before = redis.call('HGET', target, field)
-  local events = table.concat(handed, SEP)
-  if before then events = before .. SEP .. events end
-  redis.call('HSET', target, field, events)
-  if ARGV[3] ~= '' then
-    -- The forward hash is emptied by every batch: its expiry only guards against a leak.
-    redis.call('EXPIREAT', target, expire_at)
-  elseif redis.call('EXPIRETIME', target) < tonumber(expire_at) then
-    -- Held events may span months: the hold lives as long as its latest month's counters.
-    redis.call('EXPIREAT', target, expire_at)
-  end
+  local field = ARGV[3] .. '\31' .. day_id .. '\31' .. month_id .. '\31' .. expire_at .. '\31' .. ARGV[7]
+  redis.call('HSET', target, field, table.concat(handed, SEP))
+  -- A guard against leaks only (entries are removed once committed, or settled): as long as the
+  -- latest month's counters they belong to.
+  if redis.call('EXPIRETIME', target) < tonumber(expire_at) then redis.call('EXPIREAT', target, expire_at) end
 elseif not is_person and next(members) then
   local list = {}
   for key in pairs(members) do list[#list + 1] = key end
-  redis.call('SADD', KEYS[6], unpack(list))
-  redis.call('SADD', KEYS[7], unpack(list))
+  for i = 1, #list, 1000 do  -- unpack() has a stack limit: a batch of a big team can have thousands
+    local chunk = {unpack(list, i, math.min(i + 999, #list))}
+    redis.call('SADD', KEYS[6], unpack(chunk))
+    redis.call('SADD', KEYS[7], unpack(chunk))
+  end
   -- Not only when fresh: a day whose first calls all failed created its counters without members.
   redis.call('EXPIREAT', KEYS[6], expire_at)
   redis.call('EXPIREAT', KEYS[7], expire_at)

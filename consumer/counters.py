@@ -1,9 +1,10 @@
 """Redis adapter: counting, pending decisions, the decision stream, limit overrides.
 
-Counting a batch takes three round trips: one EVALSHA of counters.lua per person and day (pipelined),
-then one per team and day over the events the people's scripts handed over, then the decisions'
-publication with the removal of the hand-offs. Charging a team only what its person counted first is
-what keeps a redo after a team change from counting an event for two teams.
+Counting a batch takes two round trips: one EVALSHA of counters.lua per person and day (pipelined),
+then one per team and day over the events the people's scripts handed over; then the decisions are
+published, and the hand-offs removed once the batch is committed in MySQL. Charging a team only what
+its person counted first is what keeps a redo after a team change from counting an event for two teams;
+keeping each batch's hand-off until its commit is what lets a redo charge its rows to the same team.
 The script is registered once and re-loaded by redis-py when Redis has lost it (NoScriptError,
 e.g. after a failover or SCRIPT FLUSH).
 """
@@ -11,6 +12,7 @@ e.g. after a failover or SCRIPT FLUSH).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,8 @@ class PendingDecision:
 
 @dataclass(frozen=True)
 class HandOff:
-    """Events a person's script handed to a team (one forward-hash entry), to count for it and remove."""
+    """Events a person's script handed to a team (one forward-hash entry of one batch), to count for the
+    team, and to remove once that batch is committed."""
 
     person: str
     field: bytes
@@ -79,12 +82,17 @@ class HandOff:
     day_id: str
     month_id: str
     expire_at: int
+    nonce: str  # of the batch that handed them over
     events: list[str]
 
     @classmethod
     def parse(cls, person: str, field: bytes, value: bytes) -> HandOff:
-        team, day_id, month_id, expire_at = field.decode().split(_UNIT)
-        return cls(person, field, team, day_id, month_id, int(expire_at), value.decode().split(_RECORD))
+        team, day_id, month_id, expire_at, nonce = field.decode().split(_UNIT)
+        return cls(person, field, team, day_id, month_id, int(expire_at), nonce, value.decode().split(_RECORD))
+
+    @staticmethod
+    def field_of(team: str, day_id: str, month_id: str, expire_at: int, nonce: str) -> bytes:
+        return _UNIT.join((team, day_id, month_id, str(expire_at), nonce)).encode()
 
 
 @dataclass
@@ -93,7 +101,7 @@ class CountResult:
     duplicates: int = 0
     new_failed: int = 0
     pending: list[PendingDecision] = field(default_factory=list)
-    handed: list[HandOff] = field(default_factory=list)  # counted for their teams; to remove
+    handed: list[HandOff] = field(default_factory=list)  # counted for their teams; removed once committed
     settled: list[str] = field(default_factory=list)  # people whose held events went to their team
     seen_pending: set[tuple[Scope, str, bytes]] = field(default_factory=set, repr=False)
 
@@ -140,13 +148,19 @@ class Counters:
 
     def count(
         self, groups: Sequence[Group], *, settle: Sequence[tuple[str, str]] = (), today: tuple[str, str] | None = None,
+        nonce: str = "", in_flight: Sequence[str] = (),
     ) -> CountResult:
         """Count people's and teams' groups, then what the people's scripts handed to their teams.
 
         `settle`: (person, team) pairs whose team became known: their held events are handed to it too.
         `today`: (day id, month id) — handed events of an earlier period are counted but decide nothing.
-        Afterwards the caller publishes the result's decisions and removes its hand-offs (`finish`).
+        `nonce` names this batch's hand-offs; those of `in_flight` batches (counted, not yet committed)
+        are not counted again. The caller publishes the decisions and, once the batch is committed in
+        MySQL, removes its hand-offs (`finish`).
         """
+        if not nonce:
+            nonce = uuid.uuid4().hex[:16]
+        skip = ",".join(in_flight)
         result = CountResult()
         people = [g for g in groups if g.scope is Scope.USER]
         teams = [g for g in groups if g.scope is Scope.TEAM]
@@ -157,13 +171,15 @@ class Counters:
         if held:  # before holding anything: whoever learns the team first can then settle it
             pipe.sadd(self._keys.held, *held)
         for group in [*people, *teams]:
-            self._script(keys=self._group_keys(group), args=self._group_args(group), client=pipe)
+            self._script(keys=self._group_keys(group), args=[*self._group_args(group, nonce, skip)], client=pipe)
         for person, team in settle:
-            self._settle(keys=[self._keys.hold(person), self._keys.forward(person)], args=[team], client=pipe)
+            # Its own nonce: never the same field as this batch's new events of that person and day.
+            self._settle(keys=[self._keys.hold(person), self._keys.forward(person)], args=[team, nonce + "s", skip],
+                         client=pipe)
         replies = pipe.execute()[1 if held else 0:]
         handed: dict[tuple[str, bytes], HandOff] = {}
         for group, reply in zip([*people, *teams], replies, strict=False):
-            self._read(group, reply, result, handed)
+            self._read(group, reply, result, handed, nonce)
         for (person, _), reply in zip(settle, replies[len(people) + len(teams):], strict=True):
             for i in range(0, len(reply), 2):
                 _merge(handed, HandOff.parse(person, reply[i], reply[i + 1]))
@@ -176,7 +192,7 @@ class Counters:
         return result
 
     def _read(
-        self, group: Group, reply: list[Any], result: CountResult, handed: dict[tuple[str, bytes], HandOff]
+        self, group: Group, reply: list[Any], result: CountResult, handed: dict[tuple[str, bytes], HandOff], nonce: str,
     ) -> None:
         new, duplicates, failed, flags, n_pending = (int(reply[0]), int(reply[1]), int(reply[2]), reply[3],
                                                      int(reply[4]))
@@ -188,11 +204,11 @@ class Counters:
                 # What the script just handed over, without sending it back: the events flagged new.
                 event_flags = flags.decode() if isinstance(flags, bytes) else str(flags)
                 events = [e for e, f in zip(group.events, event_flags, strict=True) if f == "1"]
-                field_ = _UNIT.join((group.team, group.day_id, group.month_id, str(group.expire_at))).encode()
+                field_ = HandOff.field_of(group.team, group.day_id, group.month_id, group.expire_at, nonce)
                 _merge(handed, HandOff(group.subject, field_, group.team, group.day_id, group.month_id,
-                                       group.expire_at, events))
+                                       group.expire_at, nonce, events))
             rest = reply[5 + n_pending:]
-            for i in range(0, len(rest), 2):  # entries an unfinished earlier call left: count them now
+            for i in range(0, len(rest), 2):  # entries of a batch that was not committed: count them now
                 _merge(handed, HandOff.parse(group.subject, rest[i], rest[i + 1]))
         self._collect_pending(group.scope, group.subject, reply[5:5 + n_pending], result)
 
@@ -221,15 +237,13 @@ class Counters:
         pipe = self._redis.pipeline(transaction=False)
         ordered = list(groups.values())
         for group in ordered:
-            self._script(keys=self._group_keys(group), args=self._group_args(group), client=pipe)
+            self._script(keys=self._group_keys(group), args=self._group_args(group, "", ""), client=pipe)
         for group, reply in zip(ordered, pipe.execute(), strict=True):
             self._collect_pending(Scope.TEAM, group.subject, reply[5:5 + int(reply[4])], result)
 
-    def finish(self, result: CountResult, pipe: Any = None) -> None:
-        """Remove what was handed over and counted (into `pipe`, when given, else at once)."""
-        own = pipe is None
-        if own:
-            pipe = self._redis.pipeline(transaction=False)
+    def finish(self, result: CountResult) -> None:
+        """The batch is committed: remove what it handed over (its own entries and those it adopted)."""
+        pipe = self._redis.pipeline(transaction=False)
         by_person: dict[str, list[bytes]] = {}
         for item in result.handed:
             by_person.setdefault(item.person, []).append(item.field)
@@ -237,8 +251,16 @@ class Counters:
             pipe.hdel(self._keys.forward(person), *fields)
         if result.settled:
             pipe.srem(self._keys.held, *result.settled)
-        if own and (by_person or result.settled):
-            pipe.execute()
+            for person in result.settled:
+                pipe.exists(self._keys.hold(person))
+        if not len(pipe):
+            return
+        replies = pipe.execute()
+        if result.settled:
+            # Another consumer may have held new events of theirs since the settle: keep them listed.
+            again = [p for p, n in zip(result.settled, replies[-len(result.settled):], strict=True) if n]
+            if again:
+                self._redis.sadd(self._keys.held, *again)
 
     def held_people(self) -> set[str]:
         """People with events held for a team not known yet (any consumer's)."""
@@ -259,7 +281,7 @@ class Counters:
             *extra,
         ]
 
-    def _group_args(self, group: Group) -> list[str]:
+    def _group_args(self, group: Group, nonce: str, skip: str) -> list[str]:
         decide = group.scope is Scope.USER or group.subject != self._no_team
         flags = f"{1 if decide and group.decide_daily else 0}\x1f{1 if decide and group.decide_monthly else 0}"
         return [
@@ -269,12 +291,16 @@ class Counters:
             f"{group.day_id}\x1f{group.month_id}\x1f{group.expire_at}\x1f{flags}",
             self._policy[group.scope],
             "1" if group.forward else "0",
+            nonce,
+            skip,
             *group.events,
         ]
 
-    def publish(self, pending: Sequence[PendingDecision], result: CountResult | None = None) -> list[str]:
-        """Append decisions to the stream and remove the counted hand-offs (one round trip). A republish
-        after a crash carries the same decision_id, which is what the enforcer deduplicates on."""
+    def publish(self, pending: Sequence[PendingDecision]) -> list[str]:
+        """Append decisions to the stream (one round trip). A republish after a crash carries the same
+        decision_id, which is what the enforcer deduplicates on."""
+        if not pending:
+            return []
         pipe = self._redis.pipeline(transaction=False)
         for item in pending:
             pipe.xadd(
@@ -283,12 +309,7 @@ class Counters:
                 maxlen=self._stream_maxlen,
                 approximate=True,
             )
-        if result is not None:
-            self.finish(result, pipe)
-        if not len(pipe):
-            return []
-        replies = pipe.execute()[:len(pending)]
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in replies]
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
 
     def clear_pending(self, pending: Iterable[PendingDecision]) -> None:
         pipe = self._redis.pipeline(transaction=False)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pymysql
 
 from bedrock_usage import directory_state
 from bedrock_usage.directory_state import IdentityCenterRule
@@ -36,6 +37,7 @@ from consumer.lookups import Found, LookupFailed, Lookups
 log = logging.getLogger(__name__)
 
 UNRESOLVED = ""  # the team of a person not known yet: their calls are held for it
+_CONTENT_ERRORS = (pymysql.err.DataError, pymysql.err.IntegrityError)
 _BACKOFF_FIRST, _BACKOFF_CAP = 1.0, 300.0
 _LASTING = 3  # AccessDenied this many times in a row: an alert
 
@@ -212,6 +214,9 @@ class Directory:
         running = self._running.get(key)
         if running is not None:
             return running
+        if key not in self._principals:  # no longer asked about (the quota file gives their team)
+            self._retry.pop(key, None)
+            return None
         now = self._monotonic()
         retry = self._retry.get(key)
         if retry is not None and retry.due > now:
@@ -238,6 +243,8 @@ class Directory:
         done = {key: f for key, f in self._running.items() if f.done()}
         if not done:
             return
+        for key in done:  # first: whatever happens below, a finished lookup is not collected twice
+            del self._running[key]
         answers: dict[str, Found] = {}
         failures: dict[str, LookupFailed] = {}
         for key, future in done.items():
@@ -250,11 +257,20 @@ class Directory:
                 log.error("team lookup crashed", exc_info=error, extra={"principal": key})
                 failures[key] = LookupFailed("Error", repr(error))
         if answers:
-            self._record(answers)
+            try:
+                self._record(answers)
+            except _CONTENT_ERRORS as error:
+                # An answer the database will not take (it should not happen: answers are cleaned): a
+                # failed lookup for those people, retried, rather than a consumer stuck on it.
+                self._session.reset()
+                failures.update({key: LookupFailed("Rejected", str(error)) for key in answers})
+            except BaseException:
+                # MySQL down: the answers are asked for again once it is back.
+                for key in answers:
+                    self._retry[key] = _Retry(0, self._monotonic(), "MySQL")
+                raise
         if failures:
             self._failed(failures)
-        for key in done:
-            del self._running[key]
 
     def _record(self, answers: dict[str, Found]) -> None:
         conn = self._session.conn
@@ -346,8 +362,10 @@ class Directory:
                 continue
             if source == "quota_file" or resolved_at is not None:
                 self._learn(key, Assignment(int(row_id), str(team) if team else self._default_team))
-                if source == "quota_file":
+                if source == "quota_file":  # nothing to ask about them any more
                     self._principals.pop(key, None)
+                    self._retry.pop(key, None)
+                    self._asked_at.pop(key, None)
             elif self._entries[key].resolved:
                 # No longer in the quota file: asked again, and counted for no team until the answer.
                 self._entries[key] = Assignment(int(row_id), UNRESOLVED)

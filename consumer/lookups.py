@@ -37,6 +37,8 @@ IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
                   "arn:aws:identitystore:::group/*", "arn:aws:identitystore:::membership/*"]},
 )
 
+# The columns' sizes (principals.team, display_name, email).
+TEAM_CHARS, NAME_CHARS, EMAIL_CHARS = 128, 255, 320
 # Not there: a final answer (nobody to learn about), not a failure.
 _ABSENT = {"NoSuchEntity", "ResourceNotFoundException"}
 # No permission: retried, and alerted when it lasts (a policy to fix, not a person without a team).
@@ -59,6 +61,16 @@ class LookupFailed(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.denied = code in DENIED
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    """A value from AWS as the directory can keep it: IAM tags and Identity Store attributes may be longer
+    than the columns (256 characters against a team's 128) and hold control characters, which the
+    counting keys and hand-off fields use as separators."""
+    if value is None:
+        return None
+    text = "".join(ch for ch in value if ch.isprintable()).strip()[:limit].strip()
+    return text or None
 
 
 def _code(error: ClientError) -> str:
@@ -114,8 +126,8 @@ class Lookups:
         else:
             return Found("none")
         tags = {str(t["Key"]): str(t["Value"]) for t in reply.get("Tags", [])}
-        return Found("iam_tag", (tags.get(self._team_tag) or "").strip() or None, tags.get("Person") or None,
-                     tags.get("Email") or None, tags)
+        return Found("iam_tag", _clean(tags.get(self._team_tag), TEAM_CHARS), _clean(tags.get("Person"), NAME_CHARS),
+                     _clean(tags.get("Email"), EMAIL_CHARS), tags)
 
     def _identity_center(self, user_name: str, rule: IdentityCenterRule) -> Found:
         store = self._identity_store(rule.region)
@@ -138,4 +150,5 @@ class Lookups:
                                                          ("TimeZone", "Timezone")) if user.get(attr)}
         if "Language" in tags:  # Identity Center holds e.g. "es-ES"; messages are per language ("es")
             tags["Language"] = tags["Language"].split("-")[0].split("_")[0].lower()
-        return Found("identity_center", rule.team_for(groups), user.get("DisplayName") or None, email, tags)
+        return Found("identity_center", _clean(rule.team_for(groups), TEAM_CHARS),
+                     _clean(user.get("DisplayName"), NAME_CHARS), _clean(email, EMAIL_CHARS), tags)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from bedrock_usage.periods import Periods, periods_of
 from bedrock_usage.quota import Decision, Scope
-from consumer.counters import Counters, Group, PendingDecision, event_argument
+from consumer.counters import Counters, CountResult, Group, PendingDecision, event_argument
 from consumer.decode import Decoder
 from consumer.directory import Assignment, Directory
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
@@ -66,7 +67,7 @@ class BatchResult:
     decision_latency: float | None = None  # batch received → its decisions published, seconds
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Batch:
     """What the Redis and MySQL steps of one batch share."""
 
@@ -74,8 +75,16 @@ class _Batch:
     started: float  # monotonic
     decided_at: datetime  # naive UTC
     calls: Sequence[tuple[BedrockCall, InputRecord]]
+    nonce: str  # names this batch's hand-offs in Redis
+    row_teams: dict[str, str]  # eventID → the team its row was staged with
     settle: Sequence[tuple[str, Assignment]]  # people whose held calls move to their team with this batch
-    unknown: Sequence[int]  # rows ids of people counted while unresolved
+    unknown: Sequence[int]  # row ids of people counted while unresolved
+    days: tuple[date, date] | None  # the batch's first and last quota day
+    settle_since: date  # held rows older than this stay as they are (their periods are closed)
+    counted: CountResult | None = None
+    # (quota day, event time, eventID, team): rows a redo staged with a team other than the one Redis
+    # charged when the batch was first counted (a team change in between): the row follows Redis.
+    recharge: list[tuple[date, datetime, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ class Processor:
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis")
         self._lock = threading.Lock()
         self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
+        self._nonces: set[str] = set()  # batches counted in Redis, not yet committed
         self._sweep_seconds = sweep_seconds
         self._monotonic = monotonic
         self._swept_at = float("-inf")
@@ -172,9 +182,13 @@ class Processor:
         result.held = sum(1 for call, _ in calls if not entries[call.principal.key].resolved)
         result.settled = [key for key, _ in settle]
         today = self._period(now)
-        batch = _Batch(result, started, now.replace(tzinfo=None), calls, settle,
+        days = [self._period(call.event_time).day for call, _ in calls]
+        batch = _Batch(result, started, now.replace(tzinfo=None), calls, uuid.uuid4().hex[:16],
+                       {call.event_id: entries[call.principal.key].team for call, _ in calls}, settle,
                        # Rows charged while their person was unknown go to the team known at commit time.
-                       unknown=sorted({e.id for e in entries.values() if not e.resolved}))
+                       unknown=sorted({e.id for e in entries.values() if not e.resolved}),
+                       days=(min(days), max(days)) if days else None,
+                       settle_since=(today.day.replace(day=1) - timedelta(days=1)).replace(day=1))
         counting = self._redis.submit(self._count, groups, (today.day_id, today.month_id), batch)
         # Nothing is committed until Redis has counted the batch and its decisions are published.
         done = self._mysql.submit(self._finish, staged, counting, batch)
@@ -195,21 +209,26 @@ class Processor:
     def _count(self, groups: Sequence[Group], today: tuple[str, str], batch: _Batch) -> list[PendingDecision]:
         """On the Redis thread: count, then publish the decisions this batch owns."""
         result = batch.result
-        counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today)
+        with self._lock:
+            in_flight = sorted(self._nonces)
+        counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today,
+                                      nonce=batch.nonce, in_flight=in_flight)
+        batch.counted = counted
         # A decision of an earlier batch still in flight comes back from the pending set until that
         # batch is committed; it is published once (a crash forgets this, and republishes it).
         with self._lock:
             claimed = [p for p in counted.pending if p.member not in self._in_flight]
             self._in_flight.update(p.member for p in claimed)
+            self._nonces.add(batch.nonce)
+        batch.recharge = self._recharged(counted, batch)
         # Counted now, whatever happens next: a retry of this batch will find these calls seen.
         self._metrics.events.labels("call", "new").inc(counted.new)
         self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
         self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
         try:
-            # With the removal of what was handed to the teams (counted by now).
-            self.counters.publish(claimed, counted)
+            self.counters.publish(claimed)
         except BaseException:
-            self._forget(claimed)
+            self._abandon(batch, claimed)
             raise
         if claimed:
             result.decision_latency = time.monotonic() - batch.started
@@ -233,11 +252,12 @@ class Processor:
         try:
             written = staged.result()
             self._store.commit(result.decisions, decided_at=batch.decided_at,
-                               settle=[(a.id, a.team) for _, a in batch.settle], unknown=batch.unknown)
+                               settle=[(a.id, a.team) for _, a in batch.settle], settle_since=batch.settle_since,
+                               unknown=batch.unknown, days=batch.days, recharge=batch.recharge)
         except BaseException:
-            self._redis.submit(self._forget, pending)
+            self._redis.submit(self._abandon, batch, pending)
             raise
-        self._redis.submit(self._clear, pending)
+        self._redis.submit(self._clear, batch, pending)
         if batch.settle:
             self._directory.settled(batch.settle)
         result.rows_inserted = written.calls_inserted
@@ -248,12 +268,39 @@ class Processor:
         self._metrics.settled_people.inc(len(batch.settle))
         self._metrics.batch_seconds.observe(time.monotonic() - batch.started)
 
-    def _clear(self, pending: Sequence[PendingDecision]) -> None:
+    def _clear(self, batch: _Batch, pending: Sequence[PendingDecision]) -> None:
+        """The batch is committed: its published decisions leave the pending sets, its hand-offs the
+        forward hashes."""
         try:
             if pending:
                 self.counters.clear_pending(pending)
+            if batch.counted is not None:
+                self.counters.finish(batch.counted)
         finally:
-            self._forget(pending)
+            self._abandon(batch, pending)
+
+    def _abandon(self, batch: _Batch, pending: Sequence[PendingDecision]) -> None:
+        """Forget the batch here: its redo publishes its decisions again and adopts its hand-offs."""
+        self._forget(pending)
+        with self._lock:
+            self._nonces.discard(batch.nonce)
+
+    @staticmethod
+    def _recharged(counted: CountResult, batch: _Batch) -> list[tuple[date, datetime, str, str]]:
+        """Rows of this batch that an earlier, uncommitted attempt handed to another team than the one
+        they were staged with (the person changed team in between): they follow Redis."""
+        out = []
+        for item in counted.handed:
+            if item.nonce == batch.nonce or not item.team:
+                continue
+            day = date.fromisoformat(item.day_id)
+            for event in item.events:
+                _, _, event_id, event_time, _ = event.split("\x1f", 4)
+                staged = batch.row_teams.get(event_id)
+                if staged is not None and staged != item.team:
+                    out.append((day, datetime.fromisoformat(event_time).astimezone(UTC).replace(tzinfo=None),
+                                event_id, item.team))
+        return out
 
     def _forget(self, pending: Sequence[PendingDecision]) -> None:
         with self._lock:

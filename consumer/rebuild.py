@@ -49,7 +49,7 @@ def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
                 " FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
                 " WHERE c.event_date >= %s ORDER BY c.event_date", (since,))
             while chunk := cur.fetchmany(CHUNK):
-                groups: dict[tuple[Scope, str, date], Group] = {}
+                groups: dict[tuple[Scope, str, date, str], Group] = {}
                 for event_id, event_time, day, key, row_team, counted in chunk:
                     expire_at = int((midnight(first_of_next_month(day), settings.quota_timezone) + grace).timestamp())
                     event = event_argument(str(event_id), event_time.replace(tzinfo=UTC).isoformat(),
@@ -59,7 +59,9 @@ def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
                     team = str(row_team)
                     scopes = [(Scope.USER, str(key))] + ([(Scope.TEAM, team)] if team else [])
                     for scope, subject in scopes:
-                        group = groups.setdefault((scope, subject, day), Group(
+                        # Keyed by the row's team too: a day of one person can hold rows of a team and
+                        # rows held for none (their file team removed while their lookup failed).
+                        group = groups.setdefault((scope, subject, day, team), Group(
                             scope, subject, team, day.isoformat(), day.strftime("%Y-%m"), expire_at,
                             decide_daily=False, decide_monthly=False, forward=not team))
                         group.events.append(event)

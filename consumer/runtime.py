@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,12 +108,15 @@ def build(
 
 def _lookups(settings: Settings) -> Lookups:
     clients: dict[str | None, Any] = {}
+    lock = threading.Lock()
 
     def identity_store(region: str | None) -> Any:
-        # The Identity Store's region is the rule's (Identity Center lives in one region).
-        if region not in clients:
-            clients[region] = aws.client(settings, "identitystore", region=region)
-        return clients[region]
+        # The Identity Store's region is the rule's (Identity Center lives in one region). Called from
+        # the lookup threads: boto3's default session is not safe to build clients from concurrently.
+        with lock:
+            if region not in clients:
+                clients[region] = aws.client(settings, "identitystore", region=region)
+            return clients[region]
 
     iam = aws.client(settings, "iam") if settings.team_tag_lookup else None
     # Whose IAM users and roles we may read: ours. (A caller of another account is not looked up.)

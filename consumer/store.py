@@ -192,26 +192,39 @@ class Store:
 
     def commit(
         self, decisions: Sequence[Decision], decided_at: datetime, *, settle: Sequence[tuple[int, str]] = (),
-        unknown: Sequence[int] = (),
+        settle_since: date | None = None, unknown: Sequence[int] = (), days: tuple[date, date] | None = None,
+        recharge: Sequence[tuple[date, datetime, str, str]] = (),
     ) -> None:
-        """Add the decisions and commit. `settle`: (person id, team) whose held rows (team '') go to the
-        team now, as their held events just went to it in Redis. `unknown`: people this batch charged to
-        no team yet; their rows go to the team known by now, if any (a consumer that settled them in
-        the meantime could not move rows not yet committed)."""
+        """Add the decisions, move rows between teams as Redis did, and commit.
+
+        `settle`: (person id, team) whose held rows (team '') since `settle_since` go to the team now, as
+        their held events just went to it in Redis. `unknown`: people this batch charged to no team yet;
+        their rows of the batch's `days` go to the team known by now, if any (a consumer that settled
+        them meanwhile could not move rows not yet committed). `recharge`: rows (by primary key) that
+        Redis charged to another team than the one they were staged with."""
         conn = self._session.conn
         try:
             with conn.cursor() as cur:
                 if decisions:
                     cur.executemany(_DECISION_SQL, [_decision_row(d, decided_at) for d in decisions])
                 if settle:
-                    cur.executemany("UPDATE bedrock_calls SET team = %s WHERE principal_id = %s AND team = ''",
-                                    [(team, person) for person, team in settle])
-                if unknown:
-                    cur.execute(
-                        "UPDATE bedrock_calls c JOIN principals p ON p.id = c.principal_id"
-                        " SET c.team = COALESCE(p.team, %s) WHERE c.team = '' AND p.resolved_at IS NOT NULL"
-                        " AND c.principal_id IN (" + ",".join(["%s"] * len(unknown)) + ")",
-                        [self._default_team, *unknown])
+                    cur.executemany("UPDATE bedrock_calls SET team = %s WHERE principal_id = %s AND team = ''"
+                                    " AND event_date >= %s", [(team, person, settle_since) for person, team in settle])
+                if unknown and days:
+                    # Most batches with unknown people find them unknown still: ask the small table first.
+                    cur.execute("SELECT id FROM principals WHERE resolved_at IS NOT NULL AND id IN ("
+                                + ",".join(["%s"] * len(unknown)) + ")", list(unknown))
+                    known = [int(r[0]) for r in cur.fetchall()]
+                    if known:
+                        cur.execute(
+                            "UPDATE bedrock_calls c JOIN principals p ON p.id = c.principal_id"
+                            " SET c.team = COALESCE(p.team, %s) WHERE c.team = '' AND c.event_date BETWEEN %s AND %s"
+                            " AND c.principal_id IN (" + ",".join(["%s"] * len(known)) + ")",
+                            [self._default_team, days[0], days[1], *known])
+                if recharge:
+                    cur.executemany("UPDATE bedrock_calls SET team = %s WHERE event_date = %s AND event_time = %s"
+                                    " AND event_id = %s", [(team, day, at, event_id)
+                                                            for day, at, event_id, team in recharge])
             conn.commit()
         except BaseException:
             _quiet_rollback(conn)

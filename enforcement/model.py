@@ -52,6 +52,7 @@ class Block:
     iam_state: str = "none"  # pending | applied | shadow | refused | lifted | none
     iam_detail: str | None = None
     shadow: bool = False
+    team: str | None = None  # of a team-quota block: the team whose quota it was
 
     def active(self, now: datetime) -> bool:
         return self.blocked and (self.blocked_until is None or self.blocked_until > now)

@@ -182,7 +182,9 @@ class Reconciler:
         person = people.get(block.principal)
         if person is None:
             return None
-        holder: PersonUsage | TeamUsage | None = person if block.scope == Scope.USER else teams.get(person.team)
+        # A team block: the team it was for (the person may have moved since; older rows: their team now).
+        holder: PersonUsage | TeamUsage | None = (
+            person if block.scope == Scope.USER else teams.get(block.team or person.team))
         if holder is None:
             return None
         monthly = block.quota == Quota.MONTHLY_REQUESTS

@@ -129,7 +129,7 @@ class Enforcer:
         results = [self.block_for_quota(key, context, until=until, actor=SYSTEM, published_at=published_at,
                                         action_key=digest("decision", decision.decision_id, key))
                    for key in members]
-        if decision.scope is Scope.TEAM:
+        if decision.scope is Scope.TEAM and any(r.outcome is not Outcome.STALE for r in results):
             self._note_team(decision, context, until, len(members))
         return results
 
@@ -242,6 +242,7 @@ class Enforcer:
                 blocked_until=merged_until,
                 protected_until=None if origin is Origin.ADMIN or current is None else current.protected_until,
                 iam_target=iam_target, iam_state="pending", shadow=self.shadow,
+                team=context.team if context and context.scope is Scope.TEAM else None,
             )
         in_force = was_active and current is not None and current.iam_state in ("applied", "shadow")
         if isinstance(target, Target) and origin is Origin.QUOTA and not in_force:

@@ -348,3 +348,76 @@ def test_a_limits_apply_running_while_the_consumer_counts_reaches_it(
     # Every call is charged to one team, once: the teams add up to the people.
     total_teams = sum(redis_day(redis_client, Scope.TEAM, t) for t in ("tagged", "team-0", "team-1", "team-2"))
     assert total_teams == sum(redis_day(redis_client, Scope.USER, p.quota_key) for p in crowd) == 1520
+
+
+def fail_commits(conn: pymysql.connections.Connection, on: bool) -> None:
+    """A fault in MySQL (not in our code): while on, recording a decision fails, so the batch's commit
+    fails after Redis has counted it."""
+    with conn.cursor() as cur:
+        cur.execute("DROP TRIGGER IF EXISTS test_fail_commit")
+        if on:
+            cur.execute("CREATE TRIGGER test_fail_commit BEFORE INSERT ON decisions FOR EACH ROW"
+                        " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected: the commit fails'")
+    conn.commit()
+
+
+def test_a_batch_redone_after_a_failed_commit_and_a_team_change_keeps_rows_and_decisions_with_redis(
+    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+) -> None:
+    ana = org.iam_user("ana", "data-science")
+    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1", DEFAULT_TEAM_DAILY_REQUEST_LIMIT="4",
+                         WARNING_THRESHOLDS="")
+    batch = records([envelope(ana, NOW - timedelta(seconds=i), seed=i) for i in range(5)])
+    fail_commits(org.conn, True)
+    try:
+        with pytest.raises(pymysql.err.MySQLError):
+            runtime.processor.process(batch)  # counted in Redis (data-science crossed 4), not committed
+    finally:
+        fail_commits(org.conn, False)
+    runtime.reset_connections()
+    quota = quota_file.parse_quota_file(f'teams: {{platform: {{}}, data-science: {{}}}}\n'
+                                        f'users: {{"{ana.quota_key}": {{team: platform}}}}\n',
+                                        default_team="unassigned")
+    limits.apply(org.conn, RedisState(redis_client, KEYS), quota)
+    time.sleep(1.1)
+    runtime.processor.process(batch)  # the redo, with Ana in platform now
+    # Redis charged data-science when it first counted them: the rows say so too, and its crossing is
+    # recorded although the first attempt never committed it.
+    assert redis_day(redis_client, Scope.TEAM, "data-science") == 5
+    assert redis_day(redis_client, Scope.TEAM, "platform") == 0
+    assert org.rows("SELECT team, COUNT(*) FROM bedrock_calls GROUP BY team") == [("data-science", 5)]
+    assert org.rows("SELECT subject, usage_count FROM decisions WHERE scope = 'team'") == [("data-science", 4)]
+    assert not redis_client.exists(KEYS.forward(ana.quota_key))  # removed once committed
+
+
+def test_a_tag_longer_than_a_team_name_is_cut_not_a_stuck_consumer(
+    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+) -> None:
+    raj = org.iam_user("raj", "t" * 256, Person="R" * 256)  # IAM allows 256 characters a tag value
+    result = lookups_on(make_runtime).processor.process(records([envelope(raj, NOW, seed=1)]))
+    assert result.held == 0
+    assert org.rows("SELECT team, CHAR_LENGTH(display_name) FROM principals") == [("t" * 128, 255)]
+
+
+def test_a_person_given_a_team_by_the_quota_file_while_their_lookup_fails_is_settled(
+    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+) -> None:
+    ana = org.iam_user("ana", "data-science")
+    boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+
+    def deny(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListUserTags")
+
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build.iam.ListUserTags", deny)
+    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1", TEAM_LOOKUP_WAIT_MS="200")
+    assert runtime.processor.process(records([envelope(ana, NOW, seed=i) for i in range(3)])).held == 3
+    # The admin fixes it in the quota file while the lookup keeps failing.
+    text = f'teams: {{platform: {{}}}}\nusers: {{"{ana.quota_key}": {{team: platform}}}}\n'
+    quota = quota_file.parse_quota_file(text, default_team="unassigned")
+    limits.apply(org.conn, RedisState(redis_client, KEYS), quota)
+    time.sleep(1.5)  # past the refresh and the lookup's first retry
+    for _ in range(3):
+        runtime.processor.process([])
+    assert redis_day(redis_client, Scope.TEAM, "platform") == 3
+    assert org.rows("SELECT DISTINCT team FROM bedrock_calls") == [("platform",)]

@@ -184,3 +184,21 @@ def test_a_session_policy_detached_by_hand_from_a_shared_role_is_put_back(world:
         "AttachedPolicies"]}
     assert first_pool in attached
     assert rt.reconciler.run_once().missing == 0
+
+
+def test_a_team_block_stays_when_its_person_moves_to_a_team_under_its_quota(world: World) -> None:
+    rt = world.runtime(DEFAULT_TEAM_DAILY_REQUEST_LIMIT="20")
+    mover = world.person(user_arn("mover"), IdentityType.IAM_USER, team="ml")
+    _usage(world, mover, 5)
+    world.counted("ml", mover)
+    _usage(world, "ml", 20, scope=Scope.TEAM)
+    assert rt.reconciler.run_once().missed == 1
+    with world.conn.cursor() as cur:  # moved to a team far from its quota: the ml block is still due
+        cur.execute("UPDATE principals SET team = 'big' WHERE quota_key = %s", (mover,))
+        cur.execute("INSERT INTO teams (name, daily_request_limit) VALUES ('big', 500)")
+    world.conn.commit()
+    _usage(world, "big", 1, scope=Scope.TEAM)
+    for _ in range(2):
+        report = rt.reconciler.run_once()
+        assert (report.limit_raised, report.missed) == (0, 0)
+    assert world.rows("SELECT blocked, team FROM blocks") == [(1, "ml")]

@@ -144,8 +144,9 @@ def test_a_persons_new_events_are_handed_to_their_team_and_the_hand_off_removed(
     c = counters(redis_client)
     result = c.count([group(range(5))])
     assert team_usage(redis_client, "team-a") == {"req": 5}
-    assert redis_client.hlen(KEYS.forward(PERSON)) == 1  # until the caller has finished the batch
-    c.publish(result.pending, result)
+    assert redis_client.hlen(KEYS.forward(PERSON)) == 1  # until the batch is committed
+    c.publish(result.pending)
+    c.finish(result)
     assert not redis_client.exists(KEYS.forward(PERSON))
     assert redis_client.smembers(KEYS.members("team-a", "2026-11-25")) == {PERSON.encode()}
     assert redis_client.smembers(KEYS.members("team-a", "2026-11")) == {PERSON.encode()}
@@ -154,10 +155,12 @@ def test_a_persons_new_events_are_handed_to_their_team_and_the_hand_off_removed(
 def test_a_batch_redone_after_a_team_change_counts_for_no_second_team(redis_client: redis.Redis) -> None:
     c = counters(redis_client)
     first = c.count([group(range(5))])
-    c.publish(first.pending, first)
+    c.publish(first.pending)
+    c.finish(first)
     # The person moved to team-b (quota file, tag) and the batch is redone (a MySQL retry, a crash…).
     again = c.count([group(range(7), team="team-b")])
-    c.publish(again.pending, again)
+    c.publish(again.pending)
+    c.finish(again)
     assert team_usage(redis_client, "team-a") == {"req": 5}
     assert team_usage(redis_client, "team-b") == {"req": 2}  # only the two events new for the person
     assert RedisState(redis_client, KEYS).usage(Scope.USER, PERSON, "2026-11-25") == {"req": 7}
@@ -177,7 +180,8 @@ def test_a_crash_between_the_person_and_the_team_step_charges_the_team_of_then_o
     # to team-a is counted for team-a — once, however often the team step is repeated.
     for _ in range(2):
         again = c.count([group(range(5), team="team-b")])
-    c.publish(again.pending, again)
+    c.publish(again.pending)
+    c.finish(again)
     assert team_usage(redis_client, "team-a") == {"req": 5}
     assert team_usage(redis_client, "team-b") == {}
     assert not redis_client.exists(KEYS.forward(PERSON))
@@ -189,7 +193,8 @@ def test_events_of_an_unresolved_person_are_held_then_settled_once_with_the_cros
     c = counters(redis_client, percents=())
     RedisState(redis_client, KEYS).set_limit_overrides([(Scope.TEAM, "team-a", Limits(4, None))])
     held = c.count([group(range(6), team="")], today=("2026-11-25", "2026-11"))
-    c.publish(held.pending, held)
+    c.publish(held.pending)
+    c.finish(held)
     assert RedisState(redis_client, KEYS).usage(Scope.USER, PERSON, "2026-11-25") == {"req": 6}
     assert team_usage(redis_client, "team-a") == {}
     assert c.held_people() == {PERSON}
@@ -197,7 +202,8 @@ def test_events_of_an_unresolved_person_are_held_then_settled_once_with_the_cros
     settled = c.count([], settle=[(PERSON, "team-a")], today=("2026-11-25", "2026-11"))
     assert [(p.decision.scope, p.decision.subject, p.decision.usage) for p in settled.pending] == [
         (Scope.TEAM, "team-a", 4)]
-    c.publish(settled.pending, settled)
+    c.publish(settled.pending)
+    c.finish(settled)
     c.clear_pending(settled.pending)
     again = c.count([], settle=[(PERSON, "team-a")], today=("2026-11-25", "2026-11"))
     assert again.pending == [] and again.handed == []
