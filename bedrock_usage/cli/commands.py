@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bedrock_usage import db, limits, migrate, partitions, quota_changes, quota_file
+from bedrock_usage import db, directory_state, limits, migrate, partitions, quota_changes, quota_file
 from bedrock_usage.keys import Keys
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
@@ -85,8 +85,11 @@ def limits_show(args: argparse.Namespace, settings: Settings) -> int:
                         " FROM principals WHERE team_source = 'quota_file' OR daily_request_limit IS NOT NULL"
                         " OR monthly_request_limit IS NOT NULL ORDER BY quota_key")
             people = cur.fetchall()
+            _, rule = directory_state.read_state(cur)
     finally:
         conn.close()
+    center = ({"store_id": rule.store_id, "region": rule.region,
+               "team_from_groups": [{"group": g, "team": t} for g, t in rule.team_from_groups]} if rule else None)
     defaults: dict[str, Any] = {
         "user": {"daily": settings.default_daily_limit, "monthly": settings.default_monthly_limit},
         "team": {"daily": settings.default_team_daily_limit, "monthly": settings.default_team_monthly_limit},
@@ -99,6 +102,7 @@ def limits_show(args: argparse.Namespace, settings: Settings) -> int:
             "teams": [{"team": n, "daily_limit": d, "monthly_limit": m} for n, d, m in teams],
             "users": [{"principal": k, "team": t, "team_source": s, "daily_limit": d, "monthly_limit": m}
                       for k, t, s, d, m in people],
+            "identity_center": center,
         }, indent=2))
         return 0
     print(f"defaults: person {defaults['user']['daily']}/day {defaults['user']['monthly']}/month;"
@@ -107,6 +111,9 @@ def limits_show(args: argparse.Namespace, settings: Settings) -> int:
           f" default team {settings.default_team}")
     print("\nteams\n" + table(("team", "daily", "monthly"), teams))
     print("\npeople with overrides\n" + table(("principal", "team", "source", "daily", "monthly"), people))
+    if rule:
+        print(f"\nidentity center: store {rule.store_id} ({rule.region or settings.aws_region}); teams from groups:\n"
+              + table(("group", "team"), rule.team_from_groups))
     return 0
 
 

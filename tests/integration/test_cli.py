@@ -176,3 +176,15 @@ def test_a_bad_setting_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, caps
     monkeypatch.setenv("WARNING_THRESHOLDS", "60,120")
     assert main(["usage"]) == 2
     assert capsys.readouterr().err.startswith("bedrockctl: bad setting: WARNING_THRESHOLDS")
+
+
+def test_limits_show_includes_the_identity_center_rule(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "q.yaml").write_text(QUOTAS + 'identity_center:\n  store_id: d-1234567890\n'
+                                     '  team_from_groups: {"bedrock-team-*": "{name}", "Data Science": research}\n')
+    run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
+    shown = json.loads(run(capsys, "limits", "show", "--json"))
+    assert shown["identity_center"] == {"store_id": "d-1234567890", "region": None, "team_from_groups": [
+        {"group": "bedrock-team-*", "team": "{name}"}, {"group": "Data Science", "team": "research"}]}
+    assert "identity center: store d-1234567890" in run(capsys, "limits", "show")
