@@ -30,13 +30,15 @@
 --         counts teams from the rows directly)
 -- ARGV[7] the batch's nonce   ARGV[8] nonces whose hand-offs not to return (batches still in flight,
 --         comma-separated): hand-off fields are "<team>\31<day>\31<month>\31<expire-at>\31<nonce>"
+-- ARGV[9] how many of the person's forward entries those batches hold (while a backlog is pipelined,
+--         the batch before this one is still in flight): only more than that are read
 -- then one per event: "<eventID hash>\31<counted 1/0>\31<eventID>\31<eventTime>\31<principal>"
 -- (few, packed arguments: building and sending arguments is most of the client's cost per event)
 -- Returns {new, duplicates, new failed calls, new-event flags ('1'/'0' per event, in order),
 --          number of pending decisions, pending decision JSON..., then for a person the forward hash's
 --          other entries as field, value pairs (left by a batch that was not committed)}
 
-local FIXED = 8
+local FIXED = 9
 local SEP = '\30'  -- between the events of one forward/hold entry
 local day_id, month_id, expire_at, decide_daily, decide_monthly =
   string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
@@ -65,7 +67,7 @@ end
 local fresh = redis.call('EXISTS', KEYS[2]) == 0
 -- Forward entries of batches not committed, other than those still in flight (rare): a redo's.
 local leftovers = {}
-if is_person and redis.call('HLEN', KEYS[6]) > 0 then
+if is_person and redis.call('HLEN', KEYS[6]) > tonumber(ARGV[9]) then
   local skip = {[ARGV[7]] = true}
   for nonce in string.gmatch(ARGV[8], '[^,]+') do skip[nonce] = true end
   local entries = redis.call('HGETALL', KEYS[6])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,14 +148,15 @@ class Counters:
 
     def count(
         self, groups: Sequence[Group], *, settle: Sequence[tuple[str, str]] = (), today: tuple[str, str] | None = None,
-        nonce: str = "", in_flight: Sequence[str] = (),
+        nonce: str = "", in_flight: Sequence[str] = (), in_flight_entries: Mapping[str, int] | None = None,
     ) -> CountResult:
         """Count people's and teams' groups, then what the people's scripts handed to their teams.
 
         `settle`: (person, team) pairs whose team became known: their held events are handed to it too.
         `today`: (day id, month id) — handed events of an earlier period are counted but decide nothing.
         `nonce` names this batch's hand-offs; those of `in_flight` batches (counted, not yet committed)
-        are not counted again. The caller publishes the decisions and, once the batch is committed in
+        are not counted again (`in_flight_entries`: how many each person has, so the scripts skip reading
+        them at all). The caller publishes the decisions and, once the batch is committed in
         MySQL, removes its hand-offs (`finish`).
         """
         if not nonce:
@@ -171,7 +172,9 @@ class Counters:
         if held:  # before holding anything: whoever learns the team first can then settle it
             pipe.sadd(self._keys.held, *held)
         for group in [*people, *teams]:
-            self._script(keys=self._group_keys(group), args=[*self._group_args(group, nonce, skip)], client=pipe)
+            entries = (in_flight_entries or {}).get(group.subject, 0) if group.scope is Scope.USER else 0
+            self._script(keys=self._group_keys(group), args=self._group_args(group, nonce, skip, entries),
+                         client=pipe)
         for person, team in settle:
             # Its own nonce: never the same field as this batch's new events of that person and day.
             self._settle(keys=[self._keys.hold(person), self._keys.forward(person)], args=[team, nonce + "s", skip],
@@ -237,7 +240,7 @@ class Counters:
         pipe = self._redis.pipeline(transaction=False)
         ordered = list(groups.values())
         for group in ordered:
-            self._script(keys=self._group_keys(group), args=self._group_args(group, "", ""), client=pipe)
+            self._script(keys=self._group_keys(group), args=self._group_args(group, "", "", 0), client=pipe)
         for group, reply in zip(ordered, pipe.execute(), strict=True):
             self._collect_pending(Scope.TEAM, group.subject, reply[5:5 + int(reply[4])], result)
 
@@ -281,7 +284,7 @@ class Counters:
             *extra,
         ]
 
-    def _group_args(self, group: Group, nonce: str, skip: str) -> list[str]:
+    def _group_args(self, group: Group, nonce: str, skip: str, in_flight_entries: int) -> list[str]:
         decide = group.scope is Scope.USER or group.subject != self._no_team
         flags = f"{1 if decide and group.decide_daily else 0}\x1f{1 if decide and group.decide_monthly else 0}"
         return [
@@ -293,6 +296,7 @@ class Counters:
             "1" if group.forward else "0",
             nonce,
             skip,
+            str(in_flight_entries),
             *group.events,
         ]
 

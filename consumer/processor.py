@@ -134,7 +134,7 @@ class Processor:
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis")
         self._lock = threading.Lock()
         self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
-        self._nonces: set[str] = set()  # batches counted in Redis, not yet committed
+        self._nonces: dict[str, dict[str, int]] = {}  # batches counted, not yet committed → their hand-offs
         self._sweep_seconds = sweep_seconds
         self._monotonic = monotonic
         self._swept_at = float("-inf")
@@ -211,15 +211,23 @@ class Processor:
         result = batch.result
         with self._lock:
             in_flight = sorted(self._nonces)
+            entries: dict[str, int] = {}
+            for fields in self._nonces.values():
+                for person, n in fields.items():
+                    entries[person] = entries.get(person, 0) + n
         counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today,
-                                      nonce=batch.nonce, in_flight=in_flight)
+                                      nonce=batch.nonce, in_flight=in_flight, in_flight_entries=entries)
         batch.counted = counted
         # A decision of an earlier batch still in flight comes back from the pending set until that
         # batch is committed; it is published once (a crash forgets this, and republishes it).
         with self._lock:
             claimed = [p for p in counted.pending if p.member not in self._in_flight]
             self._in_flight.update(p.member for p in claimed)
-            self._nonces.add(batch.nonce)
+            # Every hand-off this batch counted stays in its person's forward hash until it is committed.
+            held: dict[str, int] = {}
+            for item in counted.handed:
+                held[item.person] = held.get(item.person, 0) + 1
+            self._nonces[batch.nonce] = held
         batch.recharge = self._recharged(counted, batch)
         # Counted now, whatever happens next: a retry of this batch will find these calls seen.
         self._metrics.events.labels("call", "new").inc(counted.new)
@@ -283,7 +291,7 @@ class Processor:
         """Forget the batch here: its redo publishes its decisions again and adopts its hand-offs."""
         self._forget(pending)
         with self._lock:
-            self._nonces.discard(batch.nonce)
+            self._nonces.pop(batch.nonce, None)
 
     @staticmethod
     def _recharged(counted: CountResult, batch: _Batch) -> list[tuple[date, datetime, str, str]]:
