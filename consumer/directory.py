@@ -96,6 +96,10 @@ class Directory:
         self._rule: IdentityCenterRule | None = None
         self._refreshed_at = monotonic()
 
+    def _charged(self, row_id: Any, team: Any) -> Assignment:
+        """A resolved person's assignment from their row: their team, or DEFAULT_TEAM for none."""
+        return Assignment(int(row_id), str(team) if team else self._default_team)
+
     def close(self) -> None:
         if self._pool:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -153,7 +157,7 @@ class Directory:
                             + ",".join(["%s"] * len(others)) + ")", others)
                 rows = cur.fetchall()
             conn.commit()
-            out.update({str(k): Assignment(int(i), str(t) if t else self._default_team)
+            out.update({str(k): self._charged(i, t)
                         for k, i, t, resolved in rows if resolved is not None})
         return out
 
@@ -201,7 +205,7 @@ class Directory:
         for principal in principals:
             row_id, team, source, resolved_at, asked_ago = rows[principal.key]
             if source == "quota_file" or resolved_at is not None:
-                self._entries[principal.key] = Assignment(int(row_id), str(team) if team else self._default_team)
+                self._entries[principal.key] = self._charged(row_id, team)
                 if source != "quota_file":  # asked again when its answer is old, or the rule changes
                     self._principals[principal.key] = principal
                     self._asked_at[principal.key] = now - float(asked_ago if asked_ago is not None else 1e9)
@@ -294,7 +298,7 @@ class Directory:
         conn.commit()
         now = self._monotonic()
         for key, row_id, team in rows:
-            self._learn(str(key), Assignment(int(row_id), str(team) if team else self._default_team))
+            self._learn(str(key), self._charged(row_id, team))
             self._asked_at[str(key)] = now
             self._retry.pop(str(key), None)
             log.info("team resolved", extra={"principal": key, "team": team, "source": answers[str(key)].source})
@@ -361,7 +365,7 @@ class Directory:
             if key not in self._entries:
                 continue
             if source == "quota_file" or resolved_at is not None:
-                self._learn(key, Assignment(int(row_id), str(team) if team else self._default_team))
+                self._learn(key, self._charged(row_id, team))
                 if source == "quota_file":  # nothing to ask about them any more
                     self._principals.pop(key, None)
                     self._retry.pop(key, None)

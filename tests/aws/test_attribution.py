@@ -178,9 +178,7 @@ def test_a_lookup_that_fails_then_succeeds_moves_the_held_calls_and_decides_the_
             failures["left"] -= 1
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListUserTags")
 
-    boto3.setup_default_session()  # a fresh default session, with the fault on it
-    assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("before-parameter-build.iam.ListUserTags", deny)
+    aws_fault("before-parameter-build.iam.ListUserTags", deny)
     runtime = lookups_on(make_runtime, DEFAULT_TEAM_DAILY_REQUEST_LIMIT="5", WARNING_THRESHOLDS="",
                          TEAM_LOOKUP_WAIT_MS="300")
 
@@ -228,10 +226,16 @@ def test_a_person_held_by_a_consumer_that_died_is_settled_by_another(
 
 
 def slow_store(seconds: float) -> None:
-    """A fresh default boto3 session whose Identity Store calls take `seconds` (an AWS API fault)."""
+    """The Identity Store's calls take `seconds` (an AWS API fault)."""
+    aws_fault("before-call.identitystore.GetUserId", lambda **_: time.sleep(seconds))
+
+
+def aws_fault(event: str, handler: Callable[..., None]) -> None:
+    """A fresh default boto3 session with `handler` on `event`: faults injected into the AWS API the
+    clients built from now on call (the `org` fixture drops the session after the test)."""
     boto3.setup_default_session()
     assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("before-call.identitystore.GetUserId", lambda **_: time.sleep(seconds))
+    boto3.DEFAULT_SESSION.events.register(event, handler)
 
 
 def test_the_default_team_is_counted_but_never_decides(
@@ -403,13 +407,11 @@ def test_a_person_given_a_team_by_the_quota_file_while_their_lookup_fails_is_set
     org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
 ) -> None:
     ana = org.iam_user("ana", "data-science")
-    boto3.setup_default_session()
-    assert boto3.DEFAULT_SESSION is not None
 
     def deny(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListUserTags")
 
-    boto3.DEFAULT_SESSION.events.register("before-parameter-build.iam.ListUserTags", deny)
+    aws_fault("before-parameter-build.iam.ListUserTags", deny)
     runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1", TEAM_LOOKUP_WAIT_MS="200")
     assert runtime.processor.process(records([envelope(ana, NOW, seed=i) for i in range(3)])).held == 3
     # The admin fixes it in the quota file while the lookup keeps failing.
