@@ -1,4 +1,4 @@
-"""Monthly partitions of `bedrock_calls`: extend ahead of time, drop for retention.
+"""Monthly partitions of `bedrock_calls` and `invocation_logs`: extend ahead of time, drop for retention.
 
 Each partition `pYYYYMM` holds the rows whose event_date is before the 1st of the following month
 (the first one also holds everything older). `p_future` (MAXVALUE) catches anything beyond the last
@@ -17,17 +17,17 @@ from bedrock_usage.periods import first_of_next_month
 
 log = logging.getLogger(__name__)
 
-TABLE = "bedrock_calls"
+TABLES = ("bedrock_calls", "invocation_logs")  # the same monthly partitions, kept in step
 MONTHS_AHEAD = 3
 
 
-def _partitions(conn: Connection) -> list[tuple[str, str]]:
+def _partitions(conn: Connection, table: str) -> list[tuple[str, str]]:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT PARTITION_NAME, PARTITION_DESCRIPTION FROM information_schema.PARTITIONS"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND PARTITION_NAME IS NOT NULL"
             " ORDER BY PARTITION_ORDINAL_POSITION",
-            (TABLE,),
+            (table,),
         )
         rows = cur.fetchall()
     conn.commit()
@@ -43,11 +43,17 @@ def _months(start: date, count: int) -> list[date]:
 
 
 def ensure_partitions(conn: Connection, *, today: date | None = None, ahead: int = MONTHS_AHEAD) -> list[str]:
-    """Split p_future so that monthly partitions exist through `ahead` months after today."""
-    today = today or datetime.now(UTC).date()
-    existing = _partitions(conn)
+    """Split p_future so that monthly partitions exist through `ahead` months after today (both tables)."""
+    created: list[str] = []
+    for table in TABLES:
+        created += _ensure(conn, table, today or datetime.now(UTC).date(), ahead)
+    return created
+
+
+def _ensure(conn: Connection, table: str, today: date, ahead: int) -> list[str]:
+    existing = _partitions(conn, table)
     if not existing:
-        raise RuntimeError(f"{TABLE} is not partitioned; run the migrations")
+        raise RuntimeError(f"{table} is not partitioned; run the migrations")
     bounds = [date.fromisoformat(bound) for name, bound in existing if name != "p_future"]
     highest = max(bounds) if bounds else None
     wanted = [m for m in _months(today, ahead + 1) if highest is None or first_of_next_month(m) > highest]
@@ -58,11 +64,11 @@ def ensure_partitions(conn: Connection, *, today: date | None = None, ahead: int
     )
     with conn.cursor() as cur:
         cur.execute(
-            f"ALTER TABLE {TABLE} REORGANIZE PARTITION p_future INTO"
+            f"ALTER TABLE {table} REORGANIZE PARTITION p_future INTO"
             f" ({parts}, PARTITION p_future VALUES LESS THAN (MAXVALUE))"
         )
     conn.commit()
-    created = [f"p{m:%Y%m}" for m in wanted]
+    created = [f"{table}.p{m:%Y%m}" for m in wanted]
     log.info("partitions added", extra={"partitions": created})
     return created
 
@@ -75,9 +81,13 @@ def drop_before(conn: Connection, keep_months: int, *, today: date | None = None
     cutoff = today.replace(day=1)
     for _ in range(keep_months - 1):
         cutoff = (cutoff - timedelta(days=1)).replace(day=1)
-    doomed = [name for name, bound in _partitions(conn) if name != "p_future" and date.fromisoformat(bound) <= cutoff]
-    if doomed:
-        with conn.cursor() as cur:
-            cur.execute(f"ALTER TABLE {TABLE} DROP PARTITION {', '.join(doomed)}")
-        conn.commit()
-    return doomed
+    dropped: list[str] = []
+    for table in TABLES:
+        doomed = [name for name, bound in _partitions(conn, table)
+                  if name != "p_future" and date.fromisoformat(bound) <= cutoff]
+        if doomed:
+            with conn.cursor() as cur:
+                cur.execute(f"ALTER TABLE {table} DROP PARTITION {', '.join(doomed)}")
+            conn.commit()
+            dropped += [f"{table}.{name}" for name in doomed]
+    return dropped

@@ -1,10 +1,11 @@
 """Quota arithmetic and decisions (pure).
 
-A quota is a request limit per period (day or month) for a scope (a person or a team). Thresholds are
+A quota is a limit per period (day or month) for a scope (a person or a team), on requests or on cost
+(in integer nano-dollars: `NANOS_PER_USD`; money is never a float here). Thresholds are
 percentages of it: each warning percentage (60, 85 by default) and 100, the limit itself. A counter
 *crosses* a threshold when one counted call takes it from below the threshold's count to at or above
 it; because increments are atomic and deduplicated, exactly one call crosses each threshold of a
-period. Crossing 100 % is `exceeded`: the quota is used up, the next call is over it.
+period (a request adds 1; a metered call adds its cost, and one dear call may cross several). Crossing 100 % is `exceeded`: the quota is used up, the next call is over it.
 
 The Redis script (consumer/counters.lua) applies `threshold_count` and `crossed` atomically; the same
 rules live here for everything else (state shown by `bedrockctl usage`, tests, rebuilds). A test checks
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from decimal import ROUND_HALF_UP, Decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -26,9 +28,28 @@ class Scope(StrEnum):
     TEAM = "team"
 
 
+NANOS_PER_USD = 1_000_000_000
+
+
 class Quota(StrEnum):
     DAILY_REQUESTS = "daily_requests"
     MONTHLY_REQUESTS = "monthly_requests"
+    DAILY_COST = "daily_cost"
+    MONTHLY_COST = "monthly_cost"
+
+    @property
+    def monthly(self) -> bool:
+        return self in (Quota.MONTHLY_REQUESTS, Quota.MONTHLY_COST)
+
+    @property
+    def cost(self) -> bool:
+        """Usage and limit in nano-dollars (else: requests)."""
+        return self in (Quota.DAILY_COST, Quota.MONTHLY_COST)
+
+    @property
+    def counter(self) -> str:
+        """The field of the day or month counter hash that this quota reads."""
+        return "cost" if self.cost else "req"
 
 
 class Kind(StrEnum):
@@ -44,13 +65,38 @@ class State(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Request limits of one scope; None means no quota for that period."""
+    """Limits of one scope: requests, and cost in nano-dollars; None means no quota for that period."""
 
     daily: int | None
     monthly: int | None
+    daily_cost: int | None = None
+    monthly_cost: int | None = None
 
     def for_quota(self, quota: Quota) -> int | None:
-        return self.daily if quota is Quota.DAILY_REQUESTS else self.monthly
+        return {
+            Quota.DAILY_REQUESTS: self.daily, Quota.MONTHLY_REQUESTS: self.monthly,
+            Quota.DAILY_COST: self.daily_cost, Quota.MONTHLY_COST: self.monthly_cost,
+        }[quota]
+
+    def fields(self) -> dict[str, int | None]:
+        """As the Redis override hash and the counting script name them."""
+        return {"daily": self.daily, "monthly": self.monthly, "daily_cost": self.daily_cost,
+                "monthly_cost": self.monthly_cost}
+
+
+def usd(nanos: int) -> Decimal:
+    """Nano-dollars as an exact decimal amount of dollars."""
+    return Decimal(nanos).scaleb(-9)
+
+
+def nanos_of(dollars: Decimal | str | int) -> int:
+    """Dollars (a decimal, never a float) as nano-dollars, rounded half up to the nano."""
+    return int((Decimal(dollars) * NANOS_PER_USD).to_integral_value(ROUND_HALF_UP))
+
+
+def format_usd(nanos: int) -> str:
+    """"$41.20": cents, rounded half up (what a person reads in a message or a report)."""
+    return "$" + format(usd(nanos).quantize(Decimal("0.01"), ROUND_HALF_UP), ",f")
 
 
 def threshold_count(limit: int, percent: int) -> int:

@@ -12,7 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlparse
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bedrock_usage.quota import Limits, nanos_of
 
 LANGUAGES = ("en", "es")  # the languages messages are written in (notifier/i18n/)
 
@@ -53,6 +56,16 @@ SPECS: tuple[Spec, ...] = (
     Spec("DEFAULT_MONTHLY_REQUEST_LIMIT", "5000", "Requests per person per month, unless overridden."),
     Spec("DEFAULT_TEAM_DAILY_REQUEST_LIMIT", "", "Requests per team per day (empty: no team daily quota)."),
     Spec("DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT", "", "Requests per team per month (empty: no team monthly quota)."),
+    Spec("DEFAULT_DAILY_COST_LIMIT_USD", "50", "Dollars per person per day, unless overridden (empty: no quota)."),
+    Spec("DEFAULT_MONTHLY_COST_LIMIT_USD", "500", "Dollars per person per month, unless overridden (empty: no quota)."),
+    Spec("DEFAULT_TEAM_DAILY_COST_LIMIT_USD", "", "Dollars per team per day (empty: no team daily cost quota)."),
+    Spec("DEFAULT_TEAM_MONTHLY_COST_LIMIT_USD", "", "Dollars per team per month (empty: no team monthly cost quota)."),
+    Spec("PRICE_FALLBACK", "provider", "Price of a model the price table lacks (never free): `provider` = the"
+         " dearest known model of its provider, `dearest` = the dearest known model, or a model ID."),
+    Spec("PRICES_REFRESH_SECONDS", "60", "How often each consumer re-reads the price table (after `prices import`"
+         " or `prices sync`)."),
+    Spec("UNMETERED_AFTER_SECONDS", "900", "A successful call whose invocation log has not come this long after"
+         " it is unmetered (no cost known): counted in a metric, alerted, and listed in the daily summary."),
     Spec("WARNING_THRESHOLDS", "60,85", "Percentages of a quota at which a warning decision is emitted."),
     Spec("DEFAULT_TEAM", "unassigned", "What people with no team (no quota-file team, Team tag or Identity"
          " Center group) are listed under. Not a team: no team quota applies to it, no team block is decided."),
@@ -120,6 +133,19 @@ def _int(name: str, raw: str, minimum: int = 0) -> int:
 
 def _optional_int(name: str, raw: str) -> int | None:
     return None if raw.strip() == "" else _int(name, raw, minimum=1)
+
+
+def _optional_usd(name: str, raw: str) -> int | None:
+    """A dollar amount (decimal, > 0) as nano-dollars; empty: None."""
+    if raw.strip() == "":
+        return None
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be an amount of dollars like 25 or 12.50, got {raw!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise SettingsError(f"{name} must be above 0, got {raw!r}")
+    return nanos_of(value)
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -221,6 +247,13 @@ class Settings:
     default_monthly_limit: int | None
     default_team_daily_limit: int | None
     default_team_monthly_limit: int | None
+    default_daily_cost_limit: int | None  # nano-dollars
+    default_monthly_cost_limit: int | None
+    default_team_daily_cost_limit: int | None
+    default_team_monthly_cost_limit: int | None
+    price_fallback: str
+    prices_refresh_seconds: int
+    unmetered_after_seconds: int
     warning_thresholds: tuple[int, ...]
     default_team: str
     session_roles: tuple[str, ...]
@@ -262,6 +295,17 @@ class Settings:
     @property
     def shadow(self) -> bool:
         return self.enforcement_mode == "shadow"
+
+    @property
+    def user_defaults(self) -> Limits:
+        """A person's limits when nothing overrides them."""
+        return Limits(self.default_daily_limit, self.default_monthly_limit, self.default_daily_cost_limit,
+                      self.default_monthly_cost_limit)
+
+    @property
+    def team_defaults(self) -> Limits:
+        return Limits(self.default_team_daily_limit, self.default_team_monthly_limit,
+                      self.default_team_daily_cost_limit, self.default_team_monthly_cost_limit)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
@@ -306,6 +350,9 @@ class Settings:
         if backend == "smtp" and not get("SMTP_HOST").strip():
             raise SettingsError("SMTP_HOST is needed with EMAIL_BACKEND=smtp")
         summary_hour = _optional_hour(get("DAILY_SUMMARY_HOUR"))
+        fallback = get("PRICE_FALLBACK").strip()
+        if not fallback or any(c.isspace() for c in fallback):
+            raise SettingsError(f"PRICE_FALLBACK must be provider, dearest or a model ID, got {fallback!r}")
         default_team = get("DEFAULT_TEAM").strip()
         if not default_team:
             raise SettingsError("DEFAULT_TEAM must not be empty")
@@ -337,6 +384,16 @@ class Settings:
             default_team_monthly_limit=_optional_int(
                 "DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT", get("DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT")
             ),
+            default_daily_cost_limit=_optional_usd("DEFAULT_DAILY_COST_LIMIT_USD", get("DEFAULT_DAILY_COST_LIMIT_USD")),
+            default_monthly_cost_limit=_optional_usd(
+                "DEFAULT_MONTHLY_COST_LIMIT_USD", get("DEFAULT_MONTHLY_COST_LIMIT_USD")),
+            default_team_daily_cost_limit=_optional_usd(
+                "DEFAULT_TEAM_DAILY_COST_LIMIT_USD", get("DEFAULT_TEAM_DAILY_COST_LIMIT_USD")),
+            default_team_monthly_cost_limit=_optional_usd(
+                "DEFAULT_TEAM_MONTHLY_COST_LIMIT_USD", get("DEFAULT_TEAM_MONTHLY_COST_LIMIT_USD")),
+            price_fallback=fallback,
+            prices_refresh_seconds=_int("PRICES_REFRESH_SECONDS", get("PRICES_REFRESH_SECONDS"), 1),
+            unmetered_after_seconds=_int("UNMETERED_AFTER_SECONDS", get("UNMETERED_AFTER_SECONDS"), 60),
             warning_thresholds=_thresholds(get("WARNING_THRESHOLDS")),
             default_team=default_team,
             session_roles=tuple(p.strip() for p in get("SESSION_ROLES").split(",") if p.strip()),

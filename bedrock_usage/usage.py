@@ -87,8 +87,8 @@ class UsageReader:
         """The reader every process uses: the settings' defaults, and the Redis horizon as of `now`."""
         return cls(
             conn, client, Keys(settings.redis_key_prefix),
-            user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
-            team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
+            user_defaults=settings.user_defaults,
+            team_defaults=settings.team_defaults,
             default_team=settings.default_team, warning_percents=settings.warning_thresholds,
             horizon=redis_horizon(now, settings.quota_timezone, settings.counter_grace_days),
         )

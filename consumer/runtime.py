@@ -85,8 +85,8 @@ def build(
     counters = Counters(
         client,
         keys,
-        user_defaults=Limits(settings.default_daily_limit, settings.default_monthly_limit),
-        team_defaults=Limits(settings.default_team_daily_limit, settings.default_team_monthly_limit),
+        user_defaults=settings.user_defaults,
+        team_defaults=settings.team_defaults,
         warning_percents=settings.warning_thresholds,
         stream_maxlen=settings.decision_stream_maxlen,
         default_team=settings.default_team,

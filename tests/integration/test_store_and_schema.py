@@ -36,13 +36,16 @@ def test_statements_split_on_line_ending_semicolons_and_drop_comments() -> None:
 
 def test_partitions_are_added_ahead_and_dropped_for_retention(mysql: pymysql.connections.Connection) -> None:
     created = ensure_partitions(mysql, today=date(2099, 1, 15))
-    assert created[-1] == "p209904"
+    assert "bedrock_calls.p209904" in created and created[-1] == "invocation_logs.p209904"
     assert ensure_partitions(mysql, today=date(2099, 1, 15)) == []
-    names = [name for name, _ in _partitions(mysql)]
-    assert names[-1] == "p_future"
+    for table in ("bedrock_calls", "invocation_logs"):
+        assert [name for name, _ in _partitions(mysql, table)][-1] == "p_future"
     dropped = drop_before(mysql, 2, today=date(2099, 3, 1))
-    assert dropped and "p209902" not in dropped and "p209901" in dropped
-    assert all(name not in [n for n, _ in _partitions(mysql)] for name in dropped)
+    assert "bedrock_calls.p209901" in dropped and "invocation_logs.p209901" in dropped
+    assert not any(name.endswith("p209902") for name in dropped)
+    for table in ("bedrock_calls", "invocation_logs"):
+        left = [n for n, _ in _partitions(mysql, table)]
+        assert all(name.split(".")[1] not in left for name in dropped if name.startswith(table + "."))
 
 
 def test_rows_round_trip_with_quotes_and_backslashes(mysql: pymysql.connections.Connection, schema: Settings) -> None:
