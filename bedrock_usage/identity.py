@@ -60,6 +60,13 @@ def _role_name(role_arn: str) -> str:
     return role_arn.rsplit("/", 1)[-1]
 
 
+def without_path(role_arn: str) -> str:
+    """`arn:aws:iam::ACCOUNT:role/some/path/NAME` → `arn:aws:iam::ACCOUNT:role/NAME` (role names are unique in
+    an account whatever their path; an assumed-role ARN, all an invocation log has, carries no path)."""
+    head, sep, _ = role_arn.partition(":role/")
+    return f"{head}{sep}{_role_name(role_arn)}" if sep else role_arn
+
+
 def is_sso_role(role_arn: str) -> bool:
     """True for Identity Center roles (`…:role/aws-reserved/sso.amazonaws.com/[region/]AWSReservedSSO_…`)."""
     return _SSO_PATH in role_arn and _role_name(role_arn).startswith(_SSO_ROLE_PREFIX)

@@ -5,7 +5,8 @@ A quota is a limit per period (day or month) for a scope (a person or a team), o
 percentages of it: each warning percentage (60, 85 by default) and 100, the limit itself. A counter
 *crosses* a threshold when one counted call takes it from below the threshold's count to at or above
 it; because increments are atomic and deduplicated, exactly one call crosses each threshold of a
-period (a request adds 1; a metered call adds its cost, and one dear call may cross several). Crossing 100 % is `exceeded`: the quota is used up, the next call is over it.
+period (a request adds 1; a metered call adds its cost, and one dear call may cross several).
+Crossing 100 % is `exceeded`: the quota is used up, the next call is over it.
 
 The Redis script (consumer/counters.lua) applies `threshold_count` and `crossed` atomically; the same
 rules live here for everything else (state shown by `bedrockctl usage`, tests, rebuilds). A test checks
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from decimal import ROUND_HALF_UP, Decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 

@@ -11,8 +11,8 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import unquote, urlparse
 from decimal import Decimal, InvalidOperation
+from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bedrock_usage.quota import Limits, nanos_of

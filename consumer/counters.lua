@@ -24,16 +24,23 @@
 -- team:   KEYS[6] members of the day   KEYS[7] members of the month (quota keys counted in the team)
 -- ARGV[1] scope  ARGV[2] subject  ARGV[3] team (for a person: the team charged; '' = not known yet)
 -- ARGV[4] period: "<day id>\31<month id>\31<expire-at, unix s>\31<decide daily 1/0>\31<decide monthly 1/0>"
--- ARGV[5] policy: "<default daily limit>\31<default monthly limit>\31<warning percentages, comma-separated>"
---         (an empty limit: no quota)
+-- ARGV[5] policy: "<default daily limit>\31<default monthly limit>\31<warning percentages, comma-separated>
+--         \31<default daily cost limit>\31<default monthly cost limit>" (an empty limit: no quota; cost in
+--         nano-dollars)
 -- ARGV[6] forward: '1' = hand the person's new events to their team (live); '0' = don't (a rebuild
 --         counts teams from the rows directly)
 -- ARGV[7] the batch's nonce   ARGV[8] nonces whose hand-offs not to return (batches still in flight,
 --         comma-separated): hand-off fields are "<team>\31<day>\31<month>\31<expire-at>\31<nonce>"
 -- ARGV[9] how many of the person's forward entries those batches hold (while a backlog is pipelined,
 --         the batch before this one is still in flight): only more than that are read
--- then one per event: "<eventID hash>\31<counted 1/0>\31<eventID>\31<eventTime>\31<principal>"
+-- then one per event: "<hash>\31<kind>\31<id>\31<time>\31<principal>" where kind is '1' (a counted call),
+-- '0' (a failed call: recorded, uses no quota) or 'L<cost>,<input>,<output>,<cache read>,<cache write 5m>,
+-- <cache write 1h>' (an invocation log: its cost in nano-dollars and tokens; its id is the requestId, its hash
+-- taken over "log:" + requestId so that it never meets a call's in the seen set)
 -- (few, packed arguments: building and sending arguments is most of the client's cost per event)
+-- Cost crossings: a log adds its cost at once, so a threshold is crossed when the counter goes from below it
+-- to at or above it; the seen set makes each log count once, so exactly one log crosses each threshold.
+-- Cost counters are integers (HINCRBY) compared as Lua numbers: exact below 2^53 nano-dollars ($9M).
 -- Returns {new, duplicates, new failed calls, new-event flags ('1'/'0' per event, in order),
 --          number of pending decisions, pending decision JSON..., then for a person the forward hash's
 --          other entries as field, value pairs (left by a batch that was not committed)}
@@ -42,7 +49,8 @@ local FIXED = 9
 local SEP = '\30'  -- between the events of one forward/hold entry
 local day_id, month_id, expire_at, decide_daily, decide_monthly =
   string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
-local default_daily, default_monthly, percent_list = string.match(ARGV[5], '^([^\31]*)\31([^\31]*)\31([^\31]*)$')
+local default_daily, default_monthly, percent_list, default_daily_cost, default_monthly_cost =
+  string.match(ARGV[5], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
 local is_person = ARGV[1] == 'user'
 
 local function limit_of(override, default)
@@ -55,12 +63,17 @@ local percents = {}
 for p in string.gmatch(percent_list, '[^,]+') do percents[#percents + 1] = tonumber(p) end
 percents[#percents + 1] = 100
 
-local daily = nil
-local monthly = nil
+local daily, monthly, daily_cost, monthly_cost = nil, nil, nil, nil
 if decide_daily == '1' or decide_monthly == '1' then
-  local overrides = redis.call('HMGET', KEYS[4], 'daily', 'monthly')
-  if decide_daily == '1' then daily = limit_of(overrides[1], default_daily) end
-  if decide_monthly == '1' then monthly = limit_of(overrides[2], default_monthly) end
+  local overrides = redis.call('HMGET', KEYS[4], 'daily', 'monthly', 'daily_cost', 'monthly_cost')
+  if decide_daily == '1' then
+    daily = limit_of(overrides[1], default_daily)
+    daily_cost = limit_of(overrides[3], default_daily_cost)
+  end
+  if decide_monthly == '1' then
+    monthly = limit_of(overrides[2], default_monthly)
+    monthly_cost = limit_of(overrides[4], default_monthly_cost)
+  end
 end
 -- A day key that does not exist yet is created by this call: only then are expiries set (the seen
 -- set, the day and the month keys are created together, by the first event of the day).
@@ -79,17 +92,18 @@ if is_person and redis.call('HLEN', KEYS[6]) > tonumber(ARGV[9]) then
   end
 end
 
-local function check(after, limit, quota, period, event)
+local function check(after, added, limit, quota, period, event)
   if not limit or limit <= 0 then return end
   for _, p in ipairs(percents) do
     local threshold = math.max(1, math.ceil(limit * p / 100))
-    if after == threshold then
+    if after >= threshold and after - added < threshold then
       local kind = 'warning'
       if p >= 100 then kind = 'exceeded' end
       local _, _, event_id, event_time, principal = string.match(event, '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$')
       redis.call('SADD', KEYS[5], cjson.encode({
+        -- As strings: cjson writes numbers with 14 significant digits, and nano-dollars can have more.
         kind = kind, scope = ARGV[1], subject = ARGV[2], quota = quota, period = period,
-        percent = p, usage = after, limit = limit, event_id = event_id,
+        percent = p, usage = string.format('%d', after), limit = string.format('%d', limit), event_id = event_id,
         event_time = event_time, principal = principal, team = ARGV[3],
       }))
     end
@@ -107,9 +121,26 @@ for i = FIXED + 1, #ARGV do
     new = new + 1
     flags[#flags + 1] = '1'
     handed[#handed + 1] = event
-    if string.byte(event, sep + 1) == 49 then  -- '1': a counted call
-      check(redis.call('HINCRBY', KEYS[2], 'req', 1), daily, 'daily_requests', day_id, event)
-      check(redis.call('HINCRBY', KEYS[3], 'req', 1), monthly, 'monthly_requests', month_id, event)
+    local kind = string.byte(event, sep + 1)
+    if kind == 49 then  -- '1': a counted call
+      check(redis.call('HINCRBY', KEYS[2], 'req', 1), 1, daily, 'daily_requests', day_id, event)
+      check(redis.call('HINCRBY', KEYS[3], 'req', 1), 1, monthly, 'monthly_requests', month_id, event)
+    elseif kind == 76 then  -- 'L': an invocation log
+      local cost, tin, tout, tcr, tcw5, tcw1 = string.match(event,
+        '^[^\31]*\31L(%d+),(%d+),(%d+),(%d+),(%d+),(%d+)\31')
+      for _, key in ipairs({KEYS[2], KEYS[3]}) do
+        redis.call('HINCRBY', key, 'logs', 1)
+        if tin ~= '0' then redis.call('HINCRBY', key, 'in', tin) end
+        if tout ~= '0' then redis.call('HINCRBY', key, 'out', tout) end
+        if tcr ~= '0' then redis.call('HINCRBY', key, 'cr', tcr) end
+        if tcw5 ~= '0' then redis.call('HINCRBY', key, 'cw5', tcw5) end
+        if tcw1 ~= '0' then redis.call('HINCRBY', key, 'cw1', tcw1) end
+      end
+      if cost ~= '0' then
+        local added = tonumber(cost)
+        check(redis.call('HINCRBY', KEYS[2], 'cost', cost), added, daily_cost, 'daily_cost', day_id, event)
+        check(redis.call('HINCRBY', KEYS[3], 'cost', cost), added, monthly_cost, 'monthly_cost', month_id, event)
+      end
     else
       failed = failed + 1
       redis.call('HINCRBY', KEYS[2], 'err', 1)
@@ -119,8 +150,9 @@ for i = FIXED + 1, #ARGV do
     duplicates = duplicates + 1
     flags[#flags + 1] = '0'
   end
-  if not is_person and string.byte(event, sep + 1) == 49 then
-    -- Members of a team: the people of its counted calls, new or not (a rebuild fills them in too).
+  if not is_person and string.byte(event, sep + 1) ~= 48 then
+    -- Members of a team: the people of its counted calls and metered logs, new or not (a rebuild fills
+    -- them in too).
     -- Anchored: an unanchored '([^\31]*)$' would retry from every position (quadratic per event).
     members[string.match(event, '^[^\31]*\31[^\31]*\31[^\31]*\31[^\31]*\31(.*)$')] = true
   end

@@ -22,6 +22,7 @@ import orjson
 import redis
 
 from bedrock_usage.keys import Keys
+from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Decision, Limits, Scope
 
 # Errors meaning "Redis is unreachable or failing over": retry with backoff, do not checkpoint.
@@ -42,9 +43,17 @@ def event_hash(event_id: str) -> str:
 
 
 def event_argument(event_id: str, event_time: str, principal: str, counted: bool) -> str:
-    """One event as the counting script takes it: built once per call, used by its person's group and
+    """One call as the counting script takes it: built once per call, used by its person's group and
     its team's group."""
     return f"{event_hash(event_id)}\x1f{1 if counted else 0}\x1f{event_id}\x1f{event_time}\x1f{principal}"
+
+
+def log_argument(request_id: str, event_time: str, principal: str, cost_nanos: int, tokens: Tokens) -> str:
+    """One metered invocation log as the counting script takes it: its cost and tokens ride in the kind
+    field. Hashed over "log:" + requestId: a log and its call share the request ID but are counted apart
+    (the call as a request, the log as cost)."""
+    return (f"{event_hash('log:' + request_id)}\x1fL{cost_nanos},{tokens.input},{tokens.output},{tokens.cache_read},"
+            f"{tokens.cache_write_5m},{tokens.cache_write_1h}\x1f{request_id}\x1f{event_time}\x1f{principal}")
 
 
 @dataclass
@@ -59,7 +68,8 @@ class Group:
     expire_at: int  # unix seconds: month end + grace
     decide_daily: bool
     decide_monthly: bool
-    events: list[str] = field(default_factory=list)  # event_argument() of each event
+    events: list[str] = field(default_factory=list)  # event_argument() / log_argument() of each event
+    logs: int = 0  # how many of the events are invocation logs
     forward: bool = True  # a person's group: hand its new events to its team (a rebuild counts teams itself)
 
 
@@ -97,9 +107,13 @@ class HandOff:
 
 @dataclass
 class CountResult:
-    new: int = 0
+    new: int = 0  # calls and logs
     duplicates: int = 0
     new_failed: int = 0
+    new_logs: int = 0
+    duplicate_logs: int = 0
+    new_cost: dict[str, int] = field(default_factory=dict)  # team charged ('' = not known yet) → nano-dollars
+    new_tokens: list[int] = field(default_factory=lambda: [0] * 5)  # of the new logs, by part (TOKEN_PARTS)
     pending: list[PendingDecision] = field(default_factory=list)
     handed: list[HandOff] = field(default_factory=list)  # counted for their teams; removed once committed
     settled: list[str] = field(default_factory=list)  # people whose held events went to their team
@@ -135,8 +149,11 @@ class Counters:
         self._redis = client
         self._keys = keys
         percents = ",".join(str(p) for p in warning_percents)
+        def limit(value: int | None) -> str:
+            return "" if value is None else str(value)
+
         self._policy = {
-            scope: f"{'' if d.daily is None else d.daily}\x1f{'' if d.monthly is None else d.monthly}\x1f{percents}"
+            scope: "\x1f".join((limit(d.daily), limit(d.monthly), percents, limit(d.daily_cost), limit(d.monthly_cost)))
             for scope, d in ((Scope.USER, user_defaults), (Scope.TEAM, team_defaults))
         }
         # People with no team are counted under DEFAULT_TEAM, which is not a team: no quota, no decision.
@@ -203,6 +220,8 @@ class Counters:
             result.new += new
             result.duplicates += duplicates
             result.new_failed += failed
+            if group.logs:
+                self._read_logs(group, reply[3], result)
             if group.forward and group.team and new:
                 # What the script just handed over, without sending it back: the events flagged new.
                 event_flags = flags.decode() if isinstance(flags, bytes) else str(flags)
@@ -214,6 +233,22 @@ class Counters:
             for i in range(0, len(rest), 2):  # entries of a batch that was not committed: count them now
                 _merge(handed, HandOff.parse(group.subject, rest[i], rest[i + 1]))
         self._collect_pending(group.scope, group.subject, reply[5:5 + n_pending], result)
+
+    @staticmethod
+    def _read_logs(group: Group, flags: bytes | str, result: CountResult) -> None:
+        """How many of a person's logs were new, and their cost by the team charged (for the metrics)."""
+        event_flags = flags.decode() if isinstance(flags, bytes) else str(flags)
+        for event, flag in zip(group.events, event_flags, strict=True):
+            kind = event.split("\x1f", 2)[1]
+            if kind[:1] != "L":
+                continue
+            if flag == "1":
+                cost, *tokens = (int(n) for n in kind[1:].split(","))
+                result.new_logs += 1
+                result.new_cost[group.team] = result.new_cost.get(group.team, 0) + cost
+                result.new_tokens = [a + b for a, b in zip(result.new_tokens, tokens, strict=True)]
+            else:
+                result.duplicate_logs += 1
 
     @staticmethod
     def _collect_pending(scope: Scope, subject: str, members: list[bytes], result: CountResult) -> None:

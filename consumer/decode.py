@@ -6,9 +6,10 @@ One Kinesis record (or one file) may hold:
 - a CloudTrail log file, `{"Records": [...]}`, plain or gzip'd;
 - a gzip'd CloudWatch Logs subscription payload: `DATA_MESSAGE` (its `logEvents[].message` are
   Bedrock model invocation log records) or `CONTROL_MESSAGE` (a health check, skipped);
-- a bare model invocation log record.
+- a bare model invocation log record (consumer/invocation_log.py reads it).
 Anything else, or anything malformed, becomes a `Rejected` with a reason; the rest of the record
-still decodes.
+still decodes. What might hold prompt or completion text (an invocation log, a CloudWatch Logs payload,
+anything compressed) is kept redacted: its envelope, size and digest, never its bodies.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from bedrock_usage.identity import IdentityError, Principal, principal_from_identity
-from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, InvocationLog, Rejected, Skipped
+from bedrock_usage.identity import IdentityError, IdentityType, Principal, principal_from_identity, without_path
+from consumer import invocation_log
+from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, Rejected, Skipped, utc_time
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_LOG_MARKERS = (b"ModelInvocationLog", b"BodyJson", b"BodyS3Path")
 _PRINCIPAL_CACHE = 100_000
 _CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 _BEDROCK_SOURCE = "bedrock.amazonaws.com"
@@ -43,12 +47,14 @@ class Decoder:
     def __init__(self, session_roles: Sequence[str] = ()) -> None:
         self._session_roles = tuple(session_roles)
         self._principals: dict[tuple[Any, ...], Principal] = {}
+        self._log_principals: dict[str, Principal] = {}
+        self._role_arns: dict[str, str] = {}  # role ARN without its path → with it (as CloudTrail gives it)
 
     def decode(self, data: bytes) -> list[Decoded]:
         try:
             document = _load(data)
         except _Malformed as bad:
-            return [Rejected(bad.reason, bad.detail, data, 0)]
+            return [Rejected(bad.reason, bad.detail, _safe_raw(data), 0)]
         return self.decode_document(document, data)
 
     def decode_document(self, document: Any, raw: bytes) -> list[Decoded]:
@@ -66,8 +72,10 @@ class Decoder:
         if "eventID" in document and "userIdentity" in document:
             return [self._one(self._from_cloudtrail, document, raw, 0)]
         if document.get("schemaType") == "ModelInvocationLog":
-            return [self._one(_invocation_log, document, raw, 0)]
-        return [Rejected("unknown_shape", f"no known event shape (keys: {sorted(document)[:8]})", raw, 0)]
+            return [self._log(document, raw, 0)]
+        looks_like_log = any(key in document for key in ("input", "output", "schemaType"))
+        return [Rejected("unknown_shape", f"no known event shape (keys: {sorted(document)[:8]})",
+                         invocation_log.redact(document, raw) if looks_like_log else _safe_raw(raw), 0)]
 
     @staticmethod
     def _one(parse: Any, document: Any, raw: bytes | None, index: int) -> Decoded:
@@ -77,6 +85,31 @@ class Decoder:
         except _Malformed as bad:
             return Rejected(bad.reason, bad.detail, _dump(document) if raw is None else raw, index)
         return result
+
+    def _log(self, document: dict[str, Any], raw: bytes, index: int) -> Decoded:
+        try:
+            return invocation_log.parse(document, self._log_principal)
+        except invocation_log.MalformedLog as bad:
+            return Rejected("invalid_invocation_log", bad.detail, invocation_log.redact(document, raw), index)
+        except IdentityError as error:
+            return Rejected("unknown_identity", str(error), invocation_log.redact(document, raw), index)
+
+    def _log_principal(self, arn: str) -> Principal:
+        principal = self._log_principals.get(arn)
+        if principal is not None:
+            return principal
+        principal = invocation_log.principal_from_arn(arn, self._session_roles)
+        if principal.identity_type is IdentityType.ROLE:
+            # A log's assumed-role ARN lacks the role's path, which its CloudTrail key has: take the role
+            # ARN from the calls seen (RolePaths asks MySQL for the others).
+            known = self._role_arns.get(principal.key)
+            if known is None:
+                return principal  # not cached: a call of that role may teach its path later
+            principal = replace(principal, key=known, arn=known, role_arn=known)
+        if len(self._log_principals) >= _PRINCIPAL_CACHE:
+            self._log_principals.clear()
+        self._log_principals[arn] = principal
+        return principal
 
     def _from_envelope(self, envelope: Mapping[str, Any]) -> Decoded:
         if envelope.get("detail-type") != _CLOUDTRAIL_DETAIL_TYPE:
@@ -140,31 +173,43 @@ class Decoder:
             if cacheable:
                 if len(self._principals) >= _PRINCIPAL_CACHE:
                     self._principals.clear()
+                    self._role_arns.clear()
                 self._principals[key] = principal
+            if principal.identity_type is IdentityType.ROLE and principal.role_arn:
+                self._role_arns[without_path(principal.role_arn)] = principal.role_arn
         return principal
 
     def _from_subscription(self, payload: Mapping[str, Any], raw: bytes) -> list[Decoded]:
+        # A subscription payload carries invocation logs, prompts included: rejected parts are kept redacted.
         kind = payload.get("messageType")
         if kind == "CONTROL_MESSAGE":
             return [Skipped("control_message", "CloudWatch Logs health check")]
         if kind != "DATA_MESSAGE":
-            return [Rejected("unknown_shape", f"CloudWatch Logs messageType {kind!r}", raw, 0)]
+            return [Rejected("unknown_shape", f"CloudWatch Logs messageType {str(kind)[:64]!r}",
+                             invocation_log.redact_text(raw), 0)]
         log_events = payload.get("logEvents")
         if not isinstance(log_events, list):
-            return [Rejected("unknown_shape", "CloudWatch Logs logEvents is not a list", raw, 0)]
+            return [Rejected("unknown_shape", "CloudWatch Logs logEvents is not a list",
+                             invocation_log.redact_text(raw), 0)]
         decoded: list[Decoded] = []
         for index, log_event in enumerate(log_events):
             message = log_event.get("message") if isinstance(log_event, dict) else None
-            body = message.encode() if isinstance(message, str) else b""
+            if not isinstance(message, str):
+                decoded.append(Rejected("unknown_shape", "log event without a message string",
+                                        invocation_log.redact_text(orjson.dumps(log_event)), index))
+                continue
+            body = message.encode("utf-8", "surrogatepass")
             try:
                 document = orjson.loads(body)
             except orjson.JSONDecodeError as error:
-                decoded.append(Rejected("not_json", f"log event message: {error}", body, index))
+                decoded.append(Rejected("not_json", f"log event message: {error}", invocation_log.redact_text(body),
+                                        index))
                 continue
             if isinstance(document, dict) and document.get("schemaType") == "ModelInvocationLog":
-                decoded.append(self._one(_invocation_log, document, body, index))
+                decoded.append(self._log(document, body, index))
             else:
-                decoded.append(Rejected("unknown_shape", "log event is not a ModelInvocationLog", body, index))
+                decoded.append(Rejected("unknown_shape", "log event is not a ModelInvocationLog",
+                                        invocation_log.redact(document, body), index))
         return decoded
 
 
@@ -196,45 +241,15 @@ def _opt_str(value: Any, limit: int) -> str | None:
 
 
 def _parse_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Malformed("invalid_cloudtrail", f"eventTime {text!r} is not ISO 8601") from None
-    if parsed.tzinfo is UTC:  # CloudTrail's "…Z": already what we want
-        return parsed
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    parsed = utc_time(text)
+    if parsed is None:
+        raise _Malformed("invalid_cloudtrail", f"eventTime {text[:64]!r} is not ISO 8601")
+    return parsed
 
 
-def _int_field(section: Any, name: str) -> int:
-    value = section.get(name, 0) if isinstance(section, dict) else 0
-    if not isinstance(value, int) or value < 0:
-        raise _Malformed("invalid_invocation_log", f"{name} is not a non-negative integer")
-    return value
-
-
-def _invocation_log(document: Mapping[str, Any]) -> InvocationLog:
-    request_id = _required_str_log(document, "requestId")
-    identity = document.get("identity") or {}
-    inp, out = document.get("input") or {}, document.get("output") or {}
-    return InvocationLog(
-        request_id=request_id,
-        timestamp=_parse_time(_required_str_log(document, "timestamp")),
-        account_id=str(document.get("accountId") or ""),
-        region=str(document.get("region") or ""),
-        operation=str(document.get("operation") or ""),
-        model_id=str(document.get("modelId") or "unknown"),
-        identity_arn=str(identity.get("arn") or "") if isinstance(identity, dict) else "",
-        input_tokens=_int_field(inp, "inputTokenCount"),
-        output_tokens=_int_field(out, "outputTokenCount"),
-        cache_read_input_tokens=_int_field(inp, "cacheReadInputTokenCount"),
-        cache_write_input_tokens=_int_field(inp, "cacheWriteInputTokenCount"),
-    )
-
-
-def _required_str_log(document: Mapping[str, Any], name: str) -> str:
-    value = document.get(name)
-    if not isinstance(value, str) or not value:
-        raise _Malformed("invalid_invocation_log", f"{name} missing or not a string")
-    return value
+def _safe_raw(data: bytes) -> bytes:
+    """A record that would not decode, as a dead letter keeps it: whole, unless it may hold prompt text
+    (compressed — CloudWatch Logs payloads are —, or naming an invocation log's fields)."""
+    if data[:2] == _GZIP_MAGIC or any(marker in data for marker in _LOG_MARKERS):
+        return invocation_log.redact_text(data)
+    return data

@@ -6,9 +6,10 @@ Everything after decoding works on these, never on raw dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bedrock_usage.identity import Principal
+from bedrock_usage.pricing.rates import CacheSplit, Tokens
 
 # The Bedrock runtime operations that use quota. Converse and ConverseStream are authorised as
 # InvokeModel / InvokeModelWithResponseStream, but CloudTrail records them under their own names.
@@ -40,23 +41,21 @@ class BedrockCall:
 
 @dataclass(frozen=True, slots=True)
 class InvocationLog:
-    """A Bedrock model invocation log record (tokens). Natural key: `request_id`.
-
-    Recognised and routed now; metering tokens and cost from it is a later stage (the counters
-    already carry token fields).
-    """
+    """A Bedrock model invocation log record: who made which call and its tokens by part. Natural key:
+    `request_id` (the call's CloudTrail `requestID`). Holds no prompt or completion text."""
 
     request_id: str
-    timestamp: datetime
+    timestamp: datetime  # UTC
+    principal: Principal  # from identity.arn, keyed as the call's CloudTrail event is
     account_id: str
-    region: str
+    region: str  # where the call was made (prices of geo profiles are that region's)
+    inference_region: str | None
     operation: str
-    model_id: str
-    identity_arn: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_write_input_tokens: int
+    model_id: str  # as logged: a base ID, a profile, an ARN…
+    error_code: str | None
+    tier: str  # standard, flex, priority, latency-optimized…
+    tokens: Tokens
+    cache_split: CacheSplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +78,16 @@ class Rejected:
 
 
 Decoded = BedrockCall | InvocationLog | Skipped | Rejected
+
+
+def utc_time(text: str) -> datetime | None:
+    """An ISO 8601 time (CloudTrail's `…Z`, a log's timestamp) as an aware UTC datetime; None if it is not one."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is UTC:  # "…Z": already what we want
+        return parsed
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+# The parts of a call's tokens, as `bedrock_usage_tokens_total{part}` names them (rates.Tokens' order).
+TOKEN_PARTS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -22,9 +24,25 @@ class ConsumerMetrics:
             "Decoded events by kind (call, invocation_log) and outcome: new (first sighting: counted once),"
             " failed_call (of the new, those that failed: recorded, no quota used), duplicate (seen before),"
             " beyond_horizon (too old for Redis: MySQL only), held (of the new, those of people whose team"
-            " was not known yet: counted for them, held for the team), not_metered.",
+            " was not known yet: counted for them, held for the team).",
             ["kind", "outcome"],
             registry=registry,
+        )
+        self.invocation_logs = Counter(
+            "bedrock_usage_invocation_logs", "Invocation logs metered, by outcome: new (charged once),"
+            " duplicate (seen before: charged nothing).", ["outcome"], registry=registry,
+        )
+        self.cost = Counter(
+            "bedrock_usage_cost_usd", "Dollars charged to new invocation logs, by the team charged (a person's"
+            " team not known yet: '(not known yet)'). A float for Prometheus; the exact sums are in MySQL.",
+            ["team"], registry=registry,
+        )
+        self.tokens = Counter(
+            "bedrock_usage_tokens", "Tokens of new invocation logs, by part.", ["part"], registry=registry,
+        )
+        self.unpriced_calls = Counter(
+            "bedrock_usage_unpriced_calls", "Logged calls of models the price table lacks, charged at the"
+            " PRICE_FALLBACK price, by model (`bedrockctl prices missing`).", ["model"], registry=registry,
         )
         self.dead_letters = Counter(
             "bedrock_usage_dead_letters", "Records sent to the dead-letter table, by reason.", ["reason"],

@@ -2,10 +2,13 @@
 `bedrockctl ingest` and the benchmark, so the offline path is the same code as the live one.
 
 Order of effects, each idempotent on the events' natural keys:
-  1. decode every record (bad ones become dead letters, the rest go on) and resolve principals
-     (auto-provisioned) and their teams, new people looked up with a bounded wait — on the caller's thread;
-  2. insert calls and dead letters into MySQL, uncommitted — on the MySQL thread;
-  3. count in Redis: one atomic script per (person, day): dedupe, increments, threshold crossings, and
+  1. decode every record (bad ones become dead letters, the rest go on), resolve principals
+     (auto-provisioned) and their teams, new people looked up with a bounded wait, and price the
+     invocation logs — on the caller's thread;
+  2. insert calls, logs and dead letters into MySQL, uncommitted, and join calls with their logs — on the
+     MySQL thread;
+  3. count in Redis: one atomic script per (person, day): dedupe, increments (a call: a request; a log: its
+     cost and tokens), threshold crossings, and
      the hand-off of the person's new events to their team; then one per (team, day) over what was
      handed over; then publish the decisions the scripts left pending (the sub-second part) — on the
      Redis thread. People whose team became known have their held events handed over in the same step;
@@ -31,13 +34,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bedrock_usage.periods import Periods, periods_of
-from bedrock_usage.quota import Decision, Scope
-from consumer.counters import Counters, CountResult, Group, PendingDecision, event_argument
+from bedrock_usage.quota import Decision, Scope, usd
+from consumer.counters import Counters, CountResult, Group, PendingDecision, event_argument, log_argument
 from consumer.decode import Decoder
 from consumer.directory import Assignment, Directory
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
-from consumer.metrics import ConsumerMetrics
-from consumer.store import CallRow, DeadLetter, Store, WriteResult
+from consumer.metering import Metered, Metering
+from consumer.metrics import TOKEN_PARTS, ConsumerMetrics
+from consumer.role_paths import RolePaths
+from consumer.store import CallRow, DeadLetter, LogRow, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,10 @@ class BatchResult:
     rows_inserted: int = 0
     dead_letters: int = 0
     skipped: int = 0
-    invocation_logs: int = 0
+    invocation_logs: int = 0  # decoded (metered: new + duplicates of them)
+    logs_new: int = 0
+    logs_inserted: int = 0
+    cost_nanos: int = 0  # of the new logs counted in Redis
     held: int = 0  # calls of people whose team is not known yet: counted for them, held for the team
     settled: list[str] = field(default_factory=list)  # people whose held calls went to their team
     decisions: list[Decision] = field(default_factory=list)
@@ -75,8 +83,10 @@ class _Batch:
     started: float  # monotonic
     decided_at: datetime  # naive UTC
     calls: Sequence[tuple[BedrockCall, InputRecord]]
+    logs: Sequence[tuple[InvocationLog, InputRecord]]
+    metered: Metered
     nonce: str  # names this batch's hand-offs in Redis
-    row_teams: dict[str, str]  # eventID → the team its row was staged with
+    row_teams: dict[str, str]  # eventID (and "log:" + requestId) → the team its row was staged with
     settle: Sequence[tuple[str, Assignment]]  # people whose held calls move to their team with this batch
     unknown: Sequence[int]  # row ids of people counted while unresolved
     days: tuple[date, date] | None  # the batch's first and last quota day
@@ -85,6 +95,7 @@ class _Batch:
     # (quota day, event time, eventID, team): rows a redo staged with a team other than the one Redis
     # charged when the batch was first counted (a team change in between): the row follows Redis.
     recharge: list[tuple[date, datetime, str, str]] = field(default_factory=list)
+    recharge_logs: list[tuple[date, datetime, str, str]] = field(default_factory=list)  # by requestId
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,8 @@ class Processor:
         *,
         decoder: Decoder,
         directory: Directory,
+        metering: Metering,
+        role_paths: RolePaths,
         counters: Counters,
         store: Store,
         timezone_: ZoneInfo,
@@ -122,6 +135,8 @@ class Processor:
     ) -> None:
         self._decoder = decoder
         self._directory = directory
+        self._metering = metering
+        self._role_paths = role_paths
         self.counters = counters
         self._store = store
         self._tz = timezone_
@@ -164,27 +179,34 @@ class Processor:
         started = time.monotonic()
         now = self._clock()
         result = BatchResult(records=len(records))
-        calls, letters = self._decode(records, now.replace(tzinfo=None), result)
-        entries = self._directory.resolve(call.principal for call, _ in calls)
+        calls, decoded_logs, letters = self._decode(records, now.replace(tzinfo=None), result)
+        logs = list(zip(self._role_paths.canonical([entry for entry, _ in decoded_logs]),
+                        [record for _, record in decoded_logs], strict=True))
+        entries = self._directory.resolve([call.principal for call, _ in calls] + [e.principal for e, _ in logs])
         self._metrics.unresolved_people.set(self._directory.unresolved)
         settle = self._settlements()
         if not records and not settle:  # an idle poll with nothing to settle: no round trip at all
             idle: Future[None] = Future()
             idle.set_result(None)
             return Flight(result, idle)
+        metered = self._metering.charge([entry for entry, _ in logs])
         # MySQL inserts the rows (uncommitted) while this thread groups the calls and Redis counts them.
-        staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters)
+        staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters,
+                                    self._log_rows(logs, metered, entries))
         try:
-            groups, result.beyond_horizon = self._groups(calls, entries, now)
+            groups, result.beyond_horizon = self._groups(calls, logs, metered, entries, now)
         except BaseException:
             self._mysql.submit(self._store.abort).result()
             raise
         result.held = sum(1 for call, _ in calls if not entries[call.principal.key].resolved)
         result.settled = [key for key, _ in settle]
         today = self._period(now)
-        days = [self._period(call.event_time).day for call, _ in calls]
-        batch = _Batch(result, started, now.replace(tzinfo=None), calls, uuid.uuid4().hex[:16],
-                       {call.event_id: entries[call.principal.key].team for call, _ in calls}, settle,
+        days = [self._period(call.event_time).day for call, _ in calls] + [
+            self._period(entry.timestamp).day for entry, _ in logs]
+        row_teams = {call.event_id: entries[call.principal.key].team for call, _ in calls}
+        row_teams.update(("log:" + entry.request_id, entries[entry.principal.key].team) for entry, _ in logs)
+        batch = _Batch(result, started, now.replace(tzinfo=None), calls, logs, metered, uuid.uuid4().hex[:16],
+                       row_teams, settle,
                        # Rows charged while their person was unknown go to the team known at commit time.
                        unknown=sorted({e.id for e in entries.values() if not e.resolved}),
                        days=(min(days), max(days)) if days else None,
@@ -228,11 +250,17 @@ class Processor:
             for item in counted.handed:
                 held[item.person] = held.get(item.person, 0) + 1
             self._nonces[batch.nonce] = held
-        batch.recharge = self._recharged(counted, batch)
+        batch.recharge, batch.recharge_logs = self._recharged(counted, batch)
         # Counted now, whatever happens next: a retry of this batch will find these calls seen.
-        self._metrics.events.labels("call", "new").inc(counted.new)
-        self._metrics.events.labels("call", "duplicate").inc(counted.duplicates)
+        self._metrics.events.labels("call", "new").inc(counted.new - counted.new_logs)
+        self._metrics.events.labels("call", "duplicate").inc(counted.duplicates - counted.duplicate_logs)
         self._metrics.events.labels("call", "failed_call").inc(counted.new_failed)
+        self._metrics.invocation_logs.labels("new").inc(counted.new_logs)
+        self._metrics.invocation_logs.labels("duplicate").inc(counted.duplicate_logs)
+        for team, nanos in counted.new_cost.items():  # dollars as a float: for Prometheus only
+            self._metrics.cost.labels(team or "(not known yet)").inc(float(usd(nanos)))
+        for part, tokens in zip(TOKEN_PARTS, counted.new_tokens, strict=True):
+            self._metrics.tokens.labels(part).inc(tokens)
         try:
             self.counters.publish(claimed)
         except BaseException:
@@ -240,8 +268,9 @@ class Processor:
             raise
         if claimed:
             result.decision_latency = time.monotonic() - batch.started
-            self._observe_decisions(claimed, batch.calls, result.decision_latency)
-        result.new, result.duplicates = counted.new, counted.duplicates
+            self._observe_decisions(claimed, batch.calls, batch.logs, result.decision_latency)
+        result.new, result.duplicates = counted.new - counted.new_logs, counted.duplicates - counted.duplicate_logs
+        result.logs_new, result.cost_nanos = counted.new_logs, sum(counted.new_cost.values())
         result.decisions = [p.decision for p in claimed]
         return claimed
 
@@ -261,7 +290,8 @@ class Processor:
             written = staged.result()
             self._store.commit(result.decisions, decided_at=batch.decided_at,
                                settle=[(a.id, a.team) for _, a in batch.settle], settle_since=batch.settle_since,
-                               unknown=batch.unknown, days=batch.days, recharge=batch.recharge)
+                               unknown=batch.unknown, days=batch.days, recharge=batch.recharge,
+                               recharge_logs=batch.recharge_logs, unpriced=batch.metered.unpriced)
         except BaseException:
             self._redis.submit(self._abandon, batch, pending)
             raise
@@ -269,7 +299,10 @@ class Processor:
         if batch.settle:
             self._directory.settled(batch.settle)
         result.rows_inserted = written.calls_inserted
+        result.logs_inserted = written.logs_inserted
         result.dead_letters = written.dead_letters
+        for unpriced in batch.metered.unpriced:
+            self._metrics.unpriced_calls.labels(unpriced.model).inc(unpriced.calls)
         self._metrics.records.inc(result.records)
         self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)
         self._metrics.events.labels("call", "held").inc(result.held)
@@ -294,21 +327,26 @@ class Processor:
             self._nonces.pop(batch.nonce, None)
 
     @staticmethod
-    def _recharged(counted: CountResult, batch: _Batch) -> list[tuple[date, datetime, str, str]]:
-        """Rows of this batch that an earlier, uncommitted attempt handed to another team than the one
-        they were staged with (the person changed team in between): they follow Redis."""
-        out = []
+    def _recharged(
+        counted: CountResult, batch: _Batch
+    ) -> tuple[list[tuple[date, datetime, str, str]], list[tuple[date, datetime, str, str]]]:
+        """Rows of this batch (calls, logs) that an earlier, uncommitted attempt handed to another team than
+        the one they were staged with (the person changed team in between): they follow Redis."""
+        calls: list[tuple[date, datetime, str, str]] = []
+        logs: list[tuple[date, datetime, str, str]] = []
         for item in counted.handed:
             if item.nonce == batch.nonce or not item.team:
                 continue
             day = date.fromisoformat(item.day_id)
             for event in item.events:
-                _, _, event_id, event_time, _ = event.split("\x1f", 4)
-                staged = batch.row_teams.get(event_id)
+                _, kind, ident, event_time, _ = event.split("\x1f", 4)
+                is_log = kind.startswith("L")
+                staged = batch.row_teams.get("log:" + ident if is_log else ident)
                 if staged is not None and staged != item.team:
-                    out.append((day, datetime.fromisoformat(event_time).astimezone(UTC).replace(tzinfo=None),
-                                event_id, item.team))
-        return out
+                    (logs if is_log else calls).append(
+                        (day, datetime.fromisoformat(event_time).astimezone(UTC).replace(tzinfo=None), ident,
+                         item.team))
+        return calls, logs
 
     def _forget(self, pending: Sequence[PendingDecision]) -> None:
         with self._lock:
@@ -316,8 +354,9 @@ class Processor:
 
     def _decode(
         self, records: Sequence[InputRecord], received_at: datetime, result: BatchResult
-    ) -> tuple[list[tuple[BedrockCall, InputRecord]], list[DeadLetter]]:
+    ) -> tuple[list[tuple[BedrockCall, InputRecord]], list[tuple[InvocationLog, InputRecord]], list[DeadLetter]]:
         calls: list[tuple[BedrockCall, InputRecord]] = []
+        logs: list[tuple[InvocationLog, InputRecord]] = []
         letters: list[DeadLetter] = []
         for record in records:
             for item in self._decoder.decode(record.data):
@@ -333,11 +372,9 @@ class Processor:
                     result.skipped += 1
                     self._metrics.skipped.labels(item.reason).inc()
                 elif isinstance(item, InvocationLog):
-                    # Token metering from invocation logs is a later stage; recognised and counted here.
-                    result.invocation_logs += 1
-                    self._metrics.events.labels("invocation_log", "not_metered").inc()
-        result.calls = len(calls)
-        return calls, letters
+                    logs.append((item, record))
+        result.calls, result.invocation_logs = len(calls), len(logs)
+        return calls, logs, letters
 
     def _period(self, instant: datetime) -> Periods:
         # Cached per quarter hour: every UTC offset in use is a multiple of 15 minutes, so all instants
@@ -361,22 +398,39 @@ class Processor:
             ))
         return rows
 
+    def _log_rows(
+        self, logs: Sequence[tuple[InvocationLog, InputRecord]], metered: Metered, entries: dict[str, Assignment]
+    ) -> list[LogRow]:
+        rows = []
+        for (entry, _), charge in zip(logs, metered.charges, strict=True):
+            assigned = entries[entry.principal.key]
+            rows.append(LogRow(
+                self._period(entry.timestamp).day, entry.timestamp.replace(tzinfo=None), entry.request_id,
+                assigned.id, assigned.team, entry.account_id, entry.operation, entry.model_id, charge.price_model,
+                entry.region, entry.inference_region, charge.scope.value, entry.tier, entry.error_code,
+                entry.tokens, charge.nanos, charge.status.value, entry.cache_split.value,
+            ))
+        return rows
+
     def _groups(
-        self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Assignment], now: datetime
+        self, calls: Sequence[tuple[BedrockCall, InputRecord]], logs: Sequence[tuple[InvocationLog, InputRecord]],
+        metered: Metered, entries: dict[str, Assignment], now: datetime,
     ) -> tuple[list[Group], int]:
-        """The calls' Redis groups (one per person and day; their scripts hand the new events to the
-        team), and how many calls are too old for Redis."""
+        """The Redis groups of the calls and logs (one per person and day; their scripts hand the new events
+        to the team), and how many are too old for Redis."""
         today = self._period(now)
         groups: dict[tuple[str, date], Group] = {}
         beyond = 0
-        for call, _ in calls:
-            periods = self._period(call.event_time)
+        events = [(call.event_time, call.principal.key, call, None) for call, _ in calls]
+        events += [(entry.timestamp, entry.principal.key, entry, charge)
+                   for (entry, _), charge in zip(logs, metered.charges, strict=True)]
+        for event_time, key, item, charge in events:
+            periods = self._period(event_time)
             expire_at = periods.month_ends_at + self._grace
             if expire_at <= now:
                 # Redis no longer holds that month: the call is recorded in MySQL only (rebuildable).
                 beyond += 1
                 continue
-            key = call.principal.key
             group = groups.get((key, periods.day))
             if group is None:
                 group = groups[(key, periods.day)] = Group(
@@ -390,13 +444,20 @@ class Processor:
                     decide_daily=periods.day >= today.day,
                     decide_monthly=periods.month_id >= today.month_id,
                 )
-            group.events.append(event_argument(call.event_id, call.event_time.isoformat(), key, call.counted))
+            if isinstance(item, BedrockCall):
+                group.events.append(event_argument(item.event_id, event_time.isoformat(), key, item.counted))
+            elif charge is not None:
+                group.events.append(log_argument(item.request_id, event_time.isoformat(), key, charge.nanos,
+                                                 item.tokens))
+                group.logs += 1
         return list(groups.values()), beyond
 
     def _observe_decisions(
-        self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]], latency: float
+        self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]],
+        logs: Sequence[tuple[InvocationLog, InputRecord]], latency: float,
     ) -> None:
         arrivals = {call.event_id: record.arrival_ms for call, record in calls if record.arrival_ms}
+        arrivals.update((entry.request_id, record.arrival_ms) for entry, record in logs if record.arrival_ms)
         wall_ms = time.time() * 1000
         for item in pending:
             decision = item.decision

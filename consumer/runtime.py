@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from bedrock_usage import aws, limits
 from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.quota import Limits
+from bedrock_usage.pricing.profiles import InferenceProfiles
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from consumer.counters import Counters
@@ -25,7 +25,9 @@ from consumer.decode import Decoder
 from consumer.directory import Directory
 from consumer.lookups import LookupFailed, Lookups
 from consumer.metrics import ConsumerMetrics
+from consumer.metering import Metering
 from consumer.processor import Processor
+from consumer.role_paths import RolePaths
 from consumer.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,14 @@ def build(
         stream_maxlen=settings.decision_stream_maxlen,
         default_team=settings.default_team,
     )
+    # Prices and role paths are read on the caller's thread, like the directory: its session.
+    metering = Metering(directory_session, fallback=settings.price_fallback,
+                        refresh_seconds=settings.prices_refresh_seconds, profiles=_profiles(settings, directory_session))
     processor = Processor(
         decoder=Decoder(settings.session_roles),
         directory=directory,
+        metering=metering,
+        role_paths=RolePaths(directory_session),
         counters=counters,
         store=Store(session, settings.default_team),
         timezone_=settings.quota_timezone,
@@ -104,6 +111,10 @@ def build(
         sweep_seconds=settings.directory_refresh_seconds,
     )
     return Runtime(processor, metrics, client, session, directory_session, directory)
+
+
+def _profiles(settings: Settings, session: MySQLSession) -> InferenceProfiles:
+    return InferenceProfiles(session, aws.client(settings, "bedrock"))
 
 
 def _lookups(settings: Settings) -> Lookups:

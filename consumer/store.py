@@ -1,4 +1,5 @@
-"""MySQL adapter of the consumer: one transaction per batch for calls, dead letters and decisions.
+"""MySQL adapter of the consumer: one transaction per batch for calls, invocation logs, dead letters and
+decisions.
 
 Every insert is idempotent (`ON DUPLICATE KEY UPDATE` a no-op on the natural key), so a batch written
 twice — after a crash before the checkpoint, a lease handoff or a replay — leaves the same rows.
@@ -13,14 +14,15 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pymysql
 from pymysql.constants import SERVER_STATUS
 from pymysql.converters import escape_string
 
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.quota import Decision
+from bedrock_usage.pricing.rates import Tokens
+from bedrock_usage.quota import Decision, usd
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,41 @@ class CallRow:
     user_agent: str | None
     request_id: str | None
     error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One metered invocation log (sql/010_cost.sql `invocation_logs`)."""
+
+    event_date: date
+    event_time: datetime  # naive UTC
+    request_id: str
+    principal_id: int
+    team: str
+    account_id: str
+    operation: str
+    model_id: str  # as logged
+    price_model: str | None  # the base model priced (the fallback's for an unpriced one)
+    region: str
+    inference_region: str | None
+    price_scope: str
+    tier: str
+    error_code: str | None
+    tokens: Tokens
+    cost_nanos: int
+    price_status: str
+    cache_split: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unpriced:
+    """A model charged at the fallback price in a batch (sql/010 `unpriced_models`)."""
+
+    model: str
+    fallback_model: str | None
+    calls: int
+    first_seen: datetime  # naive UTC
+    last_seen: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +108,40 @@ class WriteResult:
     calls_inserted: int
     dead_letters: int
     rejected_rows: int
+    logs_inserted: int = 0
 
 
+# The tables whose rows carry the team charged (moved together when a person's team becomes known).
+_CHARGED_TABLES = ("bedrock_calls", "invocation_logs")
 _CALL_SQL_HEAD = (
     "INSERT INTO bedrock_calls (event_date, event_id, event_time, principal_id, team, account_id, operation,"
     " model_ref, region, inference_region, source_ip, user_agent_ref, request_id, error_code) VALUES "
 )
 _CALL_SQL_TAIL = " ON DUPLICATE KEY UPDATE event_id = event_id"
 _ROWS_PER_STATEMENT = 5000
+_LOG_SQL_HEAD = (
+    "INSERT INTO invocation_logs (event_date, event_time, request_id, principal_id, team, account_id, operation,"
+    " model_ref, price_model_ref, region, inference_region, price_scope, tier, error_code, input_tokens,"
+    " output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cost_usd, price_status,"
+    " cache_split) VALUES "
+)
+_LOG_SQL_TAIL = " ON DUPLICATE KEY UPDATE request_id = request_id"
+# A call and its log meet on the request ID, whichever came first: the call's row takes the log's tokens
+# and cost. Two statements, each driven by the side this batch brought (both indexed on request_id); the
+# date window keeps the calls' side to the partitions that can hold the call.
+_JOIN_SET = (
+    "UPDATE bedrock_calls c JOIN invocation_logs l ON l.request_id = c.request_id"
+    " SET c.input_tokens = l.input_tokens, c.output_tokens = l.output_tokens,"
+    " c.cache_read_tokens = l.cache_read_tokens, c.cache_write_5m_tokens = l.cache_write_5m_tokens,"
+    " c.cache_write_1h_tokens = l.cache_write_1h_tokens, c.cost_usd = l.cost_usd"
+    " WHERE c.input_tokens IS NULL AND c.event_date BETWEEN %s AND %s AND "
+)
+_UNPRICED_SQL = (
+    "INSERT INTO unpriced_models (model, fallback_model, first_seen, last_seen, calls) VALUES (%s,%s,%s,%s,%s)"
+    " ON DUPLICATE KEY UPDATE fallback_model = VALUES(fallback_model),"
+    " first_seen = LEAST(first_seen, VALUES(first_seen)), last_seen = GREATEST(last_seen, VALUES(last_seen)),"
+    " calls = calls + VALUES(calls)"
+)
 
 
 class _Values:
@@ -101,6 +164,16 @@ class _Values:
             f"('{c.event_date.isoformat()}',{text(c.event_id)},'{c.event_time.isoformat(' ', 'milliseconds')}',"
             f"{c.principal_id},{text(c.team)},{text(c.account_id)},{text(c.operation)},{ref[0]},{text(c.region)},"
             f"{text(c.inference_region)},{text(c.source_ip)},{agent},{text(c.request_id)},{text(c.error_code)})"
+        )
+
+    def log(self, r: LogRow, model_ref: int, price_ref: int | None) -> str:
+        text, t = self._text, r.tokens
+        return (
+            f"('{r.event_date.isoformat()}','{r.event_time.isoformat(' ', 'milliseconds')}',{text(r.request_id)},"
+            f"{r.principal_id},{text(r.team)},{text(r.account_id)},{text(r.operation)},{model_ref},"
+            f"{'NULL' if price_ref is None else price_ref},{text(r.region)},{text(r.inference_region)},"
+            f"{text(r.price_scope)},{text(r.tier)},{text(r.error_code)},{t.input},{t.output},{t.cache_read},"
+            f"{t.cache_write_5m},{t.cache_write_1h},{usd(r.cost_nanos):f},{text(r.price_status)},{text(r.cache_split)})"
         )
 
 
@@ -164,36 +237,92 @@ class Store:
         self._models = _Dimension("models", "model_id", hashed=False)
         self._agents = _Dimension("user_agents", "user_agent", hashed=True)
 
-    def stage(self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter]) -> WriteResult:
+    def stage(
+        self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter], logs: Sequence[LogRow] = ()
+    ) -> WriteResult:
         conn = self._session.conn
         letters = list(dead_letters)
-        inserted = rejected = 0
+        inserted = rejected = logged = 0
         try:
             with conn.cursor() as cur:
                 refs = self._refs(cur, calls) if calls else []
+                log_refs = self._log_refs(cur, logs) if logs else []
                 # Dimension rows commit on their own: the ids cached in-process must exist even if the
                 # batch below is rolled back.
                 conn.commit()
                 try:
                     inserted = self._insert_calls(cur, calls, refs)
+                    logged = self._insert_logs(cur, logs, log_refs)
                 except _CONTENT_ERRORS as error:
                     conn.rollback()
                     log.warning("batch rejected by the database, retrying rows one by one",
                                 extra={"error": str(error)})
                     inserted, bad = self._one_by_one(cur, calls, refs)
-                    letters += bad
-                    rejected = len(bad)
+                    logged, bad_logs = self._logs_one_by_one(cur, logs, log_refs)
+                    letters += bad + bad_logs
+                    rejected = len(bad) + len(bad_logs)
+                self._join(cur, calls, logs)
                 if letters:
                     cur.executemany(_DEAD_SQL, [_dead_row(d) for d in letters])
         except BaseException:
             _quiet_rollback(conn)
             raise
-        return WriteResult(inserted, len(letters), rejected)
+        return WriteResult(inserted, len(letters), rejected, logged)
+
+    def _log_refs(self, cur: pymysql.cursors.Cursor, logs: Sequence[LogRow]) -> list[tuple[int, int | None]]:
+        models = self._models.ids(cur, {r.model_id for r in logs} | {r.price_model for r in logs if r.price_model})
+        return [(models[r.model_id], models[r.price_model] if r.price_model else None) for r in logs]
+
+    def _insert_logs(
+        self, cur: pymysql.cursors.Cursor, logs: Sequence[LogRow], refs: Sequence[tuple[int, int | None]]
+    ) -> int:
+        inserted = 0
+        values = _Values(cur.connection)
+        for start in range(0, len(logs), _ROWS_PER_STATEMENT):
+            chunk = zip(logs[start:start + _ROWS_PER_STATEMENT], refs[start:start + _ROWS_PER_STATEMENT], strict=True)
+            inserted += cur.execute(_LOG_SQL_HEAD + ",".join(values.log(r, *ref) for r, ref in chunk) + _LOG_SQL_TAIL)
+        return inserted
+
+    @staticmethod
+    def _logs_one_by_one(
+        cur: pymysql.cursors.Cursor, logs: Sequence[LogRow], refs: Sequence[tuple[int, int | None]]
+    ) -> tuple[int, list[DeadLetter]]:
+        inserted, bad = 0, []
+        values = _Values(cur.connection)
+        for row, ref in zip(logs, refs, strict=True):
+            cur.execute("SAVEPOINT one_row")
+            try:
+                inserted += cur.execute(_LOG_SQL_HEAD + values.log(row, *ref) + _LOG_SQL_TAIL)
+            except _CONTENT_ERRORS as error:
+                cur.execute("ROLLBACK TO SAVEPOINT one_row")
+                bad.append(DeadLetter(
+                    source="mysql", shard_id=None, sequence_number=None, sub_index=0,
+                    reason="rejected_by_database", detail=f"log {row.request_id}: {error}"[:1024],
+                    raw=repr(row).encode(), received_at=datetime.now(UTC).replace(tzinfo=None),
+                ))
+        return inserted, bad
+
+    @staticmethod
+    def _join(cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], logs: Sequence[LogRow]) -> None:
+        """Give the calls of this batch their logs' tokens and cost, and the logs of this batch their calls."""
+        call_ids = sorted({c.request_id for c in calls if c.request_id})
+        log_ids = sorted({r.request_id for r in logs})
+        for ids, side, dates in ((call_ids, "c", [c.event_date for c in calls]),
+                                 (log_ids, "l", [r.event_date for r in logs])):
+            if not ids:
+                continue
+            # A call's log comes within minutes; a day either side covers midnight and time zones.
+            low, high = min(dates) - timedelta(days=1), max(dates) + timedelta(days=1)
+            for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+                chunk = ids[start:start + _ROWS_PER_STATEMENT]
+                cur.execute(_JOIN_SET + f"{side}.request_id IN (" + ",".join(["%s"] * len(chunk)) + ")",
+                            [low, high, *chunk])
 
     def commit(
         self, decisions: Sequence[Decision], decided_at: datetime, *, settle: Sequence[tuple[int, str]] = (),
         settle_since: date | None = None, unknown: Sequence[int] = (), days: tuple[date, date] | None = None,
         recharge: Sequence[tuple[date, datetime, str, str]] = (),
+        recharge_logs: Sequence[tuple[date, datetime, str, str]] = (), unpriced: Sequence[Unpriced] = (),
     ) -> None:
         """Add the decisions, move rows between teams as Redis did, and commit.
 
@@ -201,30 +330,35 @@ class Store:
         their held events just went to it in Redis. `unknown`: people this batch charged to no team yet;
         their rows of the batch's `days` go to the team known by now, if any (a consumer that settled
         them meanwhile could not move rows not yet committed). `recharge`: rows (by primary key) that
-        Redis charged to another team than the one they were staged with."""
+        Redis charged to another team than the one they were staged with (`recharge_logs`: log rows, keyed
+        by request ID). `unpriced`: models this batch charged at the fallback price."""
         conn = self._session.conn
         try:
             with conn.cursor() as cur:
                 if decisions:
                     cur.executemany(_DECISION_SQL, [_decision_row(d, decided_at) for d in decisions])
-                if settle:
-                    cur.executemany("UPDATE bedrock_calls SET team = %s WHERE principal_id = %s AND team = ''"
+                if unpriced:
+                    cur.executemany(_UNPRICED_SQL, [(u.model, u.fallback_model, u.first_seen, u.last_seen, u.calls)
+                                                    for u in sorted(unpriced, key=lambda u: u.model)])
+                for table in _CHARGED_TABLES if settle else ():
+                    cur.executemany(f"UPDATE {table} SET team = %s WHERE principal_id = %s AND team = ''"
                                     " AND event_date >= %s", [(team, person, settle_since) for person, team in settle])
                 if unknown and days:
                     # Most batches with unknown people find them unknown still: ask the small table first.
                     cur.execute("SELECT id FROM principals WHERE resolved_at IS NOT NULL AND id IN ("
                                 + ",".join(["%s"] * len(unknown)) + ")", list(unknown))
                     known = [int(r[0]) for r in cur.fetchall()]
-                    if known:
+                    for table in _CHARGED_TABLES if known else ():
                         cur.execute(
-                            "UPDATE bedrock_calls c JOIN principals p ON p.id = c.principal_id"
+                            f"UPDATE {table} c JOIN principals p ON p.id = c.principal_id"
                             " SET c.team = COALESCE(p.team, %s) WHERE c.team = '' AND c.event_date BETWEEN %s AND %s"
                             " AND c.principal_id IN (" + ",".join(["%s"] * len(known)) + ")",
                             [self._default_team, days[0], days[1], *known])
-                if recharge:
-                    cur.executemany("UPDATE bedrock_calls SET team = %s WHERE event_date = %s AND event_time = %s"
-                                    " AND event_id = %s", [(team, day, at, event_id)
-                                                            for day, at, event_id, team in recharge])
+                for table, key, rows in (("bedrock_calls", "event_id", recharge),
+                                         ("invocation_logs", "request_id", recharge_logs)):
+                    if rows:
+                        cur.executemany(f"UPDATE {table} SET team = %s WHERE event_date = %s AND event_time = %s"
+                                        f" AND {key} = %s", [(team, day, at, ident) for day, at, ident, team in rows])
             conn.commit()
         except BaseException:
             _quiet_rollback(conn)

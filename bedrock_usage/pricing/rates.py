@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-# Prices are per million tokens; a call's cost is kept in nano-dollars. tokens × $/M × 10⁹ / 10⁶:
-# tokens × price × 1000 nano-dollars — computed in Decimal and rounded once per call.
+# Prices are per million tokens; a call's cost is kept in nano-dollars: tokens * $/M * 10^9 / 10^6 =
+# tokens * price * 1000 nano-dollars, computed in Decimal and rounded once per call.
 _NANOS_PER_TOKEN_AT_ONE_USD_PER_MILLION = Decimal(1000)
 
 

@@ -1,0 +1,101 @@
+"""Invocation logs → what each call costs, on the consumer's hot path.
+
+The price table lives in MySQL (`bedrockctl prices import|sync`); each consumer process holds it in memory
+(bedrock_usage/pricing/book.py) and re-reads it when it changed, checked every `refresh_seconds`. Model IDs
+of every form are parsed once per distinct ID; application inference profiles are resolved with
+bedrock:GetInferenceProfile (bedrock_usage/pricing/profiles.py), cached. A model with no price is charged at
+the fallback (never free) and reported so its price can be added.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bedrock_usage.mysql_session import MySQLSession
+from bedrock_usage.pricing.book import PriceBook
+from bedrock_usage.pricing.model_ids import ModelRef, parse_model_id
+from bedrock_usage.pricing.profiles import InferenceProfiles
+from bedrock_usage.pricing.rates import Charge, PriceStatus
+from consumer.events import InvocationLog
+from consumer.store import Unpriced
+
+log = logging.getLogger(__name__)
+
+_MODEL_CACHE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """The charges of a batch's logs (in order), and the models it charged at the fallback."""
+
+    charges: list[Charge]
+    unpriced: list[Unpriced]
+
+
+class Metering:
+    def __init__(
+        self,
+        session: MySQLSession,
+        *,
+        fallback: str,
+        refresh_seconds: float,
+        profiles: InferenceProfiles | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session  # the caller's thread (the directory's session)
+        self._fallback = fallback
+        self._refresh_seconds = refresh_seconds
+        self._profiles = profiles
+        self._monotonic = monotonic
+        self._book: PriceBook | None = None
+        self._checked_at = float("-inf")
+        self._models: dict[str, ModelRef] = {}
+
+    def charge(self, logs: Sequence[InvocationLog]) -> Metered:
+        """Price every log; a model without a price is charged at the fallback and listed."""
+        if not logs:
+            return Metered([], [])
+        book = self._current_book()
+        models = self._model_refs({entry.model_id for entry in logs})
+        charges: list[Charge] = []
+        unpriced: dict[str, list[datetime]] = {}
+        fallbacks: dict[str, str | None] = {}
+        for entry in logs:
+            charge = book.charge(models[entry.model_id], entry.region, entry.tier, entry.timestamp.date(),
+                                 entry.tokens)
+            charges.append(charge)
+            if charge.status is PriceStatus.FALLBACK:
+                unpriced.setdefault(entry.model_id, []).append(entry.timestamp.replace(tzinfo=None))
+                fallbacks[entry.model_id] = charge.price_model
+        return Metered(charges, [Unpriced(model, fallbacks[model], len(times), min(times), max(times))
+                                 for model, times in sorted(unpriced.items())])
+
+    def _current_book(self) -> PriceBook:
+        now = self._monotonic()
+        if self._book is None or now - self._checked_at >= self._refresh_seconds:
+            conn = self._session.conn
+            if self._book is None or self._book.changed(conn):
+                self._book = PriceBook.load(conn, self._fallback)
+                log.info("price table loaded", extra={"prices": len(self._book)})
+            conn.commit()  # a fresh snapshot next time (REPEATABLE READ)
+            self._checked_at = now
+        return self._book
+
+    def _model_refs(self, model_ids: set[str]) -> dict[str, ModelRef]:
+        missing = [m for m in model_ids if m not in self._models]
+        if missing:
+            if len(self._models) > _MODEL_CACHE:
+                self._models.clear()
+            parsed = {m: parse_model_id(m) for m in missing}
+            profiles = sorted({ref.application_profile for ref in parsed.values() if ref.application_profile})
+            if profiles and self._profiles is not None:
+                resolved = self._profiles.resolve_many(profiles)
+                for model_id, ref in parsed.items():
+                    if ref.application_profile and resolved.get(ref.application_profile) is not None:
+                        parsed[model_id] = resolved[ref.application_profile]
+            self._models.update(parsed)
+        return {m: self._models[m] for m in model_ids}
