@@ -208,7 +208,7 @@ class Counters:
         if result.handed:
             self._count_handed(result, today)
         # A set has no order: publish each scope's crossings in the order they happened.
-        result.pending.sort(key=lambda p: (p.scope, p.subject, p.decision.quota, p.decision.usage))
+        result.pending.sort(key=lambda p: (p.scope, p.subject, p.decision.quota, p.decision.usage, p.decision.percent))
         return result
 
     def _read(

@@ -1,8 +1,9 @@
 """`bedrockctl ingest PATH...`: files through the same processor core as the stream.
 
-Accepted: JSON Lines of EventBridge events or CloudTrail records (`.jsonl`), a CloudTrail log file or a
-single event (`.json`), and either gzip'd (`.gz`). Each line (or whole document) is one input record,
-numbered so that dead letters point back to `file:line`.
+Accepted: JSON Lines of EventBridge events, CloudTrail records or invocation log records (`.jsonl`), a
+CloudTrail log file or a single event (`.json`), invocation logs as Bedrock delivers them to S3 (`.json`
+files holding one record per line), and any of these gzip'd (`.gz`). Each line (or whole document) is one
+input record, numbered so that dead letters point back to `file:line`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
+from bedrock_usage.quota import format_usd
 from bedrock_usage.retry import retry_transient
 from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
@@ -35,6 +38,8 @@ class Summary:
     dead_letters: int = 0
     skipped: int = 0
     invocation_logs: int = 0
+    logs_new: int = 0
+    cost_nanos: int = 0
     beyond_horizon: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
 
@@ -47,6 +52,8 @@ class Summary:
         self.dead_letters += result.dead_letters
         self.skipped += result.skipped
         self.invocation_logs += result.invocation_logs
+        self.logs_new += result.logs_new
+        self.cost_nanos += result.cost_nanos
         self.beyond_horizon += result.beyond_horizon
         for decision in result.decisions:
             self.decisions[decision.kind.value] = self.decisions.get(decision.kind.value, 0) + 1
@@ -56,7 +63,8 @@ class Summary:
         return (
             f"ingested {self.records} records from {self.files} files: {self.calls} calls"
             f" ({self.new} new, {self.duplicates} duplicates, {self.rows_inserted} rows written,"
-            f" {self.beyond_horizon} MySQL-only), {self.invocation_logs} invocation logs,"
+            f" {self.beyond_horizon} MySQL-only), {self.invocation_logs} invocation logs ({self.logs_new} new,"
+            f" {format_usd(self.cost_nanos)}),"
             f" {self.skipped} skipped, {self.dead_letters} dead letters; decisions: {decided}"
         )
 
@@ -66,12 +74,28 @@ def _documents(path: Path) -> Iterator[tuple[int, bytes]]:
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     stem = path.name.removesuffix(".gz")
-    if stem.endswith(".jsonl") or stem.endswith(".ndjson"):
+    if stem.endswith(".jsonl") or stem.endswith(".ndjson") or _several_documents(raw):
         for number, line in enumerate(raw.splitlines(), start=1):
             if line.strip():
                 yield number, line
     else:
         yield 1, raw
+
+
+def _several_documents(raw: bytes) -> bool:
+    """A `.json` file of one record per line (Bedrock's S3 delivery of invocation logs), not one document."""
+    if raw.count(b"\n") < 1:
+        return False
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        first = raw.lstrip().split(b"\n", 1)[0]
+        try:
+            orjson.loads(first)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+    return False
 
 
 def _batches(path: Path) -> Iterator[list[InputRecord]]:

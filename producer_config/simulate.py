@@ -7,6 +7,7 @@ key, as the Kinesis target would. Used by `make demo`, the end-to-end tests and 
 
 from __future__ import annotations
 
+import gzip
 import random
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,11 +23,11 @@ ACCOUNT = "111122223333"
 SSO_ROLE = "AWSReservedSSO_BedrockUsers_aa59d952f393cb6a"
 SSO_ROLE_ID = "AROAZLY3W2WBRTBIFDNWJ"
 MODELS = (
-    "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "anthropic.claude-sonnet-4-5-20250929-v1:0",
     "eu.anthropic.claude-sonnet-4-20250514-v1:0",
-    "global.anthropic.claude-opus-4-6-v1",
+    "global.anthropic.claude-haiku-4-5-20251001-v1:0",
     "amazon.nova-pro-v1:0",
-    "meta.llama3-1-70b-instruct-v1:0",
+    "meta.llama3-3-70b-instruct-v1:0",
 )
 OPERATIONS = ("InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream")
 USER_AGENT = ("Boto3/1.34.162 md/Botocore#1.34.162 ua/2.0 os/macos#22.6.0 md/arch#x86_64 lang/python#3.12.4"
@@ -105,6 +106,47 @@ def bedrock_event(person: Person, when: datetime, rng: random.Random, error: str
         "resources": [],
         "detail": detail,
     }
+
+
+def invocation_log(call: dict[str, Any], rng: random.Random, *, input_tokens: int | None = None,
+                   output_tokens: int | None = None, body_bytes: int = 2000) -> dict[str, Any]:
+    """The model invocation log record Bedrock writes for the call of an EventBridge event (same request
+    ID and caller), with Converse-shaped bodies of about `body_bytes` of text (placeholder text, as a prompt
+    would be) and the usage they report."""
+    detail = call["detail"]
+    identity = detail["userIdentity"]
+    tokens_in = rng.randrange(50, 4000) if input_tokens is None else input_tokens
+    tokens_out = rng.randrange(20, 1500) if output_tokens is None else output_tokens
+    cached = rng.choice((0, 0, 0, 1024, 2048))
+    half = "x" * (body_bytes // 2)
+    return {
+        "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
+        "timestamp": detail["eventTime"], "accountId": detail["recipientAccountId"],
+        "identity": {"arn": identity["arn"]}, "region": detail["awsRegion"], "requestId": detail["requestID"],
+        "operation": detail["eventName"], "modelId": detail["requestParameters"]["modelId"],
+        "input": {"inputContentType": "application/json",
+                  "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": half}]}]},
+                  "inputTokenCount": tokens_in, "cacheReadInputTokenCount": 0, "cacheWriteInputTokenCount": cached},
+        "output": {"outputContentType": "application/json",
+                   "outputBodyJson": {"output": {"message": {"role": "assistant", "content": [{"text": half}]}},
+                                      "stopReason": "end_turn",
+                                      "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out,
+                                                "cacheReadInputTokens": 0, "cacheWriteInputTokens": cached,
+                                                "cacheDetails": [{"inputTokens": cached, "ttl": "5m"}] if cached
+                                                else []}},
+                   "outputTokenCount": tokens_out},
+    }
+
+
+def subscription_payload(logs: Sequence[dict[str, Any]], *, log_group: str = "/aws/bedrock/invocations") -> bytes:
+    """A CloudWatch Logs subscription DATA_MESSAGE carrying log records, gzip'd as Kinesis receives it."""
+    payload = {
+        "messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": log_group,
+        "logStream": "aws/bedrock/modelinvocations", "subscriptionFilters": ["bedrock-usage-control"],
+        "logEvents": [{"id": str(i), "timestamp": 0, "message": orjson.dumps(entry).decode()}
+                      for i, entry in enumerate(logs)],
+    }
+    return gzip.compress(orjson.dumps(payload))
 
 
 def people(count: int, sso_share: float = 0.4, seed: int = 7) -> list[Person]:

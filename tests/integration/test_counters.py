@@ -8,9 +8,10 @@ import pytest
 import redis
 
 from bedrock_usage.keys import Keys
+from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Kind, Limits, Scope, crossed
 from bedrock_usage.redis_state import RedisState
-from consumer.counters import Counters, Group, event_argument, event_hash
+from consumer.counters import Counters, Group, event_argument, event_hash, log_argument
 
 KEYS = Keys("test")
 FAR_FUTURE = 4_102_444_800  # 2100-01-01: expiry is not what these tests are about
@@ -229,3 +230,89 @@ def test_people_without_a_team_are_counted_under_the_default_team_which_decides_
     assert [p.decision.scope for p in result.pending] == [Scope.USER] * 3  # the person's own: 60 %, 100 % …
     assert all(p.decision.scope is Scope.USER for p in result.pending)
     assert team_usage(redis_client, "unassigned", "2026-11") == {"req": 80}
+
+
+# -- cost ---------------------------------------------------------------------------------------------
+
+USD = 1_000_000_000  # nano-dollars
+
+
+def cost_counters(client: redis.Redis, daily_cost: int | None = 10 * USD, monthly_cost: int | None = 100 * USD,
+                  team_daily_cost: int | None = None) -> Counters:
+    return Counters(client, KEYS, user_defaults=Limits(None, None, daily_cost, monthly_cost),
+                    team_defaults=Limits(None, None, team_daily_cost, None), warning_percents=(60, 85),
+                    stream_maxlen=10_000, default_team="unassigned")
+
+
+def log_group(costs: list[int], *, first: int = 0, subject: str = "arn:aws:iam::1:user/a", team: str = "team-a",
+              day: str = "2026-11-25") -> Group:
+    events = [log_argument(f"req-{first + i}", "2026-11-25T10:00:00+00:00", subject, cost, Tokens(10, 20, 3, 4, 5))
+              for i, cost in enumerate(costs)]
+    return Group(Scope.USER, subject, team, day, day[:7], FAR_FUTURE, True, True, events, logs=len(events))
+
+
+def test_a_log_adds_its_cost_and_tokens_once(redis_client: redis.Redis) -> None:
+    c = cost_counters(redis_client)
+    first = c.count([log_group([USD // 4, USD // 2])])
+    again = c.count([log_group([USD // 4, USD // 2])])  # a duplicate delivery, or a replay
+    assert (first.new_logs, again.new_logs, again.duplicate_logs) == (2, 0, 2)
+    assert first.new_cost == {"team-a": 3 * USD // 4} and first.new_tokens == [20, 40, 6, 8, 10]
+    state = RedisState(redis_client, KEYS)
+    expected = {"cost": 3 * USD // 4, "logs": 2, "in": 20, "out": 40, "cr": 6, "cw5": 8, "cw1": 10}
+    assert state.usage(Scope.USER, "arn:aws:iam::1:user/a", "2026-11-25") == expected
+    assert state.usage(Scope.USER, "arn:aws:iam::1:user/a", "2026-11") == expected
+    assert team_usage(redis_client, "team-a") == expected
+
+
+def test_a_log_and_its_call_share_the_request_id_but_are_counted_apart(redis_client: redis.Redis) -> None:
+    c = cost_counters(redis_client)
+    call = group([1])
+    call.events = [event_argument("req-0", "2026-11-25T10:00:00+00:00", "arn:aws:iam::1:user/a", True)]
+    result = c.count([call, log_group([USD])])
+    assert (result.new, result.new_logs) == (2, 1)
+    usage = RedisState(redis_client, KEYS).usage(Scope.USER, "arn:aws:iam::1:user/a", "2026-11-25")
+    assert (usage["req"], usage["cost"]) == (1, USD)
+
+
+def test_each_cost_threshold_is_decided_once_by_the_log_that_crossed_it(redis_client: redis.Redis) -> None:
+    c = cost_counters(redis_client)  # $10 a day: warnings at $6 and $8.50, exceeded at $10
+    result = c.count([log_group([4 * USD, 3 * USD, 2 * USD, 2 * USD, 5 * USD])])
+    decided = [(p.decision.quota.value, p.decision.percent, p.decision.usage, p.decision.event_id)
+               for p in result.pending if p.scope is Scope.USER and p.decision.quota.cost]
+    assert decided == [("daily_cost", 60, 7 * USD, "req-1"), ("daily_cost", 85, 9 * USD, "req-2"),
+                       ("daily_cost", 100, 11 * USD, "req-3")]
+    assert all(p.decision.limit == 10 * USD for p in result.pending)
+    c.clear_pending(result.pending)
+    assert c.count([log_group([USD] * 3, first=10)]).pending == []
+
+
+def test_one_dear_call_crosses_every_threshold_it_jumps(redis_client: redis.Redis) -> None:
+    result = cost_counters(redis_client).count([log_group([USD, 50 * USD])])
+    daily = [p.decision.percent for p in result.pending if p.decision.quota.value == "daily_cost"]
+    assert daily == [60, 85, 100]
+
+
+def test_cost_limits_come_from_the_override_cache_in_nano_dollars(redis_client: redis.Redis) -> None:
+    RedisState(redis_client, KEYS).set_limit_overrides(
+        [(Scope.USER, "arn:aws:iam::1:user/a", Limits(None, None, daily_cost=2 * USD, monthly_cost=None))])
+    result = cost_counters(redis_client).count([log_group([USD, USD])])
+    exceeded = [p.decision for p in result.pending if p.decision.kind is Kind.EXCEEDED]
+    assert [(d.quota.value, d.usage, d.limit) for d in exceeded] == [("daily_cost", 2 * USD, 2 * USD)]
+
+
+def test_big_dollar_amounts_keep_every_digit(redis_client: redis.Redis) -> None:
+    # $123,456.789012345 in nano-dollars has 15 digits: more than Lua's cjson writes for a number.
+    result = cost_counters(redis_client, daily_cost=None, monthly_cost=123_456_789_012_345).count(
+        [log_group([123_456_789_012_345])])
+    (decision,) = [p.decision for p in result.pending if p.decision.kind is Kind.EXCEEDED]
+    assert (decision.usage, decision.limit) == (123_456_789_012_345, 123_456_789_012_345)
+
+
+def test_a_team_cost_quota_is_decided_from_what_its_people_handed_over(redis_client: redis.Redis) -> None:
+    c = cost_counters(redis_client, daily_cost=None, monthly_cost=None, team_daily_cost=5 * USD)
+    result = c.count([log_group([3 * USD]), log_group([3 * USD], first=1, subject="arn:aws:iam::1:user/b")],
+                     today=("2026-11-25", "2026-11"))
+    team = [(p.decision.percent, p.decision.principal) for p in result.pending if p.scope is Scope.TEAM]
+    assert team == [(60, "arn:aws:iam::1:user/a"), (85, "arn:aws:iam::1:user/b"), (100, "arn:aws:iam::1:user/b")]
+    assert redis_client.smembers(KEYS.members("team-a", "2026-11-25")) == {b"arn:aws:iam::1:user/a",
+                                                                           b"arn:aws:iam::1:user/b"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from bedrock_usage.identity import IdentityType, Principal
+from bedrock_usage.pricing.rates import CacheSplit, Tokens
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, Decoded, InvocationLog, Rejected, Skipped
 from tests.conftest import event_bytes, load_event
@@ -81,15 +83,18 @@ CONVERSE_SSO = BedrockCall(
 TOKENS_LOG = InvocationLog(
     request_id="5346af27-8f56-4fb8-a6de-058be7a50818",
     timestamp=datetime(2026, 4, 19, 23, 57, 1, tzinfo=UTC),
+    principal=Principal("arn:aws:iam::123456789012:user/your-br-api-key", IdentityType.IAM_USER,
+                        "arn:aws:iam::123456789012:user/your-br-api-key", "123456789012", "your-br-api-key"),
     account_id="123456789012",
     region="us-west-2",
+    inference_region="us-east-2",
     operation="ConverseStream",
     model_id="global.anthropic.claude-opus-4-6-v1",
-    identity_arn="arn:aws:iam::123456789012:user/your-br-api-key",
-    input_tokens=3,
-    output_tokens=52,
-    cache_read_input_tokens=0,
-    cache_write_input_tokens=24479,
+    error_code=None,
+    tier="standard",
+    # The stream's metadata chunk gives no 5-minute/1-hour split: every cache write is priced as 5-minute.
+    tokens=Tokens(input=3, output=52, cache_read=0, cache_write_5m=24479, cache_write_1h=0),
+    cache_split=CacheSplit.ASSUMED_5M,
 )
 
 
@@ -451,8 +456,10 @@ def test_subscription_with_bad_log_events_keeps_the_good_ones() -> None:
     first, last = items[0], items[2]
     assert isinstance(first, Rejected)
     assert isinstance(last, Rejected)
-    assert (first.reason, first.index, first.raw) == ("not_json", 0, b"not json")
-    assert (last.reason, last.index, last.raw) == ("unknown_shape", 2, b'{"schemaType": "Other"}')
+    assert (first.reason, first.index) == ("not_json", 0)
+    assert orjson.loads(first.raw) == {"redacted": True, "bytes": 8, "sha256": hashlib.sha256(b"not json").hexdigest()}
+    assert (last.reason, last.index) == ("unknown_shape", 2)
+    assert orjson.loads(last.raw)["schemaType"] == "Other"
 
 
 def test_subscription_of_an_unknown_message_type_is_rejected() -> None:
@@ -461,7 +468,8 @@ def test_subscription_of_an_unknown_message_type_is_rejected() -> None:
     rejected = only(data)
 
     assert isinstance(rejected, Rejected)
-    assert (rejected.reason, rejected.raw) == ("unknown_shape", data)
+    assert rejected.reason == "unknown_shape"
+    assert orjson.loads(rejected.raw)["bytes"] == len(data)  # a payload may hold prompts: digest only
 
 
 @pytest.mark.parametrize(
@@ -476,8 +484,11 @@ def test_invocation_log_with_bad_token_counts_is_rejected(field: str, section: s
     rejected = only(data)
 
     assert isinstance(rejected, Rejected)
-    assert (rejected.reason, rejected.raw) == ("invalid_invocation_log", data)
+    assert rejected.reason == "invalid_invocation_log"
     assert field in rejected.detail
+    kept = orjson.loads(rejected.raw)  # the envelope and counts, never the bodies
+    assert kept["requestId"] == log["requestId"] and kept[section][field] == value
+    assert b"hi" not in rejected.raw and "inputBodyJson" not in kept["input"]
 
 
 def test_invocation_log_without_request_id_is_rejected() -> None:
