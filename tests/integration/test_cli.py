@@ -140,7 +140,8 @@ def test_ingest_runs_files_through_the_same_core(
                str(tmp_path / "trail.json.gz"))
     # The CloudTrail log file's 3 calls are from 2024: recorded in MySQL, beyond the Redis horizon.
     assert line.startswith("ingested 8 records from 3 files: 9 calls (5 new, 1 duplicates, 8 rows written,"
-                           " 3 MySQL-only), 0 invocation logs (0 new, $0.00), 0 skipped, 1 dead letters; decisions: none")
+                           " 3 MySQL-only), 0 invocation logs (0 new, $0.00), 0 skipped, 1 dead letters;"
+                           " decisions: none")
     assert RedisState(redis_client, Keys("test")).usage(Scope.USER, ALICE.quota_key, DAY) == {"req": 5}
     with mysql.cursor() as cur:
         cur.execute("SELECT source, sequence_number, reason FROM dead_letters")

@@ -1,0 +1,157 @@
+"""Invocation logs through the processor core on real Redis and MariaDB: each log charged once, joined
+with its call in either order, priced from the table (fallback for a model without a price, 0 for
+provisioned throughput), and its team following the person's."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import orjson
+import pymysql
+import redis
+
+from bedrock_usage.keys import Keys
+from bedrock_usage.quota import Quota, Scope
+from bedrock_usage.redis_state import RedisState
+from consumer.processor import InputRecord
+from consumer.runtime import Runtime
+from producer_config.simulate import Person, invocation_log, subscription_payload
+from tests.conftest import DAY, NOW, envelope, load_event, records
+
+ALICE = Person("alice", sso=False, account="956882123456")
+MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def _one(conn: pymysql.connections.Connection, sql: str, *args: object) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone()
+    conn.commit()
+    return row[0] if row else None
+
+
+def _calls_and_logs(count: int, seed: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rng = random.Random(seed)
+    calls = [envelope(ALICE, NOW - timedelta(minutes=i), seed=seed * 1000 + i) for i in range(count)]
+    for call in calls:
+        call["detail"]["requestParameters"]["modelId"] = MODEL
+    return calls, [invocation_log(call, rng) for call in calls]
+
+
+def _expected_nanos(conn: pymysql.connections.Connection, logs: list[dict[str, Any]]) -> int:
+    """Priced here from the table's numbers, independently of the consumer's arithmetic."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT input, output, cache_write_5m FROM prices WHERE model = %s AND region = '*'"
+                    " AND scope = 'regional' AND tier = 'standard' ORDER BY effective_from DESC LIMIT 1", (MODEL,))
+        price_in, price_out, price_write = cur.fetchone()  # type: ignore[misc]
+    conn.commit()
+    total = 0
+    for log in logs:
+        exact = (log["input"]["inputTokenCount"] * price_in + log["output"]["outputTokenCount"] * price_out
+                 + log["input"]["cacheWriteInputTokenCount"] * price_write)
+        total += int((Decimal(exact) * 1000).to_integral_value(ROUND_HALF_UP))
+    return total
+
+
+def _payload_records(logs: list[dict[str, Any]], start: int = 500) -> list[InputRecord]:
+    return [InputRecord(subscription_payload(logs[i:i + 5]), "shardId-000000000000", str(start + i))
+            for i in range(0, len(logs), 5)]
+
+
+def test_logs_are_charged_once_and_joined_with_their_calls_in_either_order(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    runtime = make_runtime()
+    calls, logs = _calls_and_logs(20)
+    # Logs of the first ten before their calls; the calls; the other logs, and all the logs again.
+    runtime.processor.process(_payload_records(logs[:10]))
+    result = runtime.processor.process(records(calls))
+    assert result.new == 20
+    again = runtime.processor.process(_payload_records(logs[10:]) + _payload_records(logs, start=900))
+    assert (again.invocation_logs, again.logs_new) == (30, 10)
+
+    nanos = _expected_nanos(mysql, logs)
+    state = RedisState(redis_client, Keys("test"))
+    usage = state.usage(Scope.USER, ALICE.quota_key, DAY)
+    assert (usage["req"], usage["logs"], usage["cost"]) == (20, 20, nanos)
+    assert usage["in"] == sum(log["input"]["inputTokenCount"] for log in logs)
+    assert usage["out"] == sum(log["output"]["outputTokenCount"] for log in logs)
+    assert state.usage(Scope.TEAM, "unassigned", DAY)["cost"] == nanos
+    assert _one(mysql, "SELECT COUNT(*) FROM invocation_logs") == 20
+    assert _one(mysql, "SELECT ROUND(SUM(cost_usd) * 1000000000) FROM invocation_logs") == nanos
+    # Every call's row holds its log's tokens and cost.
+    assert _one(mysql, "SELECT COUNT(*) FROM bedrock_calls c JOIN invocation_logs l ON l.request_id = c.request_id"
+                       " WHERE c.input_tokens = l.input_tokens AND c.cost_usd = l.cost_usd") == 20
+    assert _one(mysql, "SELECT COUNT(*) FROM invocation_logs WHERE price_status = 'priced'"
+                       " AND cache_split = 'body'") == 20
+
+
+def test_a_cost_quota_is_crossed_once_by_a_log(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection
+) -> None:
+    _, logs = _calls_and_logs(30, seed=2)
+    limit = Decimal(_expected_nanos(mysql, logs)) / 2 / 10**9  # half of what Alice spends
+    runtime = make_runtime(DEFAULT_DAILY_COST_LIMIT_USD=f"{limit:.4f}")
+    decided = runtime.processor.process(_payload_records(logs)).decisions
+    assert sorted((d.quota, d.percent) for d in decided) == [(Quota.DAILY_COST, 60), (Quota.DAILY_COST, 85),
+                                                             (Quota.DAILY_COST, 100)]
+    exceeded = next(d for d in decided if d.percent == 100)
+    assert exceeded.usage >= exceeded.limit and exceeded.event_id in {log["requestId"] for log in logs}
+    assert runtime.processor.process(_payload_records(logs, start=900)).decisions == []
+    assert _one(mysql, "SELECT COUNT(*) FROM decisions WHERE quota = 'daily_cost'") == 3
+    assert _one(mysql, "SELECT usage_count FROM decisions WHERE quota = 'daily_cost' AND percent = 100") == \
+        exceeded.usage
+
+
+def test_a_model_without_a_price_is_charged_at_the_fallback_and_listed(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    runtime = make_runtime()
+    log = load_event("invocation-log-unpriced-model.json")
+    log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = runtime.processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
+    assert result.logs_new == 1
+    status, cost, fallback = (_one(mysql, f"SELECT {column} FROM invocation_logs") for column in
+                              ("price_status", "cost_usd", "price_model_ref"))
+    assert status == "fallback" and cost > 0 and fallback is not None
+    assert _one(mysql, "SELECT calls FROM unpriced_models WHERE model = %s", log["modelId"]) == 1
+    assert _one(mysql, "SELECT fallback_model FROM unpriced_models") is not None
+    assert runtime.metrics.unpriced_calls.labels(log["modelId"])._value.get() == 1
+
+
+def test_provisioned_throughput_is_counted_at_cost_zero(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    runtime = make_runtime()
+    log = load_event("invocation-log-provisioned.json")
+    log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    runtime.processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
+    assert _one(mysql, "SELECT price_status FROM invocation_logs") == "provisioned"
+    assert _one(mysql, "SELECT cost_usd FROM invocation_logs") == 0
+    usage = RedisState(redis_client, Keys("test")).usage(Scope.USER, "arn:aws:iam::111122223333:user/bob", DAY)
+    assert (usage["logs"], usage.get("cost", 0), usage["in"]) == (1, 0, 900)
+
+
+def test_a_logged_role_is_charged_to_the_key_its_calls_have(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    """A role with a path, first met in CloudTrail by another process: the log's path-less ARN is matched."""
+    trail = load_event("eventbridge-invokemodel-iamuser.json")
+    trail["detail"]["eventTime"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    trail["detail"]["userIdentity"] = {
+        "type": "AssumedRole", "principalId": "AROAEXAMPLEID:s1", "accountId": "111122223333",
+        "arn": "arn:aws:sts::111122223333:assumed-role/ci-runner/s1",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID",
+                                             "arn": "arn:aws:iam::111122223333:role/build/ci-runner"}}}
+    make_runtime().processor.process(records([trail]))
+    log = load_event("invocation-log-no-body.json")
+    log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    make_runtime().processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
+    assert _one(mysql, "SELECT COUNT(*) FROM principals") == 1
+    usage = RedisState(redis_client, Keys("test")).usage(
+        Scope.USER, "arn:aws:iam::111122223333:role/build/ci-runner", DAY)
+    assert (usage["req"], usage["logs"]) == (1, 1)
