@@ -24,8 +24,8 @@ from consumer.counters import Counters
 from consumer.decode import Decoder
 from consumer.directory import Directory
 from consumer.lookups import LookupFailed, Lookups
-from consumer.metrics import ConsumerMetrics
 from consumer.metering import Metering
+from consumer.metrics import ConsumerMetrics
 from consumer.processor import Processor
 from consumer.role_paths import RolePaths
 from consumer.store import Store
@@ -95,7 +95,8 @@ def build(
     )
     # Prices and role paths are read on the caller's thread, like the directory: its session.
     metering = Metering(directory_session, fallback=settings.price_fallback,
-                        refresh_seconds=settings.prices_refresh_seconds, profiles=_profiles(settings, directory_session))
+                        refresh_seconds=settings.prices_refresh_seconds,
+                        profiles=_profiles(settings, directory_session))
     processor = Processor(
         decoder=Decoder(settings.session_roles),
         directory=directory,
