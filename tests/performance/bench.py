@@ -1,10 +1,14 @@
 """`make bench`: the processor core against real Redis and MariaDB, beside the seed system's way.
 
-1. core: ~200,000 generated EventBridge events from 2,000 people, in KCL-sized batches (10,000
-   records), through the same processor core the KCL consumer runs: events/s, decision latency
-   (batch received → decision published) p50/p99, Redis bytes per person.
+1. core: ~200,000 generated records from 2,000 people — half EventBridge events of calls, half their
+   model invocation logs (CloudWatch Logs subscription payloads of ~3 KB, bodies included) — in
+   KCL-sized batches (10,000 records), through the same processor core the KCL consumer runs: events/s,
+   decision latency (batch received → decision published) p50/p99 for request and for cost decisions
+   (a log's arrival → its cost decision), Redis bytes per person.
 2. baseline, same run: what the seed system did per call: insert the row, COUNT(*) the person's rows
-   for the day and for the month, update the user, commit (its Lambda handled one call at a time).
+   for the day and for the month, update the user, commit (its Lambda handled one call at a time); per
+   log: look the model's price up, update the call's row with tokens and cost, SUM the person's cost for
+   the day and the month, update the user, commit.
    Timed on the last BASELINE_EVENTS events, its table holding the earlier events of the same day, as
    the core's did when it met them.
 3. history: `bedrock_calls` filled to millions of rows of earlier days, then a fresh 200,000 events of
@@ -20,10 +24,13 @@ BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed).
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -37,11 +44,13 @@ from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import midnight
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
+from bedrock_usage.pricing.book import PriceBook
+from bedrock_usage.pricing.model_ids import parse_model_id
 from consumer.decode import Decoder
-from consumer.events import BedrockCall
+from consumer.events import BedrockCall, InvocationLog
 from consumer.processor import BatchResult, Flight, InputRecord
 from consumer.runtime import build
-from producer_config.simulate import people, traffic
+from producer_config.simulate import invocation_log, people, subscription_payload, traffic
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 PEOPLE = int(os.environ.get("BENCH_PEOPLE", "2000"))
@@ -58,12 +67,16 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def settings() -> Settings:
-    # Limit = the average usage, so many people and every team cross 60 %, 85 % and 100 %: decisions of
-    # both scopes are exercised. Everyone's team comes from the quota file (no lookup to wait for).
+def settings(cost_per_person: Decimal = Decimal(50)) -> Settings:
+    # Limits = the average usage, so many people and every team cross 60 %, 85 % and 100 % of both the
+    # request and the cost quotas: decisions of both scopes and kinds are exercised. Everyone's team comes
+    # from the quota file (no lookup to wait for).
+    calls = EVENTS // 2
     return Settings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
-                             TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, EVENTS // PEOPLE)),
-                             DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(max(1, EVENTS // TEAMS)))
+                             TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, calls // PEOPLE)),
+                             DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(max(1, calls // TEAMS)),
+                             DEFAULT_DAILY_COST_LIMIT_USD=f"{max(cost_per_person, Decimal('0.01')):.2f}",
+                             DEFAULT_TEAM_DAILY_COST_LIMIT_USD=f"{max(cost_per_person * PEOPLE / TEAMS, 1):.2f}")
 
 
 def assign_teams(s: Settings) -> None:
@@ -88,11 +101,44 @@ def fresh_stores(s: Settings) -> None:
 
 
 def generate(count: int, seed: int) -> list[bytes]:
-    """Events of today (local), spread over the hours before now, in time order."""
+    """Records of today (local), spread over the hours before now, in time order: `count // 2` calls and
+    their invocation logs, each log a few records after its call (as the two paths deliver them)."""
     now = datetime.now(UTC)
     start = max(midnight(now.astimezone(TZ).date(), TZ), now - timedelta(hours=8))
     span = max(now - start - timedelta(seconds=30), timedelta(minutes=1))
-    return [orjson.dumps(e) for e in traffic(people(PEOPLE), count, start, span, seed=seed)]
+    rng = random.Random(seed)
+    calls = list(traffic(people(PEOPLE), count // 2, start, span, seed=seed))
+    out: list[bytes] = []
+    lag = 50
+    for i, call in enumerate(calls):
+        out.append(orjson.dumps(call))
+        if i >= lag:
+            out.append(_log_record(calls[i - lag], rng))
+    out += [_log_record(call, rng) for call in calls[max(0, len(calls) - lag):]]
+    return out
+
+
+def _log_record(call: dict[str, Any], rng: random.Random) -> bytes:
+    # A denied or throttled call never reached a model: it has no log.
+    if call["detail"].get("errorCode"):
+        return subscription_payload([])
+    return subscription_payload([invocation_log(call, rng, body_bytes=2400)])
+
+
+def cost_per_person(s: Settings, data: list[bytes]) -> Decimal:
+    """The average a person spends in `data`, priced as the consumer will (setup, not timed)."""
+    conn = db.connect(s.mysql)
+    try:
+        book = PriceBook.load(conn, s.price_fallback)
+    finally:
+        conn.close()
+    total = 0
+    for raw in data:
+        for item in Decoder().decode(raw):
+            if isinstance(item, InvocationLog):
+                total += book.charge(parse_model_id(item.model_id), item.region, item.tier, item.timestamp.date(),
+                                     item.tokens).nanos
+    return Decimal(total) / PEOPLE / 10**9
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -104,6 +150,7 @@ def run_core(s: Settings, data: list[bytes], label: str) -> float:
     runtime = build(s, source="bench", registry=CollectorRegistry())
     records = [InputRecord(d, "shardId-000000000000", str(i)) for i, d in enumerate(data, start=1)]
     latencies: list[float] = []
+    cost_latencies: list[float] = []
     decisions = 0
     cpu0, t0 = time.process_time(), time.perf_counter()
     # As the KCL record processor does with full batches: count batch N+1 while batch N is committed.
@@ -119,15 +166,20 @@ def run_core(s: Settings, data: list[bytes], label: str) -> float:
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     for result in done:
         if result.decision_latency is not None:
-            latencies += [result.decision_latency] * len(result.decisions)
+            latencies += [result.decision_latency] * sum(1 for d in result.decisions if not d.quota.cost)
+            cost_latencies += [result.decision_latency] * sum(1 for d in result.decisions if d.quota.cost)
             decisions += len(result.decisions)
     runtime.close()
     rate = len(records) / elapsed
     say(f"{label}: {len(records)} events in {elapsed:.2f} s = {rate:,.0f} events/s"
         f" (process CPU {cpu:.2f} s: {cpu / elapsed:.0%} of one core), {decisions} decisions")
     if latencies:
-        say(f"{label}: decision latency (batch of {BATCH} received -> decision published)"
+        say(f"{label}: request decision latency (batch of {BATCH} received -> decision published)"
             f" p50 {percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms")
+    if cost_latencies:
+        say(f"{label}: cost decision latency (a log's batch received -> its cost decision published)"
+            f" p50 {percentile(cost_latencies, 50) * 1000:.0f} ms, p99 {percentile(cost_latencies, 99) * 1000:.0f} ms"
+            f" ({len(cost_latencies)} cost decisions)")
     return rate
 
 
@@ -151,7 +203,11 @@ SEED_SCHEMA = (
     " date_only DATE GENERATED ALWAYS AS (DATE(request_timestamp)) STORED, model_id VARCHAR(255) NOT NULL,"
     " region VARCHAR(50), source_ip VARCHAR(45), user_agent TEXT, request_id VARCHAR(255),"
     " status_code INT DEFAULT 200, error_message TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
-    " KEY ix_user_date (user_id, date_only))",
+    " input_tokens INT DEFAULT 0, output_tokens INT DEFAULT 0, cost_usd DECIMAL(10,6) DEFAULT 0,"
+    " KEY ix_user_date (user_id, date_only), KEY ix_request (request_id))",
+    # The seed's price table (per token), looked up per call.
+    "CREATE TABLE model_pricing (model_id VARCHAR(255) PRIMARY KEY, input_token_price DECIMAL(10,8),"
+    " output_token_price DECIMAL(10,8))",
 )
 
 
@@ -166,9 +222,13 @@ def run_baseline(s: Settings, data: list[bytes], label: str, *, with_history: bo
             cur.execute(statement)
     conn.commit()
     decoder = Decoder()
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO model_pricing VALUES (%s, 0.000003, 0.000015)",
+                        [(m,) for m in {c.model_id for raw in data[:2000] for c in decoder.decode(raw)
+                                        if isinstance(c, BedrockCall)}])
     # The seed's table holds the same day so far as the core's did when it met these events: load the
     # earlier events in bulk (untimed), then time the per-call path on the last BASELINE_EVENTS.
-    history = [c for c in (decoder.decode(raw)[0] for raw in data[:-BASELINE_EVENTS]) if isinstance(c, BedrockCall)]
+    history = [c for raw in data[:-BASELINE_EVENTS] for c in decoder.decode(raw) if isinstance(c, BedrockCall)]
     with conn.cursor() as cur:
         for start in range(0, len(history), 5000):
             cur.executemany(
@@ -189,7 +249,14 @@ def run_baseline(s: Settings, data: list[bytes], label: str, *, with_history: bo
     t0 = time.perf_counter()
     with conn.cursor() as cur:
         for raw in timed:
-            call = decoder.decode(raw)[0]
+            decoded = decoder.decode(raw)
+            if not decoded:
+                continue
+            if isinstance(decoded[0], InvocationLog):
+                _seed_log(cur, decoded[0])
+                conn.commit()
+                continue
+            call = decoded[0]
             assert isinstance(call, BedrockCall)
             user, ts = call.principal.key, call.event_time.replace(tzinfo=None)
             cur.execute("INSERT IGNORE INTO users (user_id, team) VALUES (%s, 'default')", (user,))
@@ -216,6 +283,23 @@ def run_baseline(s: Settings, data: list[bytes], label: str, *, with_history: bo
     say(f"{label}: last {len(timed)} events in {elapsed:.2f} s = {rate:,.0f} events/s"
         f" (insert, COUNT(*) day, COUNT(*) month, update user, commit: per call; {rows:,} rows at the end)")
     return rate
+
+
+def _seed_log(cur: pymysql.cursors.Cursor, log: InvocationLog) -> None:
+    """The seed's cost path for one logged call: price lookup, update the call, sum the day and the month."""
+    user, day = log.principal.key, log.timestamp.date()
+    cur.execute("SELECT input_token_price, output_token_price FROM model_pricing WHERE model_id = %s",
+                (log.model_id,))
+    price_in, price_out = cur.fetchone() or (Decimal("0.000003"), Decimal("0.000015"))  # type: ignore[misc]
+    cost = log.tokens.input * price_in + log.tokens.output * price_out
+    cur.execute("UPDATE bedrock_requests SET input_tokens = %s, output_tokens = %s, cost_usd = %s"
+                " WHERE request_id = %s", (log.tokens.input, log.tokens.output, cost, log.request_id))
+    cur.execute("SELECT SUM(cost_usd) FROM bedrock_requests WHERE user_id = %s AND date_only = %s", (user, day))
+    cur.fetchone()
+    cur.execute("SELECT SUM(cost_usd) FROM bedrock_requests WHERE user_id = %s AND date_only >= %s",
+                (user, day.replace(day=1)))
+    cur.fetchone()
+    cur.execute("UPDATE users SET updated_at = CURRENT_TIMESTAMP WHERE user_id = %s", (user,))
 
 
 def prefill(s: Settings, target: int) -> int:
@@ -270,11 +354,14 @@ def prefill(s: Settings, target: int) -> int:
 
 def main() -> int:
     s = settings()
-    say(f"bench: {EVENTS} events, {PEOPLE} people, batches of {BATCH}, MySQL {s.mysql.host}:{s.mysql.port},"
-        f" Redis {REDIS_URL}")
+    say(f"bench: {EVENTS} records (half invocation logs), {PEOPLE} people, batches of {BATCH},"
+        f" MySQL {s.mysql.host}:{s.mysql.port}, Redis {REDIS_URL}")
     fresh_stores(s)
-    assign_teams(s)
     data = generate(EVENTS, seed=1)
+    spend = cost_per_person(s, data)
+    s = settings(spend)
+    say(f"cost quota: ${spend:.2f} a person a day (what the average person spends in the run)")
+    assign_teams(s)
     core = run_core(s, data, "core")
     say(f"redis: {redis_bytes_per_person(s):,.0f} bytes per person (counters, dedupe sets, limits)")
     baseline = run_baseline(s, data, "seed baseline")
