@@ -63,7 +63,7 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str | int) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"{key!r} is written twice in the same mapping", key_node.start_mark)
@@ -88,7 +88,7 @@ def parse_price_file(text: str, *, today: date, json_format: bool | None = None)
     QUOTA_TIMEZONE): the prices apply from it on unless the file says `effective:`."""
     is_json = json_format if json_format is not None else text.lstrip().startswith("{")
     try:
-        document = _read_json(text) if is_json else yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        document = _read_json(text) if is_json else yaml.load(text, Loader=_Loader)  # a SafeLoader
     except (ValueError, yaml.YAMLError) as error:
         raise PriceFileError(f"not valid {'JSON' if is_json else 'YAML'}: {error}") from None
     if not isinstance(document, dict):
@@ -133,6 +133,11 @@ def price_of(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None  # .inf, .nan, 0x1F: not a price
     return number if number.is_finite() else None
+
+
+def _shown(value: Any) -> str:
+    """A value as the file wrote it: a number bare, a string quoted (`"0.33"` is text, not a price)."""
+    return str(value) if isinstance(value, _Number | Decimal) else repr(value)
 
 
 class _Checker:
@@ -199,7 +204,7 @@ class _Checker:
         rates = self.rates(f"{at}.per_million", raw.get("per_million"))
         if len(self.problems) > before or model is None or rates is None:
             return None
-        return PriceEntry(model, str(region), PriceScope(scope), str(tier), rates)
+        return PriceEntry(model, str(region), PriceScope(str(scope)), str(tier), rates)
 
     def model(self, at: str, value: Any) -> str | None:
         if not isinstance(value, str) or not value:
@@ -233,7 +238,7 @@ class _Checker:
             if name not in value:
                 self.problem(f"{at}.{name}", "required (write 0 if the model has no such tokens)")
             elif price is None or price < 0:
-                self.problem(f"{at}.{name}", f"must be a number >= 0, got {value[name]!r}")
+                self.problem(f"{at}.{name}", f"must be a number >= 0, got {_shown(value[name])}")
             elif price >= _MAX_PRICE:
                 self.problem(f"{at}.{name}", f"{price} is too large")
             elif price.quantize(_QUANTUM) != price:
