@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     from bedrock_usage.cli import commands as c  # noqa: PLC0415  (keeps `bedrockctl --help` fast)
     from bedrock_usage.cli import enforcement_commands as enforcement  # noqa: PLC0415
     from bedrock_usage.cli import notify_commands as notify  # noqa: PLC0415
+    from bedrock_usage.cli import price_commands as price  # noqa: PLC0415
     from bedrock_usage.cli import producer_commands as producer  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="bedrockctl", description="Bedrock Usage Control")
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     enforcement.add_parsers(sub, add)
     notify.add_parsers(sub, add)
     producer.add_parsers(sub, add)
+    price.add_parsers(sub, add)
     return parser
 
 
@@ -99,10 +101,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     from bedrock_usage.migrate import MigrationError  # noqa: PLC0415
+    from bedrock_usage.pricing.book import NoPrices  # noqa: PLC0415
     from bedrock_usage.quota_file import QuotaFileError  # noqa: PLC0415
 
     # AWS errors (no credentials, access denied) are one line too: the admin fixes the environment.
-    return (QuotaFileError, MigrationError, FileNotFoundError, ValueError, ClientError, BotoCoreError)
+    return (QuotaFileError, MigrationError, NoPrices, FileNotFoundError, ValueError, ClientError, BotoCoreError)
 
 
 if __name__ == "__main__":

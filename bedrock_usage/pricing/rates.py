@@ -4,6 +4,7 @@ and what charging a call produced. Pure, no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -84,3 +85,30 @@ class Charge:
     status: PriceStatus
     price_model: str | None  # the base model it was priced as (the fallback's model for an unpriced one)
     scope: PriceScope
+
+
+@dataclass(frozen=True, slots=True)
+class PriceEntry:
+    """One price: a base model in a region ('*': any region without a row of its own), at a scope and tier."""
+
+    model: str
+    region: str
+    scope: PriceScope
+    tier: str
+    rates: Rates
+
+    @property
+    def key(self) -> tuple[str, str, PriceScope, str]:
+        """What a price replaces: the same model, region, scope and tier."""
+        return (self.model, self.region, self.scope, self.tier)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """A set of prices from one source (a price file, the Price List API), applying from `effective_from`
+    on: what `bedrock_usage.pricing.store.import_table` writes."""
+
+    currency: str
+    source: str
+    effective_from: date
+    entries: tuple[PriceEntry, ...]

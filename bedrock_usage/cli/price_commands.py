@@ -1,0 +1,138 @@
+"""bedrockctl's price commands: prices import / show / missing.
+
+`prices sync` (the Price List API, bedrock_usage/pricing/price_list.py) goes through `write_table`, the
+same path as `import`: it shows what changes, and writes nothing with --dry-run. `add_parsers` returns
+the `prices` sub-command group for it to be registered in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bedrock_usage import db
+from bedrock_usage.cli.commands import table
+from bedrock_usage.pricing import store
+from bedrock_usage.pricing.price_file import PARTS, PriceFileError, load_price_file
+from bedrock_usage.pricing.rates import PriceTable
+from bedrock_usage.settings import Settings
+
+
+def today(settings: Settings) -> date:
+    """The import's day: prices without an `effective:` date apply from it (in QUOTA_TIMEZONE, the
+    zone of the quota days calls are counted in)."""
+    return datetime.now(settings.quota_timezone).date()
+
+
+def write_table(settings: Settings, prices: PriceTable, *, dry_run: bool, origin: str) -> int:
+    """Import `prices` (from a file, or the Price List API), printing every added and changed price."""
+    conn = db.connect(settings.mysql)
+    try:
+        report = store.import_table(conn, prices, dry_run=dry_run)
+    finally:
+        conn.close()
+    lines = report.lines()
+    if lines:
+        print("\n".join(lines))
+    if dry_run:
+        print(f"dry run: {report.summary()} in {origin}, nothing written")
+    else:
+        print(f"imported {origin}: {report.summary()}")
+    return 0
+
+
+def prices_import(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        prices = load_price_file(Path(args.file), today=today(settings))
+    except PriceFileError as error:
+        # Every problem at once, so that one edit fixes the file.
+        count = len(error.problems)
+        print(f"bedrockctl: {args.file} rejected ({count} problem{'s' if count > 1 else ''}), nothing written:",
+              file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    return write_table(settings, prices, dry_run=args.dry_run, origin=args.file)
+
+
+def prices_show(args: argparse.Namespace, settings: Settings) -> int:
+    at = date.fromisoformat(args.at) if args.at else today(settings)
+    conn = db.connect(settings.mysql)
+    try:
+        shown = store.rows(conn, at=at, model=args.model)
+    finally:
+        conn.close()
+    if args.json:
+        print(decimal_json([p.as_dict() for p in shown]))
+        return 0
+    print(f"prices in force on {at.isoformat()} (USD per million tokens; PRICE_FALLBACK={settings.price_fallback})")
+    print(table(("model", "region", "scope", "tier", *PARTS, "from"),
+                [(p.model, p.region, p.scope, p.tier, *(_plain(getattr(p.rates, part)) for part in PARTS),
+                  p.effective_from.isoformat()) for p in shown]))
+    return 0
+
+
+def prices_missing(args: argparse.Namespace, settings: Settings) -> int:
+    conn = db.connect(settings.mysql)
+    try:
+        unpriced = store.missing(conn)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps([u.as_dict() for u in unpriced], indent=2))
+        return 0
+    if not unpriced:
+        print("every model called has a price")
+        return 0
+    print("models without a price, charged at the fallback (PRICE_FALLBACK) — add them to a price file:")
+    print(table(("model", "charged as", "calls", "first seen", "last seen", "admins told"),
+                [(u.model, u.fallback_model, u.calls, _when(u.first_seen), _when(u.last_seen), _when(u.notified_at))
+                 for u in unpriced]))
+    return 0
+
+
+def add_parsers(sub: Any, add: Any) -> Any:
+    prices = sub.add_parser("prices", help="the price table (USD per million tokens)").add_subparsers(
+        dest="prices_command", required=True)
+    p = add(prices, "import", prices_import, "load a price file (YAML or JSON): it replaces the prices it names"
+            " from its effective date on")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="check the file, print what would change, write nothing")
+    p = add(prices, "show", prices_show, "the prices in force")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", help="one base model ID")
+    p.add_argument("--at", help="YYYY-MM-DD (default: today in QUOTA_TIMEZONE)")
+    p = add(prices, "missing", prices_missing, "models charged at the fallback price because the table has none")
+    p.add_argument("--json", action="store_true")
+    return prices
+
+
+# -- output -------------------------------------------------------------------------------------
+
+_MARK = "\x00decimal:"
+_MARKED = re.compile(r'"\\u0000decimal:([-0-9.]+)"')
+
+
+def decimal_json(value: Any) -> str:
+    """JSON with Decimals written as exact numbers (json would need a float for them)."""
+    def mark(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return _MARK + _plain(o)
+        raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+    return _MARKED.sub(r"\1", json.dumps(value, indent=2, default=mark))
+
+
+def _plain(value: Decimal) -> str:
+    """3.300000 → 3.3, 100.000000 → 100 (never an exponent)."""
+    return format(value.normalize(), "f")
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
