@@ -20,6 +20,8 @@ RUN apt-get update \
 COPY --from=build /install /usr/local
 # bedrock_usage.migrate reads the migrations beside the package's parent (the repository's sql/).
 COPY sql /usr/local/lib/python3.11/site-packages/sql
+# …and the shipped price file beside them (loaded into a new database; `bedrockctl prices import` it later).
+COPY infra/prices /usr/local/lib/python3.11/site-packages/infra/prices
 WORKDIR /app
 USER bedrock
 ENV PYTHONUNBUFFERED=1

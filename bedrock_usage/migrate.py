@@ -18,11 +18,14 @@ from pymysql.connections import Connection
 
 from bedrock_usage import db
 from bedrock_usage.partitions import ensure_partitions
+from bedrock_usage.pricing.price_file import load_price_file
+from bedrock_usage.pricing.store import import_table
 from bedrock_usage.settings import MySQLParams
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SHIPPED_PRICES = Path(__file__).resolve().parent.parent / "infra" / "prices" / "bedrock-prices.yaml"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -92,9 +95,22 @@ def migrate(params: MySQLParams, *, today: date | None = None, sql_dir: Path = S
             conn.commit()
             done.append(migration.version)
         ensure_partitions(conn, today=today)
+        _first_prices(conn, today or date.today())
         return done
     finally:
         conn.close()
+
+
+def _first_prices(conn: Connection, today: date) -> None:
+    """A new database gets the price file the project ships: a consumer never meets an empty price table
+    (a call is never free). Later changes are `bedrockctl prices import|sync`'s."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM prices)")
+        (has_prices,) = cur.fetchone() or (1,)
+    conn.commit()
+    if not has_prices:
+        report = import_table(conn, load_price_file(SHIPPED_PRICES, today=today), dry_run=False)
+        log.info("shipped prices loaded", extra={"file": str(SHIPPED_PRICES), "changes": len(report.changes)})
 
 
 def _applied(conn: Connection) -> dict[str, str]:

@@ -78,11 +78,12 @@ class Metering:
         now = self._monotonic()
         if self._book is None or now - self._checked_at >= self._refresh_seconds:
             conn = self._session.conn
-            if self._book is None or self._book.changed(conn):
-                self._book = PriceBook.load(conn, self._fallback)
-                log.info("price table loaded", extra={"prices": len(self._book)})
-            conn.commit()  # a fresh snapshot next time (REPEATABLE READ)
-            self._checked_at = now
+            conn.commit()  # a fresh snapshot (REPEATABLE READ): the table as it is now
+            book = PriceBook.load(conn, self._fallback) if self._book is None else self._book.refreshed(conn)
+            conn.commit()
+            if book is not self._book:
+                log.info("price table loaded", extra={"models": len(book.models)})
+            self._book, self._checked_at = book, now
         return self._book
 
     def _model_refs(self, model_ids: set[str]) -> dict[str, ModelRef]:

@@ -42,10 +42,10 @@ from bedrock_usage import db, limits, quota_file
 from bedrock_usage.keys import Keys
 from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import midnight
-from bedrock_usage.redis_state import RedisState, redis_client
-from bedrock_usage.settings import Settings
 from bedrock_usage.pricing.book import PriceBook
 from bedrock_usage.pricing.model_ids import parse_model_id
+from bedrock_usage.redis_state import RedisState, redis_client
+from bedrock_usage.settings import Settings
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
 from consumer.processor import BatchResult, Flight, InputRecord
