@@ -21,6 +21,7 @@ from bedrock_usage.quota import format_usd
 from bedrock_usage.retry import retry_transient
 from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
+from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
 from consumer.processor import BatchResult, InputRecord
 from consumer.runtime import Runtime, build
 
@@ -120,7 +121,7 @@ def ingest_paths(settings: Settings, paths: Sequence[Path]) -> Summary:
 
 
 def _ingest_file(runtime: Runtime, path: Path, summary: Summary) -> None:
-    transient = REDIS_TRANSIENT + db.TRANSIENT_ERRORS
+    transient = REDIS_TRANSIENT + db.TRANSIENT_ERRORS + METERING_TRANSIENT
     try:
         for batch in _batches(path):
             summary.add(retry_transient(

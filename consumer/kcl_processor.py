@@ -34,12 +34,13 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.retry import retry_transient
 from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
+from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
 from consumer.processor import Flight, InputRecord
 from consumer.runtime import Runtime, build, sync_limits
 
 log = logging.getLogger("consumer.kcl")
 
-TRANSIENT = REDIS_TRANSIENT + db.TRANSIENT_ERRORS
+TRANSIENT = REDIS_TRANSIENT + db.TRANSIENT_ERRORS + METERING_TRANSIENT
 # Checkpoint errors worth retrying; ShutdownException means the lease is gone: give up quietly.
 _RETRY_CHECKPOINT = {"ThrottlingException", "KinesisClientLibDependencyException"}
 
@@ -166,7 +167,8 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
 
     def _on_retry(self, error: BaseException, attempt: int) -> None:
         runtime = self._require()
-        dependency = "redis" if isinstance(error, REDIS_TRANSIENT) else "mysql"
+        dependency = ("redis" if isinstance(error, REDIS_TRANSIENT) else
+                      "prices" if isinstance(error, METERING_TRANSIENT) else "mysql")
         runtime.metrics.dependency_retries.labels(dependency).inc()
         runtime.reset_connections()
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.pricing.book import PriceBook
+from bedrock_usage.pricing.book import NoPrices, PriceBook
 from bedrock_usage.pricing.model_ids import ModelRef, parse_model_id
-from bedrock_usage.pricing.profiles import InferenceProfiles
+from bedrock_usage.pricing.profiles import InferenceProfiles, ProfileLookupUnavailable
 from bedrock_usage.pricing.rates import Charge, PriceStatus
 from consumer.events import InvocationLog
 from consumer.store import Unpriced
@@ -26,6 +26,9 @@ from consumer.store import Unpriced
 log = logging.getLogger(__name__)
 
 _MODEL_CACHE = 10_000
+# Retried like an outage, nothing checkpointed: GetInferenceProfile throttled or unreachable, or a price
+# table emptied by hand (a call is never charged nothing; `bedrockctl prices import` ends it).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ProfileLookupUnavailable, NoPrices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +90,17 @@ class Metering:
         return self._book
 
     def _model_refs(self, model_ids: set[str]) -> dict[str, ModelRef]:
-        missing = [m for m in model_ids if m not in self._models]
-        if missing:
-            if len(self._models) > _MODEL_CACHE:
-                self._models.clear()
-            parsed = {m: parse_model_id(m) for m in missing}
-            profiles = sorted({ref.application_profile for ref in parsed.values() if ref.application_profile})
-            if profiles and self._profiles is not None:
-                resolved = self._profiles.resolve_many(profiles)
-                for model_id, ref in parsed.items():
-                    if ref.application_profile and resolved.get(ref.application_profile) is not None:
-                        parsed[model_id] = resolved[ref.application_profile]
-            self._models.update(parsed)
-        return {m: self._models[m] for m in model_ids}
+        if len(self._models) > _MODEL_CACHE:
+            self._models.clear()
+        refs = {m: self._models.get(m) or self._models.setdefault(m, parse_model_id(m)) for m in model_ids}
+        arns = sorted({ref.application_profile for ref in refs.values()
+                       if ref.application_profile and ref.model is None})
+        if arns and self._profiles is not None:
+            # Resolved every batch (from the resolver's own cache, which knows how long an answer lasts):
+            # a profile unresolved now may be resolved later. Unavailable (throttled…) raises: retried.
+            profiles = self._profiles.resolve_many(arns)
+            for model_id, ref in refs.items():
+                profile = profiles.get(ref.application_profile or "")
+                if profile is not None and profile.model is not None:
+                    refs[model_id] = ref.resolved(profile.model, profile.scope)
+        return refs

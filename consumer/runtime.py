@@ -115,7 +115,9 @@ def build(
 
 
 def _profiles(settings: Settings, session: MySQLSession) -> InferenceProfiles:
-    return InferenceProfiles(session, aws.client(settings, "bedrock"))
+    # The profile's Region's control plane (an ARN names it); answers shared through MySQL.
+    return InferenceProfiles(session, lambda region: aws.client(settings, "bedrock", region=region),
+                             max_age_seconds=settings.inference_profile_max_age_seconds)
 
 
 def _lookups(settings: Settings) -> Lookups:
