@@ -4,6 +4,7 @@ and what charging a call produced. Pure, no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -84,3 +85,24 @@ class Charge:
     status: PriceStatus
     price_model: str | None  # the base model it was priced as (the fallback's model for an unpriced one)
     scope: PriceScope
+
+
+@dataclass(frozen=True, slots=True)
+class PriceEntry:
+    """One row of a price table: a base model's five rates in a region ('*' = any) for a scope and tier."""
+
+    model: str
+    region: str
+    scope: PriceScope
+    tier: str
+    rates: Rates
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """A set of prices from one source (a price file, the AWS Price List), effective from a date on."""
+
+    currency: str
+    source: str
+    effective_from: date
+    entries: tuple[PriceEntry, ...]
