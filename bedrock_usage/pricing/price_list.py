@@ -11,12 +11,13 @@ Rules a FinOps reader needs (the README repeats them):
 - Nothing is guessed. A product that is not a per-token price, names a model the mapping table
   (`price_list_titles`) lacks, or is otherwise unclear is skipped and counted by reason in the result.
 - Two products giving the same (model, region, scope, tier, part) different prices: the higher is kept
-  (never under-charge) and the pair is reported as a conflict. Equal duplicates (AWS publishes some rates
-  under two usage-type conventions) are one.
-- Input is required. Any other part missing from a group is 0 only when the model has no such price anywhere in the Price List (an
-  embedding model has no output; Nova charges no cache writes; Claude 3.x has no 1-hour cache writes). When
-  the model does have that part elsewhere (another region, scope or tier), the group is incomplete and is
-  skipped whole, counted in `incomplete`: a zero there would under-charge the calls that use it.
+  (never under-charge) and the prices are reported as a conflict. Equal duplicates (AWS publishes some
+  rates under two usage-type conventions) are one.
+- Input is required. Any other part missing from a group is 0 only when the model has no such price
+  anywhere in the Price List (an embedding model has no output; Nova charges no cache writes; Claude 3.x
+  has no 1-hour cache writes). When the model does have that part elsewhere (another region, scope or
+  tier), the group is incomplete and is skipped whole, counted in `incomplete`: a zero there would
+  under-charge the calls that use it.
 - Prices are rounded up to the table's six decimals per million (never down).
 - The table is effective from the day of the sync (the Price List gives today's prices; earlier calls keep
   the prices they were charged at).
@@ -32,7 +33,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from bedrock_usage.pricing.price_list_rows import PARTS, PriceRow, Skip, classify
+from bedrock_usage.pricing.price_list_rows import PARTS, Skip, classify, usd_text
 from bedrock_usage.pricing.rates import PriceEntry, PriceScope, PriceTable, Rates
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ def _pages(client: Any, service_code: str) -> Iterator[str]:
 
 def build_table(documents: Iterable[tuple[str, str]], *, endpoint: str, effective_from: date) -> PriceListResult:
     """(service code, PriceList document) pairs -> the price table and what was left out."""
-    groups: dict[GroupKey, dict[str, PriceRow]] = {}
+    # Every distinct price seen for each (group, part), with the usage type that gave it first.
+    groups: dict[GroupKey, dict[str, dict[Decimal, str]]] = {}
     parts_of_model: dict[str, set[str]] = {}
     result = PriceListResult(PriceTable("USD", "", effective_from, ()))
     published: set[str] = set()
@@ -121,21 +123,18 @@ def build_table(documents: Iterable[tuple[str, str]], *, endpoint: str, effectiv
                 result.unmapped[row.title] += 1
             continue
         published.add(row.published)
-        group = groups.setdefault((row.model, row.region, row.scope, row.tier), {})
+        prices = groups.setdefault((row.model, row.region, row.scope, row.tier), {}).setdefault(row.part, {})
+        prices.setdefault(row.usd_per_million, f"{row.usagetype}, {service_code}")
         parts_of_model.setdefault(row.model, set()).add(row.part)
-        kept = group.get(row.part)
-        if kept is not None and kept.usd_per_million != row.usd_per_million:
-            higher = max(kept, row, key=lambda r: r.usd_per_million)
-            result.conflicts.append(
-                f"{row.model} {row.region} {row.scope} {row.tier} {row.part}: {_usd(kept.usd_per_million)}"
-                f" ({kept.usagetype}) vs {_usd(row.usd_per_million)} ({row.usagetype}, {service_code});"
-                f" kept {_usd(higher.usd_per_million)}")
-            group[row.part] = higher
-        elif kept is None:
-            group[row.part] = row
     entries = []
     for key, parts in sorted(groups.items()):
-        entry = _entry(key, parts, parts_of_model[key[0]], result)
+        highest = {}
+        for part, prices in parts.items():
+            highest[part] = max(prices)
+            if len(prices) > 1:
+                seen = "; ".join(f"{usd_text(price)} ({where})" for price, where in sorted(prices.items()))
+                result.conflicts.append(f"{' '.join(key)} {part}: {seen}; kept {usd_text(highest[part])}")
+        entry = _entry(key, highest, parts_of_model[key[0]], result)
         if entry is not None:
             entries.append(entry)
     latest = max((p for p in published if p), default="unknown")
@@ -145,7 +144,7 @@ def build_table(documents: Iterable[tuple[str, str]], *, endpoint: str, effectiv
     return result
 
 
-def _entry(key: GroupKey, parts: dict[str, PriceRow], model_parts: set[str],
+def _entry(key: GroupKey, parts: dict[str, Decimal], model_parts: set[str],
            result: PriceListResult) -> PriceEntry | None:
     model, region, scope, tier = key
     # Input is always required: a group of only cache or output prices would price its input as free.
@@ -154,15 +153,9 @@ def _entry(key: GroupKey, parts: dict[str, PriceRow], model_parts: set[str],
         result.incomplete.append(f"{model} {region} {scope} {tier}: no {', '.join(missing)} price"
                                  f" (the model has one elsewhere)")
         return None
-    rates = {p: _rounded(parts[p].usd_per_million) if p in parts else Decimal(0) for p in PARTS}
+    rates = {p: _rounded(parts[p]) if p in parts else Decimal(0) for p in PARTS}
     return PriceEntry(model, region, scope, tier, Rates(**rates))
 
 
 def _rounded(usd_per_million: Decimal) -> Decimal:
     return usd_per_million.quantize(_SIX_DECIMALS, ROUND_CEILING)
-
-
-def _usd(value: Decimal) -> str:
-    text = format(value, "f")
-    return "$" + (text.rstrip("0").rstrip(".") if "." in text else text)
-

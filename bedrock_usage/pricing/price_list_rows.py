@@ -150,7 +150,7 @@ def _part(words: frozenset[str]) -> str | None:
 
 
 def _tier(words: frozenset[str], feature: str, service_tier: str, latency_optimized: bool) -> str | None:
-    named = {tier for tier in ("flex", "priority", "batch") if tier in words}
+    named: set[str] = {tier for tier in ("flex", "priority", "batch") if tier in words}
     if "batch" in feature:
         named.add("batch")
     if latency_optimized or ("latency" in words and "optimized" in words) or "latency optimized" in feature:
@@ -194,3 +194,9 @@ def _usd_per_million(doc: Mapping[str, Any]) -> Decimal | Skip:
     if price == 0:
         return Skip("zero price")
     return price * factor
+
+
+def usd_text(value: Decimal) -> str:
+    """$3.3 for Decimal("3.300000"): a rate as an admin reads it."""
+    text = format(value, "f")
+    return "$" + (text.rstrip("0").rstrip(".") if "." in text else text)
