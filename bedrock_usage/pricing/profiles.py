@@ -37,8 +37,11 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from pymysql.connections import Connection
 
+from bedrock_usage import aws
 from bedrock_usage.db import from_db, to_db
+from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.rates import PriceScope
+from bedrock_usage.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ class Sessions(Protocol):
     @property
     def conn(self) -> Connection: ...
 
+    def close(self) -> None: ...
+
 
 def profile_from_response(arn: str, response: dict[str, Any], now: datetime) -> Profile:
     """A GetInferenceProfile answer -> the profile's base model and scope (pure)."""
@@ -128,6 +133,15 @@ class InferenceProfiles:
         self._known: dict[str, Profile] = {}
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InferenceProfiles:
+        """With a MySQL session of its own and a bedrock client per Region from the settings."""
+        return cls(MySQLSession(settings.mysql), lambda region: aws.client(settings, "bedrock", region=region),
+                   max_age_seconds=settings.inference_profile_max_age_seconds)
+
+    def close(self) -> None:
+        self._mysql.close()
 
     def resolve(self, arn: str) -> Profile:
         return self.resolve_many([arn])[arn]

@@ -82,7 +82,7 @@ def world(conn: pymysql.connections.Connection, schema: Settings) -> Iterator[tu
     bedrock, clock, made = Bedrock(), Clock(), []
     yield bedrock, clock, made
     for profiles in made:
-        profiles._mysql.close()
+        profiles.close()
 
 
 def profiles_of(world: tuple[Bedrock, Clock, list[Any]], schema: Settings, **kwargs: Any) -> InferenceProfiles:
@@ -193,6 +193,19 @@ def test_an_unreachable_endpoint_is_transient(world: tuple[Bedrock, Clock, list[
     with pytest.raises(ProfileLookupUnavailable, match="EndpointConnectionError"):
         profiles.resolve(arn)
     assert stored(conn) == {}
+
+
+def test_built_from_settings_it_uses_the_max_age_setting(schema: Settings, conn: pymysql.connections.Connection,
+                                                       world: tuple[Bedrock, Clock, list[Any]]) -> None:
+    settings = Settings.from_env({"MYSQL_URL": schema.mysql_url, "INFERENCE_PROFILE_MAX_AGE_SECONDS": "120"})
+    profiles = InferenceProfiles.from_settings(settings)
+    world[2].append(profiles)
+    with conn.cursor() as cur:  # another process's answer, 100 s old: reused without asking AWS
+        cur.execute("INSERT INTO inference_profiles VALUES (%s, 'amazon.nova-pro-v1:0', 'regional', NULL, %s)",
+                    (SINGLE["inferenceProfileArn"], datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=100)))
+    conn.commit()
+    assert profiles.resolve(SINGLE["inferenceProfileArn"]).model == "amazon.nova-pro-v1:0"
+    assert profiles._max_age == timedelta(seconds=120)
 
 
 def test_what_is_not_an_application_profile_arn_is_unresolved_without_asking(
