@@ -12,9 +12,10 @@ Statement = dict[str, Any]
 def for_service(service: str) -> list[Statement]:
     # Imported here: each is the service's own module, and bedrockctl should not load them all.
     if service == "consumer":
+        from bedrock_usage.pricing import profiles  # noqa: PLC0415
         from consumer import daemon, lookups  # noqa: PLC0415
 
-        return [*daemon.IAM_PERMISSIONS, *lookups.IAM_PERMISSIONS]
+        return [*daemon.IAM_PERMISSIONS, *lookups.IAM_PERMISSIONS, *profiles.IAM_PERMISSIONS]
     if service == "enforcer":
         from enforcement import iam  # noqa: PLC0415
 

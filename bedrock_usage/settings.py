@@ -64,6 +64,8 @@ SPECS: tuple[Spec, ...] = (
          " dearest known model of its provider, `dearest` = the dearest known model, or a model ID."),
     Spec("PRICES_REFRESH_SECONDS", "60", "How often each consumer re-reads the price table (after `prices import`"
          " or `prices sync`)."),
+    Spec("INFERENCE_PROFILE_MAX_AGE_SECONDS", "86400", "How long an application inference profile's model (from"
+         " bedrock:GetInferenceProfile, shared in MySQL) is reused before it is asked again."),
     Spec("UNMETERED_AFTER_SECONDS", "900", "A successful call whose invocation log has not come this long after"
          " it is unmetered (no cost known): counted in a metric, alerted, and listed in the daily summary."),
     Spec("WARNING_THRESHOLDS", "60,85", "Percentages of a quota at which a warning decision is emitted."),
@@ -253,6 +255,7 @@ class Settings:
     default_team_monthly_cost_limit: int | None
     price_fallback: str
     prices_refresh_seconds: int
+    inference_profile_max_age_seconds: int
     unmetered_after_seconds: int
     warning_thresholds: tuple[int, ...]
     default_team: str
@@ -393,6 +396,8 @@ class Settings:
                 "DEFAULT_TEAM_MONTHLY_COST_LIMIT_USD", get("DEFAULT_TEAM_MONTHLY_COST_LIMIT_USD")),
             price_fallback=fallback,
             prices_refresh_seconds=_int("PRICES_REFRESH_SECONDS", get("PRICES_REFRESH_SECONDS"), 1),
+            inference_profile_max_age_seconds=_int(
+                "INFERENCE_PROFILE_MAX_AGE_SECONDS", get("INFERENCE_PROFILE_MAX_AGE_SECONDS"), 60),
             unmetered_after_seconds=_int("UNMETERED_AFTER_SECONDS", get("UNMETERED_AFTER_SECONDS"), 60),
             warning_thresholds=_thresholds(get("WARNING_THRESHOLDS")),
             default_team=default_team,

@@ -18,6 +18,7 @@ from typing import Any
 
 from bedrock_usage import db
 from bedrock_usage.cli.commands import table
+from bedrock_usage.cli.price_sync_command import add_sync_parser
 from bedrock_usage.pricing import store
 from bedrock_usage.pricing.price_file import PARTS, PriceFileError, load_price_file
 from bedrock_usage.pricing.rates import PriceTable
@@ -110,6 +111,7 @@ def add_parsers(sub: Any, add: Any) -> Any:
     p.add_argument("--at", help="YYYY-MM-DD (default: today in QUOTA_TIMEZONE)")
     p = add(prices, "missing", prices_missing, "models charged at the fallback price because the table has none")
     p.add_argument("--json", action="store_true")
+    add_sync_parser(prices)
     return prices
 
 

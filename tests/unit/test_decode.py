@@ -98,6 +98,14 @@ TOKENS_LOG = InvocationLog(
 )
 
 
+def kept(data: bytes) -> bytes:
+    """What a dead letter keeps of a record that would not decode: the bytes, or for anything compressed
+    (CloudWatch Logs payloads may hold prompts) only their size and digest."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    return orjson.dumps({"redacted": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+
 def decode(data: bytes, session_roles: tuple[str, ...] = ()) -> list[Decoded]:
     return Decoder(session_roles).decode(data)
 
@@ -278,13 +286,17 @@ def test_event_id_of_exactly_64_characters_is_accepted() -> None:
 # -- malformed input --------------------------------------------------------------------------------
 
 
-def test_bad_gzip_is_rejected_with_its_bytes() -> None:
+def test_bad_gzip_is_rejected_with_its_digest_only() -> None:
+    # Compressed records are CloudWatch Logs payloads: they may hold prompts, so only their size and digest
+    # are kept (the record itself stays in the stream for its retention).
     data = b"\x1f\x8b" + b"not really gzip"
 
     rejected = only(data)
 
     assert isinstance(rejected, Rejected)
-    assert (rejected.reason, rejected.raw, rejected.index) == ("bad_gzip", data, 0)
+    assert (rejected.reason, rejected.index) == ("bad_gzip", 0)
+    assert orjson.loads(rejected.raw) == {"redacted": True, "bytes": len(data),
+                                          "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def test_truncated_gzip_is_rejected() -> None:
@@ -293,7 +305,7 @@ def test_truncated_gzip_is_rejected() -> None:
     rejected = only(data)
 
     assert isinstance(rejected, Rejected)
-    assert (rejected.reason, rejected.raw) == ("bad_gzip", data)
+    assert (rejected.reason, rejected.raw) == ("bad_gzip", kept(data))
 
 
 @pytest.mark.parametrize("data", [b"hello", b"", b'{"eventID": ', gzip.compress(b"plain text, gzip'd")])
@@ -301,7 +313,7 @@ def test_not_json_is_rejected(data: bytes) -> None:
     rejected = only(data)
 
     assert isinstance(rejected, Rejected)
-    assert (rejected.reason, rejected.raw, rejected.index) == ("not_json", data, 0)
+    assert (rejected.reason, rejected.raw, rejected.index) == ("not_json", kept(data), 0)
 
 
 def test_json_array_is_an_unknown_shape() -> None:
@@ -555,4 +567,4 @@ def test_subscription_whose_log_events_is_not_a_list_is_rejected() -> None:
     rejected = only(data)
 
     assert isinstance(rejected, Rejected)
-    assert (rejected.reason, rejected.raw) == ("unknown_shape", data)
+    assert (rejected.reason, rejected.raw) == ("unknown_shape", kept(data))

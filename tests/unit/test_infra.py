@@ -26,6 +26,8 @@ PLACEHOLDERS = {
     "<ALERT_SNS_TOPIC_ARN>": {"Ref": "AlertTopic"},
     "<SES_IDENTITY_ARN>": {
         "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailFrom}"},
+    "<APPLICATION_INFERENCE_PROFILES_ARN>": {
+        "Fn::Sub": "arn:${AWS::Partition}:bedrock:*:${AWS::AccountId}:application-inference-profile/*"},
 }
 ROLES = {"consumer": "ConsumerTaskRole", "enforcer": "EnforcerTaskRole", "notifier": "NotifierTaskRole"}
 
