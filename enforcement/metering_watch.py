@@ -53,18 +53,22 @@ def days_of(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def statement(start: datetime, end: datetime, recent_from: datetime, tz: ZoneInfo) -> tuple[str, tuple[object, ...]]:
+    """The count's SQL: successful calls with event_time in [start, end) not metered, by region; and, from
+    `recent_from`, unmetered and all successful calls. The listed days bound the key's first part."""
+    days = days_of(start, end, tz)
+    return (
+        "SELECT region, SUM(input_tokens IS NULL), SUM(input_tokens IS NULL AND event_time >= %s),"
+        " SUM(event_time >= %s) FROM bedrock_calls"
+        f" WHERE event_date IN ({', '.join(['%s'] * len(days))}) AND event_time >= %s AND event_time < %s"
+        " AND error_code IS NULL GROUP BY region",
+        (to_db(recent_from), to_db(recent_from), *days, to_db(start), to_db(end)))
+
+
 def count(conn: Connection, start: datetime, end: datetime, recent_from: datetime,
           tz: ZoneInfo) -> dict[str, RegionCount]:
-    """Successful calls with event_time in [start, end) not metered, by region; and, from `recent_from`,
-    unmetered and all successful calls."""
-    days = days_of(start, end, tz)
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT region, SUM(input_tokens IS NULL), SUM(input_tokens IS NULL AND event_time >= %s),"
-            " SUM(event_time >= %s) FROM bedrock_calls"
-            f" WHERE event_date IN ({', '.join(['%s'] * len(days))}) AND event_time >= %s AND event_time < %s"
-            " AND error_code IS NULL GROUP BY region",
-            (to_db(recent_from), to_db(recent_from), *days, to_db(start), to_db(end)))
+        cur.execute(*statement(start, end, recent_from, tz))
         rows = cur.fetchall()
     conn.commit()
     return {str(r[0]): RegionCount(str(r[0]), int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
