@@ -315,3 +315,29 @@ def test_the_summary_has_the_days_spend_and_unmetered_calls_by_region(
     payload = summary.build(conn, reader, day.date(), settings)
     assert payload["spend_usd"] == "12.345679000" and payload["metered"] == 2
     assert payload["unmetered"] == [{"region": "eu-west-3", "calls": 2}, {"region": "ap-south-1", "calls": 1}]
+
+
+def test_the_dashboards_cost_panels_run_on_the_schema(conn: pymysql.connections.Connection) -> None:
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    _spend_rows(conn)
+    _unpriced(conn, "vendor.new-v1:0", HAIKU, 2)
+    board = Path(__file__).parents[2] / "infra" / "grafana" / "dashboards" / "bedrock-usage-control.json"
+    panels = {p["title"]: p["targets"][0]["rawSql"] for p in json.loads(board.read_text())["panels"]
+              if "rawSql" in p["targets"][0]}
+    results = {}
+    for title, sql in panels.items():
+        with conn.cursor() as cur:  # the panels use the database's CURDATE(): pin it to 3 March 2026
+            cur.execute(sql.replace("CURDATE()", "DATE('2026-03-03')").replace("%", "%%"))
+            results[title] = cur.fetchall()
+        conn.commit()
+    assert [(t, str(s)) for t, s, _ in results["Spend today by team"]] == [("platform", "0.000450000")]
+    assert [(t, str(s)) for t, s, _ in results["Spend this month by team"]] == [
+        ("research", "0.007794000"), ("platform", "0.000450000")]
+    assert [(r[0], str(r[-1])) for r in results["Top spenders this month"]] == [
+        ("Ana García", "0.007794000"), ("Li", "0.000450000")]
+    assert results["Top spenders this month"][0][3] == 1010 + 5000 + 100 + 40  # input, cache included
+    assert [(m, str(s)) for m, s in results["Spend by model this month"]] == [
+        (SONNET, "0.007794000"), (HAIKU, "0.000450000")]
+    assert [r[:3] for r in results["Models without a price"]] == [("vendor.new-v1:0", HAIKU, 2)]
