@@ -6,16 +6,19 @@ ID, in either order. A successful call (`error_code IS NULL`) whose `input_token
 logs nothing, or the log's requestId did not match the event's (undocumented: counted, not assumed).
 
 Every pass (the enforcer's loop, every `EVERY_SECONDS`) counts them per region, for two windows:
-- `bedrock_usage_unmetered_calls{region}`: event_time in [now − 24 h, now − UNMETERED_AFTER] — what a
+- `bedrock_usage_unmetered_calls{region}`: event_time in [now - 24 h, now - UNMETERED_AFTER] — what a
   dashboard shows;
 - `bedrock_usage_unmetered_calls_recent{region}` and `bedrock_usage_calls_recent{region}`: the last hour of
   that window, unmetered and all successful calls — what an alert fires on (it clears an hour after
   logging is fixed, not a day after).
 
-Cost: one range scan of the primary key (event_date, event_time, event_id) over the 24 hours — the
-event_date values are listed (IN), so both key parts bound the range — grouped by region in one
-statement. Measured at ~0.3 s per million rows on MariaDB 10.11 (tests/performance/bench_metering.py).
-Several enforcers each count (read-only); the alert takes `max by (region)`.
+Cost: a range scan of the primary key (event_date, event_time, event_id) — the event_date values are
+listed (IN), so both key parts bound the range — grouped by region. Every row of the window is read
+(1.2-2 s per million rows on MariaDB 10.11, tests/performance/bench_metering.py on 300,000 rows), so the
+hour the alert reads is counted every pass and the 24 hours only every `FULL_EVERY_SECONDS`: at 3 million
+calls a day, ~0.2 s a minute and ~4-6 s every 10 minutes. Several enforcers each count (read-only); the alert takes
+`max by (region)`. (An index on bedrock_calls (input_tokens, error_code) would make both reads touch only
+unmetered rows; not added: every call's row would pay for it on insert and on its log's join.)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from enforcement.metrics import EnforcerMetrics
 log = logging.getLogger(__name__)
 
 EVERY_SECONDS = 60.0
+FULL_EVERY_SECONDS = 600.0
 WINDOW = timedelta(hours=24)
 RECENT = timedelta(hours=1)
 
@@ -42,7 +46,7 @@ RECENT = timedelta(hours=1)
 @dataclass(frozen=True)
 class RegionCount:
     region: str
-    unmetered: int  # in [now − 24 h, now − UNMETERED_AFTER]
+    unmetered: int  # in [now - 24 h, now - UNMETERED_AFTER]
     unmetered_recent: int  # in the last hour of that window
     calls_recent: int  # successful calls in that hour, metered or not
 
@@ -79,11 +83,22 @@ class MeteringWatch:
                  tz: ZoneInfo, clock: Callable[[], datetime]) -> None:
         self._conn, self._metrics, self._after, self._tz, self._clock = conn, metrics, after_seconds, tz, clock
         self._regions: set[str] = set()
+        self._full_at: datetime | None = None
+        self._day: dict[str, int] = {}  # the 24-hour counts as last read
 
     def run_once(self) -> dict[str, RegionCount]:
         now = self._clock()
         end = now - timedelta(seconds=self._after)
-        counts = count(self._conn(), now - WINDOW, end, end - RECENT, self._tz)
+        recent = count(self._conn(), end - RECENT, end, end - RECENT, self._tz)
+        if self._full_at is None or (now - self._full_at).total_seconds() >= FULL_EVERY_SECONDS:
+            self._day = {r: found.unmetered
+                         for r, found in count(self._conn(), now - WINDOW, end, end, self._tz).items()}
+            self._full_at = now
+        counts = {region: RegionCount(region, max(self._day.get(region, 0), found.unmetered_recent),
+                                      found.unmetered_recent, found.calls_recent)
+                  for region, found in recent.items()}
+        for region, day_count in self._day.items():
+            counts.setdefault(region, RegionCount(region, day_count, 0, 0))
         # A region that had unmetered calls and has none now goes to 0 (not absent): the alert resolves.
         for region in self._regions | set(counts):
             found = counts.get(region, RegionCount(region, 0, 0, 0))

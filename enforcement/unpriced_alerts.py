@@ -47,7 +47,7 @@ def alert_unpriced(conn: Connection, now: datetime) -> list[str]:
                     conn.rollback()
                     continue  # another enforcer claimed it first
                 cur.execute("SELECT fallback_model, first_seen, calls FROM unpriced_models WHERE model = %s", (model,))
-                fallback, first_seen, calls = cur.fetchone()
+                fallback, first_seen, calls = cur.fetchone() or (None, None, 0)
                 payload = {"model": model, "fallback_model": fallback, "first_seen": first_seen,
                            "calls": int(calls)}
                 cur.execute(

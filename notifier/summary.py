@@ -71,6 +71,6 @@ def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) 
 
 def _cost(conn: Connection, day: date) -> dict[str, Any]:
     """What the day cost (exact dollars, as a string) and the calls no invocation log priced, by region."""
-    (spent,) = cost_report.spend(conn, day, day, cost_report.By.DAY) or [None]
-    return {"spend_usd": str(spent.cost if spent else 0), "metered": spent.requests if spent else 0,
+    spent = cost_report.total(cost_report.spend(conn, day, day, cost_report.By.DAY))
+    return {"spend_usd": str(spent.cost), "metered": spent.requests,
             "unmetered": [{"region": r, "calls": n} for r, n in cost_report.unmetered_on(conn, day).items()]}

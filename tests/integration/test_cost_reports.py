@@ -21,7 +21,7 @@ from bedrock_usage import db
 from bedrock_usage.cli.main import main
 from bedrock_usage.db import to_db
 from bedrock_usage.settings import Settings
-from enforcement.metering_watch import MeteringWatch, days_of, statement
+from enforcement.metering_watch import FULL_EVERY_SECONDS, MeteringWatch, days_of, statement
 from enforcement.metrics import EnforcerMetrics
 from enforcement.unpriced_alerts import alert_unpriced
 from notifier import summary
@@ -66,9 +66,10 @@ def model(conn: pymysql.connections.Connection, model_id: str) -> int:
         return int(cur.lastrowid)
 
 
-def log_row(conn: pymysql.connections.Connection, request_id: str, when: datetime, principal_id: int, team: str,
-            logged: str, priced: str | None, tokens: tuple[int, int, int, int, int], cost: str,
+def log_row(conn: pymysql.connections.Connection, request_id: str, when: datetime, principal_id: int,  # noqa: PLR0917
+            team: str, logged: str, priced: str | None, tokens: tuple[int, int, int, int, int], cost: str,
             region: str = "us-east-1") -> None:
+    """One invocation_logs row as the consumer writes it (positional: the columns' order)."""
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO invocation_logs (event_date, event_time, request_id, principal_id, team, account_id,"
@@ -183,8 +184,9 @@ def test_unmetered_calls_are_counted_per_region_within_the_window(conn: pymysql.
     call_row(conn, "e", now - timedelta(minutes=5), "us-east-1", metered=False)  # too young to say
     call_row(conn, "f", now - timedelta(hours=25), "us-east-1", metered=False)  # older than the window
     registry = CollectorRegistry()
+    clock = [now]
     watch = MeteringWatch(lambda: conn, EnforcerMetrics(registry), after_seconds=after, tz=MADRID,
-                          clock=lambda: now)
+                          clock=lambda: clock[0])
     watch.run_once()
 
     def gauge(name: str, region: str) -> float | None:
@@ -200,9 +202,12 @@ def test_unmetered_calls_are_counted_per_region_within_the_window(conn: pymysql.
     with conn.cursor() as cur:
         cur.execute("UPDATE bedrock_calls SET input_tokens = 5 WHERE region = 'eu-west-3'")
     conn.commit()
+    watch.run_once()  # the hour the alert reads is counted every pass: resolved at once
+    assert gauge("bedrock_usage_unmetered_calls_recent", "eu-west-3") == 0
+    assert gauge("bedrock_usage_unmetered_calls", "eu-west-3") == 2  # the 24 hours: at the next full count
+    clock[0] = now + timedelta(seconds=FULL_EVERY_SECONDS)
     watch.run_once()
     assert gauge("bedrock_usage_unmetered_calls", "eu-west-3") == 0
-    assert gauge("bedrock_usage_unmetered_calls_recent", "eu-west-3") == 0
 
 
 def test_the_window_lists_every_quota_day_it_touches() -> None:

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -89,8 +88,8 @@ def test_the_cost_panels_and_alerts_are_there() -> None:
                       "Spend by model this month", "Unmetered calls by region (last 24 h)",
                       "Invocation logs and unpriced calls"}
     text = " ".join(dashboard_exprs())
-    for metric in ("bedrock_usage_cost_usd_total", "bedrock_usage_unmetered_calls", "bedrock_usage_unpriced_calls_total",
-                   "bedrock_usage_tokens_total"):
+    for metric in ("bedrock_usage_cost_usd_total", "bedrock_usage_unmetered_calls",
+                   "bedrock_usage_unpriced_calls_total", "bedrock_usage_tokens_total"):
         assert metric in text, metric
 
 
