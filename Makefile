@@ -37,6 +37,7 @@ lint: setup
 	$(BIN)/mypy
 	promtool check config infra/prometheus/prometheus.yml
 	promtool check rules infra/prometheus/alerts.yml
+	promtool test rules infra/prometheus/alerts_test.yml
 	$(BIN)/cfn-lint infra/cloudformation/*.yaml
 
 demo: setup services

@@ -18,6 +18,7 @@ class NotificationKind(StrEnum):
     ADMIN_UNBLOCKED = "admin_unblocked"
     ALERT = "alert"  # for the admins: a refusal or a failure
     SUMMARY = "summary"  # the admins' daily summary (queued by the notifier itself)
+    UNPRICED_MODEL = "unpriced_model"  # for the admins, once per model charged at the fallback price
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from bedrock_usage.http import serve
 from bedrock_usage.ids import digest
 from bedrock_usage.retry import backoff_delay
 from bedrock_usage.settings import Settings
-from enforcement import store
+from enforcement import metering_watch, store
 from enforcement.runtime import EnforcerRuntime, account_of, build
+from enforcement.unpriced_alerts import alert_unpriced
 
 log = logging.getLogger("enforcer")
 
@@ -51,6 +52,7 @@ class Loop:
         self.heart = Heartbeat()
         self._next_expiry = 0.0
         self._next_reconcile = 0.0  # at once: whatever happened while the enforcer was down
+        self._next_metering = 0.0
 
     def healthy(self) -> tuple[bool, str]:
         return self.heart.healthy()
@@ -80,6 +82,10 @@ class Loop:
         if now >= self._next_reconcile:
             rt.reconciler.run_once()
             self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+        if now >= self._next_metering:  # calls without a cost; models without a price (issue 10)
+            rt.metering.run_once()
+            rt.metrics.unpriced_alerts.inc(len(alert_unpriced(rt.enforcer.conn, rt.enforcer.clock())))
+            self._next_metering = time.monotonic() + metering_watch.EVERY_SECONDS
         self.heart.beat()
         return len(entries)
 

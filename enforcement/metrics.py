@@ -67,3 +67,26 @@ class EnforcerMetrics:
             "bedrock_usage_enforcer_last_reconcile_timestamp_seconds",
             "When the last reconciliation finished (Unix time).", registry=registry,
         )
+        # Calls without a cost (enforcement/metering_watch.py): successful calls whose invocation log has not
+        # come UNMETERED_AFTER_SECONDS after them, by the region they were made in.
+        self.unmetered = Gauge(
+            "bedrock_usage_unmetered_calls",
+            "Successful calls of the last 24 hours whose invocation log has not come within UNMETERED_AFTER_SECONDS"
+            " (no cost known: invocation logging off in the region, or an endpoint that logs nothing).",
+            ["region"], registry=registry,
+        )
+        self.unmetered_recent = Gauge(
+            "bedrock_usage_unmetered_calls_recent",
+            "The same, for the last hour of that window only (what the alert reads: it clears an hour after"
+            " logging is fixed).", ["region"], registry=registry,
+        )
+        self.calls_recent = Gauge(
+            "bedrock_usage_calls_recent",
+            "Successful calls (metered or not) in that same hour, by region: the denominator of the unmetered share.",
+            ["region"], registry=registry,
+        )
+        self.unpriced_alerts = Counter(
+            "bedrock_usage_unpriced_model_alerts",
+            "Admin alerts queued for a model charged at the fallback price (one per model, ever).",
+            registry=registry,
+        )

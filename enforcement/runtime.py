@@ -18,6 +18,7 @@ from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 from enforcement.iam import IamPolicies
+from enforcement.metering_watch import MeteringWatch
 from enforcement.metrics import EnforcerMetrics
 from enforcement.policies import PolicyNames
 from enforcement.reconcile import Reconciler
@@ -35,6 +36,7 @@ class EnforcerRuntime:
     redis: redis.Redis
     session: MySQLSession
     metrics: EnforcerMetrics
+    metering: MeteringWatch
 
     def close(self) -> None:
         self.session.close()
@@ -70,4 +72,6 @@ def build(settings: Settings, *, registry: CollectorRegistry = REGISTRY, account
     enforcer = Enforcer(settings, session=session, iam=iam, account_id=account, metrics=metrics, members=members,
                         clock=clock)
     stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}")
-    return EnforcerRuntime(enforcer, Reconciler(enforcer, client), stream, client, session, metrics)
+    metering = MeteringWatch(lambda: session.conn, metrics, after_seconds=settings.unmetered_after_seconds,
+                             tz=settings.quota_timezone, clock=clock)
+    return EnforcerRuntime(enforcer, Reconciler(enforcer, client), stream, client, session, metrics, metering)

@@ -5,10 +5,11 @@
 - their team's admins (quota file `teams.<team>.admins`): the team's warnings and blocks, and each
   block, admin block and admin unblock of a member — a copy, its subject prefixed with the person's
   name — except the members' blocks for the team's own quota: the team's block says it once;
-- the global admins (`ADMIN_EMAILS`): alerts and the daily summary;
+- the global admins (`ADMIN_EMAILS`): alerts, models without a price, the daily summary;
 - the SNS topic (`ALERT_SNS_TOPIC_ARN`): alerts;
-- Slack and Teams webhooks: alerts, blocks, admin actions and the summary (an admins' channel: no
-  warnings, no routine restores; a team over its quota is one message, not one per member).
+- Slack and Teams webhooks: alerts, models without a price, blocks, admin actions and the summary (an
+  admins' channel: no warnings, no routine restores; a team over its quota is one message, not one per
+  member).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class Route:
 
 PERSONAL = frozenset({"warning", "blocked", "unblocked", "admin_blocked", "admin_unblocked"})
 TEAM_ADMINS = frozenset({"warning", "blocked", "team_blocked", "admin_blocked", "admin_unblocked"})
-ADMINS = frozenset({"alert", "summary"})
-CHAT = frozenset({"alert", "blocked", "team_blocked", "admin_blocked", "admin_unblocked", "summary"})
+ADMINS = frozenset({"alert", "summary", "unpriced_model"})
+CHAT = frozenset({"alert", "blocked", "team_blocked", "admin_blocked", "admin_unblocked", "summary", "unpriced_model"})
 
 
 def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[Route]:

@@ -21,12 +21,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bedrock_usage.notifications import Notification
 from bedrock_usage.periods import period_end
+from bedrock_usage.quota import format_usd, nanos_of
 from bedrock_usage.settings import LANGUAGES
 
 HERE = Path(__file__).parent
-KINDS = ("warning", "blocked", "team_blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert", "summary")
+KINDS = ("warning", "blocked", "team_blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert", "summary",
+         "unpriced_model")
 TONES = {"warning": "amber", "blocked": "red", "team_blocked": "red", "admin_blocked": "red", "alert": "red",
-         "unblocked": "green", "admin_unblocked": "green", "summary": "neutral"}
+         "unblocked": "green", "admin_unblocked": "green", "summary": "neutral", "unpriced_model": "amber"}
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class Renderer:
             "limit": note.limit or 0, "returns": when(note.access_returns_at), "resets": resets,
             "protected_until": when(note.protected_until), "actor": note.actor or "", "reason": note.reason or "",
             "date": str(note.payload.get("date", "")),
+            # unpriced_model: the model without a price and the one whose price it is charged at.
+            "model": str(note.payload.get("model", "")), "fallback": str(note.payload.get("fallback_model") or "?"),
         }
 
     @staticmethod
@@ -130,7 +134,7 @@ class Renderer:
             if value not in (None, ""):
                 facts.append((t(f"facts.{label}"), str(value)))
 
-        if note.kind == "summary":
+        if note.kind in ("summary", "unpriced_model"):
             return facts
         add("person", note.display_name or note.principal if note.scope != "team" else None)
         add("team", note.team)
@@ -173,4 +177,8 @@ def _summary(payload: Mapping[str, Any], lang: str, tz: ZoneInfo) -> dict[str, A
         "without_team": [_Row((u.get("name") or u["principal"], u.get("status") or "", u["requests"]))
                          for u in payload.get("without_team", [])],
         "dead": payload.get("dead", 0), "refusals": payload.get("refusals", 0),
+        # Cost (issue 10); absent from summaries queued before it.
+        "spend": format_usd(nanos_of(payload["spend_usd"])) if "spend_usd" in payload else None,
+        "metered": payload.get("metered", 0),
+        "unmetered": ", ".join(f"{u['region']}: {u['calls']}" for u in payload.get("unmetered", [])),
     }

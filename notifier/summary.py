@@ -12,6 +12,7 @@ from typing import Any
 
 from pymysql.connections import Connection
 
+from bedrock_usage import cost_report
 from bedrock_usage.db import to_db
 from bedrock_usage.periods import midnight
 from bedrock_usage.settings import Settings
@@ -64,4 +65,12 @@ def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) 
         "without_team": [{"principal": p.principal, "name": p.display_name, "status": p.team_status,
                           "requests": p.requests} for p in sorted(without, key=lambda p: (-p.requests, p.principal))],
         "dead": int(dead), "refusals": int(refusals),
+        **_cost(conn, day),
     }
+
+
+def _cost(conn: Connection, day: date) -> dict[str, Any]:
+    """What the day cost (exact dollars, as a string) and the calls no invocation log priced, by region."""
+    spent = cost_report.total(cost_report.spend(conn, day, day, cost_report.By.DAY))
+    return {"spend_usd": str(spent.cost), "metered": spent.requests,
+            "unmetered": [{"region": r, "calls": n} for r, n in cost_report.unmetered_on(conn, day).items()]}

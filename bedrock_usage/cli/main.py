@@ -19,6 +19,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 def _parser() -> argparse.ArgumentParser:
     from bedrock_usage.cli import commands as c  # noqa: PLC0415  (keeps `bedrockctl --help` fast)
+    from bedrock_usage.cli import cost_commands as cost  # noqa: PLC0415
     from bedrock_usage.cli import enforcement_commands as enforcement  # noqa: PLC0415
     from bedrock_usage.cli import notify_commands as notify  # noqa: PLC0415
     from bedrock_usage.cli import price_commands as price  # noqa: PLC0415
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="consumer_command", required=True)
     add(consumer, "run", c.consumer_run, "write the daemon's properties and run the KCL consumer")
 
+    cost.add_parsers(sub, add)
     enforcement.add_parsers(sub, add)
     notify.add_parsers(sub, add)
     producer.add_parsers(sub, add)

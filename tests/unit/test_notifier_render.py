@@ -46,7 +46,12 @@ def note(kind: str, **changes: Any) -> Note:
                          "until": RETURNS.isoformat()}],
             "without_team": [{"principal": "sso:lee@example.com", "name": "Lee", "status": "unresolved",
                               "requests": 12}],
-            "dead": 2, "refusals": 1}}
+            "dead": 2, "refusals": 1, "spend_usd": "1234.567891234", "metered": 4321,
+            "unmetered": [{"region": "eu-west-3", "calls": 17}, {"region": "us-east-1", "calls": 2}]}}
+    if kind == "unpriced_model":
+        values = {"scope": "admins", "principal": "admins", "actor": "system", "payload": {
+            "model": "anthropic.claude-future-v1:0", "fallback_model": "anthropic.claude-opus-4-1-20250805-v1:0",
+            "calls": 3, "first_seen": "2026-11-24 10:00:00"}}
     values.update(changes)
     return Note("key", NotificationKind(kind), created_at=RETURNS, id=1, **values)
 
@@ -82,9 +87,15 @@ EXPECTED = {  # kind → (en, es) phrases that must appear in the text, with the
               ["could not deny ana alone (unknown_role_id)", "No se ha aplicado nada más amplio"]),
     "summary": (["Bedrock usage on 2026-11-24", "data-science", "4321 / 30000", "Ana García", "57",
                  "People without a team (1)", "unresolved",
-                 "could not be delivered: 2", "refused (could not be scoped to one person): 1"],
+                 "could not be delivered: 2", "refused (could not be scoped to one person): 1",
+                 "Spend that day: $1,234.57 over 4321 metered calls", "eu-west-3: 17, us-east-1: 2"],
                 ["Uso de Bedrock el 2026-11-24", "4321 / 30000", "Ana García", "no se pudieron entregar: 2",
-                 "Personas sin equipo (1)"]),
+                 "Personas sin equipo (1)", "Gasto del día: $1,234.57", "Llamadas sin coste",
+                 "eu-west-3: 17, us-east-1: 2"]),
+    "unpriced_model": (["Model anthropic.claude-future-v1:0 has no price; its calls are charged as"
+                        " anthropic.claude-opus-4-1-20250805-v1:0 (the fallback)", "`bedrockctl prices import`"],
+                       ["El modelo anthropic.claude-future-v1:0 no tiene precio; sus llamadas se cobran como"
+                        " anthropic.claude-opus-4-1-20250805-v1:0", "`bedrockctl prices import`"]),
 }
 
 
@@ -157,6 +168,8 @@ def test_routes_person_team_admins_global_admins_and_chat() -> None:
         (Channel.SNS, "arn:aws:sns:us-east-1:123456789012:alerts"), (Channel.SLACK, "slack")}
     assert {r.recipient for r in routes(note("summary"), settings, admins)} == {
         "ops@example.com", "cfo@example.com", "slack"}
+    assert {r.recipient for r in routes(note("unpriced_model"), settings, admins)} == {
+        "ops@example.com", "cfo@example.com", "slack"}
     assert routes(note("warning", email=None), settings, []) == []
     assert {r.channel for r in routes(note("alert"), _settings(EMAIL_BACKEND="none"), [])} == {
         Channel.SNS, Channel.SLACK}
@@ -184,3 +197,15 @@ def test_an_admins_copy_says_whose_message_it_is(renderer: Renderer) -> None:
     assert "A copy for you as an administrator: Ana García (arn:aws:iam::123456789012:user/ana)" in copy.text
     assert "A copy for you as an administrator" in copy.html
     assert "A copy for you" not in renderer.render(note("blocked"), "en").text
+
+
+def test_a_summary_queued_before_costs_renders_without_the_cost_lines(renderer: Renderer) -> None:
+    old = note("summary")
+    payload = {k: v for k, v in old.payload.items() if k not in ("spend_usd", "metered", "unmetered")}
+    message = renderer.render(note("summary", payload=payload), "en")
+    assert "Spend that day" not in message.text and "Calls without a cost" not in message.html
+
+
+def test_a_day_with_every_call_metered_says_none(renderer: Renderer) -> None:
+    message = renderer.render(note("summary", payload={**note("summary").payload, "unmetered": []}), "es")
+    assert "Llamadas sin coste: ninguna" in message.text
