@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bedrock_usage.periods import Periods, periods_of
+from bedrock_usage.pricing.rates import Charge
 from bedrock_usage.quota import Decision, Scope, usd
 from consumer.counters import Counters, CountResult, Group, PendingDecision, event_argument, log_argument
 from consumer.decode import Decoder
@@ -421,7 +422,8 @@ class Processor:
         today = self._period(now)
         groups: dict[tuple[str, date], Group] = {}
         beyond = 0
-        events = [(call.event_time, call.principal.key, call, None) for call, _ in calls]
+        events: list[tuple[datetime, str, BedrockCall | InvocationLog, Charge | None]] = [
+            (call.event_time, call.principal.key, call, None) for call, _ in calls]
         events += [(entry.timestamp, entry.principal.key, entry, charge)
                    for (entry, _), charge in zip(logs, metered.charges, strict=True)]
         for event_time, key, item, charge in events:
