@@ -35,7 +35,8 @@ from bedrock_usage.retry import retry_transient
 from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
 from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
-from consumer.processor import Flight, InputRecord
+from consumer.processor import Flight
+from consumer.records import InputRecord
 from consumer.runtime import Runtime, build, sync_limits
 
 log = logging.getLogger("consumer.kcl")

@@ -21,7 +21,7 @@ from bedrock_usage.pricing.model_ids import ModelRef, parse_model_id
 from bedrock_usage.pricing.profiles import InferenceProfiles, ProfileLookupUnavailable
 from bedrock_usage.pricing.rates import Charge, PriceStatus
 from consumer.events import InvocationLog
-from consumer.store import Unpriced
+from consumer.rows import Unpriced
 
 log = logging.getLogger(__name__)
 

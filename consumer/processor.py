@@ -33,27 +33,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bedrock_usage.periods import Periods, periods_of
-from bedrock_usage.pricing.rates import Charge
-from bedrock_usage.quota import Decision, Scope, usd
-from consumer.counters import Counters, CountResult, Group, PendingDecision, event_argument, log_argument
+from bedrock_usage.quota import Decision, usd
+from consumer.counters import Counters, CountResult, Group, PendingDecision
 from consumer.decode import Decoder
 from consumer.directory import Assignment, Directory
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
 from consumer.metering import Metered, Metering
 from consumer.metrics import TOKEN_PARTS, ConsumerMetrics
+from consumer.plan import Planner
+from consumer.records import InputRecord
 from consumer.role_paths import RolePaths
-from consumer.store import CallRow, DeadLetter, LogRow, Store, WriteResult
+from consumer.rows import DeadLetter
+from consumer.store import Store, WriteResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    data: bytes
-    shard_id: str | None = None
-    sequence_number: str | None = None
-    arrival_ms: int | None = None  # approximate arrival in Kinesis, epoch ms
 
 
 @dataclass
@@ -140,12 +133,10 @@ class Processor:
         self._role_paths = role_paths
         self.counters = counters
         self._store = store
-        self._tz = timezone_
-        self._grace = timedelta(days=grace_days)
+        self._plan = Planner(timezone_, grace_days)
         self._source = source
         self._metrics = metrics
         self._clock = clock
-        self._periods: dict[int, Periods] = {}
         self._mysql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql")
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis")
         self._lock = threading.Lock()
@@ -192,18 +183,18 @@ class Processor:
             return Flight(result, idle)
         metered = self._metering.charge([entry for entry, _ in logs])
         # MySQL inserts the rows (uncommitted) while this thread groups the calls and Redis counts them.
-        staged = self._mysql.submit(self._store.stage, self._rows(calls, entries), letters,
-                                    self._log_rows(logs, metered, entries))
+        staged = self._mysql.submit(self._store.stage, self._plan.rows(calls, entries), letters,
+                                    self._plan.log_rows(logs, metered, entries))
         try:
-            groups, result.beyond_horizon = self._groups(calls, logs, metered, entries, now)
+            groups, result.beyond_horizon = self._plan.groups(calls, logs, metered, entries, now)
         except BaseException:
             self._mysql.submit(self._store.abort).result()
             raise
         result.held = sum(1 for call, _ in calls if not entries[call.principal.key].resolved)
         result.settled = [key for key, _ in settle]
-        today = self._period(now)
-        days = [self._period(call.event_time).day for call, _ in calls] + [
-            self._period(entry.timestamp).day for entry, _ in logs]
+        today = self._plan.period(now)
+        days = [self._plan.period(call.event_time).day for call, _ in calls] + [
+            self._plan.period(entry.timestamp).day for entry, _ in logs]
         row_teams = {call.event_id: entries[call.principal.key].team for call, _ in calls}
         row_teams.update(("log:" + entry.request_id, entries[entry.principal.key].team) for entry, _ in logs)
         batch = _Batch(result, started, now.replace(tzinfo=None), calls, logs, metered, uuid.uuid4().hex[:16],
@@ -376,83 +367,6 @@ class Processor:
                     logs.append((item, record))
         result.calls, result.invocation_logs = len(calls), len(logs)
         return calls, logs, letters
-
-    def _period(self, instant: datetime) -> Periods:
-        # Cached per quarter hour: every UTC offset in use is a multiple of 15 minutes, so all instants
-        # of a bucket share their local day.
-        bucket = int(instant.timestamp()) // 900
-        periods = self._periods.get(bucket)
-        if periods is None:
-            if len(self._periods) > 10_000:
-                self._periods.clear()
-            periods = self._periods[bucket] = periods_of(instant, self._tz)
-        return periods
-
-    def _rows(self, calls: Sequence[tuple[BedrockCall, InputRecord]], entries: dict[str, Assignment]) -> list[CallRow]:
-        rows = []
-        for call, _ in calls:
-            entry = entries[call.principal.key]
-            rows.append(CallRow(
-                self._period(call.event_time).day, call.event_id, call.event_time.replace(tzinfo=None), entry.id,
-                entry.team, call.account_id, call.operation, call.model_id, call.region, call.inference_region,
-                call.source_ip, call.user_agent, call.request_id, call.error_code,
-            ))
-        return rows
-
-    def _log_rows(
-        self, logs: Sequence[tuple[InvocationLog, InputRecord]], metered: Metered, entries: dict[str, Assignment]
-    ) -> list[LogRow]:
-        rows = []
-        for (entry, _), charge in zip(logs, metered.charges, strict=True):
-            assigned = entries[entry.principal.key]
-            rows.append(LogRow(
-                self._period(entry.timestamp).day, entry.timestamp.replace(tzinfo=None), entry.request_id,
-                assigned.id, assigned.team, entry.account_id, entry.operation, entry.model_id, charge.price_model,
-                entry.region, entry.inference_region, charge.scope.value, entry.tier, entry.error_code,
-                entry.tokens, charge.nanos, charge.status.value, entry.cache_split.value,
-            ))
-        return rows
-
-    def _groups(
-        self, calls: Sequence[tuple[BedrockCall, InputRecord]], logs: Sequence[tuple[InvocationLog, InputRecord]],
-        metered: Metered, entries: dict[str, Assignment], now: datetime,
-    ) -> tuple[list[Group], int]:
-        """The Redis groups of the calls and logs (one per person and day; their scripts hand the new events
-        to the team), and how many are too old for Redis."""
-        today = self._period(now)
-        groups: dict[tuple[str, date], Group] = {}
-        beyond = 0
-        events: list[tuple[datetime, str, BedrockCall | InvocationLog, Charge | None]] = [
-            (call.event_time, call.principal.key, call, None) for call, _ in calls]
-        events += [(entry.timestamp, entry.principal.key, entry, charge)
-                   for (entry, _), charge in zip(logs, metered.charges, strict=True)]
-        for event_time, key, item, charge in events:
-            periods = self._period(event_time)
-            expire_at = periods.month_ends_at + self._grace
-            if expire_at <= now:
-                # Redis no longer holds that month: the call is recorded in MySQL only (rebuildable).
-                beyond += 1
-                continue
-            group = groups.get((key, periods.day))
-            if group is None:
-                group = groups[(key, periods.day)] = Group(
-                    scope=Scope.USER,
-                    subject=key,
-                    team=entries[key].team,
-                    day_id=periods.day_id,
-                    month_id=periods.month_id,
-                    expire_at=int(expire_at.timestamp()),
-                    # Late calls still count, but a quota of a period already over decides nothing.
-                    decide_daily=periods.day >= today.day,
-                    decide_monthly=periods.month_id >= today.month_id,
-                )
-            if isinstance(item, BedrockCall):
-                group.events.append(event_argument(item.event_id, event_time.isoformat(), key, item.counted))
-            elif charge is not None:
-                group.events.append(log_argument(item.request_id, event_time.isoformat(), key, charge.nanos,
-                                                 item.tokens))
-                group.logs += 1
-        return list(groups.values()), beyond
 
     def _observe_decisions(
         self, pending: Sequence[PendingDecision], calls: Sequence[tuple[BedrockCall, InputRecord]],

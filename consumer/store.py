@@ -10,97 +10,21 @@ rows are retried one by one and the rejected ones become dead letters with the d
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pymysql
-from pymysql.constants import SERVER_STATUS
-from pymysql.converters import escape_string
 
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.pricing.rates import Tokens
-from bedrock_usage.quota import Decision, usd
+from bedrock_usage.quota import Decision
+from consumer.rows import CallRow, DeadLetter, Dimension, LogRow, Unpriced, Values
 
 log = logging.getLogger(__name__)
 
 # Content errors: the same rows would fail again, so retrying the batch cannot help.
 _CONTENT_ERRORS = (pymysql.err.DataError, pymysql.err.IntegrityError, pymysql.err.ProgrammingError)
-
-
-@dataclass(frozen=True, slots=True)
-class CallRow:
-    event_date: date
-    event_id: str
-    event_time: datetime  # naive UTC
-    principal_id: int
-    team: str
-    account_id: str
-    operation: str
-    model_id: str
-    region: str
-    inference_region: str | None
-    source_ip: str | None
-    user_agent: str | None
-    request_id: str | None
-    error_code: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LogRow:
-    """One metered invocation log (sql/010_cost.sql `invocation_logs`)."""
-
-    event_date: date
-    event_time: datetime  # naive UTC
-    request_id: str
-    principal_id: int
-    team: str
-    account_id: str
-    operation: str
-    model_id: str  # as logged
-    price_model: str | None  # the base model priced (the fallback's for an unpriced one)
-    region: str
-    inference_region: str | None
-    price_scope: str
-    tier: str
-    error_code: str | None
-    tokens: Tokens
-    cost_nanos: int
-    price_status: str
-    cache_split: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unpriced:
-    """A model charged at the fallback price in a batch (sql/010 `unpriced_models`)."""
-
-    model: str
-    fallback_model: str | None
-    calls: int
-    first_seen: datetime  # naive UTC
-    last_seen: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    source: str
-    shard_id: str | None
-    sequence_number: str | None
-    sub_index: int
-    reason: str
-    detail: str
-    raw: bytes
-    received_at: datetime  # naive UTC
-
-    @property
-    def dedupe_key(self) -> str:
-        ident = f"{self.source}\0{self.shard_id}\0{self.sequence_number}\0{self.sub_index}\0{self.reason}"
-        if self.sequence_number is None:
-            # Files have no sequence numbers: the content identifies the letter.
-            ident += "\0" + hashlib.sha256(self.raw).hexdigest()
-        return hashlib.sha256(ident.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -144,39 +68,6 @@ _UNPRICED_SQL = (
 )
 
 
-class _Values:
-    """One call row as SQL text, column by column (the types are known: no per-value dispatch)."""
-
-    def __init__(self, conn: pymysql.connections.Connection) -> None:
-        # What pymysql itself does per string.
-        if getattr(conn, "server_status", 0) & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-            self._escape: Callable[[str], str] = lambda text: text.replace("'", "''")
-        else:
-            self._escape = escape_string
-
-    def _text(self, value: str | None) -> str:
-        return "NULL" if value is None else "'" + self._escape(value) + "'"
-
-    def row(self, c: CallRow, ref: tuple[int, int | None]) -> str:
-        text = self._text
-        agent = "NULL" if ref[1] is None else str(ref[1])
-        return (
-            f"('{c.event_date.isoformat()}',{text(c.event_id)},'{c.event_time.isoformat(' ', 'milliseconds')}',"
-            f"{c.principal_id},{text(c.team)},{text(c.account_id)},{text(c.operation)},{ref[0]},{text(c.region)},"
-            f"{text(c.inference_region)},{text(c.source_ip)},{agent},{text(c.request_id)},{text(c.error_code)})"
-        )
-
-    def log(self, r: LogRow, model_ref: int, price_ref: int | None) -> str:
-        text, t = self._text, r.tokens
-        return (
-            f"('{r.event_date.isoformat()}','{r.event_time.isoformat(' ', 'milliseconds')}',{text(r.request_id)},"
-            f"{r.principal_id},{text(r.team)},{text(r.account_id)},{text(r.operation)},{model_ref},"
-            f"{'NULL' if price_ref is None else price_ref},{text(r.region)},{text(r.inference_region)},"
-            f"{text(r.price_scope)},{text(r.tier)},{text(r.error_code)},{t.input},{t.output},{t.cache_read},"
-            f"{t.cache_write_5m},{t.cache_write_1h},{usd(r.cost_nanos):f},{text(r.price_status)},{text(r.cache_split)})"
-        )
-
-
 _DEAD_SQL = (
     "INSERT INTO dead_letters (dedupe_key, source, shard_id, sequence_number, sub_index, reason, detail, raw,"
     " received_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON DUPLICATE KEY UPDATE dedupe_key = dedupe_key"
@@ -188,44 +79,6 @@ _DECISION_SQL = (
 )
 
 
-class _Dimension:
-    """Value → small integer id (models, user agents), cached for the life of the process."""
-
-    def __init__(self, table: str, column: str, hashed: bool) -> None:
-        self._table, self._column, self._hashed = table, column, hashed
-        self._ids: dict[str, int] = {}
-
-    def _key(self, value: str) -> str | bytes:
-        return hashlib.sha256(value.encode()).digest() if self._hashed else value
-
-    def ids(self, cur: pymysql.cursors.Cursor, values: set[str]) -> dict[str, int]:
-        # Sorted: two shard processes upserting the same new values lock them in the same order.
-        missing = sorted(v for v in values if v not in self._ids)
-        if missing:
-            if self._hashed:
-                cur.executemany(
-                    f"INSERT INTO {self._table} (sha256, {self._column}) VALUES (%s, %s)"
-                    " ON DUPLICATE KEY UPDATE id = id",
-                    [(self._key(v), v) for v in missing],
-                )
-                lookup_col = "sha256"
-            else:
-                cur.executemany(
-                    f"INSERT INTO {self._table} ({self._column}) VALUES (%s) ON DUPLICATE KEY UPDATE id = id",
-                    [(v,) for v in missing],
-                )
-                lookup_col = self._column
-            by_key = {self._key(v): v for v in missing}
-            placeholders = ",".join(["%s"] * len(missing))
-            cur.execute(
-                f"SELECT {lookup_col}, id FROM {self._table} WHERE {lookup_col} IN ({placeholders})",
-                list(by_key),
-            )
-            for key, row_id in cur.fetchall():
-                self._ids[by_key[key]] = int(row_id)
-        return self._ids
-
-
 class Store:
     """Writes in two steps so the processor can overlap MySQL with Redis: `stage` inserts the calls and
     dead letters in an open transaction (run while Redis counts), `commit` adds the decisions Redis
@@ -234,8 +87,8 @@ class Store:
     def __init__(self, session: MySQLSession, default_team: str) -> None:
         self._session = session
         self._default_team = default_team
-        self._models = _Dimension("models", "model_id", hashed=False)
-        self._agents = _Dimension("user_agents", "user_agent", hashed=True)
+        self._models = Dimension("models", "model_id", hashed=False)
+        self._agents = Dimension("user_agents", "user_agent", hashed=True)
 
     def stage(
         self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter], logs: Sequence[LogRow] = ()
@@ -277,7 +130,7 @@ class Store:
         self, cur: pymysql.cursors.Cursor, logs: Sequence[LogRow], refs: Sequence[tuple[int, int | None]]
     ) -> int:
         inserted = 0
-        values = _Values(cur.connection)
+        values = Values(cur.connection)
         for start in range(0, len(logs), _ROWS_PER_STATEMENT):
             chunk = zip(logs[start:start + _ROWS_PER_STATEMENT], refs[start:start + _ROWS_PER_STATEMENT], strict=True)
             inserted += cur.execute(_LOG_SQL_HEAD + ",".join(values.log(r, *ref) for r, ref in chunk) + _LOG_SQL_TAIL)
@@ -288,7 +141,7 @@ class Store:
         cur: pymysql.cursors.Cursor, logs: Sequence[LogRow], refs: Sequence[tuple[int, int | None]]
     ) -> tuple[int, list[DeadLetter]]:
         inserted, bad = 0, []
-        values = _Values(cur.connection)
+        values = Values(cur.connection)
         for row, ref in zip(logs, refs, strict=True):
             cur.execute("SAVEPOINT one_row")
             try:
@@ -387,7 +240,7 @@ class Store:
         """Multi-row INSERTs built here rather than by executemany: pymysql's generic per-value escaping
         was a third of the consumer's CPU time. Strings still go through the connection's escaper."""
         inserted = 0
-        values = _Values(cur.connection)
+        values = Values(cur.connection)
         for start in range(0, len(calls), _ROWS_PER_STATEMENT):
             chunk = zip(calls[start:start + _ROWS_PER_STATEMENT], refs[start:start + _ROWS_PER_STATEMENT],
                         strict=True)
@@ -399,7 +252,7 @@ class Store:
         cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], refs: Sequence[tuple[int, int | None]]
     ) -> tuple[int, list[DeadLetter]]:
         inserted, bad = 0, []
-        values = _Values(cur.connection)
+        values = Values(cur.connection)
         for call, ref in zip(calls, refs, strict=True):
             cur.execute("SAVEPOINT one_row")
             try:

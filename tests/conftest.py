@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage import db
 from bedrock_usage.migrate import migrate
 from bedrock_usage.settings import Settings
-from consumer.processor import InputRecord
+from consumer.records import InputRecord
 from consumer.runtime import Runtime, build
 from producer_config.simulate import Person, bedrock_event
 

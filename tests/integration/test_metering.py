@@ -17,7 +17,7 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.redis_state import RedisState
-from consumer.processor import InputRecord
+from consumer.records import InputRecord
 from consumer.runtime import Runtime
 from producer_config.simulate import Person, invocation_log, subscription_payload
 from tests.conftest import DAY, NOW, envelope, load_event, records

@@ -13,7 +13,7 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Kind, Quota, Scope
 from bedrock_usage.redis_state import RedisState
-from consumer.processor import InputRecord
+from consumer.records import InputRecord
 from consumer.runtime import Runtime
 from producer_config.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, envelope, records

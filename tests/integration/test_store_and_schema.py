@@ -12,7 +12,8 @@ from bedrock_usage.migrate import MigrationError, discover, migrate, statements
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.partitions import _partitions, drop_before, ensure_partitions
 from bedrock_usage.settings import Settings
-from consumer.store import CallRow, Store
+from consumer.rows import CallRow
+from consumer.store import Store
 
 
 def call(event_id: str, team: str = "platform") -> CallRow:

@@ -48,7 +48,8 @@ from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
-from consumer.processor import BatchResult, Flight, InputRecord
+from consumer.processor import BatchResult, Flight
+from consumer.records import InputRecord
 from consumer.runtime import build
 from producer_config.simulate import invocation_log, people, subscription_payload, traffic
 
