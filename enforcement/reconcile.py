@@ -186,7 +186,7 @@ class Reconciler:
         # A team block: the team it was for (the person may have moved since; older rows: their team now).
         holder: PersonUsage | TeamUsage | None = (
             person if block.scope == Scope.USER else teams.get(block.team or person.team))
-        if holder is None:
+        if holder is None or block.quota is None:
             return None
         quota = Quota(block.quota)
         limit, usage = holder.limit_of(quota), holder.usage_of(quota)

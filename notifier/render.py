@@ -114,7 +114,7 @@ class Renderer:
         if note.quota and note.period:
             resets = when(period_end(note.quota, note.period, self._quota_tz))
         # A cost quota's usage and limit are nano-dollars: shown as dollars ("$41.20 of $50.00").
-        cost = bool(note.quota) and Quota(note.quota).cost
+        cost = note.quota is not None and Quota(note.quota).cost
 
         def amount(value: int | None) -> int | str:
             return format_usd(value or 0) if cost else value or 0

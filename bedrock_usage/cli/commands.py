@@ -184,7 +184,8 @@ def _usage_json(u: PersonUsage | TeamUsage) -> dict[str, Any]:
     """The fields `usage --json` always had, and the day's cost and tokens: dollars as exact decimals."""
     fields = {k: v for k, v in u.as_dict().items() if k not in _MONEY_FIELDS}
     return {**fields, "cost_usd": usd(u.cost), "monthly_cost_usd": usd(u.monthly_cost),
-            "daily_cost_limit_usd": _dollars(u.daily_cost_limit), "monthly_cost_limit_usd": _dollars(u.monthly_cost_limit),
+            "daily_cost_limit_usd": _dollars(u.daily_cost_limit),
+            "monthly_cost_limit_usd": _dollars(u.monthly_cost_limit),
             "input_tokens": u.tokens.input, "output_tokens": u.tokens.output,
             "cache_read_tokens": u.tokens.cache_read, "cache_write_tokens": u.tokens.cache_write}
 
@@ -197,8 +198,8 @@ def _row(u: PersonUsage | TeamUsage) -> tuple[str, int, str, str, str, str]:
         return of(f"{used:,}", None if limit is None else f"{limit:,}")
 
     return (count(u.requests, u.daily_limit), u.failed, count(u.monthly_requests, u.monthly_limit),
-            of(format_usd(u.cost), _usd(u.daily_cost_limit)), of(format_usd(u.monthly_cost), _usd(u.monthly_cost_limit)),
-            u.state)
+            of(format_usd(u.cost), _usd(u.daily_cost_limit)),
+            of(format_usd(u.monthly_cost), _usd(u.monthly_cost_limit)), u.state)
 
 
 def _tokens(t: TokenCounts) -> str:

@@ -227,7 +227,7 @@ def test_someone_charged_for_logs_only_is_listed(db: pymysql.connections.Connect
     assert [p.principal for p in reader(db, redis_client).people(date.fromisoformat(DAY))] == [ALICE]
 
 
-def _log(conn: pymysql.connections.Connection, key: str, team: str, day: str, request_id: str, cost: str,
+def _log(conn: pymysql.connections.Connection, key: str, day: str, request_id: str, *, cost: str,
          tokens: tuple[int, int, int, int, int]) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT id FROM principals WHERE quota_key = %s", (key,))
@@ -238,7 +238,7 @@ def _log(conn: pymysql.connections.Connection, key: str, team: str, day: str, re
             " cache_write_5m_tokens, cache_write_1h_tokens, cost_usd, price_status, cache_split) VALUES"
             " (%s, %s, %s, %s, %s, '111122223333', 'Converse', 1, 'eu-west-1', 'regional', 'standard',"
             " %s, %s, %s, %s, %s, %s, 'priced', 'body')",
-            (day, f"{day} 10:00:00", request_id, principal_id, team, *tokens, cost))
+            (day, f"{day} 10:00:00", request_id, principal_id, "research", *tokens, cost))
     conn.commit()
 
 
@@ -246,11 +246,11 @@ def test_before_the_redis_horizon_cost_and_tokens_come_from_invocation_logs(
     db: pymysql.connections.Connection, redis_client: redis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     run(capsys, tmp_path, "limits", "apply", "FILE", text=QUOTAS)
-    _log(db, ALICE, "research", "2024-10-01", "r1", "12.500000001", (1000, 200, 30, 4, 5))
-    _log(db, ALICE, "research", "2024-10-01", "r2", "0.000000002", (1, 2, 3, 4, 5))
-    _log(db, ALICE, "research", "2024-10-09", "r3", "300", (10, 0, 0, 0, 0))
-    _log(db, BOB, "research", "2024-10-09", "r4", "1", (7, 0, 0, 0, 0))
-    _log(db, ALICE, "research", "2024-11-01", "r5", "99", (99, 0, 0, 0, 0))  # another month: not counted
+    _log(db, ALICE, "2024-10-01", "r1", cost="12.500000001", tokens=(1000, 200, 30, 4, 5))
+    _log(db, ALICE, "2024-10-01", "r2", cost="0.000000002", tokens=(1, 2, 3, 4, 5))
+    _log(db, ALICE, "2024-10-09", "r3", cost="300", tokens=(10, 0, 0, 0, 0))
+    _log(db, BOB, "2024-10-09", "r4", cost="1", tokens=(7, 0, 0, 0, 0))
+    _log(db, ALICE, "2024-11-01", "r5", cost="99", tokens=(99, 0, 0, 0, 0))  # another month: not counted
 
     (alice,) = reader(db, redis_client).people(date(2024, 10, 1), user=ALICE)
     assert (alice.cost, alice.monthly_cost) == (12_500_000_003, 312_500_000_003)
