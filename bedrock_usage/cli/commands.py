@@ -108,9 +108,9 @@ def limits_show(args: argparse.Namespace, settings: Settings) -> int:
             "identity_center": center,
         }, indent=2))
         return 0
-    print(f"defaults: person {user.daily}/day {user.monthly}/month, {_usd(user.daily_cost)}/day"
-          f" {_usd(user.monthly_cost)}/month; team {team.daily or '-'}/day {team.monthly or '-'}/month,"
-          f" {_usd(team.daily_cost)}/day {_usd(team.monthly_cost)}/month;"
+    print(f"defaults: person {user.daily or '-'}/day {user.monthly or '-'}/month, {_usd(user.daily_cost) or '-'}/day"
+          f" {_usd(user.monthly_cost) or '-'}/month; team {team.daily or '-'}/day {team.monthly or '-'}/month,"
+          f" {_usd(team.daily_cost) or '-'}/day {_usd(team.monthly_cost) or '-'}/month;"
           f" warnings at {', '.join(f'{p} %' for p in settings.warning_thresholds)};"
           f" default team {settings.default_team}")
     print("\nteams\n" + table(("team", "daily", "monthly", "daily cost", "monthly cost"), [

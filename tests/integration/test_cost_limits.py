@@ -172,7 +172,8 @@ def test_limits_show_adds_the_cost_limits_and_their_defaults(
                                  "monthly_cost_limit_usd": 300}
     assert '"daily_cost_limit_usd": 12.5,' in raw  # a number, not a string
     text = run(capsys, tmp_path, "limits", "show")
-    assert "$50.00/day $500.00/month" in text and "$2,500.75" in text and "$12.50" in text
+    assert "$50.00/day $500.00/month; team -/day -/month, -/day $1,000.50/month" in text
+    assert "$2,500.75" in text and "$12.50" in text
 
 
 def counters(client: redis.Redis, scope: Scope, subject: str, period: str, **fields: int) -> None:
