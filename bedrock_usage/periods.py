@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bedrock_usage.quota import Quota
+
 
 @dataclass(frozen=True, slots=True)
 class Periods:
@@ -68,6 +70,6 @@ def redis_horizon(now: datetime, tz: ZoneInfo, grace_days: int) -> date:
 def period_end(quota: str, period: str, tz: ZoneInfo) -> datetime:
     """When a quota period resets (UTC): the local midnight after a day (`2024-10-01`), or at the start
     of the next month (`2024-10`)."""
-    if quota == "daily_requests":
+    if not Quota(quota).monthly:  # daily_requests, daily_cost
         return midnight(date.fromisoformat(period) + timedelta(days=1), tz)
     return midnight(first_of_next_month(date.fromisoformat(period + "-01")), tz)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pymysql.cursors import Cursor
 
 from bedrock_usage import directory_state
 from bedrock_usage.directory_state import IdentityCenterRule
+from bedrock_usage.quota import Limits, nanos_of, usd
 from bedrock_usage.quota_file import PersonEntry, QuotaFile
 
 _SIGNS = {"added": "+", "changed": "~", "cleared": "-"}
@@ -36,6 +38,31 @@ class Change:
 
 def describe(changes: Sequence[Change]) -> list[str]:
     return [c.line() for c in changes] if changes else ["no changes"]
+
+
+def _dollars(nanos: int | None) -> str | None:
+    """A cost limit as the plan shows it: `$12.50`, `$0.1234` (exact: never rounded to cents)."""
+    if nanos is None:
+        return None
+    amount = usd(nanos)
+    cents = amount.quantize(Decimal("0.01"))
+    return f"${cents if cents == amount else amount.normalize()}"
+
+
+def _costs(limits: Limits) -> tuple[str | None, str | None]:
+    return _dollars(limits.daily_cost), _dollars(limits.monthly_cost)
+
+
+def _row_costs(daily_usd: Decimal | None, monthly_usd: Decimal | None) -> tuple[str | None, str | None]:
+    """The DECIMAL columns, shown as the file's limits are (so that equal amounts compare equal)."""
+    def shown(value: Decimal | None) -> str | None:
+        return None if value is None else _dollars(nanos_of(value))
+
+    return shown(daily_usd), shown(monthly_usd)
+
+
+_TEAM_NAMES = ("daily", "monthly", "daily cost", "monthly cost", "admins")
+_TEAM_UNSET = ("default", "default", "default", "default", "none")
 
 
 def _show(value: Any, unset: str = "default") -> str:
@@ -59,35 +86,37 @@ def plan(cur: Cursor, quota: QuotaFile) -> list[Change]:
 
 
 def _teams(cur: Cursor, quota: QuotaFile) -> list[Change]:
-    cur.execute("SELECT name, daily_request_limit, monthly_request_limit, admin_emails FROM teams")
-    rows = {str(n): (d, m, tuple(json.loads(a)) if a else ()) for n, d, m, a in cur.fetchall()}
+    cur.execute("SELECT name, daily_request_limit, monthly_request_limit, daily_cost_limit_usd,"
+                " monthly_cost_limit_usd, admin_emails FROM teams")
+    rows = {str(n): (d, m, *_row_costs(dc, mc), tuple(json.loads(a)) if a else ())
+            for n, d, m, dc, mc, a in cur.fetchall()}
     changes = []
     for name, limits in quota.teams.items():
-        new = (limits.daily, limits.monthly, quota.team_admins.get(name, ()))
+        new = (limits.daily, limits.monthly, *_costs(limits), quota.team_admins.get(name, ()))
         old = rows.get(name)
         if old is None or (not any(old) and any(new)):
             # A row with nothing set is a team seen in a tag, or declared bare: declaring it is news.
-            details = _given(zip(("daily", "monthly", "admins"), new, strict=True))
+            details = _given(zip(_TEAM_NAMES, new, strict=True))
             changes.append(Change("team", name, "added", details or ("no limits of its own",)))
         elif old != new:
-            changes.append(Change("team", name, "changed", _diff(
-                zip(("daily", "monthly", "admins"), old, new, ("default", "default", "none"), strict=True))))
+            changes.append(Change("team", name, "changed", _diff(zip(_TEAM_NAMES, old, new, _TEAM_UNSET,
+                                                                     strict=True))))
     for name in sorted(set(rows) - set(quota.teams)):
         old = rows[name]
         if any(old):
             changes.append(Change("team", name, "cleared", _diff(
-                zip(("daily", "monthly", "admins"), old, (None, None, ()), ("default", "default", "none"),
-                    strict=True))))
+                zip(_TEAM_NAMES, old, (None, None, None, None, ()), _TEAM_UNSET, strict=True))))
     return changes
 
 
 _PERSON_COLUMNS = ("quota_key, team, team_source, email, display_name, daily_request_limit, monthly_request_limit,"
-                   " language, time_zone")
+                   " daily_cost_limit_usd, monthly_cost_limit_usd, language, time_zone")
 
 
 def _people(cur: Cursor, quota: QuotaFile) -> list[Change]:
     cur.execute(f"SELECT {_PERSON_COLUMNS} FROM principals WHERE team_source = 'quota_file'"
-                " OR daily_request_limit IS NOT NULL OR monthly_request_limit IS NOT NULL")
+                " OR daily_request_limit IS NOT NULL OR monthly_request_limit IS NOT NULL"
+                " OR daily_cost_limit_usd IS NOT NULL OR monthly_cost_limit_usd IS NOT NULL")
     rows = {str(r[0]): r[1:] for r in cur.fetchall()}
     keys = sorted(set(quota.people) - set(rows))
     for start in range(0, len(keys), _CHUNK):
@@ -97,20 +126,24 @@ def _people(cur: Cursor, quota: QuotaFile) -> list[Change]:
         rows.update({str(r[0]): r[1:] for r in cur.fetchall()})
     changes = [c for p in quota.people.values() if (c := _person(p, rows.get(p.key)))]
     for key in sorted(set(rows) - set(quota.people)):
-        team, source, _, _, daily, monthly, *_ = rows[key]
+        team, source, _, _, daily, monthly, daily_usd, monthly_usd, *_ = rows[key]
+        daily_cost, monthly_cost = _row_costs(daily_usd, monthly_usd)
         details = (f"team {team} (from the file) → looked up again",) if source == "quota_file" else ()
         changes.append(Change("person", key, "cleared", details + _diff(
-            (("daily", daily, None, "default"), ("monthly", monthly, None, "default")))))
+            (("daily", daily, None, "default"), ("monthly", monthly, None, "default"),
+             ("daily cost", daily_cost, None, "default"), ("monthly cost", monthly_cost, None, "default")))))
     return changes
 
 
 def _person(p: PersonEntry, row: Sequence[Any] | None) -> Change | None:
-    new = (p.team, p.limits.daily, p.limits.monthly, p.email, p.name, p.language, p.timezone)
+    costs = _costs(p.limits)
+    new = (p.team, p.limits.daily, p.limits.monthly, *costs, p.email, p.name, p.language, p.timezone)
     if row is None:
-        given = _given(zip(("team", "daily", "monthly", "email", "name", "language", "timezone"), new,
-                           strict=True))
+        given = _given(zip(("team", "daily", "monthly", "daily cost", "monthly cost", "email", "name", "language",
+                            "timezone"), new, strict=True))
         return Change("person", p.key, "added", given or ("defaults, team looked up",))
-    team, source, email, name, daily, monthly, language, timezone = row
+    team, source, email, name, daily, monthly, daily_usd, monthly_usd, language, timezone = row
+    old_costs = _row_costs(daily_usd, monthly_usd)
     details: list[str] = []
     if p.team and (source != "quota_file" or team != p.team):
         details.append(f"team {_show(team)} → {p.team}")
@@ -118,6 +151,7 @@ def _person(p: PersonEntry, row: Sequence[Any] | None) -> Change | None:
         details.append(f"team {team} (from the file) → looked up again")
     details += _diff((
         ("daily", daily, p.limits.daily, "default"), ("monthly", monthly, p.limits.monthly, "default"),
+        ("daily cost", old_costs[0], costs[0], "default"), ("monthly cost", old_costs[1], costs[1], "default"),
         ("email", email, p.email or email, "none"), ("name", name, p.name or name, "none"),
         ("language", language, p.language, "default"), ("timezone", timezone, p.timezone, "default"),
     ))

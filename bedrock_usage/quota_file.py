@@ -1,10 +1,12 @@
 """The quota file: parsed and checked whole before anything is written.
 
     teams:
-      data-science: {daily_limit: 2000, monthly_limit: 30000, admins: [lead@example.com]}
+      data-science: {daily_limit: 2000, monthly_limit: 30000, admins: [lead@example.com],
+                     daily_cost_limit_usd: 200, monthly_cost_limit_usd: 2500}
       platform: {}
     users:
-      "arn:aws:iam::111122223333:user/alice": {team: data-science, daily_limit: 400, email: alice@example.com}
+      "arn:aws:iam::111122223333:user/alice": {team: data-science, daily_limit: 400, email: alice@example.com,
+                                               daily_cost_limit_usd: 12.5}
       "sso:bob@example.com": {team: platform, monthly_limit: 8000, name: Bob, language: es,
                               timezone: America/Mexico_City}
     identity_center:                          # optional: teams of SSO people from their groups
@@ -15,6 +17,9 @@
 A mistake in this file could clear every override or put people in a team nobody declared, so every
 problem is collected and reported at once, one line each naming the entry and the field
 (`users."sso:bob@example.com".team: ...`), and a file with any problem is rejected whole.
+
+Cost limits (`daily_cost_limit_usd`, `monthly_cost_limit_usd`) are dollars, read exactly as written
+(see dollar_limits: never through a float), and held as nano-dollars in `Limits`.
 """
 
 from __future__ import annotations
@@ -28,14 +33,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bedrock_usage import dollar_limits
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.identity import SSO_KEY_PREFIX, IdentityType
 from bedrock_usage.quota import Limits
 from bedrock_usage.settings import LANGUAGES
 
 SECTIONS = ("teams", "users", "identity_center")
-TEAM_FIELDS = ("daily_limit", "monthly_limit", "admins")
-USER_FIELDS = ("team", "daily_limit", "monthly_limit", "email", "name", "language", "timezone")
+COST_FIELDS = ("daily_cost_limit_usd", "monthly_cost_limit_usd")
+TEAM_FIELDS = ("daily_limit", "monthly_limit", *COST_FIELDS, "admins")
+USER_FIELDS = ("team", "daily_limit", "monthly_limit", *COST_FIELDS, "email", "name", "language", "timezone")
 IDENTITY_CENTER_FIELDS = ("store_id", "region", "team_from_groups")
 PLACEHOLDERS = ("name", "group")  # of team_from_groups templates (see directory_state.IdentityCenterRule)
 
@@ -127,7 +134,7 @@ def parse_quota_file(text: str, *, default_team: str, allow_new_teams: bool = Fa
     """The file's content, or QuotaFileError listing every problem. `default_team` (the DEFAULT_TEAM
     setting) is where people without a team are counted: it is not a team anyone may be put in."""
     try:
-        document = yaml.safe_load(text) or {}
+        document = dollar_limits.load(text) or {}
     except yaml.YAMLError as error:
         raise QuotaFileError(f"not valid YAML: {error}") from None
     if not isinstance(document, dict):
@@ -189,13 +196,24 @@ class _Checker:
         for name in ("daily_limit", "monthly_limit"):
             value = entry.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                self.problem(f"{at}.{name}", f"must be a positive integer, got {value!r}")
+                self.problem(f"{at}.{name}", f"must be a positive integer, got {dollar_limits.shown(value)}")
                 value = None
             values.append(value)
         daily, monthly = values
         if daily is not None and monthly is not None and daily > monthly:
             self.problem(f"{at}.daily_limit", f"{daily} is above the monthly_limit {monthly}")
-        return Limits(daily, monthly)
+        costs: list[int | None] = []
+        for name in COST_FIELDS:
+            value = entry.get(name)
+            problem = None if value is None else dollar_limits.dollars_problem(value)
+            if problem:
+                self.problem(f"{at}.{name}", problem)
+            costs.append(None if value is None or problem else dollar_limits.nanos(value))
+        daily_cost, monthly_cost = costs
+        if daily_cost is not None and monthly_cost is not None and daily_cost > monthly_cost:
+            self.problem(f"{at}.daily_cost_limit_usd", f"{entry['daily_cost_limit_usd']} is above the"
+                                                       f" monthly_cost_limit_usd {entry['monthly_cost_limit_usd']}")
+        return Limits(daily, monthly, daily_cost, monthly_cost)
 
     def _text(self, at: str, value: Any, longest: int) -> str | None:
         if value is None or value == "":

@@ -42,7 +42,8 @@ class RedisState:
     def limit_overrides(self, scope: Scope, subject: str) -> Limits:
         raw: dict[Any, Any] = self._redis.hgetall(self._keys.limits(scope, subject))
         values = as_counts(raw)
-        return Limits(values.get("daily"), values.get("monthly"))
+        return Limits(values.get("daily"), values.get("monthly"), values.get("daily_cost"),
+                      values.get("monthly_cost"))
 
     def set_limit_overrides(self, overrides: Iterable[tuple[Scope, str, Limits]]) -> int:
         """Replace the cached overrides of the given scopes (a None limit removes that override)."""
@@ -51,8 +52,8 @@ class RedisState:
         for scope, subject, limits in overrides:
             key = self._keys.limits(scope, subject)
             pipe.delete(key)
-            mapping = {name: value for name, value in (("daily", limits.daily), ("monthly", limits.monthly))
-                       if value is not None}
+            # Field names are the counting script's (Limits.fields); cost limits in nano-dollars.
+            mapping = {name: value for name, value in limits.fields().items() if value is not None}
             if mapping:
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
             count += 1

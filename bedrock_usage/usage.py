@@ -1,13 +1,17 @@
 """Usage per person for a day: counters from Redis (from MySQL for months Redis no longer holds),
 people and limits from MySQL.
 
+Requests and failures, and what calls cost: cost in nano-dollars and tokens by part, per day and month
+(the counter hash fields `cost`, `in`, `out`, `cr`, `cw5`, `cw1`; before the Redis horizon, the
+`invocation_logs` rows, as requests come from `bedrock_calls`). The state accounts for all four quotas.
+
 What `bedrockctl usage` prints and what later dashboards and the enforcer's reconciler read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -16,8 +20,9 @@ import redis
 from pymysql.connections import Connection
 
 from bedrock_usage.keys import Keys
+from bedrock_usage.limits import limits_of
 from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
-from bedrock_usage.quota import Limits, Scope, State, state_of
+from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
 from bedrock_usage.redis_state import as_counts
 from bedrock_usage.settings import Settings
 
@@ -31,8 +36,51 @@ class TeamStatus(StrEnum):
     UNRESOLVED = "unresolved"
 
 
+# Token fields of the counter hashes (the counting script's names, /tmp/contract.md) → TokenCounts.
+TOKEN_FIELDS = {"in": "input", "out": "output", "cr": "cache_read", "cw5": "cache_write_5m",
+                "cw1": "cache_write_1h"}
+
+
 @dataclass(frozen=True)
-class PersonUsage:
+class TokenCounts:
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    @classmethod
+    def of(cls, counters: Mapping[str, int]) -> TokenCounts:
+        return cls(**{name: counters.get(key, 0) for key, name in TOKEN_FIELDS.items()})
+
+
+class _Quotas:
+    """Usage and limit of each quota, for code that walks the four of them (the reconciler)."""
+
+    requests: int
+    monthly_requests: int
+    cost: int
+    monthly_cost: int
+    daily_limit: int | None
+    monthly_limit: int | None
+    daily_cost_limit: int | None
+    monthly_cost_limit: int | None
+
+    def usage_of(self, quota: Quota) -> int:
+        return {Quota.DAILY_REQUESTS: self.requests, Quota.MONTHLY_REQUESTS: self.monthly_requests,
+                Quota.DAILY_COST: self.cost, Quota.MONTHLY_COST: self.monthly_cost}[quota]
+
+    def limit_of(self, quota: Quota) -> int | None:
+        return Limits(self.daily_limit, self.monthly_limit, self.daily_cost_limit,
+                      self.monthly_cost_limit).for_quota(quota)
+
+
+@dataclass(frozen=True)
+class PersonUsage(_Quotas):
     principal: str
     display_name: str | None
     identity_type: str
@@ -44,14 +92,20 @@ class PersonUsage:
     daily_limit: int | None
     monthly_requests: int
     monthly_limit: int | None
-    state: str
+    state: str  # the worst of the four quotas
+    cost: int = 0  # nano-dollars, that day
+    monthly_cost: int = 0
+    daily_cost_limit: int | None = None  # nano-dollars (the override, else the default)
+    monthly_cost_limit: int | None = None
+    tokens: TokenCounts = field(default_factory=TokenCounts)  # that day
+    monthly_tokens: TokenCounts = field(default_factory=TokenCounts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass(frozen=True)
-class TeamUsage:
+class TeamUsage(_Quotas):
     team: str
     date: str
     requests: int
@@ -61,6 +115,12 @@ class TeamUsage:
     monthly_limit: int | None
     state: str
     members: list[str]  # quota keys counted in the team that day
+    cost: int = 0
+    monthly_cost: int = 0
+    daily_cost_limit: int | None = None
+    monthly_cost_limit: int | None = None
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+    monthly_tokens: TokenCounts = field(default_factory=TokenCounts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +129,22 @@ class TeamUsage:
 def _worst(*states: State) -> State:
     order = [State.OK, State.WARNING, State.EXCEEDED]
     return max(states, key=order.index)
+
+
+def _effective(override: Limits, defaults: Limits) -> Limits:
+    """Each limit: the override where there is one, else the default."""
+    return Limits(*(o if o is not None else d for o, d in zip(override.fields().values(), defaults.fields().values(),
+                                                                strict=True)))
+
+
+def _active(day: Mapping[str, int], month: Mapping[str, int]) -> bool:
+    """Called that day (counted, failed, or charged for a log), or counted that month."""
+    return any(day.get(f) for f in ("req", "err", "cost", *TOKEN_FIELDS)) or bool(month.get("req") or month.get("cost"))
+
+
+def _state(day: Mapping[str, int], month: Mapping[str, int], limits: Limits, percents: Sequence[int]) -> State:
+    return _worst(*(state_of((month if q.monthly else day).get(q.counter, 0), limits.for_quota(q), percents)
+                    for q in Quota))
 
 
 class UsageReader:
@@ -105,29 +181,49 @@ class UsageReader:
         return [(as_counts(replies[i]), as_counts(replies[i + 1])) for i in range(0, len(replies), 2)]
 
     def _recorded(self, scope: Scope, subjects: list[str], day: date) -> list[tuple[dict[str, int], dict[str, int]]]:
+        """The counters as MySQL records them: requests from `bedrock_calls`, cost and tokens from
+        `invocation_logs` (a log is charged whether or not its CloudTrail event came)."""
         if not subjects:
             return []
         column = "p.quota_key" if scope is Scope.USER else "c.team"
         month = day.replace(day=1)
+        span = [month, first_of_next_month(month), *subjects]
+        within = f" WHERE c.event_date >= %s AND c.event_date < %s AND {column} IN ({','.join(['%s'] * len(subjects))})"
         with self._conn.cursor() as cur:
             cur.execute(
                 f"SELECT {column}, SUM(c.event_date = %s AND c.error_code IS NULL),"
                 " SUM(c.event_date = %s AND c.error_code IS NOT NULL), SUM(c.error_code IS NULL),"
                 " SUM(c.error_code IS NOT NULL) FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
-                f" WHERE c.event_date >= %s AND c.event_date < %s AND {column} IN ("
-                + ",".join(["%s"] * len(subjects)) + f") GROUP BY {column}",
-                [day, day, month, first_of_next_month(month), *subjects])
-            found = {str(key): tuple(int(v or 0) for v in values) for key, *values in cur.fetchall()}
+                + within + f" GROUP BY {column}", [day, day, *span])
+            calls = {str(key): tuple(int(v or 0) for v in values) for key, *values in cur.fetchall()}
+            parts = ("cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                     "cache_write_1h_tokens")
+            cur.execute(
+                f"SELECT {column}, " + ", ".join(f"SUM(IF(c.event_date = %s, c.{p}, 0)), SUM(c.{p})" for p in parts)
+                + " FROM invocation_logs c JOIN principals p ON p.id = c.principal_id" + within
+                + f" GROUP BY {column}", [*[day] * len(parts), *span])
+            logs = {str(key): values for key, *values in cur.fetchall()}
         self._conn.commit()
 
-        def counts(req: int, err: int) -> dict[str, int]:
-            return {name: n for name, n in (("req", req), ("err", err)) if n}
+        def counts(pairs: Sequence[tuple[str, int]]) -> dict[str, int]:
+            return {name: n for name, n in pairs if n}
 
-        return [(counts(*found[s][:2]), counts(*found[s][2:])) if s in found else ({}, {}) for s in subjects]
+        out = []
+        for subject in subjects:
+            req, err, month_req, month_err = calls.get(subject, (0, 0, 0, 0))
+            sums = logs.get(subject, [0] * 2 * len(parts))
+            cost, month_cost = nanos_of(sums[0] or 0), nanos_of(sums[1] or 0)
+            tokens = [int(v or 0) for v in sums[2:]]
+            day_tokens = list(zip(TOKEN_FIELDS, tokens[0::2], strict=True))
+            month_tokens = list(zip(TOKEN_FIELDS, tokens[1::2], strict=True))
+            out.append((counts([("req", req), ("err", err), ("cost", cost), *day_tokens]),
+                        counts([("req", month_req), ("err", month_err), ("cost", month_cost), *month_tokens])))
+        return out
 
     def people(self, day: date, *, user: str | None = None, team: str | None = None,
                include_idle: bool = False) -> list[PersonUsage]:
         sql = ("SELECT quota_key, display_name, identity_type, team, daily_request_limit, monthly_request_limit,"
+               " daily_cost_limit_usd, monthly_cost_limit_usd,"
                " resolved_at IS NOT NULL OR team_source = 'quota_file' FROM principals")
         where, params = [], []
         if user:
@@ -144,23 +240,28 @@ class UsageReader:
         self._conn.commit()
         counters = self._counters(Scope.USER, [str(r[0]) for r in rows], day)
         result = []
-        for (key, name, kind, row_team, daily, monthly, resolved), (day_c, month_c) in zip(rows, counters, strict=True):
-            daily_limit = daily if daily is not None else self._user_defaults.daily
-            monthly_limit = monthly if monthly is not None else self._user_defaults.monthly
-            requests, monthly_requests = day_c.get("req", 0), month_c.get("req", 0)
-            if not (include_idle or user or requests or monthly_requests or day_c.get("err")):
+        for (key, name, kind, row_team, *limits, resolved), (day_c, month_c) in zip(rows, counters, strict=True):
+            if not (include_idle or user or _active(day_c, month_c)):
                 continue
-            state = _worst(state_of(requests, daily_limit, self._percents),
-                           state_of(monthly_requests, monthly_limit, self._percents))
+            effective = _effective(limits_of(*limits), self._user_defaults)
             result.append(PersonUsage(
                 principal=str(key), display_name=name, identity_type=str(kind),
                 team=str(row_team) if row_team else self._default_team,
                 team_status=(TeamStatus.TEAM if row_team else TeamStatus.NONE if resolved else TeamStatus.UNRESOLVED),
                 date=day.isoformat(),
-                requests=requests, failed=day_c.get("err", 0), daily_limit=daily_limit,
-                monthly_requests=monthly_requests, monthly_limit=monthly_limit, state=state.value,
+                requests=day_c.get("req", 0), failed=day_c.get("err", 0), daily_limit=effective.daily,
+                monthly_requests=month_c.get("req", 0), monthly_limit=effective.monthly,
+                state=_state(day_c, month_c, effective, self._percents).value,
+                **self._money(day_c, month_c, effective),
             ))
         return result
+
+    @staticmethod
+    def _money(day_c: Mapping[str, int], month_c: Mapping[str, int], effective: Limits) -> dict[str, Any]:
+        """The cost and token fields of PersonUsage and TeamUsage."""
+        return {"cost": day_c.get("cost", 0), "monthly_cost": month_c.get("cost", 0),
+                "daily_cost_limit": effective.daily_cost, "monthly_cost_limit": effective.monthly_cost,
+                "tokens": TokenCounts.of(day_c), "monthly_tokens": TokenCounts.of(month_c)}
 
     def teams(self, day: date, names: Sequence[str] | None = None) -> list[TeamUsage]:
         """Usage of teams on a day: those named, else every team declared or counted that month.
@@ -168,25 +269,22 @@ class UsageReader:
         if names is None:
             names = self.team_names()
         names = sorted(set(names) - {self._default_team, ""})
-        overrides: dict[str, tuple[int | None, int | None]] = {}
+        overrides: dict[str, Limits] = {}
         if names:
             with self._conn.cursor() as cur:
                 cur.execute(
-                    "SELECT name, daily_request_limit, monthly_request_limit FROM teams WHERE name IN ("
-                    + ",".join(["%s"] * len(names)) + ")", names)
-                overrides = {str(n): (d, m) for n, d, m in cur.fetchall()}
+                    "SELECT name, daily_request_limit, monthly_request_limit, daily_cost_limit_usd,"
+                    " monthly_cost_limit_usd FROM teams WHERE name IN (" + ",".join(["%s"] * len(names)) + ")", names)
+                overrides = {str(n): limits_of(*limits) for n, *limits in cur.fetchall()}
             self._conn.commit()
         members = self.members_of(names, day.isoformat())
         result = []
         for name, (day_c, month_c) in zip(names, self._counters(Scope.TEAM, names, day), strict=True):
-            d_override, m_override = overrides.get(name, (None, None))
-            daily = d_override if d_override is not None else self._team_defaults.daily
-            monthly = m_override if m_override is not None else self._team_defaults.monthly
-            requests, monthly_requests = day_c.get("req", 0), month_c.get("req", 0)
-            state = _worst(state_of(requests, daily, self._percents),
-                           state_of(monthly_requests, monthly, self._percents))
-            result.append(TeamUsage(name, day.isoformat(), requests, day_c.get("err", 0), daily, monthly_requests,
-                                    monthly, state.value, members.get(name, [])))
+            effective = _effective(overrides.get(name, Limits(None, None)), self._team_defaults)
+            result.append(TeamUsage(
+                name, day.isoformat(), day_c.get("req", 0), day_c.get("err", 0), effective.daily,
+                month_c.get("req", 0), effective.monthly, _state(day_c, month_c, effective, self._percents).value,
+                members.get(name, []), **self._money(day_c, month_c, effective)))
         return result
 
     def team_names(self) -> list[str]:

@@ -21,10 +21,13 @@ from bedrock_usage import db, logs
 from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.ids import digest
+from bedrock_usage.quota import Decision
 from bedrock_usage.retry import backoff_delay
 from bedrock_usage.settings import Settings
 from enforcement import metering_watch, store
+from enforcement.model import handling_order
 from enforcement.runtime import EnforcerRuntime, account_of, build
+from enforcement.stream import Entry
 from enforcement.unpriced_alerts import alert_unpriced
 
 log = logging.getLogger("enforcer")
@@ -60,6 +63,7 @@ class Loop:
     def once(self) -> int:
         rt = self.rt
         entries = rt.stream.read(count=100, block_ms=1000)
+        decided: list[tuple[Entry, Decision]] = []
         for entry in entries:
             try:
                 decision = entry.decision()
@@ -72,6 +76,10 @@ class Loop:
                 rt.stream.ack([entry.entry_id])
                 log.error("malformed decision dead-lettered", extra={"entry": entry.entry_id, "error": repr(error)})
                 continue
+            decided.append((entry, decision))
+        # One dear call can use up the daily and the monthly cost quota at once: the block that stands is
+        # applied first (model.handling_order), and the person's message names it.
+        for entry, decision in sorted(decided, key=lambda pair: handling_order(pair[1])):
             rt.enforcer.handle(decision, entry.published_at)
             rt.stream.ack([entry.entry_id])
         now = time.monotonic()

@@ -7,6 +7,26 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bedrock_usage.quota import Decision, Kind, Quota
+
+# When several quotas are used up, the block that stands — and is named in its reason and message — is
+# the one that lasts longest: a monthly quota before a daily one. For the same period, cost before
+# requests: money is what the budget is for, and "$50.00 of $50.00" tells the person more than a
+# request count. Highest rank first.
+BLOCKING_ORDER = (Quota.DAILY_REQUESTS, Quota.DAILY_COST, Quota.MONTHLY_REQUESTS, Quota.MONTHLY_COST)
+
+
+def blocking_rank(quota: Quota | str) -> int:
+    """Higher: the block named when several quotas are used up at once (see BLOCKING_ORDER)."""
+    return BLOCKING_ORDER.index(Quota(quota))
+
+
+def handling_order(decision: Decision) -> int:
+    """Sort key of a batch of decisions: quotas used up first, the longest-lasting block first, so that
+    the others of the same call find it standing and the person hears of that one alone; warnings after,
+    in stream order (a stable sort)."""
+    return -1 - blocking_rank(decision.quota) if decision.kind is Kind.EXCEEDED else 0
+
 
 class Origin(StrEnum):
     QUOTA = "quota"  # a quota was exceeded (the person's or their team's)

@@ -30,8 +30,8 @@ from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
 from enforcement import store
 from enforcement.iam import IamRefused
-from enforcement.model import Action, AuditAction, Block, Origin, Outcome
-from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, period_end
+from enforcement.model import BLOCKING_ORDER, Action, AuditAction, Block, Origin, Outcome
+from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, amount, period_end
 from enforcement.targets import Target, target_of
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,13 @@ class Report:
         return self.missed + self.limit_raised + self.protected + self.missing + self.unexpected
 
 
-def _over(usage: int, daily: int | None, monthly_usage: int, monthly: int | None) -> tuple[Quota, int, int] | None:
-    """The quota used up (the monthly one first: its block lasts longer), with usage and limit."""
-    if monthly is not None and monthly_usage >= monthly:
-        return Quota.MONTHLY_REQUESTS, monthly_usage, monthly
-    if daily is not None and usage >= daily:
-        return Quota.DAILY_REQUESTS, usage, daily
+def _over(holder: PersonUsage | TeamUsage) -> tuple[Quota, int, int] | None:
+    """The quota used up whose block would stand (monthly before daily, cost before requests: the block
+    a decision would name, see model.BLOCKING_ORDER), with usage and limit."""
+    for quota in reversed(BLOCKING_ORDER):
+        limit = holder.limit_of(quota)
+        if limit is not None and holder.usage_of(quota) >= limit:
+            return quota, holder.usage_of(quota), limit
     return None
 
 
@@ -107,15 +108,14 @@ class Reconciler:
 
         overs: dict[str, tuple[Scope, Quota, int, int, str | None]] = {}
         for key, person in people.items():
-            own = _over(person.requests, person.daily_limit, person.monthly_requests, person.monthly_limit)
+            own = _over(person)
             if own:
                 overs[key] = (Scope.USER, *own, person.team)
         for name, usage_of_team in sorted(teams.items()):
-            shared = _over(usage_of_team.requests, usage_of_team.daily_limit, usage_of_team.monthly_requests,
-                           usage_of_team.monthly_limit)
+            shared = _over(usage_of_team)
             if not shared:
                 continue
-            period = periods.day_id if shared[0] is Quota.DAILY_REQUESTS else periods.month_id
+            period = periods.month_id if shared[0].monthly else periods.day_id
             for key in by_period[period].get(name, []):
                 overs.setdefault(key, (Scope.TEAM, *shared, name))
 
@@ -123,13 +123,13 @@ class Reconciler:
             block = blocks.get(key)
             if enforcer.is_protected(key) or (block and (block.active(now) or block.shielded(now))):
                 continue
-            period = periods.day_id if quota is Quota.DAILY_REQUESTS else periods.month_id
+            period = periods.month_id if quota.monthly else periods.day_id
             context = QuotaContext(scope, quota, period, usage, limit, team)
             report.results.append(enforcer.block_for_quota(
                 key, context, until=period_end(quota, period, settings), actor=RECONCILER,
                 action_key=digest("reconcile", uuid.uuid4()),
-                reason=f"over its {'team' if scope is Scope.TEAM else 'own'} {quota.value} quota ({usage} of {limit})"
-                       " with no block: a missed decision"))
+                reason=f"over its {'team' if scope is Scope.TEAM else 'own'} {quota.value} quota"
+                       f" ({amount(quota, usage)} of {amount(quota, limit)}) with no block: a missed decision"))
             report.missed += 1
 
         for key, block in blocks.items():
@@ -143,7 +143,8 @@ class Reconciler:
                 continue
             raised = self._raised_limit(block, people, teams)
             if raised is not None:
-                report.results.append(enforcer.lift_for(block, reason=f"limit raised to {raised}"))
+                raised_to = amount(block.quota, raised)
+                report.results.append(enforcer.lift_for(block, reason=f"limit raised to {raised_to}"))
                 report.limit_raised += 1
 
     def _pools_on_roles(self, active: list[Block], report: Report) -> None:
@@ -185,11 +186,10 @@ class Reconciler:
         # A team block: the team it was for (the person may have moved since; older rows: their team now).
         holder: PersonUsage | TeamUsage | None = (
             person if block.scope == Scope.USER else teams.get(block.team or person.team))
-        if holder is None:
+        if holder is None or block.quota is None:
             return None
-        monthly = block.quota == Quota.MONTHLY_REQUESTS
-        limit = getattr(holder, "monthly_limit" if monthly else "daily_limit")
-        usage = getattr(holder, "monthly_requests" if monthly else "requests")
+        quota = Quota(block.quota)
+        limit, usage = holder.limit_of(quota), holder.usage_of(quota)
         if limit is not None and limit > (block.limit or 0) and usage < limit:
             return int(limit)
         return None

@@ -30,12 +30,12 @@ from bedrock_usage.ids import digest
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.notifications import Notification, NotificationKind
 from bedrock_usage.periods import periods_of
-from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from bedrock_usage.quota import Decision, Kind, Quota, Scope, format_usd
 from bedrock_usage.settings import Settings
 from enforcement import store
 from enforcement.iam import Change, IamPolicies, IamRefused
 from enforcement.metrics import EnforcerMetrics
-from enforcement.model import Action, AuditAction, Block, Origin, Outcome
+from enforcement.model import Action, AuditAction, Block, Origin, Outcome, blocking_rank
 from enforcement.targets import PrincipalRecord, Refusal, Target, target_of
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,34 @@ def period_end(quota: Quota | str, period: str, settings: Settings) -> datetime:
 
 
 def _quota_label(quota: str | None) -> str:
-    return {"daily_requests": "daily", "monthly_requests": "monthly"}.get(quota or "", quota or "")
+    return {"daily_requests": "daily", "monthly_requests": "monthly", "daily_cost": "daily cost",
+            "monthly_cost": "monthly cost"}.get(quota or "", quota or "")
+
+
+def amount(quota: Quota | str, value: int) -> str:
+    """A usage or limit as people read it: dollars for a cost quota (nano-dollars in the records)."""
+    return format_usd(value) if Quota(quota).cost else str(value)
+
+
+def _used(quota: Quota | str, usage: int, limit: int) -> str:
+    """`5 of 4`, `$41.20 of $40.00`."""
+    return f"{amount(quota, usage)} of {amount(quota, limit)}"
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return None if a is None or b is None else max(a, b)
+
+
+def _stands(current: Block, until: datetime | None, context: QuotaContext | None) -> bool:
+    """Whether an active block stays as it is when another block (`until`, `context`) comes: it lasts
+    longer, or as long and is for a quota that ranks higher (cost before requests, see BLOCKING_ORDER)."""
+    merged = _later(current.blocked_until, until)
+    if merged != current.blocked_until:
+        return False
+    if merged != until:
+        return True
+    return (context is not None and current.origin is Origin.QUOTA and current.quota is not None
+            and blocking_rank(current.quota) > blocking_rank(context.quota))
 
 
 def _actor_kind(actor: str) -> str:
@@ -136,8 +159,9 @@ class Enforcer:
     def _note_team(self, decision: Decision, context: QuotaContext, until: datetime, members: int) -> None:
         """One message for the team's admins and the chat channels per team decision (each member gets
         their own by email)."""
-        reason = (f"team {decision.subject} exceeded its {_quota_label(decision.quota)} quota: {decision.usage} of"
-                  f" {decision.limit}; Bedrock paused for the {members} people counted in it")
+        reason = (f"team {decision.subject} exceeded its {_quota_label(decision.quota)} quota:"
+                  f" {_used(decision.quota, decision.usage, decision.limit)};"
+                  f" Bedrock paused for the {members} people counted in it")
         store.enqueue(self.conn, Notification(
             digest("team_blocked", decision.subject, decision.quota, decision.period, decision.limit),
             NotificationKind.TEAM_BLOCKED, Scope.TEAM.value, decision.subject, self.clock(), team=decision.subject,
@@ -151,7 +175,7 @@ class Enforcer:
         person = store.principal(conn, decision.subject) if decision.scope is Scope.USER else None
         key = digest("decision", decision.decision_id)
         reason = (f"{decision.percent}% of the {_quota_label(decision.quota)} quota:"
-                  f" {decision.usage} of {decision.limit}")
+                  f" {_used(decision.quota, decision.usage, decision.limit)}")
         # One call can cross 85 % and 100 % at once: the person then gets the block notice, not both.
         # A warning about a period already over (a first start reading old decisions) warns no one.
         if period_end(decision.quota, decision.period, self.settings) <= now:
@@ -186,8 +210,9 @@ class Enforcer:
                         published_at: datetime | None = None, reason: str | None = None) -> Result:
         label = _quota_label(context.quota)
         if reason is None:
-            reason = (f"{label} quota exceeded: {context.usage} of {context.limit}" if context.scope is Scope.USER
-                      else f"team {context.team} exceeded its {label} quota: {context.usage} of {context.limit}")
+            used = _used(context.quota, context.usage, context.limit)
+            reason = (f"{label} quota exceeded: {used}" if context.scope is Scope.USER
+                      else f"team {context.team} exceeded its {label} quota: {used}")
         return self._deny(key, origin=Origin.QUOTA, actor=actor, reason=reason, until=until, action_key=action_key,
                           context=context, published_at=published_at,
                           # With the limit: blocked again after a raised limit was used up too, a new message.
@@ -225,13 +250,21 @@ class Enforcer:
             return self._skip(audit(Outcome.SHIELDED), f"protected by an admin until {current.protected_until}")
 
         was_active = current is not None and current.active(now)
+        note_context, note_reason = context, reason  # what the person's message names
         merged_until = _later(current.blocked_until, until) if current and was_active else until
         target = self._target(person, key)
         iam_target = str(target) if isinstance(target, Target) else None
-        if current is not None and was_active and merged_until == current.blocked_until and merged_until != until:
-            # Already blocked for longer (an indefinite admin block, a monthly quota): that block stands,
-            # with its origin and reason; this action only makes sure its deny is in place.
+        if current is not None and was_active and _stands(current, until, context):
+            # Already blocked for longer (an indefinite admin block, a monthly quota), or as long for a quota
+            # named first (model.BLOCKING_ORDER): that block stands, with its origin and reason; this action
+            # only makes sure its deny is in place, and the person's message names the block that stands.
             block = current.but(iam_target=iam_target, iam_state="pending", shadow=self.shadow)
+            if context is not None and current.origin is Origin.QUOTA and current.quota and current.scope:
+                # The same message as the standing block's own (its dedupe key): queued once in all.
+                named = QuotaContext(Scope(current.scope), Quota(current.quota), current.period or "",
+                                     current.usage or 0, current.limit or 0, current.team)
+                notify = (NotificationKind.BLOCKED, digest("blocked", key, named.quota, named.period, named.limit))
+                note_context, note_reason = named, current.reason
         else:
             block = Block(
                 principal=key, blocked=True, origin=origin, reason=reason, actor=actor,
@@ -259,8 +292,8 @@ class Enforcer:
         store.save_block(conn, block.but(iam_state=state, iam_detail=change.description[:512]))
         inserted = store.record(conn, audit(outcome, change.description, merged_until))
         kind, dedupe = notify
-        store.enqueue(conn, self._note(kind, dedupe, person, key, context=context, access_returns_at=merged_until,
-                                       actor=actor, reason=reason, action_key=action_key))
+        store.enqueue(conn, self._note(kind, dedupe, person, key, context=note_context, access_returns_at=merged_until,
+                                       actor=actor, reason=note_reason, action_key=action_key))
         conn.commit()
         self.metrics.actions.labels(Action.BLOCK, outcome, _actor_kind(actor)).inc()
         if published_at is not None and inserted:
@@ -364,7 +397,7 @@ class Enforcer:
         protect_until = None
         if protect:
             periods = periods_of(now, self.settings.quota_timezone)
-            monthly = current is not None and current.quota == Quota.MONTHLY_REQUESTS
+            monthly = current is not None and current.quota is not None and Quota(current.quota).monthly
             protect_until = periods.month_ends_at if monthly else periods.day_ends_at
         block = current or Block(key, False, Origin.ADMIN, reason, actor)
         action_key = digest("admin", uuid.uuid4())

@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bedrock_usage.notifications import Notification
 from bedrock_usage.periods import period_end
-from bedrock_usage.quota import format_usd, nanos_of
+from bedrock_usage.quota import Quota, format_usd, nanos_of
 from bedrock_usage.settings import LANGUAGES
 
 HERE = Path(__file__).parent
@@ -114,12 +114,19 @@ class Renderer:
         resets = ""
         if note.quota and note.period:
             resets = when(period_end(note.quota, note.period, self._quota_tz))
+        # A cost quota's usage and limit are nano-dollars: shown as dollars ("$41.20 of $50.00").
+        cost = note.quota is not None and Quota(note.quota).cost
+
+        def amount(value: int | None) -> int | str:
+            return format_usd(value or 0) if cost else value or 0
+
         return {
             "name": note.display_name or note.principal, "principal": note.principal, "team": note.team or "",
             "scope": note.quota_scope or note.scope,  # whose quota: the person's or the team's
-            "quota": _lookup(lang, f"quota.{note.quota}") if note.quota else "",
-            "period": note.period or "", "percent": note.percent or 0, "usage": note.usage or 0,
-            "limit": note.limit or 0, "returns": when(note.access_returns_at), "resets": resets,
+            "quota": _lookup(lang, f"quota.{note.quota}") if note.quota else "", "cost": cost,
+            "quota_name": _lookup(lang, f"quota_names.{note.quota}") if note.quota else "",
+            "period": note.period or "", "percent": note.percent or 0, "usage": amount(note.usage),
+            "limit": amount(note.limit), "returns": when(note.access_returns_at), "resets": resets,
             "protected_until": when(note.protected_until), "actor": note.actor or "", "reason": note.reason or "",
             "date": str(note.payload.get("date", "")),
             # unpriced_model: the model without a price and the one whose price it is charged at.
@@ -139,10 +146,10 @@ class Renderer:
         add("person", note.display_name or note.principal if note.scope != "team" else None)
         add("team", note.team)
         if note.quota and note.kind in ("warning", "blocked", "team_blocked", "unblocked"):
-            add("quota", fields["quota"])
+            add("quota", fields["quota_name"])
         if note.kind in ("warning", "blocked", "team_blocked"):
-            add("usage", note.usage)
-            add("limit", note.limit)
+            add("usage", fields["usage"] if note.usage is not None else None)
+            add("limit", fields["limit"] if note.limit is not None else None)
         if note.kind in ("blocked", "team_blocked", "admin_blocked"):
             add("returns", fields["returns"] or t("facts.returns_admin"))
         if note.kind in ("admin_blocked", "admin_unblocked", "alert"):

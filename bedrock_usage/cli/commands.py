@@ -7,14 +7,16 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bedrock_usage import db, directory_state, limits, migrate, partitions, quota_changes, quota_file
+from bedrock_usage import db, directory_state, json_decimal, limits, migrate, partitions, quota_changes, quota_file
 from bedrock_usage.keys import Keys
+from bedrock_usage.quota import Limits, format_usd, usd
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
-from bedrock_usage.usage import TeamStatus, UsageReader
+from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, TokenCounts, UsageReader
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -79,42 +81,61 @@ def limits_show(args: argparse.Namespace, settings: Settings) -> int:
     conn = db.connect(settings.mysql)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT name, daily_request_limit, monthly_request_limit FROM teams ORDER BY name")
-            teams = cur.fetchall()
-            cur.execute("SELECT quota_key, team, team_source, daily_request_limit, monthly_request_limit"
-                        " FROM principals WHERE team_source = 'quota_file' OR daily_request_limit IS NOT NULL"
-                        " OR monthly_request_limit IS NOT NULL ORDER BY quota_key")
-            people = cur.fetchall()
+            cur.execute(f"SELECT name, {limits.LIMIT_COLUMNS} FROM teams ORDER BY name")
+            teams = [(str(n), limits.limits_of(*row)) for n, *row in cur.fetchall()]
+            cur.execute(f"SELECT quota_key, team, team_source, {limits.LIMIT_COLUMNS} FROM principals"
+                        f" WHERE team_source = 'quota_file' OR {limits.HAS_LIMITS} ORDER BY quota_key")
+            people = [(str(k), t, s, limits.limits_of(*row)) for k, t, s, *row in cur.fetchall()]
             _, rule = directory_state.read_state(cur)
     finally:
         conn.close()
     center = ({"store_id": rule.store_id, "region": rule.region,
                "team_from_groups": [{"group": g, "team": t} for g, t in rule.team_from_groups]} if rule else None)
+    user, team = settings.user_defaults, settings.team_defaults
     defaults: dict[str, Any] = {
-        "user": {"daily": settings.default_daily_limit, "monthly": settings.default_monthly_limit},
-        "team": {"daily": settings.default_team_daily_limit, "monthly": settings.default_team_monthly_limit},
+        "user": {"daily": user.daily, "monthly": user.monthly, **_cost_fields(user, "_usd")},
+        "team": {"daily": team.daily, "monthly": team.monthly, **_cost_fields(team, "_usd")},
         "warning_thresholds": list(settings.warning_thresholds),
         "default_team": settings.default_team,
     }
     if args.json:
-        print(json.dumps({
+        print(json_decimal.dumps({
             "defaults": defaults,
-            "teams": [{"team": n, "daily_limit": d, "monthly_limit": m} for n, d, m in teams],
-            "users": [{"principal": k, "team": t, "team_source": s, "daily_limit": d, "monthly_limit": m}
-                      for k, t, s, d, m in people],
+            "teams": [{"team": n, "daily_limit": lim.daily, "monthly_limit": lim.monthly,
+                       **_cost_fields(lim, "_limit_usd")} for n, lim in teams],
+            "users": [{"principal": k, "team": t, "team_source": s, "daily_limit": lim.daily,
+                       "monthly_limit": lim.monthly, **_cost_fields(lim, "_limit_usd")} for k, t, s, lim in people],
             "identity_center": center,
         }, indent=2))
         return 0
-    print(f"defaults: person {defaults['user']['daily']}/day {defaults['user']['monthly']}/month;"
-          f" team {defaults['team']['daily'] or '-'}/day {defaults['team']['monthly'] or '-'}/month;"
+    print(f"defaults: person {user.daily or '-'}/day {user.monthly or '-'}/month, {_usd(user.daily_cost) or '-'}/day"
+          f" {_usd(user.monthly_cost) or '-'}/month; team {team.daily or '-'}/day {team.monthly or '-'}/month,"
+          f" {_usd(team.daily_cost) or '-'}/day {_usd(team.monthly_cost) or '-'}/month;"
           f" warnings at {', '.join(f'{p} %' for p in settings.warning_thresholds)};"
           f" default team {settings.default_team}")
-    print("\nteams\n" + table(("team", "daily", "monthly"), teams))
-    print("\npeople with overrides\n" + table(("principal", "team", "source", "daily", "monthly"), people))
+    print("\nteams\n" + table(("team", "daily", "monthly", "daily cost", "monthly cost"), [
+        (n, lim.daily, lim.monthly, _usd(lim.daily_cost), _usd(lim.monthly_cost)) for n, lim in teams]))
+    print("\npeople with overrides\n" + table(
+        ("principal", "team", "source", "daily", "monthly", "daily cost", "monthly cost"),
+        [(k, t, s, lim.daily, lim.monthly, _usd(lim.daily_cost), _usd(lim.monthly_cost)) for k, t, s, lim in people]))
     if rule:
         print(f"\nidentity center: store {rule.store_id} ({rule.region or settings.aws_region}); teams from groups:\n"
               + table(("group", "team"), rule.team_from_groups))
     return 0
+
+
+def _cost_fields(lim: Limits, suffix: str) -> dict[str, Decimal | None]:
+    """`daily_cost<suffix>` and `monthly_cost<suffix>` in dollars (exact; None: no quota or the default)."""
+    return {f"daily_cost{suffix}": _dollars(lim.daily_cost), f"monthly_cost{suffix}": _dollars(lim.monthly_cost)}
+
+
+def _dollars(nanos: int | None) -> Decimal | None:
+    return None if nanos is None else usd(nanos)
+
+
+def _usd(nanos: int | None) -> str | None:
+    """For a table: "$41.20", or None ("-")."""
+    return None if nanos is None else format_usd(nanos)
 
 
 # -- usage --------------------------------------------------------------------------------------
@@ -130,21 +151,22 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         conn.close()
     if args.json:
-        print(json.dumps([t.as_dict() for t in teams] if args.teams else [p.as_dict() for p in people], indent=2))
+        print(json_decimal.dumps([_usage_json(u) for u in (teams if args.teams else people)], indent=2))
         return 0
-    print(f"usage on {day.isoformat()} ({settings.quota_timezone.key})")
+    print(f"usage on {day.isoformat()} ({settings.quota_timezone.key}); requests and cost as used / limit")
+    heads = ("requests today", "failed", "requests month", "cost today", "cost month", "state")
     if people:
-        print(table(
-            ("principal", "team", "today", "failed", "daily limit", "month", "monthly limit", "state"),
-            [(p.principal, p.team if p.team_status == TeamStatus.TEAM else f"({p.team_status}: {p.team})",
-              p.requests, p.failed, p.daily_limit, p.monthly_requests, p.monthly_limit, p.state) for p in people],
-        ))
+        print(table(("principal", "team", *heads), [
+            (p.principal, p.team if p.team_status == TeamStatus.TEAM else f"({p.team_status}: {p.team})", *_row(p))
+            for p in people]))
     if teams:
-        print("\n" + table(
-            ("team", "today", "failed", "daily limit", "month", "monthly limit", "state", "people today"),
-            [(t.team, t.requests, t.failed, t.daily_limit, t.monthly_requests, t.monthly_limit, t.state,
-              len(t.members)) for t in teams],
-        ))
+        print("\n" + table(("team", *heads, "people today"), [(t.team, *_row(t), len(t.members)) for t in teams]))
+    shown: list[PersonUsage | TeamUsage] = [*people, *teams]
+    if any(u.tokens != TokenCounts() or u.monthly_tokens != TokenCounts() for u in shown):
+        print("\ntokens: input / output / cache read / cache write\n" + table(
+            ("principal or team", "today", "month"),
+            [(u.principal if isinstance(u, PersonUsage) else f"team {u.team}", _tokens(u.tokens),
+              _tokens(u.monthly_tokens)) for u in shown]))
     without = [p for p in people if p.team_status != TeamStatus.TEAM]
     if without:
         # Not a team: counted for themselves only, never blocked together. Give them one (quota file,
@@ -152,6 +174,36 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\n{len(without)} without a team ({settings.default_team} is not a team): "
               + ", ".join(f"{p.principal} ({p.team_status})" for p in without))
     return 0
+
+
+# Internal fields of PersonUsage/TeamUsage (nano-dollars, token parts): the JSON shows them as below.
+_MONEY_FIELDS = ("cost", "monthly_cost", "daily_cost_limit", "monthly_cost_limit", "tokens", "monthly_tokens")
+
+
+def _usage_json(u: PersonUsage | TeamUsage) -> dict[str, Any]:
+    """The fields `usage --json` always had, and the day's cost and tokens: dollars as exact decimals."""
+    fields = {k: v for k, v in u.as_dict().items() if k not in _MONEY_FIELDS}
+    return {**fields, "cost_usd": usd(u.cost), "monthly_cost_usd": usd(u.monthly_cost),
+            "daily_cost_limit_usd": _dollars(u.daily_cost_limit),
+            "monthly_cost_limit_usd": _dollars(u.monthly_cost_limit),
+            "input_tokens": u.tokens.input, "output_tokens": u.tokens.output,
+            "cache_read_tokens": u.tokens.cache_read, "cache_write_tokens": u.tokens.cache_write}
+
+
+def _row(u: PersonUsage | TeamUsage) -> tuple[str, int, str, str, str, str]:
+    def of(used: str, limit: str | None) -> str:
+        return f"{used} / {limit}" if limit is not None else used
+
+    def count(used: int, limit: int | None) -> str:
+        return of(f"{used:,}", None if limit is None else f"{limit:,}")
+
+    return (count(u.requests, u.daily_limit), u.failed, count(u.monthly_requests, u.monthly_limit),
+            of(format_usd(u.cost), _usd(u.daily_cost_limit)),
+            of(format_usd(u.monthly_cost), _usd(u.monthly_cost_limit)), u.state)
+
+
+def _tokens(t: TokenCounts) -> str:
+    return f"{t.input:,} / {t.output:,} / {t.cache_read:,} / {t.cache_write:,}"
 
 
 # -- counters, ingest, decisions, dead letters, consumer ----------------------------------------

@@ -103,7 +103,7 @@ def exceeded(subject: str, *, scope: Scope = Scope.USER, quota: Quota = Quota.DA
              limit: int = 10, team: str = "research", kind: Kind = Kind.EXCEEDED, percent: int = 100,
              period: str | None = None) -> Decision:
     return Decision(kind, scope, subject, quota,
-                    period or (DAY if quota is Quota.DAILY_REQUESTS else MONTH), percent, usage, limit,
+                    period or (MONTH if quota.monthly else DAY), percent, usage, limit,
                     f"evt-{subject}-{percent}", NOW.isoformat(), subject, team)
 
 

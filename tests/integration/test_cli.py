@@ -116,7 +116,11 @@ def test_usage_teams_lists_teams_alone_with_the_people_counted_in_them(
     assert set(teams) == {"research", "platform"}  # DEFAULT_TEAM is not a team
     assert teams["research"] == {"team": "research", "date": DAY, "requests": 3, "failed": 0, "daily_limit": 100,
                                  "monthly_requests": 3, "monthly_limit": 2000, "state": "ok",
-                                 "members": [ALICE.quota_key]}
+                                 "members": [ALICE.quota_key],
+                                 # No invocation logs: no cost, no tokens; no team cost quota by default.
+                                 "cost_usd": 0, "monthly_cost_usd": 0, "daily_cost_limit_usd": None,
+                                 "monthly_cost_limit_usd": None, "input_tokens": 0, "output_tokens": 0,
+                                 "cache_read_tokens": 0, "cache_write_tokens": 0}
     assert (teams["platform"]["requests"], teams["platform"]["failed"], teams["platform"]["members"]) == (
         1, 1, ["sso:bob@example.com"])
     people = {r["principal"]: r for r in json.loads(run(capsys, "usage", "--json"))}

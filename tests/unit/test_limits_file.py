@@ -115,13 +115,14 @@ def test_unknown_sections() -> None:
 
 def test_unknown_user_field() -> None:
     assert problems('users:\n  "sso:bob@example.com": {daily_limit: 5, daily_limt: 7}\n') == [
-        'users."sso:bob@example.com".daily_limt: unknown field (allowed: daily_limit, email, language,'
-        " monthly_limit, name, team, timezone)"]
+        'users."sso:bob@example.com".daily_limt: unknown field (allowed: daily_cost_limit_usd, daily_limit,'
+        " email, language, monthly_cost_limit_usd, monthly_limit, name, team, timezone)"]
 
 
 def test_unknown_team_field() -> None:
     assert problems("teams:\n  platform: {daily_limit: 5, team: x}\n") == [
-        "teams.platform.team: unknown field (allowed: admins, daily_limit, monthly_limit)"]
+        "teams.platform.team: unknown field (allowed: admins, daily_cost_limit_usd, daily_limit,"
+        " monthly_cost_limit_usd, monthly_limit)"]
 
 
 def test_language_timezone_and_team_admins() -> None:
@@ -235,8 +236,8 @@ def test_every_problem_at_once() -> None:
         "teams.platform.daily_limit: 10 is above the monthly_limit 5",
         "teams.platform.admins[0]: 'nope' is not an email address",
         "users.\"arn:aws:iam::1234:user/bob\": 'arn:aws:iam::1234:user/bob': the account ('1234') is not 12 digits",
-        'users."arn:aws:iam::1234:user/bob".daily_limt: unknown field (allowed: daily_limit, email, language,'
-        " monthly_limit, name, team, timezone)",
+        'users."arn:aws:iam::1234:user/bob".daily_limt: unknown field (allowed: daily_cost_limit_usd, daily_limit,'
+        " email, language, monthly_cost_limit_usd, monthly_limit, name, team, timezone)",
         "users.\"arn:aws:iam::1234:user/bob\".team: team 'research' is not declared under teams:"
         " (declare it, or use --allow-new-teams)",
         "users.\"arn:aws:iam::1234:user/bob\".email: 'bob' is not an email address",
