@@ -212,7 +212,7 @@ def counters_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.rebuild import rebuild  # noqa: PLC0415
 
     report = rebuild(settings)
-    print(f"rebuilt from MySQL: {report.rows} calls replayed into Redis, {report.new} were missing"
+    print(f"rebuilt from MySQL: {report.rows} calls and invocation logs replayed into Redis, {report.new} were missing"
           f" (periods from {report.since.isoformat()})")
     return 0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ from bedrock_usage.localdev import (
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import Settings
 from enforcement.runtime import build as build_enforcer
-from producer_config.simulate import Person, bedrock_event, deliver
+from producer_config.simulate import Person, bedrock_event, deliver, invocation_log, subscription_payload
 
 STREAM, APP = "bedrock-usage-demo", "bedrock-usage-demo-consumer"
 ACCOUNT = "123456789012"  # moto's account: the enforcer denies only in the account it runs in
@@ -62,6 +63,7 @@ CAST = [  # (person, team tag for IAM users or None, share of the traffic)
     (Person("sofia.rossi@example.com", sso=True, account=ACCOUNT), None, 0.05),
 ]
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana.garcia"
+LI = f"arn:aws:iam::{ACCOUNT}:user/li.wei"  # long prompts to the dearest model: over his daily cost quota
 SENDER = "bedrock-usage@example.com"
 JOHN = "sso:john.smith@example.com"
 IDENTITY_STORE = "d-9067a1b2c3"
@@ -73,6 +75,7 @@ teams:
 users:
   "sso:marta.lopez@example.com": {{team: research, name: Marta López, email: marta.lopez@example.com, language: es}}
   "sso:john.smith@example.com": {{team: research, daily_limit: 12, name: John Smith, email: john.smith@example.com}}
+  "{LI}": {{daily_cost_limit_usd: 2.50}}
 identity_center:  # Sofia is in no users: entry: her team comes from her Identity Center groups
   store_id: {IDENTITY_STORE}
   team_from_groups: {{"bedrock-team-*": "{{name}}"}}
@@ -88,6 +91,28 @@ def bedrockctl(env: dict[str, str], *args: str) -> str:
     out = subprocess.run([str(Path(sys.executable).parent / "bedrockctl"), *args], env=env, check=True,
                          capture_output=True, text=True)
     return out.stdout
+
+
+def logs_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model invocation log of each call that reached a model (throttled and denied calls have none);
+    Li sends long prompts to Claude Sonnet 4.5."""
+    rng = random.Random(10)
+    logs = []
+    for call in calls:
+        if call["detail"].get("errorCode"):
+            continue
+        if call["detail"]["userIdentity"]["arn"] == LI:
+            call["detail"]["requestParameters"]["modelId"] = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+            logs.append(invocation_log(call, rng, input_tokens=30_000, output_tokens=3_000))
+        else:
+            logs.append(invocation_log(call, rng))
+    return logs
+
+
+def put_logs(kinesis: Any, logs: list[dict[str, Any]]) -> None:
+    """As the log group's subscription does: CloudWatch Logs payloads of several records each, gzip'd."""
+    for i in range(0, len(logs), 8):
+        kinesis.put_record(StreamName=STREAM, Data=subscription_payload(logs[i:i + 8]), PartitionKey=f"logs-{i}")
 
 
 def traffic(now: datetime) -> tuple[list[dict[str, Any]], int]:
@@ -165,7 +190,10 @@ def main() -> int:
         (work / "quotas.yaml").write_text(QUOTAS)
         print(QUOTAS.rstrip())
         print(bedrockctl(env, "limits", "apply", str(work / "quotas.yaml")).rstrip())
-        print("defaults for this demo: 40 requests/person/day, 1000/month; warnings at 60 % and 85 %")
+        print("defaults for this demo: 40 requests/person/day, 1000/month, $50/day, $500/month; warnings at 60 %"
+              " and 85 %")
+        print(bedrockctl(env, "prices", "show").rstrip().split("\n", 1)[0] + " … (the shipped price file, loaded"
+              " by db migrate: bedrockctl prices show)")
 
         step("The KCL consumer (bedrockctl consumer run: the real MultiLangDaemon, one processor per shard)"
              " and the enforcer (bedrockctl enforcer run)")
@@ -173,6 +201,7 @@ def main() -> int:
         enforcer.start()
         notifier.start()
         deliveries, distinct = traffic(datetime.now(UTC))
+        logs = logs_of([e for e in {e["detail"]["eventID"]: e for e in deliveries}.values()])
         # Each person's first call: the consumer provisions them and resolves their team before counting
         # it (quota file, Identity Store, IAM tags), so even the first call is charged to the right team.
         firsts = list({e["detail"]["userIdentity"]["arn"]: e for e in reversed(deliveries)}.values())
@@ -186,14 +215,18 @@ def main() -> int:
         print(f"delivering {len(rest)} more events ({distinct - len(firsts)} calls +"
               f" {len(deliveries) - distinct} duplicate deliveries) in 3 waves, plus 1 malformed record")
         t0 = time.monotonic()
+        print(f"and the {len(logs)} calls' model invocation logs (tokens, in CloudWatch Logs payloads), some"
+              " before their CloudTrail events, some after")
         for wave in range(3):
             deliver(kinesis, STREAM, rest[wave * len(rest) // 3:(wave + 1) * len(rest) // 3])
+            put_logs(kinesis, logs[wave * len(logs) // 3:(wave + 1) * len(logs) // 3])
             time.sleep(1)
         kinesis.put_record(StreamName=STREAM, Data=b'{"detail-type": "AWS API Call via CloudTrail", "detail": 42}',
                            PartitionKey="broken")
         rows = wait_for_rows(settings, distinct, timeout=90)
         print(f"{rows} calls recorded in MySQL, the last {time.monotonic() - t0 - 3:.1f} s after the last wave")
-        blocked = wait_for_blocks(settings, {ANA, JOHN}, timeout=30)
+        metered = wait_for_logs(settings, len(logs), timeout=60)
+        blocked = wait_for_blocks(settings, {ANA, JOHN, LI}, timeout=30)
         metrics, enforcer_metrics = scrape(metrics_port), scrape(enforcer_port)
         code = consumer.stop()
         enforcer_code = enforcer.stop()
@@ -211,12 +244,14 @@ def main() -> int:
         notifier.stop()
         moto.stop()
     print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
-    return 0 if rows == distinct and blocked and restored and sent and balanced else 1
+    return 0 if rows == distinct and metered and blocked and restored and sent and balanced else 1
 
 
 def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metrics: str) -> None:
     step("Usage today: bedrockctl usage")
     print(bedrockctl(env, "usage").rstrip())
+    step("What it cost, from the invocation logs: bedrockctl cost --by person")
+    print(bedrockctl(env, "cost", "--by", "person").rstrip())
     step("Decisions (threshold crossings, each exactly once, consumed by the enforcer)")
     print(bedrockctl(env, "decisions").rstrip())
     step("Dead letters (records that would not decode, kept with their reason)")
@@ -224,6 +259,7 @@ def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metri
     step("Consumer metrics (Prometheus /metrics, aggregated over the shard processors)")
     for line in metrics.splitlines():
         if line.startswith(("bedrock_usage_events_total", "bedrock_usage_dead_letters_total",
+                            "bedrock_usage_invocation_logs_total", "bedrock_usage_cost_usd_total",
                             "bedrock_usage_decisions_total", "bedrock_usage_records_total")):
             print(line)
     mean, count = histogram_mean(metrics, "bedrock_usage_arrival_to_decision_seconds")
@@ -297,6 +333,22 @@ def demo_credentials(iam: Any) -> dict[str, dict[str, str]]:
     anything, as their roles would in AWS) and Ana (may invoke Bedrock)."""
     return {"bedrock-usage-control": user_keys(iam, "bedrock-usage-control", "*"),
             "ana.garcia": user_keys(iam, "ana.garcia", "bedrock:InvokeModel", create=False)}
+
+
+def wait_for_logs(settings: Settings, expected: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = db.connect(settings.mysql)
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM invocation_logs")
+            found = int(cur.fetchone()[0])  # type: ignore[index]
+        conn.close()
+        if found >= expected:
+            print(f"{found} invocation logs metered and joined with their calls")
+            return True
+        time.sleep(0.25)
+    print(f"timed out waiting for {expected} invocation logs")
+    return False
 
 
 def wait_for_blocks(settings: Settings, expected: set[str], timeout: float) -> bool:
@@ -397,6 +449,12 @@ def mail_story(settings: Settings, moto: MotoServer, notifier: Service, work: Pa
         (mail / f"{index:02d}-{to.split('@')[0]}.html").write_text(message["body"], encoding="utf-8")
         print(f"{index:>2}. to {to:<34} {message['subject']}")
     print(f"\nOpen the HTML of each in a browser: {mail}/")
+    for message in messages:  # Li's block, for his daily cost quota: in dollars
+        if "li.wei@example.com" in message["destinations"]["ToAddresses"] and "$" in message["body"]:
+            text = re.sub(r"<[^>]+>", " ", message["body"])
+            print("Li Wei's message: " + " ".join(line.strip() for line in text.split("\n")
+                                                 if "$" in line)[:300])
+            break
     for line in metrics.splitlines():
         if line.startswith(("bedrock_usage_notifier_sent_total", "bedrock_usage_notifier_outbox_depth")):
             print(line)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pymysql
@@ -17,8 +19,9 @@ from bedrock_usage.cli.main import main
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
+from consumer.records import InputRecord
 from consumer.runtime import Runtime
-from producer_config.simulate import Person
+from producer_config.simulate import Person, invocation_log, subscription_payload
 from tests.conftest import DAY, EVENTS, NOW, envelope, records
 from tests.conftest import test_env as settings_env
 
@@ -168,7 +171,7 @@ def test_counters_rebuild_restores_redis_from_mysql(
     stream_length = redis_client.xlen(Keys("test").decisions)
     redis_client.flushdb()
 
-    assert "5 calls replayed into Redis, 5 were missing" in run(capsys, "counters", "rebuild")
+    assert "5 calls and invocation logs replayed into Redis, 5 were missing" in run(capsys, "counters", "rebuild")
     state = RedisState(redis_client, Keys("test"))
     assert state.usage(Scope.USER, ALICE.quota_key, DAY) == {"req": 4}
     assert state.usage(Scope.USER, "sso:bob@example.com", DAY) == {"err": 1}
@@ -193,3 +196,43 @@ def test_limits_show_includes_the_identity_center_rule(
     assert shown["identity_center"] == {"store_id": "d-1234567890", "region": None, "team_from_groups": [
         {"group": "bedrock-team-*", "team": "{name}"}, {"group": "Data Science", "team": "research"}]}
     assert "identity center: store d-1234567890" in run(capsys, "limits", "show")
+
+
+def _logs_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rng = random.Random(3)
+    return [invocation_log(call, rng) for call in calls]
+
+
+def test_ingest_reads_invocation_logs_as_bedrock_delivers_them_to_s3(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], mysql: pymysql.connections.Connection,
+    redis_client: redis.Redis,
+) -> None:
+    calls = [envelope(ALICE, NOW - timedelta(seconds=i), seed=i) for i in range(4)]
+    logs = _logs_of(calls)
+    # AWSLogs/<account>/BedrockModelInvocationLogs/<region>/YYYY/MM/DD/HH/<id>.json.gz: one record per line.
+    (tmp_path / "20261125T1000Z_a1b2.json.gz").write_bytes(gzip.compress(b"\n".join(orjson.dumps(x) for x in logs)))
+    line = run(capsys, "ingest", str(tmp_path / "20261125T1000Z_a1b2.json.gz"))
+    assert "4 invocation logs (4 new, $" in line
+    usage = RedisState(redis_client, Keys("test")).usage(Scope.USER, ALICE.quota_key, DAY)
+    assert usage["logs"] == 4 and usage["cost"] > 0
+    with mysql.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM invocation_logs")
+        assert cur.fetchone() == (4,)
+    mysql.commit()
+    assert "4 invocation logs (0 new, $0.00)" in run(capsys, "ingest", str(tmp_path / "20261125T1000Z_a1b2.json.gz"))
+
+
+def test_counters_rebuild_restores_cost_from_the_logs(
+    env: None, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+) -> None:
+    calls = [envelope(ALICE, NOW, seed=i) for i in range(3)]
+    runtime = make_runtime()
+    runtime.processor.process([*records(calls), InputRecord(subscription_payload(_logs_of(calls)), "s", "99")])
+    state = RedisState(redis_client, Keys("test"))
+    before = state.usage(Scope.USER, ALICE.quota_key, DAY)
+    team_before = state.usage(Scope.TEAM, "unassigned", DAY)
+    redis_client.flushdb()
+    run(capsys, "counters", "rebuild")
+    assert state.usage(Scope.USER, ALICE.quota_key, DAY) == before
+    assert state.usage(Scope.TEAM, "unassigned", DAY) == team_before
+    assert before["cost"] > 0 and before["logs"] == 3
