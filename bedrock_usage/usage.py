@@ -22,6 +22,7 @@ from pymysql.connections import Connection
 from bedrock_usage.keys import Keys
 from bedrock_usage.limits import limits_of
 from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
+from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
 from bedrock_usage.redis_state import as_counts
 from bedrock_usage.settings import Settings
@@ -36,26 +37,14 @@ class TeamStatus(StrEnum):
     UNRESOLVED = "unresolved"
 
 
-# Token fields of the counter hashes (the counting script's names, /tmp/contract.md) → TokenCounts.
+# Token fields of the counter hashes (the counting script's names, consumer/counters.lua) → Tokens.
 TOKEN_FIELDS = {"in": "input", "out": "output", "cr": "cache_read", "cw5": "cache_write_5m",
                 "cw1": "cache_write_1h"}
 
 
-@dataclass(frozen=True)
-class TokenCounts:
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-
-    @property
-    def cache_write(self) -> int:
-        return self.cache_write_5m + self.cache_write_1h
-
-    @classmethod
-    def of(cls, counters: Mapping[str, int]) -> TokenCounts:
-        return cls(**{name: counters.get(key, 0) for key, name in TOKEN_FIELDS.items()})
+def tokens_of(counters: Mapping[str, int]) -> Tokens:
+    """A day or month counter hash's token fields."""
+    return Tokens(**{name: counters.get(key, 0) for key, name in TOKEN_FIELDS.items()})
 
 
 class _Quotas:
@@ -97,8 +86,8 @@ class PersonUsage(_Quotas):
     monthly_cost: int = 0
     daily_cost_limit: int | None = None  # nano-dollars (the override, else the default)
     monthly_cost_limit: int | None = None
-    tokens: TokenCounts = field(default_factory=TokenCounts)  # that day
-    monthly_tokens: TokenCounts = field(default_factory=TokenCounts)
+    tokens: Tokens = field(default_factory=Tokens)  # that day
+    monthly_tokens: Tokens = field(default_factory=Tokens)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,8 +108,8 @@ class TeamUsage(_Quotas):
     monthly_cost: int = 0
     daily_cost_limit: int | None = None
     monthly_cost_limit: int | None = None
-    tokens: TokenCounts = field(default_factory=TokenCounts)
-    monthly_tokens: TokenCounts = field(default_factory=TokenCounts)
+    tokens: Tokens = field(default_factory=Tokens)
+    monthly_tokens: Tokens = field(default_factory=Tokens)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,7 +250,7 @@ class UsageReader:
         """The cost and token fields of PersonUsage and TeamUsage."""
         return {"cost": day_c.get("cost", 0), "monthly_cost": month_c.get("cost", 0),
                 "daily_cost_limit": effective.daily_cost, "monthly_cost_limit": effective.monthly_cost,
-                "tokens": TokenCounts.of(day_c), "monthly_tokens": TokenCounts.of(month_c)}
+                "tokens": tokens_of(day_c), "monthly_tokens": tokens_of(month_c)}
 
     def teams(self, day: date, names: Sequence[str] | None = None) -> list[TeamUsage]:
         """Usage of teams on a day: those named, else every team declared or counted that month.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -12,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_usage import db, directory_state, json_decimal, limits, migrate, partitions, quota_changes, quota_file
+from bedrock_usage.cli.output import rejected
 from bedrock_usage.keys import Keys
+from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Limits, format_usd, usd
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
-from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, TokenCounts, UsageReader
+from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -53,13 +54,7 @@ def limits_apply(args: argparse.Namespace, settings: Settings) -> int:
         quota = quota_file.load_quota_file(Path(args.file), default_team=settings.default_team,
                                            allow_new_teams=args.allow_new_teams, allow_empty=args.allow_empty)
     except quota_file.QuotaFileError as error:
-        # Every problem at once, so that one edit fixes the file.
-        count = len(error.problems)
-        print(f"bedrockctl: {args.file} rejected ({count} problem{'s' if count > 1 else ''}), nothing written:",
-              file=sys.stderr)
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        return rejected(args.file, error.problems)
     conn = db.connect(settings.mysql)
     try:
         if args.dry_run:  # no Redis client either: a dry run reads MySQL only
@@ -162,7 +157,7 @@ def usage(args: argparse.Namespace, settings: Settings) -> int:
     if teams:
         print("\n" + table(("team", *heads, "people today"), [(t.team, *_row(t), len(t.members)) for t in teams]))
     shown: list[PersonUsage | TeamUsage] = [*people, *teams]
-    if any(u.tokens != TokenCounts() or u.monthly_tokens != TokenCounts() for u in shown):
+    if any(u.tokens != Tokens() or u.monthly_tokens != Tokens() for u in shown):
         print("\ntokens: input / output / cache read / cache write\n" + table(
             ("principal or team", "today", "month"),
             [(u.principal if isinstance(u, PersonUsage) else f"team {u.team}", _tokens(u.tokens),
@@ -202,7 +197,7 @@ def _row(u: PersonUsage | TeamUsage) -> tuple[str, int, str, str, str, str]:
             of(format_usd(u.monthly_cost), _usd(u.monthly_cost_limit)), u.state)
 
 
-def _tokens(t: TokenCounts) -> str:
+def _tokens(t: Tokens) -> str:
     return f"{t.input:,} / {t.output:,} / {t.cache_read:,} / {t.cache_write:,}"
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import sys
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bedrock_usage import db
+from bedrock_usage import db, json_decimal
 from bedrock_usage.cli.commands import table
+from bedrock_usage.cli.output import rejected
 from bedrock_usage.cli.price_sync_command import add_sync_parser
 from bedrock_usage.pricing import store
 from bedrock_usage.pricing.price_file import PARTS, PriceFileError, load_price_file
@@ -52,13 +50,7 @@ def prices_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         prices = load_price_file(Path(args.file), today=today(settings))
     except PriceFileError as error:
-        # Every problem at once, so that one edit fixes the file.
-        count = len(error.problems)
-        print(f"bedrockctl: {args.file} rejected ({count} problem{'s' if count > 1 else ''}), nothing written:",
-              file=sys.stderr)
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        return rejected(args.file, error.problems)
     return write_table(settings, prices, dry_run=args.dry_run, origin=args.file)
 
 
@@ -70,11 +62,11 @@ def prices_show(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         conn.close()
     if args.json:
-        print(decimal_json([p.as_dict() for p in shown]))
+        print(json_decimal.dumps([p.as_dict() for p in shown], indent=2))
         return 0
     print(f"prices in force on {at.isoformat()} (USD per million tokens; PRICE_FALLBACK={settings.price_fallback})")
     print(table(("model", "region", "scope", "tier", *PARTS, "from"),
-                [(p.model, p.region, p.scope, p.tier, *(_plain(getattr(p.rates, part)) for part in PARTS),
+                [(p.model, p.region, p.scope, p.tier, *(json_decimal.number(getattr(p.rates, part)) for part in PARTS),
                   p.effective_from.isoformat()) for p in shown]))
     return 0
 
@@ -116,25 +108,6 @@ def add_parsers(sub: Any, add: Any) -> Any:
 
 
 # -- output -------------------------------------------------------------------------------------
-
-_MARK = "\x00decimal:"
-_MARKED = re.compile(r'"\\u0000decimal:([-0-9.]+)"')
-
-
-def decimal_json(value: Any) -> str:
-    """JSON with Decimals written as exact numbers (json would need a float for them)."""
-    def mark(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return _MARK + _plain(o)
-        raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-    return _MARKED.sub(r"\1", json.dumps(value, indent=2, default=mark))
-
-
-def _plain(value: Decimal) -> str:
-    """3.300000 → 3.3, 100.000000 → 100 (never an exponent)."""
-    return format(value.normalize(), "f")
-
 
 def _when(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None

@@ -1,6 +1,6 @@
 """Cost quotas on real MariaDB and Redis: `limits apply` (and --dry-run, and the Redis sync) writes the
 dollar columns and the nano-dollar override fields; `UsageReader` and `bedrockctl usage` read cost and
-tokens from the counter hashes (written here as the counting script writes them: /tmp/contract.md) and
+tokens from the counter hashes (written here as the counting script writes them: consumer/counters.lua) and
 from `invocation_logs` before the Redis horizon."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import redis
 from bedrock_usage import limits
 from bedrock_usage.cli.main import main
 from bedrock_usage.keys import Keys
+from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
 from bedrock_usage.settings import Settings
-from bedrock_usage.usage import TokenCounts, UsageReader
+from bedrock_usage.usage import UsageReader
 from tests.conftest import DAY, MONTH
 from tests.conftest import test_env as settings_env
 
@@ -203,8 +204,8 @@ def test_the_reader_adds_cost_tokens_cost_limits_and_a_state_over_all_four_quota
     alice, bob = people[ALICE], people[BOB]
     assert (alice.cost, alice.monthly_cost, alice.daily_cost_limit, alice.monthly_cost_limit) == (
         10_625_000_000, 10_625_000_000, 12_500_000_000, 300 * USD)
-    assert alice.tokens == TokenCounts(1200, 800, 300, 40, 2) and alice.tokens.cache_write == 42
-    assert alice.monthly_tokens == TokenCounts(input=5000, cache_write_1h=7)
+    assert alice.tokens == Tokens(1200, 800, 300, 40, 2) and alice.tokens.cache_write == 42
+    assert alice.monthly_tokens == Tokens(input=5000, cache_write_1h=7)
     assert (alice.requests, alice.daily_limit, alice.state) == (3, 250, "warning")  # the cost quota's 85 %
     # Bob has no cost override: the settings' defaults ($50 a day, $500 a month).
     assert (bob.daily_cost_limit, bob.monthly_cost_limit, bob.monthly_cost, bob.state) == (
@@ -255,8 +256,8 @@ def test_before_the_redis_horizon_cost_and_tokens_come_from_invocation_logs(
 
     (alice,) = reader(db, redis_client).people(date(2024, 10, 1), user=ALICE)
     assert (alice.cost, alice.monthly_cost) == (12_500_000_003, 312_500_000_003)
-    assert alice.tokens == TokenCounts(1001, 202, 33, 8, 10)
-    assert alice.monthly_tokens == TokenCounts(1011, 202, 33, 8, 10)
+    assert alice.tokens == Tokens(1001, 202, 33, 8, 10)
+    assert alice.monthly_tokens == Tokens(1011, 202, 33, 8, 10)
     assert alice.state == "exceeded"  # $312.50 of her $300 a month
     (team,) = reader(db, redis_client).teams(date(2024, 10, 1), ["research"])
     assert (team.cost, team.monthly_cost, team.tokens.input) == (12_500_000_003, 313_500_000_003, 1001)
