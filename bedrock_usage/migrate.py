@@ -95,13 +95,13 @@ def migrate(params: MySQLParams, *, today: date | None = None, sql_dir: Path = S
             conn.commit()
             done.append(migration.version)
         ensure_partitions(conn, today=today)
-        _first_prices(conn, today or date.today())
+        first_prices(conn, today or date.today())
         return done
     finally:
         conn.close()
 
 
-def _first_prices(conn: Connection, today: date) -> None:
+def first_prices(conn: Connection, today: date) -> None:
     """A new database gets the price file the project ships: a consumer never meets an empty price table
     (a call is never free). Later changes are `bedrockctl prices import|sync`'s."""
     with conn.cursor() as cur:

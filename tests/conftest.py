@@ -23,7 +23,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
-from bedrock_usage.migrate import migrate
+from bedrock_usage.migrate import first_prices, migrate
 from bedrock_usage.settings import Settings
 from consumer.records import InputRecord
 from consumer.runtime import Runtime, build
@@ -96,6 +96,7 @@ def emptied(settings: Settings) -> Iterator[pymysql.connections.Connection]:
             cur.execute(f"DELETE FROM {table}")
         cur.execute("UPDATE directory_state SET identity_center = NULL")
     conn.commit()
+    first_prices(conn, NOW.date())  # the shipped prices again, where a test emptied the table
     yield conn
     conn.close()
 

@@ -40,8 +40,11 @@ class PriceChange:
             return f"+ {name}: {_rates_text(e.rates)} from {effective.isoformat()}"
         if self.change == Change.UNCHANGED:
             return f"= {name}: unchanged"
-        moved = [f"{part} {_num(getattr(self.before, part))} → {_num(getattr(e.rates, part))}"
-                 for part in PARTS if self.before is None or getattr(self.before, part) != getattr(e.rates, part)]
+        if self.before is None:  # only later prices, which this one replaces: nothing in force on its date
+            moved = [_rates_text(e.rates)]
+        else:
+            moved = [f"{part} {_num(getattr(self.before, part))} → {_num(getattr(e.rates, part))}"
+                     for part in PARTS if getattr(self.before, part) != getattr(e.rates, part)]
         later = f" ({self.replaced} later price{'s' if self.replaced != 1 else ''} replaced)" if self.replaced else ""
         return f"~ {name}: {', '.join(moved) or 'same price'} from {effective.isoformat()}{later}"
 

@@ -63,11 +63,12 @@ def test_dry_run_shows_what_would_change_and_writes_nothing(conn: pymysql.connec
         assert sync(conn, client, dry_run=True, out=out) == 0
     text = out.getvalue()
     assert prices(conn) == before
-    assert (f"changed {SONNET} us-east-1 regional standard: input $3 -> $3.3, output $15 -> $16.5,"
-            " cache_read $0.3 -> $0.33, cache_write_5m $3.75 -> $4.125, cache_write_1h $6 -> $6.6") in text
-    assert ("added amazon.nova-pro-v1:0 us-east-1 regional standard: input $0.8, output $3.2, cache_read $0.2,"
-            " cache_write_5m $0, cache_write_1h $0") in text  # the future row is not in force yet
-    assert "10 added, 1 changed, 2 unchanged; 1 prices in force not in this table (kept)" in text
+    assert (f"~ {SONNET} us-east-1 regional standard: input 3 → 3.3, output 15 → 16.5, cache_read 0.3 → 0.33,"
+            f" cache_write_5m 3.75 → 4.125, cache_write_1h 6 → 6.6 from {TODAY}") in text
+    # Nothing in force today, a future row: replaced from today on.
+    assert ("~ amazon.nova-pro-v1:0 us-east-1 regional standard: input 0.8, output 3.2, cache_read 0.2,"
+            f" cache_write_5m 0, cache_write_1h 0 from {TODAY} (1 later price replaced)") in text
+    assert f"9 added, 2 changed, 2 unchanged, from {TODAY}" in text
     assert "unmapped title 'Claude Mythical 9': 1 products" in text
     assert "incomplete, not imported: qwen.qwen3-32b-v1:0 us-east-1 global standard: no output price" in text
     assert text.rstrip().endswith("dry run: nothing written")
