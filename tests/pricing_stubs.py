@@ -22,6 +22,13 @@ PAGES = {
 }
 
 
+def stub_client(service: str, region: str, **options: Any) -> Any:
+    """A real client with credentials of its own: never boto3's default session, whose credentials, once
+    resolved, would stay cached for every later test of the process (the e2e tests switch keys)."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    return session.client(service, region_name=region, **options)  # type: ignore[call-overload]
+
+
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Clients need credentials to exist; the Stubber answers before anything is signed or sent."""
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
@@ -36,7 +43,7 @@ def page(name: str) -> dict[str, Any]:
 
 def stub_price_list(region: str = "us-east-1") -> tuple[Any, Stubber]:
     """A real pricing client whose stubber expects every recorded page, in the order a full fetch asks."""
-    client = boto3.client("pricing", region_name=region)
+    client = stub_client("pricing", region)
     stubber = Stubber(client)
     for code, names in PAGES.items():
         token = None

@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from bedrock_usage.pricing import price_list
 from bedrock_usage.pricing.price_list import fetch, fetch_price_table
-from tests.pricing_stubs import fake_credentials, page, stub_price_list
+from tests.pricing_stubs import fake_credentials, page, stub_client, stub_price_list
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +45,7 @@ def test_fetch_price_table_is_effective_today_by_default() -> None:
 
 
 def test_an_aws_error_propagates_and_nothing_is_half_fetched() -> None:
-    client = boto3.client("pricing", region_name="us-east-1")
+    client = stub_client("pricing", "us-east-1")
     stubber = Stubber(client)
     stubber.add_response("get_products", page("amazonbedrock-page1.json"))
     stubber.add_client_error("get_products", "AccessDeniedException", "not authorized to perform pricing:GetProducts",
@@ -58,7 +57,7 @@ def test_an_aws_error_propagates_and_nothing_is_half_fetched() -> None:
 
 def test_a_pagination_that_never_ends_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(price_list, "MAX_PAGES", 3)
-    client = boto3.client("pricing", region_name="us-east-1")
+    client = stub_client("pricing", "us-east-1")
     stubber = Stubber(client)
     for _ in range(3):
         stubber.add_response("get_products", page("amazonbedrock-page1.json"))

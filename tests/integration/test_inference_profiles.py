@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pymysql
 import pytest
 from botocore.config import Config
@@ -19,7 +18,7 @@ from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.profiles import InferenceProfiles, ProfileLookupUnavailable
 from bedrock_usage.pricing.rates import PriceScope
 from bedrock_usage.settings import Settings
-from tests.pricing_stubs import fake_credentials, profile_answer
+from tests.pricing_stubs import fake_credentials, profile_answer, stub_client
 
 GLOBAL = profile_answer("application-global")
 GEO = profile_answer("application-geo")
@@ -47,7 +46,7 @@ class Bedrock:
 
     def stub(self, region: str) -> Stubber:
         if region not in self.stubbers:
-            self.clients[region] = boto3.client("bedrock", region_name=region)
+            self.clients[region] = stub_client("bedrock", region)
             self.stubbers[region] = Stubber(self.clients[region])
             self.stubbers[region].activate()
         return self.stubbers[region]
@@ -186,7 +185,7 @@ def test_throttling_is_transient_records_nothing_and_keeps_the_others_answers(
 def test_an_unreachable_endpoint_is_transient(world: tuple[Bedrock, Clock, list[Any]], schema: Settings,
                                               conn: pymysql.connections.Connection) -> None:
     arn = "arn:aws:bedrock:ap-south-1:111122223333:application-inference-profile/down0000000d"
-    client = boto3.client("bedrock", region_name="ap-south-1", endpoint_url="http://127.0.0.1:9",
+    client = stub_client("bedrock", "ap-south-1", endpoint_url="http://127.0.0.1:9",
                           config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
     profiles = InferenceProfiles(MySQLSession(schema.mysql), lambda region: client, max_age_seconds=3600)
     world[2].append(profiles)

@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-import boto3
 import pymysql
 import pytest
 from botocore.stub import Stubber
 
 from bedrock_usage.cli.price_sync_command import add_sync_parser, sync
-from tests.pricing_stubs import PAGES, fake_credentials, stub_price_list
+from tests.pricing_stubs import PAGES, fake_credentials, stub_client, stub_price_list
 
 TODAY = datetime.now(UTC).date()
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -77,7 +76,7 @@ def test_dry_run_shows_what_would_change_and_writes_nothing(conn: pymysql.connec
 def test_an_empty_price_list_writes_nothing(conn: pymysql.connections.Connection,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     before = prices(conn)
-    client = boto3.client("pricing", region_name="eu-central-1")
+    client = stub_client("pricing", "eu-central-1")
     stubber = Stubber(client)
     for _ in PAGES:
         stubber.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})
