@@ -16,11 +16,11 @@ import yaml
 
 from bedrock_usage.quota import NANOS_PER_USD
 
-# principals/teams store cost limits as DECIMAL(14,4) (sql/010_cost.sql): more places would be rounded
-# silently by MySQL. The counters and limits are signed 64-bit nano-dollars in Redis (at most about
-# 9.2e9 dollars): one billion dollars a period is far beyond any budget and safely inside both.
+# principals/teams store cost limits as DECIMAL(14,4) (sql/013, sql/014): more places would be rounded
+# silently by MySQL. The counting script compares nano-dollars as Lua numbers (doubles), exact up to 2^53:
+# about nine million dollars a period, far beyond a person's or a team's budget.
 PLACES = 4
-MOST_USD = Decimal(1_000_000_000)
+MOST_USD = Decimal(9_000_000)
 
 
 class DecimalLoader(yaml.SafeLoader):

@@ -147,6 +147,8 @@ def _optional_usd(name: str, raw: str) -> int | None:
         raise SettingsError(f"{name} must be an amount of dollars like 25 or 12.50, got {raw!r}") from None
     if not value.is_finite() or value <= 0:
         raise SettingsError(f"{name} must be above 0, got {raw!r}")
+    if value > 9_000_000:  # the counters compare exactly up to 2^53 nano-dollars (bedrock_usage/dollar_limits.py)
+        raise SettingsError(f"{name} must be at most 9000000 dollars, got {raw!r}")
     return nanos_of(value)
 
 

@@ -114,6 +114,7 @@ class CountResult:
     duplicate_logs: int = 0
     new_cost: dict[str, int] = field(default_factory=dict)  # team charged ('' = not known yet) → nano-dollars
     new_tokens: list[int] = field(default_factory=lambda: [0] * 5)  # of the new logs, by part (TOKEN_PARTS)
+    new_log_ids: set[str] = field(default_factory=set)  # request IDs of the logs counted for the first time
     pending: list[PendingDecision] = field(default_factory=list)
     handed: list[HandOff] = field(default_factory=list)  # counted for their teams; removed once committed
     settled: list[str] = field(default_factory=list)  # people whose held events went to their team
@@ -245,6 +246,7 @@ class Counters:
             if flag == "1":
                 cost, *tokens = (int(n) for n in kind[1:].split(","))
                 result.new_logs += 1
+                result.new_log_ids.add(event.split("\x1f", 3)[2])
                 result.new_cost[group.team] = result.new_cost.get(group.team, 0) + cost
                 result.new_tokens = [a + b for a, b in zip(result.new_tokens, tokens, strict=True)]
             else:

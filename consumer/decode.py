@@ -17,13 +17,12 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from bedrock_usage.identity import IdentityError, IdentityType, Principal, principal_from_identity, without_path
+from bedrock_usage.identity import IdentityError, Principal, principal_from_identity
 from consumer import invocation_log
 from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, Rejected, Skipped, utc_time
 
@@ -48,7 +47,6 @@ class Decoder:
         self._session_roles = tuple(session_roles)
         self._principals: dict[tuple[Any, ...], Principal] = {}
         self._log_principals: dict[str, Principal] = {}
-        self._role_arns: dict[str, str] = {}  # role ARN without its path → with it (as CloudTrail gives it)
 
     def decode(self, data: bytes) -> list[Decoded]:
         try:
@@ -59,7 +57,7 @@ class Decoder:
 
     def decode_document(self, document: Any, raw: bytes) -> list[Decoded]:
         if not isinstance(document, dict):
-            return [Rejected("unknown_shape", f"a JSON {type(document).__name__}, not an object", raw, 0)]
+            return [Rejected("unknown_shape", f"a JSON {type(document).__name__}, not an object", _safe_raw(raw), 0)]
         if "detail-type" in document and "detail" in document:
             return [self._one(self._from_envelope, document, raw, 0)]
         if isinstance(document.get("Records"), list):
@@ -83,7 +81,7 @@ class Decoder:
         try:
             result: Decoded = parse(document)
         except _Malformed as bad:
-            return Rejected(bad.reason, bad.detail, _dump(document) if raw is None else raw, index)
+            return Rejected(bad.reason, bad.detail, _safe_raw(_dump(document) if raw is None else raw), index)
         return result
 
     def _log(self, document: dict[str, Any], raw: bytes, index: int) -> Decoded:
@@ -95,20 +93,12 @@ class Decoder:
             return Rejected("unknown_identity", str(error), invocation_log.redact(document, raw), index)
 
     def _log_principal(self, arn: str) -> Principal:
+        # A role's path, which a log's ARN lacks, is restored by consumer/role_paths.py, stably.
         principal = self._log_principals.get(arn)
-        if principal is not None:
-            return principal
-        principal = invocation_log.principal_from_arn(arn, self._session_roles)
-        if principal.identity_type is IdentityType.ROLE:
-            # A log's assumed-role ARN lacks the role's path, which its CloudTrail key has: take the role
-            # ARN from the calls seen (RolePaths asks MySQL for the others).
-            known = self._role_arns.get(principal.key)
-            if known is None:
-                return principal  # not cached: a call of that role may teach its path later
-            principal = replace(principal, key=known, arn=known, role_arn=known)
-        if len(self._log_principals) >= _PRINCIPAL_CACHE:
-            self._log_principals.clear()
-        self._log_principals[arn] = principal
+        if principal is None:
+            if len(self._log_principals) >= _PRINCIPAL_CACHE:
+                self._log_principals.clear()
+            principal = self._log_principals[arn] = invocation_log.principal_from_arn(arn, self._session_roles)
         return principal
 
     def _from_envelope(self, envelope: Mapping[str, Any]) -> Decoded:
@@ -173,10 +163,7 @@ class Decoder:
             if cacheable:
                 if len(self._principals) >= _PRINCIPAL_CACHE:
                     self._principals.clear()
-                    self._role_arns.clear()
                 self._principals[key] = principal
-            if principal.identity_type is IdentityType.ROLE and principal.role_arn:
-                self._role_arns[without_path(principal.role_arn)] = principal.role_arn
         return principal
 
     def _from_subscription(self, payload: Mapping[str, Any], raw: bytes) -> list[Decoded]:

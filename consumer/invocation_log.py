@@ -95,18 +95,24 @@ def redact(document: Any, raw: bytes) -> bytes:
     size and digest of the original (the record itself stays in the stream for its retention)."""
     kept: dict[str, Any] = {"redacted": True, "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
     if isinstance(document, dict):
-        for name in _SAFE_FIELDS:
-            if name in document:
-                value = document[name]
-                if name == "identity":
-                    value = {"arn": value.get("arn")} if isinstance(value, dict) else None
-                kept[name] = value if isinstance(value, str | int | dict) or value is None else repr(value)[:64]
+        identity = document.get("identity")
+        fields = {name: document.get(name) for name in _SAFE_FIELDS if name != "identity"}
+        fields["identity.arn"] = identity.get("arn") if isinstance(identity, dict) else None
+        for name, value in fields.items():
+            if _scalar(value):
+                kept[name] = value[:256] if isinstance(value, str) else value
         for section in ("input", "output"):
             part = document.get(section)
             if isinstance(part, dict):
-                kept[section] = {k: part[k] for k in _SAFE_SECTION_FIELDS if k in part}
+                kept[section] = {k: part[k][:64] if isinstance(part[k], str) else part[k]
+                                 for k in _SAFE_SECTION_FIELDS if _scalar(part.get(k))}
     dumped = orjson.dumps(kept)
     return dumped if len(dumped) <= 4096 else orjson.dumps({k: kept[k] for k in ("redacted", "bytes", "sha256")})
+
+
+def _scalar(value: Any) -> bool:
+    """What may be kept of a field that should hold a string or a count: never an object or a list."""
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def redact_text(raw: bytes) -> bytes:

@@ -28,7 +28,8 @@ from bedrock_usage.identity import IdentityType, Principal
 
 # What the lookups call, declared beside them (infra/ grants exactly this: tests/unit/test_infra.py).
 IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
-    {"Sid": "ReadPeoplesTags", "Action": ["iam:ListUserTags", "iam:ListRoleTags"],
+    # GetRole: a role's path, which its invocation logs lack (consumer/role_paths.py).
+    {"Sid": "ReadPeoplesTags", "Action": ["iam:ListUserTags", "iam:ListRoleTags", "iam:GetRole"],
      "Resource": ["arn:aws:iam::*:user/*", "arn:aws:iam::*:role/*"]},
     {"Sid": "ReadIdentityCenterPeople",
      "Action": ["identitystore:GetUserId", "identitystore:DescribeUser",

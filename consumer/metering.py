@@ -21,22 +21,34 @@ from bedrock_usage.pricing.model_ids import ModelRef, parse_model_id
 from bedrock_usage.pricing.profiles import InferenceProfiles, ProfileLookupUnavailable
 from bedrock_usage.pricing.rates import Charge, PriceStatus
 from consumer.events import InvocationLog
+from consumer.role_paths import RoleLookupUnavailable
 from consumer.rows import Unpriced
 
 log = logging.getLogger(__name__)
 
 _MODEL_CACHE = 10_000
-# Retried like an outage, nothing checkpointed: GetInferenceProfile throttled or unreachable, or a price
-# table emptied by hand (a call is never charged nothing; `bedrockctl prices import` ends it).
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ProfileLookupUnavailable, NoPrices)
+# Retried like an outage, nothing checkpointed: GetInferenceProfile or GetRole throttled or unreachable,
+# or a price table emptied by hand (a call is never charged nothing; `bedrockctl prices import` ends it).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ProfileLookupUnavailable, RoleLookupUnavailable, NoPrices)
 
 
 @dataclass(frozen=True, slots=True)
 class Metered:
-    """The charges of a batch's logs (in order), and the models it charged at the fallback."""
+    """The charges of a batch's logs, in order."""
 
     charges: list[Charge]
-    unpriced: list[Unpriced]
+
+    def unpriced(self, logs: Sequence[InvocationLog], new: set[str]) -> list[Unpriced]:
+        """The models charged at the fallback, counting only the logs charged for the first time (`new`
+        request IDs): a replayed batch adds nothing."""
+        seen: dict[str, list[datetime]] = {}
+        fallbacks: dict[str, str | None] = {}
+        for entry, charge in zip(logs, self.charges, strict=True):
+            if charge.status is PriceStatus.FALLBACK and entry.request_id in new:
+                seen.setdefault(entry.model_id, []).append(entry.timestamp.replace(tzinfo=None))
+                fallbacks[entry.model_id] = charge.price_model
+        return [Unpriced(model, fallbacks[model], len(times), min(times), max(times))
+                for model, times in sorted(seen.items())]
 
 
 class Metering:
@@ -59,23 +71,17 @@ class Metering:
         self._models: dict[str, ModelRef] = {}
 
     def charge(self, logs: Sequence[InvocationLog]) -> Metered:
-        """Price every log; a model without a price is charged at the fallback and listed."""
+        """Price every log; a model without a price is charged at the fallback."""
         if not logs:
-            return Metered([], [])
+            return Metered([])
         book = self._current_book()
         models = self._model_refs({entry.model_id for entry in logs})
-        charges: list[Charge] = []
-        unpriced: dict[str, list[datetime]] = {}
-        fallbacks: dict[str, str | None] = {}
-        for entry in logs:
-            charge = book.charge(models[entry.model_id], entry.region, entry.tier, entry.timestamp.date(),
-                                 entry.tokens)
-            charges.append(charge)
-            if charge.status is PriceStatus.FALLBACK:
-                unpriced.setdefault(entry.model_id, []).append(entry.timestamp.replace(tzinfo=None))
-                fallbacks[entry.model_id] = charge.price_model
-        return Metered(charges, [Unpriced(model, fallbacks[model], len(times), min(times), max(times))
-                                 for model, times in sorted(unpriced.items())])
+        try:
+            return Metered([book.charge(models[e.model_id], e.region, e.tier, e.timestamp.date(), e.tokens)
+                            for e in logs])
+        except NoPrices:
+            self._checked_at = float("-inf")  # the retry reads the table again
+            raise
 
     def _current_book(self) -> PriceBook:
         now = self._monotonic()

@@ -43,7 +43,7 @@ from consumer.metrics import TOKEN_PARTS, ConsumerMetrics
 from consumer.plan import Planner
 from consumer.records import InputRecord
 from consumer.role_paths import RolePaths
-from consumer.rows import DeadLetter
+from consumer.rows import DeadLetter, Unpriced
 from consumer.store import Store, WriteResult
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class _Batch:
     # charged when the batch was first counted (a team change in between): the row follows Redis.
     recharge: list[tuple[date, datetime, str, str]] = field(default_factory=list)
     recharge_logs: list[tuple[date, datetime, str, str]] = field(default_factory=list)  # by requestId
+    unpriced: list[Unpriced] = field(default_factory=list)  # models of new logs charged at the fallback
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class Processor:
         now = self._clock()
         result = BatchResult(records=len(records))
         calls, decoded_logs, letters = self._decode(records, now.replace(tzinfo=None), result)
+        self._role_paths.learn(call.principal for call, _ in calls)
         logs = list(zip(self._role_paths.canonical([entry for entry, _ in decoded_logs]),
                         [record for _, record in decoded_logs], strict=True))
         entries = self._directory.resolve([call.principal for call, _ in calls] + [e.principal for e, _ in logs])
@@ -243,6 +245,7 @@ class Processor:
                 held[item.person] = held.get(item.person, 0) + 1
             self._nonces[batch.nonce] = held
         batch.recharge, batch.recharge_logs = self._recharged(counted, batch)
+        batch.unpriced = batch.metered.unpriced([entry for entry, _ in batch.logs], counted.new_log_ids)
         # Counted now, whatever happens next: a retry of this batch will find these calls seen.
         self._metrics.events.labels("call", "new").inc(counted.new - counted.new_logs)
         self._metrics.events.labels("call", "duplicate").inc(counted.duplicates - counted.duplicate_logs)
@@ -283,7 +286,7 @@ class Processor:
             self._store.commit(result.decisions, decided_at=batch.decided_at,
                                settle=[(a.id, a.team) for _, a in batch.settle], settle_since=batch.settle_since,
                                unknown=batch.unknown, days=batch.days, recharge=batch.recharge,
-                               recharge_logs=batch.recharge_logs, unpriced=batch.metered.unpriced)
+                               recharge_logs=batch.recharge_logs, unpriced=batch.unpriced)
         except BaseException:
             self._redis.submit(self._abandon, batch, pending)
             raise
@@ -293,7 +296,7 @@ class Processor:
         result.rows_inserted = written.calls_inserted
         result.logs_inserted = written.logs_inserted
         result.dead_letters = written.dead_letters
-        for unpriced in batch.metered.unpriced:
+        for unpriced in batch.unpriced:
             self._metrics.unpriced_calls.labels(unpriced.model).inc(unpriced.calls)
         self._metrics.records.inc(result.records)
         self._metrics.events.labels("call", "beyond_horizon").inc(result.beyond_horizon)

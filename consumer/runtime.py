@@ -41,6 +41,7 @@ class Runtime:
     session: MySQLSession  # the processor's MySQL thread
     directory_session: MySQLSession  # the caller's thread: principals, limits sync, rebuild
     directory: Directory
+    profiles: InferenceProfiles
 
     def reset_connections(self) -> None:
         """After a transient failure: drop the MySQL connections (Redis reconnects by itself), once
@@ -48,12 +49,14 @@ class Runtime:
         self.processor.drain()
         self.session.reset()
         self.directory_session.reset()
+        self.profiles.close()  # its session reconnects on next use
 
     def close(self) -> None:
         self.processor.close()
         self.directory.close()
         self.session.close()
         self.directory_session.close()
+        self.profiles.close()
         with contextlib.suppress(Exception):
             self.redis.close()
 
@@ -72,13 +75,18 @@ def build(
     session = MySQLSession(settings.mysql)
     metrics = ConsumerMetrics(registry)
     directory_session = MySQLSession(settings.mysql)
+    # The profile resolver commits and rolls back on its own MySQL session (opened on first use).
+    profiles = InferenceProfiles.from_settings(settings)
 
     def failed(key: str, error: LookupFailed, lasting: bool) -> None:
         metrics.lookup_failures.labels(error.code, "true" if lasting else "false").inc()
 
+    # IAM of our own account (a caller of another account is not looked up): people's tags, roles' paths.
+    iam = aws.client(settings, "iam") if lookups and settings.team_tag_lookup else None
+    account = aws.account_id(settings) if iam is not None else ""
     directory = Directory(
         directory_session, settings.default_team,
-        lookups=_lookups(settings) if lookups else None,
+        lookups=_lookups(settings, iam, account) if lookups else None,
         wait_seconds=settings.team_lookup_wait_ms / 1000,
         refresh_seconds=settings.directory_refresh_seconds,
         relookup_seconds=settings.team_lookup_max_age_seconds,
@@ -96,12 +104,12 @@ def build(
     # Prices and role paths are read on the caller's thread, like the directory: its session.
     metering = Metering(directory_session, fallback=settings.price_fallback,
                         refresh_seconds=settings.prices_refresh_seconds,
-                        profiles=_profiles(settings, directory_session))
+                        profiles=profiles)
     processor = Processor(
         decoder=Decoder(settings.session_roles),
         directory=directory,
         metering=metering,
-        role_paths=RolePaths(directory_session),
+        role_paths=RolePaths(directory_session, iam=iam, account_id=account),
         counters=counters,
         store=Store(session, settings.default_team),
         timezone_=settings.quota_timezone,
@@ -111,16 +119,10 @@ def build(
         clock=clock,
         sweep_seconds=settings.directory_refresh_seconds,
     )
-    return Runtime(processor, metrics, client, session, directory_session, directory)
+    return Runtime(processor, metrics, client, session, directory_session, directory, profiles)
 
 
-def _profiles(settings: Settings, session: MySQLSession) -> InferenceProfiles:
-    # The profile's Region's control plane (an ARN names it); answers shared through MySQL.
-    return InferenceProfiles(session, lambda region: aws.client(settings, "bedrock", region=region),
-                             max_age_seconds=settings.inference_profile_max_age_seconds)
-
-
-def _lookups(settings: Settings) -> Lookups:
+def _lookups(settings: Settings, iam: Any | None, account: str) -> Lookups:
     clients: dict[str | None, Any] = {}
     lock = threading.Lock()
 
@@ -132,9 +134,6 @@ def _lookups(settings: Settings) -> Lookups:
                 clients[region] = aws.client(settings, "identitystore", region=region)
             return clients[region]
 
-    iam = aws.client(settings, "iam") if settings.team_tag_lookup else None
-    # Whose IAM users and roles we may read: ours. (A caller of another account is not looked up.)
-    account = aws.account_id(settings) if settings.team_tag_lookup else ""
     return Lookups(iam=iam, identity_store=identity_store, account_id=account)
 
 

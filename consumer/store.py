@@ -89,6 +89,8 @@ class Store:
         self._default_team = default_team
         self._models = Dimension("models", "model_id", hashed=False)
         self._agents = Dimension("user_agents", "user_agent", hashed=True)
+        # The staged batch's calls and logs, joined once it is committed (the MySQL thread's only).
+        self._to_join: tuple[Sequence[CallRow], Sequence[LogRow]] = ((), ())
 
     def stage(
         self, calls: Sequence[CallRow], dead_letters: Sequence[DeadLetter], logs: Sequence[LogRow] = ()
@@ -114,12 +116,12 @@ class Store:
                     logged, bad_logs = self._logs_one_by_one(cur, logs, log_refs)
                     letters += bad + bad_logs
                     rejected = len(bad) + len(bad_logs)
-                self._join(cur, calls, logs)
                 if letters:
                     cur.executemany(_DEAD_SQL, [_dead_row(d) for d in letters])
         except BaseException:
             _quiet_rollback(conn)
             raise
+        self._to_join = (calls, logs)
         return WriteResult(inserted, len(letters), rejected, logged)
 
     def _log_refs(self, cur: pymysql.cursors.Cursor, logs: Sequence[LogRow]) -> list[tuple[int, int | None]]:
@@ -155,9 +157,13 @@ class Store:
                 ))
         return inserted, bad
 
-    @staticmethod
-    def _join(cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], logs: Sequence[LogRow]) -> None:
-        """Give the calls of this batch their logs' tokens and cost, and the logs of this batch their calls."""
+    def _join(self, conn: pymysql.connections.Connection) -> None:
+        """Give the calls of the batch just committed their logs' tokens and cost, and its logs their calls.
+        A transaction of its own, after the batch's: its locks are held for a moment, not for the whole
+        batch (a call and its log usually come through different shards, whose batches then overlap). If
+        it fails, the batch is redone and joins again (the join only fills rows still without tokens)."""
+        calls, logs = self._to_join
+        self._to_join = ((), ())
         call_ids = sorted({c.request_id for c in calls if c.request_id})
         log_ids = sorted({r.request_id for r in logs})
         for ids, side, dates in ((call_ids, "c", [c.event_date for c in calls]),
@@ -166,10 +172,12 @@ class Store:
                 continue
             # A call's log comes within minutes; a day either side covers midnight and time zones.
             low, high = min(dates) - timedelta(days=1), max(dates) + timedelta(days=1)
-            for start in range(0, len(ids), _ROWS_PER_STATEMENT):
-                chunk = ids[start:start + _ROWS_PER_STATEMENT]
-                cur.execute(_JOIN_SET + f"{side}.request_id IN (" + ",".join(["%s"] * len(chunk)) + ")",
-                            [low, high, *chunk])
+            with conn.cursor() as cur:
+                for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+                    chunk = ids[start:start + _ROWS_PER_STATEMENT]
+                    cur.execute(_JOIN_SET + f"{side}.request_id IN (" + ",".join(["%s"] * len(chunk)) + ")",
+                                [low, high, *chunk])
+        conn.commit()
 
     def commit(
         self, decisions: Sequence[Decision], decided_at: datetime, *, settle: Sequence[tuple[int, str]] = (),
@@ -213,11 +221,13 @@ class Store:
                         cur.executemany(f"UPDATE {table} SET team = %s WHERE event_date = %s AND event_time = %s"
                                         f" AND {key} = %s", [(team, day, at, ident) for day, at, ident, team in rows])
             conn.commit()
+            self._join(conn)
         except BaseException:
             _quiet_rollback(conn)
             raise
 
     def abort(self) -> None:
+        self._to_join = ((), ())
         _quiet_rollback(self._session.conn)
 
     def write(

@@ -12,7 +12,7 @@ from bedrock_usage.quota import Decision, Kind, Quota
 # When several quotas are used up, the block that stands — and is named in its reason and message — is
 # the one that lasts longest: a monthly quota before a daily one. For the same period, cost before
 # requests: money is what the budget is for, and "$50.00 of $50.00" tells the person more than a
-# request count. Highest rank first.
+# request count. Lowest rank first (the rank is the index).
 BLOCKING_ORDER = (Quota.DAILY_REQUESTS, Quota.DAILY_COST, Quota.MONTHLY_REQUESTS, Quota.MONTHLY_COST)
 
 

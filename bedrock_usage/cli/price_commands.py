@@ -1,15 +1,14 @@
 """bedrockctl's price commands: prices import / show / missing.
 
-`prices sync` (the Price List API, bedrock_usage/pricing/price_list.py) goes through `write_table`, the
-same path as `import`: it shows what changes, and writes nothing with --dry-run. `add_parsers` returns
-the `prices` sub-command group for it to be registered in.
+`prices sync` (bedrock_usage/cli/price_sync_command.py) writes through the same `import_table`: it shows
+what changes, and writes nothing with --dry-run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from bedrock_usage.settings import Settings
 
 
 def today(settings: Settings) -> date:
-    """The import's day: prices without an `effective:` date apply from it (in QUOTA_TIMEZONE, the
-    zone of the quota days calls are counted in)."""
-    return datetime.now(settings.quota_timezone).date()
+    """The import's day: prices without an `effective:` date apply from it. In UTC, the day a call is
+    priced on (AWS bills by the UTC day)."""
+    return datetime.now(UTC).date()
 
 
 def write_table(settings: Settings, prices: PriceTable, *, dry_run: bool, origin: str) -> int:

@@ -94,12 +94,6 @@ def provider_of(model: str) -> str | None:
     return parse_model_id(model).provider
 
 
-def is_base_model_id(text: str) -> bool:
-    """A base model ID (what the price table is keyed by), not a profile, an ARN or garbage."""
-    ref = parse_model_id(text)
-    return ref.kind == ModelIdKind.BASE and ref.model == text
-
-
 def _plain(model_id: str, text: str) -> ModelRef | None:
     """A base model ID or a system-defined profile ID (`prefix.provider.model`)."""
     head, _, rest = text.partition(".")

@@ -120,6 +120,7 @@ class InferenceProfiles:
         *,
         max_age_seconds: int,
         failure_max_age_seconds: int = 600,
+        give_up_after_seconds: int = 300,
         workers: int = 4,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -131,6 +132,8 @@ class InferenceProfiles:
         self._workers = workers
         self._clock = clock
         self._known: dict[str, Profile] = {}
+        self._failing_since: dict[str, datetime] = {}  # transient failures, first seen
+        self._give_up = timedelta(seconds=give_up_after_seconds)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -188,6 +191,20 @@ class InferenceProfiles:
             if not profile.resolved:
                 log.warning("inference profile unresolved", extra={"arn": profile.arn, "error": profile.error})
         failed = [(arn, o) for arn, o in zip(arns, outcomes, strict=True) if isinstance(o, str)]
+        with self._lock:
+            for profile in final:
+                self._failing_since.pop(profile.arn, None)
+            for arn, _ in failed:
+                self._failing_since.setdefault(arn, now)
+            # Unavailable for too long (an endpoint that never answers, an unknown error): the calls are
+            # charged at the fallback rather than the whole shard waiting — asked again later as a failure.
+            given_up = [(arn, detail) for arn, detail in failed if now - self._failing_since[arn] >= self._give_up]
+        if given_up:
+            lasting = [_unresolved(arn, f"unavailable for {self._give_up}: {detail}", now) for arn, detail in given_up]
+            self._write(lasting)
+            self._remember(lasting)
+            final += lasting
+            failed = [(arn, detail) for arn, detail in failed if arn not in dict(given_up)]
         if failed:
             raise ProfileLookupUnavailable([arn for arn, _ in failed], failed[0][1])
         return {p.arn: p for p in final}

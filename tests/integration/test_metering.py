@@ -157,3 +157,27 @@ def test_a_logged_role_is_charged_to_the_key_its_calls_have(
     usage = RedisState(redis_client, Keys("test")).usage(
         Scope.USER, "arn:aws:iam::111122223333:role/build/ci-runner", DAY)
     assert (usage["req"], usage["logs"]) == (1, 1)
+
+
+def test_a_logs_role_key_is_decided_once_so_a_replay_never_charges_it_twice(
+    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+) -> None:
+    """Logged before any CloudTrail call of its role: the path-less key is decided and kept. The role's
+    call (with its path) comes later; replaying the log then must meet the seen set it was counted in."""
+    log = load_event("invocation-log-no-body.json")
+    log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = InputRecord(orjson.dumps(log), "shardId-000000000000", "1")
+    make_runtime().processor.process([record])
+    trail = load_event("eventbridge-invokemodel-iamuser.json")
+    trail["detail"]["eventTime"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    trail["detail"]["userIdentity"] = {
+        "type": "AssumedRole", "principalId": "AROAEXAMPLEID:s1", "accountId": "111122223333",
+        "arn": "arn:aws:sts::111122223333:assumed-role/ci-runner/s1",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID",
+                                             "arn": "arn:aws:iam::111122223333:role/build/ci-runner"}}}
+    replay = make_runtime().processor.process([*records([trail]), record])
+    assert (replay.logs_new, replay.new) == (0, 1)
+    state = RedisState(redis_client, Keys("test"))
+    assert state.usage(Scope.USER, "arn:aws:iam::111122223333:role/ci-runner", DAY)["logs"] == 1
+    assert "logs" not in state.usage(Scope.USER, "arn:aws:iam::111122223333:role/build/ci-runner", DAY)
+    assert _one(mysql, "SELECT quota_key FROM role_keys") == "arn:aws:iam::111122223333:role/ci-runner"

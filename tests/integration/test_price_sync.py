@@ -97,7 +97,6 @@ def test_the_sync_parser_takes_the_price_list_endpoints_only() -> None:
 
 
 def test_sync_imports_the_table_from_today(conn: pymysql.connections.Connection) -> None:
-    pytest.importorskip("bedrock_usage.pricing.store", reason="import_table is helper 'prices' (merged later)")
     client, stubber = stub_price_list()
     with stubber:
         assert sync(conn, client, dry_run=False, out=io.StringIO()) == 0

@@ -46,10 +46,10 @@ users:
 
 def test_a_float_would_not_be_exact_the_loader_is() -> None:
     # A float is already rounded (0.3 is 0.29999999999999998889…): read as written, the limit is exactly 0.3.
-    quota = parse(f'users:\n  "{ALICE}": {{daily_cost_limit_usd: 0.3, monthly_cost_limit_usd: 9999999.9999}}\n')
+    quota = parse(f'users:\n  "{ALICE}": {{daily_cost_limit_usd: 0.3, monthly_cost_limit_usd: 8999999.9999}}\n')
     assert quota.people[ALICE].limits.daily_cost == 300_000_000
-    # As a float it is 9999999.99990000016987…: exact here, through Decimal of the text.
-    assert quota.people[ALICE].limits.monthly_cost == 9_999_999_999_900_000
+    # As a float it is 8999999.99990000016987…: exact here, through Decimal of the text.
+    assert quota.people[ALICE].limits.monthly_cost == 8_999_999_999_900_000
 
 
 @pytest.mark.parametrize(("value", "problem"), [
@@ -62,7 +62,7 @@ def test_a_float_would_not_be_exact_the_loader_is() -> None:
     ("[1]", "must be an amount of dollars like 25 or 12.50, got [1]"),
     (".inf", "must be an amount of dollars like 25 or 12.50, got '.inf'"),
     ("12.00001", "12.00001 has more than 4 decimal places"),
-    ("1000000000.5", "1000000000.5 is above the largest limit, 1000000000 dollars"),
+    ("9000000.5", "9000000.5 is above the largest limit, 9000000 dollars"),
 ])
 def test_a_bad_cost_limit_names_its_entry_and_field(value: str, problem: str) -> None:
     assert problems(f'users:\n  "{ALICE}": {{daily_cost_limit_usd: {value}}}\n') == [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bedrock_usage.pricing.model_ids import ModelIdKind, ModelRef, is_base_model_id, parse_model_id, provider_of
+from bedrock_usage.pricing.model_ids import ModelIdKind, ModelRef, parse_model_id, provider_of
 from bedrock_usage.pricing.rates import PriceScope
 
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -85,11 +85,7 @@ def test_garbage_is_unknown_never_an_exception(model_id: str) -> None:
     assert ref == ModelRef(model_id, ModelIdKind.UNKNOWN, None, REGIONAL, None)
 
 
-def test_provider_of_and_base_model_ids() -> None:
+def test_provider_of() -> None:
     assert provider_of(f"global.{SONNET}") == "anthropic"
     assert provider_of("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0") == "amazon"
     assert provider_of("garbage") is None
-    assert is_base_model_id(SONNET)
-    assert not is_base_model_id(f"us.{SONNET}")
-    assert not is_base_model_id(f"arn:aws:bedrock:us-east-1::foundation-model/{SONNET}")
-    assert not is_base_model_id(f" {SONNET}")

@@ -1,10 +1,12 @@
--- What calls cost: tokens and prices from the model invocation logs, and cost quotas.
+-- What calls cost: tokens and prices from the model invocation logs, and cost quotas (010-018).
 -- Money is exact: DECIMAL dollars here, integer nano-dollars in the code and in Redis (never floats).
-
+-- One statement that changes a table per file: DDL commits as it goes, and a migration interrupted
+-- half-way must be safe to run again (CREATE … IF NOT EXISTS is; a second ALTER would not be).
 -- One row per invocation log record, idempotent on its requestId. The key is the natural key in time
 -- order, like bedrock_calls': a duplicate log or a replay carries the same requestId *and* timestamp.
 -- event_date is the log's day in QUOTA_TIMEZONE (what cost quotas count); partitioned by month like
--- bedrock_calls (`bedrockctl db retention` drops both). request_id joins the call's CloudTrail row.
+-- bedrock_calls (`bedrockctl db retention` drops both). request_id joins the call's CloudTrail row (the
+-- same character set and collation as bedrock_calls.request_id, so that the join uses either index).
 -- model_ref: the modelId as logged (a profile, an ARN…); price_model_ref: the base model it was priced
 -- as (or the fallback model, for an unpriced one). price_status: priced | fallback | provisioned.
 -- cache_split: body (the 5-minute/1-hour split of cache writes was read from the bodies) | assumed_5m
@@ -12,7 +14,7 @@
 CREATE TABLE IF NOT EXISTS invocation_logs (
   event_date            DATE NOT NULL,
   event_time            DATETIME(3) NOT NULL,
-  request_id            VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  request_id            VARCHAR(64) CHARACTER SET ascii NOT NULL,
   principal_id          INT UNSIGNED NOT NULL,
   team                  VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   account_id            VARCHAR(12) CHARACTER SET ascii NOT NULL,
@@ -41,14 +43,6 @@ CREATE TABLE IF NOT EXISTS invocation_logs (
   PARTITION BY RANGE COLUMNS (event_date) (
     PARTITION p_future VALUES LESS THAN (MAXVALUE)
   );
-
--- The call's row holds its log's tokens and cost once both are in (joined on the request ID, in
--- either order). Cache writes by duration; cost to the nano-dollar, as the log row has it.
-ALTER TABLE bedrock_calls
-  CHANGE COLUMN cache_write_tokens cache_write_5m_tokens INT UNSIGNED NULL,
-  ADD COLUMN cache_write_1h_tokens INT UNSIGNED NULL AFTER cache_write_5m_tokens,
-  MODIFY COLUMN cost_usd DECIMAL(18,9) NULL,
-  ADD KEY ix_calls_request (request_id);
 
 -- Prices per million tokens, by base model, region ('*' = any region without a row of its own),
 -- scope (regional | global: a `global.` inference profile bills at the global rate) and tier
@@ -93,28 +87,14 @@ CREATE TABLE IF NOT EXISTS inference_profiles (
   PRIMARY KEY (arn)
 ) ENGINE=InnoDB;
 
--- Cost quotas in dollars (NULL = the DEFAULT_*_COST_LIMIT_USD settings).
-ALTER TABLE principals
-  ADD COLUMN daily_cost_limit_usd   DECIMAL(14,4) NULL,
-  ADD COLUMN monthly_cost_limit_usd DECIMAL(14,4) NULL;
 
-ALTER TABLE teams
-  ADD COLUMN daily_cost_limit_usd   DECIMAL(14,4) NULL,
-  ADD COLUMN monthly_cost_limit_usd DECIMAL(14,4) NULL;
-
--- A cost quota's usage and limit are nano-dollars: wider than requests.
-ALTER TABLE decisions
-  MODIFY COLUMN usage_count BIGINT UNSIGNED NOT NULL,
-  MODIFY COLUMN limit_count BIGINT UNSIGNED NOT NULL;
-
-ALTER TABLE blocks
-  MODIFY COLUMN usage_count BIGINT UNSIGNED NULL,
-  MODIFY COLUMN limit_count BIGINT UNSIGNED NULL;
-
-ALTER TABLE enforcement_actions
-  MODIFY COLUMN usage_count BIGINT UNSIGNED NULL,
-  MODIFY COLUMN limit_count BIGINT UNSIGNED NULL;
-
-ALTER TABLE notifications
-  MODIFY COLUMN usage_count BIGINT UNSIGNED NULL,
-  MODIFY COLUMN limit_count BIGINT UNSIGNED NULL;
+-- The quota key of a role met in an invocation log, whose assumed-role ARN has no role path though the
+-- role's CloudTrail key has it (bedrock_usage.identity): decided once, from the role's CloudTrail events
+-- or IAM GetRole, else the path-less ARN, and kept, so that a log replayed later gets the same key.
+CREATE TABLE IF NOT EXISTS role_keys (
+  pathless_arn  VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  quota_key     VARCHAR(512) NOT NULL,
+  source        VARCHAR(16) CHARACTER SET ascii NOT NULL,
+  decided_at    DATETIME(3) NOT NULL,
+  PRIMARY KEY (pathless_arn)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -1,0 +1,4 @@
+-- A cost quota's usage and limit are nano-dollars: wider than requests.
+ALTER TABLE notifications
+  MODIFY COLUMN usage_count BIGINT UNSIGNED NULL,
+  MODIFY COLUMN limit_count BIGINT UNSIGNED NULL;
