@@ -15,7 +15,9 @@ from enum import StrEnum
 
 from pymysql.connections import Connection
 
-TOKEN_PARTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+from bedrock_usage.pricing.rates import PARTS
+
+TOKEN_PARTS = tuple(f"{part}_tokens" for part in PARTS)  # the invocation_logs columns
 
 
 class By(StrEnum):

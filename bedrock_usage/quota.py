@@ -97,7 +97,11 @@ def nanos_of(dollars: Decimal | str | int) -> int:
 
 def format_usd(nanos: int) -> str:
     """"$41.20": cents, rounded half up (what a person reads in a message or a report)."""
-    return "$" + format(usd(nanos).quantize(Decimal("0.01"), ROUND_HALF_UP), ",f")
+    return format_dollars(usd(nanos))
+
+
+def format_dollars(dollars: Decimal) -> str:
+    return "$" + format(dollars.quantize(Decimal("0.01"), ROUND_HALF_UP), ",f")
 
 
 def threshold_count(limit: int, percent: int) -> int:

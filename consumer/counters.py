@@ -113,7 +113,7 @@ class CountResult:
     new_logs: int = 0
     duplicate_logs: int = 0
     new_cost: dict[str, int] = field(default_factory=dict)  # team charged ('' = not known yet) → nano-dollars
-    new_tokens: list[int] = field(default_factory=lambda: [0] * 5)  # of the new logs, by part (TOKEN_PARTS)
+    new_tokens: list[int] = field(default_factory=lambda: [0] * 5)  # of the new logs, by part (rates.PARTS)
     new_log_ids: set[str] = field(default_factory=set)  # request IDs of the logs counted for the first time
     pending: list[PendingDecision] = field(default_factory=list)
     handed: list[HandOff] = field(default_factory=list)  # counted for their teams; removed once committed

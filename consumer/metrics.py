@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-# The parts of a call's tokens, as `bedrock_usage_tokens_total{part}` names them (rates.Tokens' order).
-TOKEN_PARTS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 

@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bedrock_usage.pricing.rates import PARTS
 from bedrock_usage.quota import Decision, usd
 from consumer.counters import Counters, CountResult, Group, PendingDecision
 from consumer.decode import Decoder
 from consumer.directory import Assignment, Directory
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
 from consumer.metering import Metered, Metering
-from consumer.metrics import TOKEN_PARTS, ConsumerMetrics
+from consumer.metrics import ConsumerMetrics
 from consumer.plan import Planner
 from consumer.records import InputRecord
 from consumer.role_paths import RolePaths
@@ -254,7 +255,7 @@ class Processor:
         self._metrics.invocation_logs.labels("duplicate").inc(counted.duplicate_logs)
         for team, nanos in counted.new_cost.items():  # dollars as a float: for Prometheus only
             self._metrics.cost.labels(team or "(not known yet)").inc(float(usd(nanos)))
-        for part, tokens in zip(TOKEN_PARTS, counted.new_tokens, strict=True):
+        for part, tokens in zip(PARTS, counted.new_tokens, strict=True):
             self._metrics.tokens.labels(part).inc(tokens)
         try:
             self.counters.publish(claimed)

@@ -112,8 +112,13 @@ class Store:
                     conn.rollback()
                     log.warning("batch rejected by the database, retrying rows one by one",
                                 extra={"error": str(error)})
-                    inserted, bad = self._one_by_one(cur, calls, refs)
-                    logged, bad_logs = self._logs_one_by_one(cur, logs, log_refs)
+                    values = Values(cur.connection)
+                    inserted, bad = self._one_by_one(cur, [
+                        (_CALL_SQL_HEAD + values.row(c, ref) + _CALL_SQL_TAIL, c.event_id, c)
+                        for c, ref in zip(calls, refs, strict=True)])
+                    logged, bad_logs = self._one_by_one(cur, [
+                        (_LOG_SQL_HEAD + values.log(r, *ref) + _LOG_SQL_TAIL, f"log {r.request_id}", r)
+                        for r, ref in zip(logs, log_refs, strict=True)])
                     letters += bad + bad_logs
                     rejected = len(bad) + len(bad_logs)
                 if letters:
@@ -137,25 +142,6 @@ class Store:
             chunk = zip(logs[start:start + _ROWS_PER_STATEMENT], refs[start:start + _ROWS_PER_STATEMENT], strict=True)
             inserted += cur.execute(_LOG_SQL_HEAD + ",".join(values.log(r, *ref) for r, ref in chunk) + _LOG_SQL_TAIL)
         return inserted
-
-    @staticmethod
-    def _logs_one_by_one(
-        cur: pymysql.cursors.Cursor, logs: Sequence[LogRow], refs: Sequence[tuple[int, int | None]]
-    ) -> tuple[int, list[DeadLetter]]:
-        inserted, bad = 0, []
-        values = Values(cur.connection)
-        for row, ref in zip(logs, refs, strict=True):
-            cur.execute("SAVEPOINT one_row")
-            try:
-                inserted += cur.execute(_LOG_SQL_HEAD + values.log(row, *ref) + _LOG_SQL_TAIL)
-            except _CONTENT_ERRORS as error:
-                cur.execute("ROLLBACK TO SAVEPOINT one_row")
-                bad.append(DeadLetter(
-                    source="mysql", shard_id=None, sequence_number=None, sub_index=0,
-                    reason="rejected_by_database", detail=f"log {row.request_id}: {error}"[:1024],
-                    raw=repr(row).encode(), received_at=datetime.now(UTC).replace(tzinfo=None),
-                ))
-        return inserted, bad
 
     def _join(self, conn: pymysql.connections.Connection) -> None:
         """Give the calls of the batch just committed their logs' tokens and cost, and its logs their calls.
@@ -259,20 +245,20 @@ class Store:
 
     @staticmethod
     def _one_by_one(
-        cur: pymysql.cursors.Cursor, calls: Sequence[CallRow], refs: Sequence[tuple[int, int | None]]
+        cur: pymysql.cursors.Cursor, statements: Sequence[tuple[str, str, object]]
     ) -> tuple[int, list[DeadLetter]]:
+        """(SQL, what the row is, the row) one at a time: the rows the database rejects become dead letters."""
         inserted, bad = 0, []
-        values = Values(cur.connection)
-        for call, ref in zip(calls, refs, strict=True):
+        for sql, name, row in statements:
             cur.execute("SAVEPOINT one_row")
             try:
-                inserted += cur.execute(_CALL_SQL_HEAD + values.row(call, ref) + _CALL_SQL_TAIL)
+                inserted += cur.execute(sql)
             except _CONTENT_ERRORS as error:
                 cur.execute("ROLLBACK TO SAVEPOINT one_row")
                 bad.append(DeadLetter(
                     source="mysql", shard_id=None, sequence_number=None, sub_index=0,
-                    reason="rejected_by_database", detail=f"{call.event_id}: {error}"[:1024],
-                    raw=repr(call).encode(), received_at=datetime.now(UTC).replace(tzinfo=None),
+                    reason="rejected_by_database", detail=f"{name}: {error}"[:1024],
+                    raw=repr(row).encode(), received_at=datetime.now(UTC).replace(tzinfo=None),
                 ))
         return inserted, bad
 

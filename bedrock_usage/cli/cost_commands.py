@@ -19,6 +19,7 @@ from bedrock_usage import db
 from bedrock_usage.cli.commands import table
 from bedrock_usage.cost_report import HEADERS, By, Line, spend, total
 from bedrock_usage.periods import local_day
+from bedrock_usage.quota import format_dollars
 from bedrock_usage.settings import Settings
 
 COLUMNS = ("requests", "input", "output", "cache read", "cache write 5m", "cache write 1h", "cost usd", "share")
@@ -44,18 +45,14 @@ def days(args: argparse.Namespace, today: date) -> tuple[date, date]:
     return start, end
 
 
-def _cents(dollars: Decimal) -> str:
-    return "$" + format(dollars.quantize(Decimal("0.01"), ROUND_HALF_UP), ",f")
-
-
 def _percent(share: Decimal) -> str:
     return format((share * 100).quantize(Decimal("0.1"), ROUND_HALF_UP), "f") + "%"
 
 
 def rows_for_table(lines: Sequence[Line], width: int) -> list[list[Any]]:
     whole = total(lines)
-    body = [[*x.key, x.requests, *x.tokens, _cents(x.cost), _percent(x.share(whole.cost))] for x in lines]
-    return [*body, ["total", *[""] * (width - 1), whole.requests, *whole.tokens, _cents(whole.cost),
+    body = [[*x.key, x.requests, *x.tokens, format_dollars(x.cost), _percent(x.share(whole.cost))] for x in lines]
+    return [*body, ["total", *[""] * (width - 1), whole.requests, *whole.tokens, format_dollars(whole.cost),
                     "100.0%" if whole.cost else "-"]]
 
 

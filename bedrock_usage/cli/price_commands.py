@@ -17,8 +17,8 @@ from bedrock_usage.cli.commands import table
 from bedrock_usage.cli.output import rejected
 from bedrock_usage.cli.price_sync_command import add_sync_parser
 from bedrock_usage.pricing import store
-from bedrock_usage.pricing.price_file import PARTS, PriceFileError, load_price_file
-from bedrock_usage.pricing.rates import PriceTable
+from bedrock_usage.pricing.price_file import PriceFileError, load_price_file
+from bedrock_usage.pricing.rates import PARTS, PriceTable
 from bedrock_usage.settings import Settings
 
 

@@ -28,11 +28,10 @@ from decimal import Decimal
 from typing import Any
 
 from bedrock_usage.pricing.model_ids import ModelRef, provider_of
-from bedrock_usage.pricing.rates import STANDARD_TIER, Charge, PriceScope, PriceStatus, Rates, Tokens
+from bedrock_usage.pricing.rates import ANY_REGION, STANDARD_TIER, Charge, PriceScope, PriceStatus, Rates, Tokens
 
 log = logging.getLogger(__name__)
 
-ANY_REGION = "*"
 FALLBACK_PROVIDER = "provider"
 FALLBACK_DEAREST = "dearest"
 _MEMO_LIMIT = 50_000  # (model, region, scope, tier, day) lookups remembered; cleared when full

@@ -27,13 +27,11 @@ from typing import Any
 import yaml
 
 from bedrock_usage.pricing.model_ids import ModelIdKind, parse_model_id
-from bedrock_usage.pricing.rates import STANDARD_TIER, PriceEntry, PriceScope, PriceTable, Rates
+from bedrock_usage.pricing.rates import ANY_REGION, PARTS, STANDARD_TIER, PriceEntry, PriceScope, PriceTable, Rates
 
 CURRENCY = "USD"  # costs are kept in nano-dollars: a price in another currency cannot be added to them
 FIELDS = ("currency", "source", "effective", "prices")
 ENTRY_FIELDS = ("model", "region", "scope", "tier", "per_million")
-PARTS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")  # the Rates fields, in order
-ANY_REGION = "*"
 
 # Column sizes and precision of `prices` (sql/010_cost.sql): a longer value or a finer price would fail
 # half-way through the import, or be rounded silently.

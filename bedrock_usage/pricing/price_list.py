@@ -33,8 +33,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from bedrock_usage.pricing.price_list_rows import PARTS, Skip, classify, usd_text
-from bedrock_usage.pricing.rates import PriceEntry, PriceScope, PriceTable, Rates
+from bedrock_usage.pricing.price_list_rows import Skip, classify, usd_text
+from bedrock_usage.pricing.rates import PARTS, PriceEntry, PriceScope, PriceTable, Rates
 
 log = logging.getLogger(__name__)
 

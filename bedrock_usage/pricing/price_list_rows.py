@@ -34,7 +34,6 @@ from typing import Any
 from bedrock_usage.pricing import price_list_titles
 from bedrock_usage.pricing.rates import STANDARD_TIER, PriceScope
 
-PARTS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")  # Rates' fields
 TIERS = (STANDARD_TIER, "flex", "priority", "batch", "latency-optimized")
 
 _PREFIX = re.compile(r"^([A-Z]{2,4}[0-9]?)-(?:MP:[A-Z0-9]+_)?")

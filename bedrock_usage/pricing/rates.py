@@ -33,6 +33,8 @@ class CacheSplit(StrEnum):
 
 
 STANDARD_TIER = "standard"
+ANY_REGION = "*"  # a price for every Region without a row of its own
+PARTS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")  # Tokens' and Rates' fields, in order
 
 
 @dataclass(frozen=True, slots=True)

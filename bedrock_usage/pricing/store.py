@@ -15,9 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from bedrock_usage.db import from_db
-from bedrock_usage.pricing.book import ANY_REGION, PriceRow, read_rows
-from bedrock_usage.pricing.price_file import PARTS
-from bedrock_usage.pricing.rates import PriceEntry, PriceScope, PriceTable, Rates
+from bedrock_usage.pricing.book import PriceRow, read_rows
+from bedrock_usage.pricing.rates import ANY_REGION, PARTS, PriceEntry, PriceScope, PriceTable, Rates
 
 
 class Change(StrEnum):
