@@ -14,7 +14,7 @@ from bedrock_usage import db, directory_state, json_decimal, limits, migrate, pa
 from bedrock_usage.cli.output import rejected
 from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
-from bedrock_usage.quota import Limits, format_usd, usd
+from bedrock_usage.quota import Limits, Quota, format_usd, usd
 from bedrock_usage.redis_state import RedisState, redis_client
 from bedrock_usage.settings import Settings
 from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
@@ -237,8 +237,12 @@ def decisions(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2, default=str))
     else:
-        print(table(names[:9], [(r[0].replace(tzinfo=UTC).isoformat(timespec="seconds"), *r[1:9])
-                                 for r in rows]))
+        # A cost quota's usage and limit are nano-dollars (so in --json): shown here in dollars.
+        def amount(quota: str, value: int) -> object:
+            return format_usd(int(value)) if Quota(quota).cost else value
+
+        print(table(names[:9], [(r[0].replace(tzinfo=UTC).isoformat(timespec="seconds"), *r[1:7],
+                                 amount(r[4], r[7]), amount(r[4], r[8])) for r in rows]))
     return 0
 
 

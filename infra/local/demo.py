@@ -450,7 +450,7 @@ def mail_story(settings: Settings, moto: MotoServer, notifier: Service, work: Pa
         print(f"{index:>2}. to {to:<34} {message['subject']}")
     print(f"\nOpen the HTML of each in a browser: {mail}/")
     for message in messages:  # Li's block, for his daily cost quota: in dollars
-        if "li.wei@example.com" in message["destinations"]["ToAddresses"] and "$" in message["body"]:
+        if "li.wei@example.com" in message["destinations"]["ToAddresses"] and "paused" in message["subject"]:
             text = re.sub(r"<[^>]+>", " ", message["body"])
             print("Li Wei's message: " + " ".join(line.strip() for line in text.split("\n")
                                                  if "$" in line)[:300])
