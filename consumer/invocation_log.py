@@ -46,7 +46,8 @@ def parse(document: Mapping[str, Any], principal_of: Any) -> InvocationLog:
         raise MalformedLog("requestId longer than 64 characters")
     inp, out = _section(document, "input"), _section(document, "output")
     cache_write = _count(inp, "cacheWriteInputTokenCount")
-    split = _cache_split(inp, out, document.get("operation"))
+    # Most calls write no cache: then there is nothing to split, and the bodies need not be walked.
+    split = _cache_split(inp, out, document.get("operation")) if cache_write else None
     if split is not None and sum(split) == cache_write:
         five, hour, how = split[0], split[1], CacheSplit.BODY
     else:  # no body, or a body that disagrees with the envelope: the envelope's total is what is billed

@@ -196,8 +196,8 @@ class Processor:
         result.held = sum(1 for call, _ in calls if not entries[call.principal.key].resolved)
         result.settled = [key for key, _ in settle]
         today = self._plan.period(now)
-        days = [self._plan.period(call.event_time).day for call, _ in calls] + [
-            self._plan.period(entry.timestamp).day for entry, _ in logs]
+        days = {self._plan.slot(call.event_time).day for call, _ in calls}
+        days.update(self._plan.slot(entry.timestamp).day for entry, _ in logs)
         row_teams = {call.event_id: entries[call.principal.key].team for call, _ in calls}
         row_teams.update(("log:" + entry.request_id, entries[entry.principal.key].team) for entry, _ in logs)
         batch = _Batch(result, started, now.replace(tzinfo=None), calls, logs, metered, uuid.uuid4().hex[:16],
