@@ -53,12 +53,15 @@ _LOG_SQL_TAIL = " ON DUPLICATE KEY UPDATE request_id = request_id"
 # A call and its log meet on the request ID, whichever came first: the call's row takes the log's tokens
 # and cost. Two statements, each driven by the side this batch brought (both indexed on request_id); the
 # date window keeps the calls' side to the partitions that can hold the call.
+# Both tables by (day, request ID), forced: with the request IDs of the batch propagated to both sides, the
+# lookups are exact (the optimizer would otherwise read a whole day of one table on thin statistics).
 _JOIN_SET = (
-    "UPDATE bedrock_calls c JOIN invocation_logs l ON l.request_id = c.request_id"
+    "UPDATE bedrock_calls c FORCE INDEX (ix_calls_day_request)"
+    " JOIN invocation_logs l FORCE INDEX (ix_logs_day_request) ON l.request_id = c.request_id"
     " SET c.input_tokens = l.input_tokens, c.output_tokens = l.output_tokens,"
     " c.cache_read_tokens = l.cache_read_tokens, c.cache_write_5m_tokens = l.cache_write_5m_tokens,"
     " c.cache_write_1h_tokens = l.cache_write_1h_tokens, c.cost_usd = l.cost_usd"
-    " WHERE c.input_tokens IS NULL AND c.event_date BETWEEN %s AND %s AND "
+    " WHERE c.input_tokens IS NULL AND "
 )
 _UNPRICED_SQL = (
     "INSERT INTO unpriced_models (model, fallback_model, first_seen, last_seen, calls) VALUES (%s,%s,%s,%s,%s)"
@@ -152,17 +155,20 @@ class Store:
         self._to_join = ((), ())
         call_ids = sorted({c.request_id for c in calls if c.request_id})
         log_ids = sorted({r.request_id for r in logs})
-        for ids, side, dates in ((call_ids, "c", [c.event_date for c in calls]),
-                                 (log_ids, "l", [r.event_date for r in logs])):
+        # A call's log comes within minutes: the days of the batch and a day either side (midnight, time
+        # zones), listed, so that both (event_date, request_id) indexes are looked up by both parts.
+        days = sorted({d + timedelta(days=k) for d in {c.event_date for c in calls} | {r.event_date for r in logs}
+                       for k in (-1, 0, 1)})
+        within = ",".join(["%s"] * len(days))
+        for ids, side in ((call_ids, "c"), (log_ids, "l")):
             if not ids:
                 continue
-            # A call's log comes within minutes; a day either side covers midnight and time zones.
-            low, high = min(dates) - timedelta(days=1), max(dates) + timedelta(days=1)
             with conn.cursor() as cur:
                 for start in range(0, len(ids), _ROWS_PER_STATEMENT):
                     chunk = ids[start:start + _ROWS_PER_STATEMENT]
-                    cur.execute(_JOIN_SET + f"{side}.request_id IN (" + ",".join(["%s"] * len(chunk)) + ")",
-                                [low, high, *chunk])
+                    cur.execute(_JOIN_SET + f"c.event_date IN ({within}) AND l.event_date IN ({within}) AND"
+                                f" {side}.request_id IN (" + ",".join(["%s"] * len(chunk)) + ")",
+                                [*days, *days, *chunk])
         conn.commit()
 
     def commit(

@@ -7,6 +7,8 @@
 -- event_date is the log's day in QUOTA_TIMEZONE (what cost quotas count); partitioned by month like
 -- bedrock_calls (`bedrockctl db retention` drops both). request_id joins the call's CloudTrail row (the
 -- same character set and collation as bedrock_calls.request_id, so that the join uses either index).
+-- Its index leads with the day, like the calls': request IDs are random, and an index on them alone would
+-- take each insert to a random page of years of history; by day, inserts stay in today's pages.
 -- model_ref: the modelId as logged (a profile, an ARN…); price_model_ref: the base model it was priced
 -- as (or the fallback model, for an unpriced one). price_status: priced | fallback | provisioned.
 -- cache_split: body (the 5-minute/1-hour split of cache writes was read from the bodies) | assumed_5m
@@ -36,7 +38,7 @@ CREATE TABLE IF NOT EXISTS invocation_logs (
   cache_split           VARCHAR(12) CHARACTER SET ascii NOT NULL,
   ingested_at           TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (event_date, event_time, request_id),
-  KEY ix_logs_request (request_id),
+  KEY ix_logs_day_request (event_date, request_id),
   KEY ix_logs_principal_day (principal_id, event_date),
   KEY ix_logs_team_day (team, event_date)
 ) ENGINE=InnoDB
