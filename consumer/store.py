@@ -11,14 +11,16 @@ rows are retried one by one and the rejected ones become dead letters with the d
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pymysql
 
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.quota import Decision
+from bedrock_usage.pricing.rates import PARTS
+from bedrock_usage.quota import Decision, usd
 from consumer.rows import CallRow, DeadLetter, Dimension, LogRow, Unpriced, Values
 
 log = logging.getLogger(__name__)
@@ -53,16 +55,9 @@ _LOG_SQL_TAIL = " ON DUPLICATE KEY UPDATE request_id = request_id"
 # A call and its log meet on the request ID, whichever came first: the call's row takes the log's tokens
 # and cost. Two statements, each driven by the side this batch brought (both indexed on request_id); the
 # date window keeps the calls' side to the partitions that can hold the call.
-# Both tables by (day, request ID), forced: with the request IDs of the batch propagated to both sides, the
-# lookups are exact (the optimizer would otherwise read a whole day of one table on thin statistics).
-_JOIN_SET = (
-    "UPDATE bedrock_calls c FORCE INDEX (ix_calls_day_request)"
-    " JOIN invocation_logs l FORCE INDEX (ix_logs_day_request) ON l.request_id = c.request_id"
-    " SET c.input_tokens = l.input_tokens, c.output_tokens = l.output_tokens,"
-    " c.cache_read_tokens = l.cache_read_tokens, c.cache_write_5m_tokens = l.cache_write_5m_tokens,"
-    " c.cache_write_1h_tokens = l.cache_write_1h_tokens, c.cost_usd = l.cost_usd"
-    " WHERE c.input_tokens IS NULL AND "
-)
+_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                  "cache_write_1h_tokens", "cost_usd")
+_JOIN_CHUNK = 2000
 _UNPRICED_SQL = (
     "INSERT INTO unpriced_models (model, fallback_model, first_seen, last_seen, calls) VALUES (%s,%s,%s,%s,%s)"
     " ON DUPLICATE KEY UPDATE fallback_model = VALUES(fallback_model),"
@@ -150,25 +145,41 @@ class Store:
         """Give the calls of the batch just committed their logs' tokens and cost, and its logs their calls.
         A transaction of its own, after the batch's: its locks are held for a moment, not for the whole
         batch (a call and its log usually come through different shards, whose batches then overlap). If
-        it fails, the batch is redone and joins again (the join only fills rows still without tokens)."""
+        it fails, the batch is redone and joins again (only calls still without tokens are filled).
+
+        No join of the two tables in SQL: with thousands of request IDs, the optimizer carries the IN list
+        to both sides and probes every ID for every row. Instead, three statements each led by both parts
+        of an (event_date, request_id) index: the logs of this batch's calls; the calls to fill, of this
+        batch's calls and logs; and one UPDATE of those rows from a derived table of their values."""
         calls, logs = self._to_join
         self._to_join = ((), ())
-        call_ids = sorted({c.request_id for c in calls if c.request_id})
-        log_ids = sorted({r.request_id for r in logs})
-        # A call's log comes within minutes: the days of the batch and a day either side (midnight, time
-        # zones), listed, so that both (event_date, request_id) indexes are looked up by both parts.
+        if not calls and not logs:
+            return
+        # A call's log comes within minutes: the days of the batch and a day either side (midnight).
         days = sorted({d + timedelta(days=k) for d in {c.event_date for c in calls} | {r.event_date for r in logs}
                        for k in (-1, 0, 1)})
-        within = ",".join(["%s"] * len(days))
-        for ids, side in ((call_ids, "c"), (log_ids, "l")):
-            if not ids:
-                continue
-            with conn.cursor() as cur:
-                for start in range(0, len(ids), _ROWS_PER_STATEMENT):
-                    chunk = ids[start:start + _ROWS_PER_STATEMENT]
-                    cur.execute(_JOIN_SET + f"c.event_date IN ({within}) AND l.event_date IN ({within}) AND"
-                                f" {side}.request_id IN (" + ",".join(["%s"] * len(chunk)) + ")",
-                                [*days, *days, *chunk])
+        values: dict[str, tuple[object, ...]] = {
+            r.request_id: (*(getattr(r.tokens, part) for part in PARTS), usd(r.cost_nanos)) for r in logs}
+        with conn.cursor() as cur:
+            wanted = sorted({c.request_id for c in calls if c.request_id and c.request_id not in values})
+            for rows in _chunked(cur, "SELECT request_id, " + ", ".join(_TOKEN_COLUMNS) + " FROM invocation_logs",
+                                 days, wanted):
+                values.update((str(row[0]), tuple(row[1:])) for row in rows)
+            targets: list[tuple[date, str]] = []
+            for rows in _chunked(cur, "SELECT event_date, request_id FROM bedrock_calls", days, sorted(values),
+                                 " AND input_tokens IS NULL"):
+                targets += [(row[0], str(row[1])) for row in rows]
+            for start in range(0, len(targets), _JOIN_CHUNK):
+                chunk = targets[start:start + _JOIN_CHUNK]
+                # The first row names the derived table's columns; UNION ALL of constants: no table read.
+                first = "SELECT %s AS d, %s AS r, " + ", ".join(f"%s AS {column}" for column in _TOKEN_COLUMNS)
+                rest = " UNION ALL SELECT " + ", ".join(["%s"] * (2 + len(_TOKEN_COLUMNS)))
+                cur.execute(
+                    f"UPDATE bedrock_calls c JOIN ({first}{rest * (len(chunk) - 1)}) v"
+                    " ON c.event_date = v.d AND c.request_id = v.r SET "
+                    + ", ".join(f"c.{column} = v.{column}" for column in _TOKEN_COLUMNS)
+                    + " WHERE c.input_tokens IS NULL",
+                    [x for day, rid in chunk for x in (day, rid, *values[rid])])
         conn.commit()
 
     def commit(
@@ -267,6 +278,18 @@ class Store:
                     raw=repr(row).encode(), received_at=datetime.now(UTC).replace(tzinfo=None),
                 ))
         return inserted, bad
+
+
+def _chunked(cur: pymysql.cursors.Cursor, select: str, days: Sequence[date], ids: Sequence[str],
+             extra: str = "") -> Iterator[Sequence[tuple[Any, ...]]]:
+    """Rows of one table by its (event_date, request_id) index: both parts listed, so each (day, ID) pair is
+    one exact lookup."""
+    within = ",".join(["%s"] * len(days))
+    for start in range(0, len(ids), _JOIN_CHUNK):
+        chunk = ids[start:start + _JOIN_CHUNK]
+        cur.execute(f"{select} WHERE event_date IN ({within}) AND request_id IN ("
+                    + ",".join(["%s"] * len(chunk)) + ")" + extra, [*days, *chunk])
+        yield cur.fetchall()
 
 
 def _dead_row(d: DeadLetter) -> tuple[object, ...]:

@@ -18,7 +18,8 @@
 Targets (issue #2): core >= 25,000 events/s on one core, >= 50x the baseline, <= 10 % slower with
 millions of rows already in the table. The last line prints both rates and their ratio.
 Settings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_BATCH, BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS,
-BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed).
+BENCH_LOGS (0: calls only, the earlier releases' workload), BENCH_MYSQL_URL (database is dropped and
+recreated), BENCH_REDIS_URL (flushed).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ BATCH = int(os.environ.get("BENCH_BATCH", "10000"))
 BASELINE_EVENTS = int(os.environ.get("BENCH_BASELINE_EVENTS", "10000"))
 PREFILL_ROWS = int(os.environ.get("BENCH_PREFILL_ROWS", "3000000"))
 TEAMS = int(os.environ.get("BENCH_TEAMS", "20"))
+# 0: calls only (the previous releases' workload, to compare with their figures).
+LOGS = os.environ.get("BENCH_LOGS", "1") != "0"
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 TZ = ZoneInfo("Europe/Madrid")
@@ -72,7 +75,7 @@ def settings(cost_per_person: Decimal = Decimal(50)) -> Settings:
     # Limits = the average usage, so many people and every team cross 60 %, 85 % and 100 % of both the
     # request and the cost quotas: decisions of both scopes and kinds are exercised. Everyone's team comes
     # from the quota file (no lookup to wait for).
-    calls = EVENTS // 2
+    calls = EVENTS // 2 if LOGS else EVENTS
     return Settings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
                              TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, calls // PEOPLE)),
                              DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(max(1, calls // TEAMS)),
@@ -108,6 +111,8 @@ def generate(count: int, seed: int) -> list[bytes]:
     start = max(midnight(now.astimezone(TZ).date(), TZ), now - timedelta(hours=8))
     span = max(now - start - timedelta(seconds=30), timedelta(minutes=1))
     rng = random.Random(seed)
+    if not LOGS:
+        return [orjson.dumps(e) for e in traffic(people(PEOPLE), count, start, span, seed=seed)]
     calls = list(traffic(people(PEOPLE), count // 2, start, span, seed=seed))
     out: list[bytes] = []
     lag = 50
