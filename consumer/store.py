@@ -58,6 +58,7 @@ _LOG_SQL_TAIL = " ON DUPLICATE KEY UPDATE request_id = request_id"
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
                   "cache_write_1h_tokens", "cost_usd")
 _JOIN_CHUNK = 2000
+_FILL_CHUNK = 500  # request IDs per UPDATE: each updated row picks its values among them (CASE)
 _UNPRICED_SQL = (
     "INSERT INTO unpriced_models (model, fallback_model, first_seen, last_seen, calls) VALUES (%s,%s,%s,%s,%s)"
     " ON DUPLICATE KEY UPDATE fallback_model = VALUES(fallback_model),"
@@ -148,9 +149,9 @@ class Store:
         it fails, the batch is redone and joins again (only calls still without tokens are filled).
 
         No join of the two tables in SQL: with thousands of request IDs, the optimizer carries the IN list
-        to both sides and probes every ID for every row. Instead, three statements each led by both parts
-        of an (event_date, request_id) index: the logs of this batch's calls; the calls to fill, of this
-        batch's calls and logs; and one UPDATE of those rows from a derived table of their values."""
+        to both sides and probes every ID for every row. Instead, single-table statements, each led by both
+        parts of the table's (event_date, request_id) index: the logs of this batch's calls (the logs of
+        this batch are at hand), then the calls of all those request IDs still without tokens."""
         calls, logs = self._to_join
         self._to_join = ((), ())
         if not calls and not logs:
@@ -162,24 +163,20 @@ class Store:
             r.request_id: (*(getattr(r.tokens, part) for part in PARTS), usd(r.cost_nanos)) for r in logs}
         with conn.cursor() as cur:
             wanted = sorted({c.request_id for c in calls if c.request_id and c.request_id not in values})
-            for rows in _chunked(cur, "SELECT request_id, " + ", ".join(_TOKEN_COLUMNS) + " FROM invocation_logs",
-                                 days, wanted):
+            for rows in _chunked(cur, "SELECT request_id, " + ", ".join(_TOKEN_COLUMNS)
+                                 + " FROM invocation_logs FORCE INDEX (ix_logs_day_request)", days, wanted):
                 values.update((str(row[0]), tuple(row[1:])) for row in rows)
-            targets: list[tuple[date, str]] = []
-            for rows in _chunked(cur, "SELECT event_date, request_id FROM bedrock_calls", days, sorted(values),
-                                 " AND input_tokens IS NULL"):
-                targets += [(row[0], str(row[1])) for row in rows]
-            for start in range(0, len(targets), _JOIN_CHUNK):
-                chunk = targets[start:start + _JOIN_CHUNK]
-                # The first row names the derived table's columns; UNION ALL of constants: no table read.
-                first = "SELECT %s AS d, %s AS r, " + ", ".join(f"%s AS {column}" for column in _TOKEN_COLUMNS)
-                rest = " UNION ALL SELECT " + ", ".join(["%s"] * (2 + len(_TOKEN_COLUMNS)))
-                cur.execute(
-                    f"UPDATE bedrock_calls c JOIN ({first}{rest * (len(chunk) - 1)}) v"
-                    " ON c.event_date = v.d AND c.request_id = v.r SET "
-                    + ", ".join(f"c.{column} = v.{column}" for column in _TOKEN_COLUMNS)
-                    + " WHERE c.input_tokens IS NULL",
-                    [x for day, rid in chunk for x in (day, rid, *values[rid])])
+            # The calls to fill, each found by (day, request ID), their values chosen by request ID. The index is
+            # forced: on a day's statistics the optimizer would rather read the whole day by primary key.
+            fill = sorted(values)
+            for start in range(0, len(fill), _FILL_CHUNK):
+                chunk = fill[start:start + _FILL_CHUNK]
+                sets = ", ".join(f"{column} = CASE request_id" + " WHEN %s THEN %s" * len(chunk) + " END"
+                                 for column in _TOKEN_COLUMNS)
+                args = [x for i in range(len(_TOKEN_COLUMNS)) for rid in chunk for x in (rid, values[rid][i])]
+                cur.execute(f"UPDATE bedrock_calls FORCE INDEX (ix_calls_day_request) SET {sets}"
+                            f" WHERE event_date IN ({','.join(['%s'] * len(days))}) AND request_id IN ("
+                            + ",".join(["%s"] * len(chunk)) + ") AND input_tokens IS NULL", [*args, *days, *chunk])
         conn.commit()
 
     def commit(
@@ -282,8 +279,8 @@ class Store:
 
 def _chunked(cur: pymysql.cursors.Cursor, select: str, days: Sequence[date], ids: Sequence[str],
              extra: str = "") -> Iterator[Sequence[tuple[Any, ...]]]:
-    """Rows of one table by its (event_date, request_id) index: both parts listed, so each (day, ID) pair is
-    one exact lookup."""
+    """Rows by an (event_date, request_id) index (`select` names it): both parts listed, so each (day, ID) pair
+    is one exact lookup."""
     within = ",".join(["%s"] * len(days))
     for start in range(0, len(ids), _JOIN_CHUNK):
         chunk = ids[start:start + _JOIN_CHUNK]
