@@ -340,11 +340,12 @@ def wait_for_logs(settings: Settings, expected: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         conn = db.connect(settings.mysql)
         with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM invocation_logs")
-            found = int(cur.fetchone()[0])  # type: ignore[index]
+            cur.execute("SELECT (SELECT COUNT(*) FROM invocation_logs),"
+                        " (SELECT COUNT(*) FROM bedrock_calls WHERE input_tokens IS NOT NULL)")
+            found, joined = (int(n) for n in cur.fetchone())  # type: ignore[union-attr]
         conn.close()
-        if found >= expected:
-            print(f"{found} invocation logs metered and joined with their calls")
+        if found >= expected and joined >= expected:
+            print(f"{found} invocation logs metered; {joined} calls hold their log's tokens and cost")
             return True
         time.sleep(0.25)
     print(f"timed out waiting for {expected} invocation logs")
