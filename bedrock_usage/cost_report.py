@@ -15,9 +15,7 @@ from enum import StrEnum
 
 from pymysql.connections import Connection
 
-from bedrock_usage.pricing.rates import PARTS
-
-TOKEN_PARTS = tuple(f"{part}_tokens" for part in PARTS)  # the invocation_logs columns
+from bedrock_usage.pricing.rates import PARTS, TOKEN_COLUMNS, Tokens
 
 
 class By(StrEnum):
@@ -51,7 +49,7 @@ HEADERS: dict[By, tuple[str, ...]] = {
 class Line:
     key: tuple[str, ...]
     requests: int
-    tokens: tuple[int, int, int, int, int]  # input, output, cache read, cache write 5 m, cache write 1 h
+    tokens: Tokens
     cost: Decimal  # dollars, exact
 
     def share(self, total: Decimal) -> Decimal:
@@ -61,7 +59,7 @@ class Line:
 def spend(conn: Connection, start: date, end: date, by: By) -> list[Line]:
     """Metered calls, tokens and cost over the quota days [start, end], by `by`, dearest first."""
     columns, joins, group = _GROUPS[by]
-    sums = ", ".join(f"COALESCE(SUM(l.{c}), 0)" for c in TOKEN_PARTS)
+    sums = ", ".join(f"COALESCE(SUM(l.{c}), 0)" for c in TOKEN_COLUMNS)
     order = "l.event_date" if by is By.DAY else "SUM(l.cost_usd) DESC, 1"
     with conn.cursor() as cur:
         cur.execute(f"SELECT {columns}, COUNT(*), {sums}, COALESCE(SUM(l.cost_usd), 0) FROM invocation_logs l{joins}"
@@ -70,13 +68,12 @@ def spend(conn: Connection, start: date, end: date, by: By) -> list[Line]:
     conn.commit()
     width = len(HEADERS[by])
     return [Line(tuple("" if v is None else str(v) for v in r[:width]), int(r[width]),
-                 (int(r[width + 1]), int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), int(r[width + 5])),
-                 Decimal(r[width + 6])) for r in rows]
+                 Tokens(*(int(v) for v in r[width + 1:width + 6])), Decimal(r[width + 6])) for r in rows]
 
 
 def total(lines: Sequence[Line]) -> Line:
     return Line(("total",), sum(x.requests for x in lines),
-                tuple(sum(x.tokens[i] for x in lines) for i in range(5)),  # type: ignore[arg-type]
+                Tokens(*(sum(getattr(x.tokens, part) for x in lines) for part in PARTS)),
                 sum((x.cost for x in lines), Decimal(0)))
 
 

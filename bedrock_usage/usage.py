@@ -22,7 +22,7 @@ from pymysql.connections import Connection
 from bedrock_usage.keys import Keys
 from bedrock_usage.limits import limits_of
 from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
-from bedrock_usage.pricing.rates import Tokens
+from bedrock_usage.pricing.rates import TOKEN_COLUMNS, Tokens
 from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
 from bedrock_usage.redis_state import as_counts
 from bedrock_usage.settings import Settings
@@ -185,8 +185,7 @@ class UsageReader:
                 " SUM(c.error_code IS NOT NULL) FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
                 + within + f" GROUP BY {column}", [day, day, *span])
             calls = {str(key): tuple(int(v or 0) for v in values) for key, *values in cur.fetchall()}
-            parts = ("cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-                     "cache_write_1h_tokens")
+            parts = ("cost_usd", *TOKEN_COLUMNS)
             cur.execute(
                 f"SELECT {column}, " + ", ".join(f"SUM(IF(c.event_date = %s, c.{p}, 0)), SUM(c.{p})" for p in parts)
                 + " FROM invocation_logs c JOIN principals p ON p.id = c.principal_id" + within

@@ -19,7 +19,7 @@ from typing import Any
 import pymysql
 
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.pricing.rates import PARTS
+from bedrock_usage.pricing.rates import TOKEN_COLUMNS
 from bedrock_usage.quota import Decision, usd
 from consumer.rows import CallRow, DeadLetter, Dimension, LogRow, Unpriced, Values
 
@@ -55,8 +55,7 @@ _LOG_SQL_TAIL = " ON DUPLICATE KEY UPDATE request_id = request_id"
 # A call and its log meet on the request ID, whichever came first: the call's row takes the log's tokens
 # and cost. Two statements, each driven by the side this batch brought (both indexed on request_id); the
 # date window keeps the calls' side to the partitions that can hold the call.
-_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-                  "cache_write_1h_tokens", "cost_usd")
+_TOKEN_COLUMNS = (*TOKEN_COLUMNS, "cost_usd")  # what a call's row takes from its log
 _JOIN_CHUNK = 2000
 _FILL_CHUNK = 500  # request IDs per UPDATE: each updated row picks its values among them (CASE)
 _UNPRICED_SQL = (
@@ -160,7 +159,7 @@ class Store:
         days = sorted({d + timedelta(days=k) for d in {c.event_date for c in calls} | {r.event_date for r in logs}
                        for k in (-1, 0, 1)})
         values: dict[str, tuple[object, ...]] = {
-            r.request_id: (*(getattr(r.tokens, part) for part in PARTS), usd(r.cost_nanos)) for r in logs}
+            r.request_id: (*r.tokens, usd(r.cost_nanos)) for r in logs}
         with conn.cursor() as cur:
             wanted = sorted({c.request_id for c in calls if c.request_id and c.request_id not in values})
             for rows in _chunked(cur, "SELECT request_id, " + ", ".join(_TOKEN_COLUMNS)

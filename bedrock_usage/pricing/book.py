@@ -63,8 +63,9 @@ class PriceVersion:
     checksum: int
 
 
-_ROWS_SQL = ("SELECT model, region, scope, tier, effective_from, input, output, cache_read, cache_write_5m,"
-             " cache_write_1h FROM prices")
+# A PriceRow's columns, in its order.
+ROW_COLUMNS = "model, region, scope, tier, effective_from, input, output, cache_read, cache_write_5m, cache_write_1h"
+_ROWS_SQL = f"SELECT {ROW_COLUMNS} FROM prices"
 _VERSION_SQL = ("SELECT COUNT(*), MAX(imported_at), COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', model, region, scope,"
                 " tier, effective_from, input, output, cache_read, cache_write_5m, cache_write_1h))), 0) FROM prices")
 

@@ -3,6 +3,7 @@ and what charging a call produced. Pure, no I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,6 +36,7 @@ class CacheSplit(StrEnum):
 STANDARD_TIER = "standard"
 ANY_REGION = "*"  # a price for every Region without a row of its own
 PARTS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")  # Tokens' and Rates' fields, in order
+TOKEN_COLUMNS = tuple(f"{part}_tokens" for part in PARTS)  # in invocation_logs and bedrock_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,10 @@ class Tokens:
     @property
     def cache_write(self) -> int:
         return self.cache_write_5m + self.cache_write_1h
+
+    def __iter__(self) -> Iterator[int]:
+        """The parts in PARTS order (as the token columns are)."""
+        return iter((self.input, self.output, self.cache_read, self.cache_write_5m, self.cache_write_1h))
 
     @property
     def total(self) -> int:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from bedrock_usage.db import from_db
-from bedrock_usage.pricing.book import PriceRow, read_rows
+from bedrock_usage.pricing.book import ROW_COLUMNS, PriceRow, read_rows
 from bedrock_usage.pricing.rates import ANY_REGION, PARTS, PriceEntry, PriceScope, PriceTable, Rates
 
 
@@ -119,13 +119,9 @@ def _compare(entry: PriceEntry, rows: list[PriceRow], effective: date) -> PriceC
 
 
 @dataclass(frozen=True, slots=True)
-class ShownPrice:
-    model: str
-    region: str
-    scope: PriceScope
-    tier: str
-    effective_from: date
-    rates: Rates
+class ShownPrice(PriceRow):
+    """A price as `prices show` prints it: the row, and where it came from."""
+
     currency: str
     source: str
 
@@ -139,8 +135,7 @@ class ShownPrice:
 def rows(conn: Any, *, at: date, model: str | None = None) -> list[ShownPrice]:
     """The prices in force on `at`, one per (model, region, scope, tier): what `PriceBook.charge` uses
     for a call that day (before a key's first date, its first price)."""
-    sql = ("SELECT model, region, scope, tier, effective_from, input, output, cache_read, cache_write_5m,"
-           " cache_write_1h, currency, source FROM prices")
+    sql = f"SELECT {ROW_COLUMNS}, currency, source FROM prices"
     with conn.cursor() as cur:
         cur.execute(sql + (" WHERE model = %s" if model else "") + " ORDER BY model, region, scope, tier,"
                     " effective_from", (model,) if model else ())
