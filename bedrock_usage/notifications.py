@@ -4,9 +4,11 @@ Everything a message needs is in it, so the notifier never has to reconstruct th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class NotificationKind(StrEnum):
@@ -45,3 +47,4 @@ class Notification:
     reason: str | None = None
     action_key: str | None = None
     shadow: bool = False
+    payload: Mapping[str, Any] | None = None  # what else the message shows (an unpriced model and its fallback)

@@ -6,6 +6,7 @@ its notification commit together. DATETIME columns hold UTC (see bedrock_usage.d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import astuple, fields
 from datetime import datetime
@@ -24,6 +25,8 @@ from enforcement.targets import PrincipalRecord
 def _db(value: Any) -> Any:
     if isinstance(value, datetime):
         return to_db(value)
+    if isinstance(value, dict):  # a notification's payload: the JSON column
+        return json.dumps(value, default=str)
     if isinstance(value, bool):
         return int(value)
     return value

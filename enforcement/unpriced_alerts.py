@@ -12,7 +12,6 @@ dedupe key (the model) would refuse a second one anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 
@@ -20,7 +19,8 @@ from pymysql.connections import Connection
 
 from bedrock_usage.db import to_db
 from bedrock_usage.ids import digest
-from bedrock_usage.notifications import NotificationKind
+from bedrock_usage.notifications import Notification, NotificationKind
+from enforcement import store
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,10 @@ def alert_unpriced(conn: Connection, now: datetime) -> list[str]:
                     continue  # another enforcer claimed it first
                 cur.execute("SELECT fallback_model, first_seen, calls FROM unpriced_models WHERE model = %s", (model,))
                 fallback, first_seen, calls = cur.fetchone() or (None, None, 0)
-                payload = {"model": model, "fallback_model": fallback, "first_seen": first_seen,
-                           "calls": int(calls)}
-                cur.execute(
-                    "INSERT IGNORE INTO notifications (dedupe_key, kind, scope, principal, actor, reason, payload,"
-                    " created_at, next_attempt_at) VALUES (%s, %s, 'admins', 'admins', 'system', %s, %s, %s, %s)",
-                    (dedupe_key(model), NotificationKind.UNPRICED_MODEL.value,
-                     f"model {model} has no price; its calls are charged as {fallback or 'the fallback'}"[:512],
-                     json.dumps(payload, default=str), to_db(now), to_db(now)))
+            store.enqueue(conn, Notification(
+                dedupe_key(model), NotificationKind.UNPRICED_MODEL, "admins", "admins", now, actor="system",
+                reason=f"model {model} has no price; its calls are charged as {fallback or 'the fallback'}"[:512],
+                payload={"model": model, "fallback_model": fallback, "first_seen": first_seen, "calls": int(calls)}))
             conn.commit()
         except BaseException:
             conn.rollback()
