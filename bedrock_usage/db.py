@@ -12,7 +12,7 @@ from typing import Any, overload
 import pymysql
 from pymysql.connections import Connection
 
-from bedrock_usage.settings import MySQLParams
+from bedrock_usage.config import MySQLParams
 
 # Errors that mean "the database is unreachable or went away": retry with backoff, do not checkpoint.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (pymysql.err.OperationalError, pymysql.err.InterfaceError)

@@ -17,10 +17,10 @@ from pathlib import Path
 from pymysql.connections import Connection
 
 from bedrock_usage import db
+from bedrock_usage.config import MySQLParams
 from bedrock_usage.partitions import ensure_partitions
 from bedrock_usage.pricing.price_file import load_price_file
 from bedrock_usage.pricing.store import import_table
-from bedrock_usage.settings import MySQLParams
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import contextlib
 from pymysql.connections import Connection
 
 from bedrock_usage import db
-from bedrock_usage.settings import MySQLParams
+from bedrock_usage.config import MySQLParams
 
 
 class MySQLSession:

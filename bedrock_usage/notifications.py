@@ -10,6 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+LANGUAGES = ("en", "es")  # the languages messages are written in (notifier/i18n/): a person's or the default
+
 
 class NotificationKind(StrEnum):
     WARNING = "warning"

@@ -36,8 +36,8 @@ import yaml
 from bedrock_usage import dollar_limits
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.identity import SSO_KEY_PREFIX, IdentityType
+from bedrock_usage.notifications import LANGUAGES
 from bedrock_usage.quota import Limits
-from bedrock_usage.settings import LANGUAGES
 
 SECTIONS = ("teams", "users", "identity_center")
 COST_FIELDS = ("daily_cost_limit_usd", "monthly_cost_limit_usd")

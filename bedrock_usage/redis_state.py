@@ -10,10 +10,10 @@ import redis
 
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Limits, Scope
-from bedrock_usage.settings import Settings
+from bedrock_usage.settings import SharedSettings
 
 
-def redis_client(settings: Settings) -> redis.Redis:
+def redis_client(settings: SharedSettings) -> redis.Redis:
     """The Redis client every process uses (timeouts, so an outage is an error to retry, not a hang)."""
     return redis.Redis.from_url(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30

@@ -25,7 +25,7 @@ from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
 from bedrock_usage.pricing.rates import TOKEN_COLUMNS, Tokens
 from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
 from bedrock_usage.redis_state import as_counts
-from bedrock_usage.settings import Settings
+from bedrock_usage.settings import SharedSettings
 
 
 class TeamStatus(StrEnum):
@@ -148,7 +148,8 @@ class UsageReader:
         self._horizon = horizon
 
     @classmethod
-    def for_settings(cls, conn: Connection, client: redis.Redis, settings: Settings, now: datetime) -> UsageReader:
+    def for_settings(cls, conn: Connection, client: redis.Redis, settings: SharedSettings,
+                     now: datetime) -> UsageReader:
         """The reader every process uses: the settings' defaults, and the Redis horizon as of `now`."""
         return cls(
             conn, client, Keys(settings.redis_key_prefix),

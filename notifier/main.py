@@ -19,8 +19,8 @@ from bedrock_usage import db, logs
 from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.retry import backoff_delay
-from bedrock_usage.settings import Settings
 from notifier.runtime import NotifierRuntime, build
+from notifier.settings import NotifierSettings
 
 log = logging.getLogger("notifier")
 
@@ -68,7 +68,7 @@ class Loop:
                 self.stop.wait(backoff_delay(attempt, cap=30.0))
 
 
-def run(settings: Settings) -> int:
+def run(settings: NotifierSettings) -> int:
     logs.setup("notifier", settings.log_level)
     runtime = build(settings)
     loop = Loop(runtime)

@@ -9,14 +9,14 @@ from pymysql.connections import Connection
 
 from bedrock_usage.notifications import NotificationKind
 from bedrock_usage.periods import periods_of
-from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 from notifier import summary
 from notifier.outbox import LANGUAGE_SQL, TIME_ZONE_SQL
 from notifier.render import KINDS, Note
+from notifier.settings import NotifierSettings
 
 
-def preview_note(conn: Connection, reader: UsageReader, settings: Settings, kind: str, principal: str, *,
+def preview_note(conn: Connection, reader: UsageReader, settings: NotifierSettings, kind: str, principal: str, *,
                  now: datetime, actor: str) -> Note:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bedrock_usage.settings import Settings
 from notifier.render import Note
+from notifier.settings import NotifierSettings
 
 
 class Channel(StrEnum):
@@ -42,7 +42,7 @@ ADMINS = frozenset({"alert", "summary", "unpriced_model"})
 CHAT = frozenset({"alert", "blocked", "team_blocked", "admin_blocked", "admin_unblocked", "summary", "unpriced_model"})
 
 
-def routes(note: Note, settings: Settings, team_admins: Sequence[str]) -> list[Route]:
+def routes(note: Note, settings: NotifierSettings, team_admins: Sequence[str]) -> list[Route]:
     found: dict[tuple[Channel, str], Route] = {}
 
     def add(channel: Channel, recipient: str, audience: str) -> None:

@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bedrock_usage.notifications import Notification
+from bedrock_usage.notifications import LANGUAGES, Notification
 from bedrock_usage.periods import period_end
 from bedrock_usage.quota import Quota, format_usd, nanos_of
-from bedrock_usage.settings import LANGUAGES
 
 HERE = Path(__file__).parent
 KINDS = ("warning", "blocked", "team_blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert", "summary",

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from bedrock_usage.ids import digest
-from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 from notifier import summary
 from notifier.channels import Sender
@@ -15,13 +14,14 @@ from notifier.metrics import NotifierMetrics
 from notifier.outbox import Leased, Outbox
 from notifier.recipients import Channel, routes
 from notifier.render import Message, Renderer
+from notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, settings: Settings, outbox: Outbox, senders: Mapping[Channel, Sender], renderer: Renderer,
-                 metrics: NotifierMetrics, *, owner: str, clock: Callable[[], datetime]) -> None:
+    def __init__(self, settings: NotifierSettings, outbox: Outbox, senders: Mapping[Channel, Sender],
+                 renderer: Renderer, metrics: NotifierMetrics, *, owner: str, clock: Callable[[], datetime]) -> None:
         self.settings, self.outbox, self._senders, self.renderer = settings, outbox, senders, renderer
         self.metrics, self._owner, self._clock = metrics, owner, clock
 

@@ -15,13 +15,13 @@ from pymysql.connections import Connection
 from bedrock_usage import cost_report
 from bedrock_usage.db import to_db
 from bedrock_usage.periods import midnight
-from bedrock_usage.settings import Settings
 from bedrock_usage.usage import TeamStatus, UsageReader
+from notifier.settings import NotifierSettings
 
 TOP_USERS = 10
 
 
-def summary_day(now: datetime, settings: Settings) -> date | None:
+def summary_day(now: datetime, settings: NotifierSettings) -> date | None:
     """The day to summarise if the summary hour has come (today's local hour ≥ it), else None."""
     if settings.daily_summary_hour is None:
         return None
@@ -31,7 +31,7 @@ def summary_day(now: datetime, settings: Settings) -> date | None:
     return local.date() - timedelta(days=1)
 
 
-def build(conn: Connection, reader: UsageReader, day: date, settings: Settings) -> dict[str, Any]:
+def build(conn: Connection, reader: UsageReader, day: date, settings: NotifierSettings) -> dict[str, Any]:
     people = reader.people(day)
     teams = reader.teams(day, sorted({p.team for p in people}))
     without = [p for p in people if p.team_status != TeamStatus.TEAM and (p.requests or p.failed)]

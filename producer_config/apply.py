@@ -16,10 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bedrock_usage import aws
-from bedrock_usage.settings import Settings
 from producer_config import forwarding, resources
 from producer_config.forwarding import ForwardNames
 from producer_config.resources import Names
+from producer_config.settings import ProducerSettings
 
 Say = Callable[[str], None]
 # Where these credentials may not act (an SCP denying a region, a region not enabled): looking for a
@@ -48,7 +48,7 @@ def _role(iam: Any, name: str, trust: dict[str, Any], policy: dict[str, Any], sa
     return arn
 
 
-def apply(settings: Settings, say: Say = print, regions: tuple[str, ...] | None = None) -> dict[str, Any]:
+def apply(settings: ProducerSettings, say: Say = print, regions: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Everything feeding the stream; `regions` (else SOURCE_REGIONS) are the regions whose calls count."""
     kinesis, iam, sqs, events = (aws.client(settings, s) for s in ("kinesis", "iam", "sqs", "events"))
     names = Names.of(settings)
@@ -85,12 +85,12 @@ def apply(settings: Settings, say: Say = print, regions: tuple[str, ...] | None 
     return made
 
 
-def _in(settings: Settings, region: str) -> Settings:
+def _in(settings: ProducerSettings, region: str) -> ProducerSettings:
     """The same settings acting in another region (aws.client builds its clients for settings.aws_region)."""
     return replace(settings, aws_region=region)
 
 
-def apply_forwarding(settings: Settings, stream_arn: str, say: Say = print,
+def apply_forwarding(settings: ProducerSettings, stream_arn: str, say: Say = print,
                      regions: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A forwarding rule in each listed region but the home region, and none elsewhere."""
     _, partition, _, _, account = stream_arn.split(":", 5)[:5]
@@ -109,7 +109,7 @@ def apply_forwarding(settings: Settings, stream_arn: str, say: Say = print,
     return made
 
 
-def _forwarder(settings: Settings, region: str, home_bus: str, role: str, say: Say) -> str:
+def _forwarder(settings: ProducerSettings, region: str, home_bus: str, role: str, say: Say) -> str:
     """Create or update one region's forwarding rule, target and dead-letter queue; write only what differs."""
     here = _in(settings, region)
     events, sqs = aws.client(here, "events"), aws.client(here, "sqs")
@@ -148,7 +148,7 @@ def _forwarder(settings: Settings, region: str, home_bus: str, role: str, say: S
     return rule_arn
 
 
-def _remove_unlisted(settings: Settings, keep: set[str], say: Say) -> None:
+def _remove_unlisted(settings: ProducerSettings, keep: set[str], say: Say) -> None:
     """Remove our forwarding rule from every enabled region not listed (the home region included: a rule
     there would forward its bus to itself). Its dead-letter queue goes too, unless it holds events."""
     try:

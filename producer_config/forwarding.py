@@ -30,9 +30,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bedrock_usage.settings import Settings
 from producer_config.resources import RETRY_POLICY, dlq_policy, trust_policy
 from producer_config.rule import RULE_STATE, event_pattern
+from producer_config.settings import ProducerSettings
 
 TARGET_ID = "bedrock-usage-home-bus"
 HOME_BUS = "default"
@@ -45,23 +45,23 @@ class ForwardNames:
     role: str  # IAM is global: one role serves every region
 
     @classmethod
-    def of(cls, settings: Settings) -> ForwardNames:
+    def of(cls, settings: ProducerSettings) -> ForwardNames:
         base = settings.rule_name
         return cls(f"{base}-forward", f"{base}-forward-dlq", f"{base}-events-to-home-bus")
 
 
-def forwarding_regions(settings: Settings, regions: tuple[str, ...] | None = None) -> tuple[str, ...]:
+def forwarding_regions(settings: ProducerSettings, regions: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The regions that get a forwarding rule: those listed (`regions`, else SOURCE_REGIONS) but the home
     region, which the home rule covers (a rule there forwarding to its own bus would loop)."""
     listed = settings.source_regions if regions is None else regions
     return tuple(region for region in listed if region != settings.aws_region)
 
 
-def home_bus_arn(settings: Settings, account: str, partition: str = "aws") -> str:
+def home_bus_arn(settings: ProducerSettings, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:events:{settings.aws_region}:{account}:event-bus/{HOME_BUS}"
 
 
-def forward_rule(settings: Settings, region: str) -> dict[str, Any]:
+def forward_rule(settings: ProducerSettings, region: str) -> dict[str, Any]:
     return {"Name": ForwardNames.of(settings).rule, "EventPattern": json.dumps(event_pattern()),
             "State": RULE_STATE,
             "Description": f"Bedrock runtime calls (CloudTrail) in {region} to the Bedrock Usage Control rule"
@@ -80,7 +80,7 @@ def put_events_policy(home_bus: str) -> dict[str, Any]:
         {"Effect": "Allow", "Action": ["events:PutEvents"], "Resource": home_bus}]}
 
 
-def rendered(settings: Settings, account: str, regions: tuple[str, ...] | None = None) -> dict[str, Any]:
+def rendered(settings: ProducerSettings, account: str, regions: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The forwarding side of `bedrockctl producer show`: what goes in each source region, and the role
     (empty when no region but the home region is listed)."""
     names = ForwardNames.of(settings)

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bedrock_usage.settings import Settings
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
+from producer_config.settings import ProducerSettings
 
 __all__ = ["PARTITION_KEY_PATH", "RULE_STATE", "Names", "event_pattern", "rendered", "rule", "target"]
 
@@ -31,16 +31,16 @@ class Names:
     logs_role: str
 
     @classmethod
-    def of(cls, settings: Settings) -> Names:
+    def of(cls, settings: ProducerSettings) -> Names:
         base = settings.rule_name
         return cls(base, f"{base}-dlq", f"{base}-events-to-kinesis", f"{base}-logs-to-kinesis")
 
 
-def stream_arn(settings: Settings, account: str, partition: str = "aws") -> str:
+def stream_arn(settings: ProducerSettings, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:kinesis:{settings.aws_region}:{account}:stream/{settings.stream_name}"
 
 
-def rule(settings: Settings) -> dict[str, Any]:
+def rule(settings: ProducerSettings) -> dict[str, Any]:
     return {"Name": Names.of(settings).rule, "EventPattern": json.dumps(event_pattern()), "State": RULE_STATE,
             "Description": "Bedrock runtime calls (CloudTrail) to the Bedrock Usage Control stream"}
 
@@ -74,7 +74,7 @@ def subscription_filter(log_group: str, stream: str, role_arn: str) -> dict[str,
             "destinationArn": stream, "roleArn": role_arn}
 
 
-def rendered(settings: Settings, account: str) -> dict[str, Any]:
+def rendered(settings: ProducerSettings, account: str) -> dict[str, Any]:
     """What `bedrockctl producer show` prints."""
     names = Names.of(settings)
     stream = stream_arn(settings, account)

@@ -41,7 +41,7 @@ from bedrock_usage import aws
 from bedrock_usage.db import from_db, to_db
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.rates import PriceScope
-from bedrock_usage.settings import Settings
+from bedrock_usage.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,10 @@ class InferenceProfiles:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> InferenceProfiles:
+    def from_settings(cls, settings: SharedSettings, *, max_age_seconds: int) -> InferenceProfiles:
         """With a MySQL session of its own and a bedrock client per Region from the settings."""
         return cls(MySQLSession(settings.mysql), lambda region: aws.client(settings, "bedrock", region=region),
-                   max_age_seconds=settings.inference_profile_max_age_seconds)
+                   max_age_seconds=max_age_seconds)
 
     def close(self) -> None:
         self._mysql.close()

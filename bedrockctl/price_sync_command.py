@@ -5,7 +5,7 @@ left out and why, shows what would change against the `prices` table (added, cha
 and without --dry-run imports the table through `bedrock_usage.pricing.store.import_table` (the same path
 as `prices import FILE`: it replaces the prices it names from the table's effective date on).
 
-Wired into the `prices` command group (bedrock_usage/cli/price_commands.py) by `add_sync_parser`.
+Wired into the `prices` command group (bedrockctl/price_commands.py) by `add_sync_command`.
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ from typing import Any, TextIO
 from pymysql.connections import Connection
 
 from bedrock_usage import aws, db
+from bedrock_usage.commands import CommandGroup
 from bedrock_usage.pricing import price_list
 from bedrock_usage.pricing.store import Change, import_table
-from bedrock_usage.settings import Settings
+from bedrock_usage.settings import SharedSettings
 
 HELP = "fetch Bedrock prices from the AWS Price List API, show what changed, and import them"
 
 
-def add_sync_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("sync", help=HELP, description=HELP)
-    parser.set_defaults(handler=prices_sync)
+def add_sync_command(prices: CommandGroup) -> argparse.ArgumentParser:
+    parser = prices.add("sync", prices_sync, HELP, settings=SharedSettings)
     parser.add_argument("--dry-run", action="store_true", help="fetch and show what would change, write nothing")
     parser.add_argument("--region", default="us-east-1", choices=price_list.ENDPOINT_REGIONS,
                         help="Region of the Price List endpoint to ask (its prices cover every Region)")
     return parser
 
 
-def prices_sync(args: argparse.Namespace, settings: Settings) -> int:
+def prices_sync(args: argparse.Namespace, settings: SharedSettings) -> int:
     pricing = aws.client(settings, "pricing", region=args.region)
     conn = db.connect(settings.mysql)
     try:

@@ -16,11 +16,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from bedrock_usage import db
-from bedrock_usage.cli.commands import table
+from bedrock_usage.commands import CommandGroup
 from bedrock_usage.cost_report import HEADERS, By, Line, spend, total
 from bedrock_usage.periods import local_day
+from bedrock_usage.printing import table
 from bedrock_usage.quota import format_dollars
-from bedrock_usage.settings import Settings
+from bedrock_usage.settings import SharedSettings
 
 COLUMNS = ("requests", "input", "output", "cache read", "cache write 5m", "cache write 1h", "cost usd", "share")
 CSV_COLUMNS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
@@ -68,7 +69,7 @@ def write_csv(lines: Sequence[Line], by: By, out: Any) -> None:
                      "1" if whole.cost else "0"])
 
 
-def cost(args: argparse.Namespace, settings: Settings) -> int:
+def cost(args: argparse.Namespace, settings: SharedSettings) -> int:
     start, end = days(args, local_day(datetime.now(UTC), settings.quota_timezone))
     by = By(args.by)
     conn = db.connect(settings.mysql)
@@ -85,8 +86,9 @@ def cost(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parsers(sub: Any, add: Any) -> None:
-    p = add(sub, "cost", cost, "spend from the invocation logs over quota days, by person, team, model or day")
+def register(commands: CommandGroup) -> None:
+    p = commands.add("cost", cost, "spend from the invocation logs over quota days, by person, team, model or day",
+                     settings=SharedSettings)
     p.add_argument("--from", dest="from_", metavar="D", help="first quota day, YYYY-MM-DD (default: the 1st of"
                                                             " this month)")
     p.add_argument("--to", metavar="D", help="last quota day, YYYY-MM-DD, included (default: today)")

@@ -1,6 +1,6 @@
-"""bedrockctl's price commands: prices import / show / missing.
+"""`bedrockctl prices`: prices import / show / missing.
 
-`prices sync` (bedrock_usage/cli/price_sync_command.py) writes through the same `import_table`: it shows
+`prices sync` (bedrockctl/price_sync_command.py) writes through the same `import_table`: it shows
 what changes, and writes nothing with --dry-run.
 """
 
@@ -10,25 +10,24 @@ import argparse
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from bedrock_usage import db, json_decimal
-from bedrock_usage.cli.commands import table
-from bedrock_usage.cli.output import rejected
-from bedrock_usage.cli.price_sync_command import add_sync_parser
+from bedrock_usage.commands import CommandGroup
 from bedrock_usage.pricing import store
 from bedrock_usage.pricing.price_file import PriceFileError, load_price_file
 from bedrock_usage.pricing.rates import PARTS, PriceTable
-from bedrock_usage.settings import Settings
+from bedrock_usage.printing import rejected, table
+from bedrock_usage.settings import SharedSettings
+from bedrockctl.price_sync_command import add_sync_command
 
 
-def today(settings: Settings) -> date:
+def today(settings: SharedSettings) -> date:
     """The import's day: prices without an `effective:` date apply from it. In UTC, the day a call is
     priced on (AWS bills by the UTC day)."""
     return datetime.now(UTC).date()
 
 
-def write_table(settings: Settings, prices: PriceTable, *, dry_run: bool, origin: str) -> int:
+def write_table(settings: SharedSettings, prices: PriceTable, *, dry_run: bool, origin: str) -> int:
     """Import `prices` (from a file, or the Price List API), printing every added and changed price."""
     conn = db.connect(settings.mysql)
     try:
@@ -45,7 +44,7 @@ def write_table(settings: Settings, prices: PriceTable, *, dry_run: bool, origin
     return 0
 
 
-def prices_import(args: argparse.Namespace, settings: Settings) -> int:
+def prices_import(args: argparse.Namespace, settings: SharedSettings) -> int:
     try:
         prices = load_price_file(Path(args.file), today=today(settings))
     except PriceFileError as error:
@@ -53,7 +52,7 @@ def prices_import(args: argparse.Namespace, settings: Settings) -> int:
     return write_table(settings, prices, dry_run=args.dry_run, origin=args.file)
 
 
-def prices_show(args: argparse.Namespace, settings: Settings) -> int:
+def prices_show(args: argparse.Namespace, settings: SharedSettings) -> int:
     at = date.fromisoformat(args.at) if args.at else today(settings)
     conn = db.connect(settings.mysql)
     try:
@@ -70,7 +69,7 @@ def prices_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def prices_missing(args: argparse.Namespace, settings: Settings) -> int:
+def prices_missing(args: argparse.Namespace, settings: SharedSettings) -> int:
     conn = db.connect(settings.mysql)
     try:
         unpriced = store.missing(conn)
@@ -89,21 +88,20 @@ def prices_missing(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parsers(sub: Any, add: Any) -> Any:
-    prices = sub.add_parser("prices", help="the price table (USD per million tokens)").add_subparsers(
-        dest="prices_command", required=True)
-    p = add(prices, "import", prices_import, "load a price file (YAML or JSON): it replaces the prices it names"
-            " from its effective date on")
+def register(commands: CommandGroup) -> None:
+    prices = commands.group("prices", "the price table (USD per million tokens)")
+    p = prices.add("import", prices_import, "load a price file (YAML or JSON): it replaces the prices it names"
+                   " from its effective date on", settings=SharedSettings)
     p.add_argument("file")
     p.add_argument("--dry-run", action="store_true", help="check the file, print what would change, write nothing")
-    p = add(prices, "show", prices_show, "the prices in force")
+    p = prices.add("show", prices_show, "the prices in force", settings=SharedSettings)
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", help="one base model ID")
     p.add_argument("--at", help="YYYY-MM-DD (default: today in QUOTA_TIMEZONE)")
-    p = add(prices, "missing", prices_missing, "models charged at the fallback price because the table has none")
+    p = prices.add("missing", prices_missing, "models charged at the fallback price because the table has none",
+                   settings=SharedSettings)
     p.add_argument("--json", action="store_true")
-    add_sync_parser(prices)
-    return prices
+    add_sync_command(prices)
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""bedrockctl's enforcement commands: block, unblock, status, audit, reconcile, enforcer run."""
+"""The enforcer's `bedrockctl` commands: block, unblock, status, audit, reconcile, and `enforcer run` (the service)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.cli.commands import table
+from bedrock_usage import db
+from bedrock_usage.commands import CommandGroup
 from bedrock_usage.periods import periods_of
+from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
-from bedrock_usage.settings import Settings
+from enforcement import main, store
 from enforcement.model import Outcome
+from enforcement.runtime import Runtime, build
+from enforcement.settings import EnforcerSettings
+from enforcement.targets import Refusal, target_of
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -31,7 +36,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def parse_instant(text: str, settings: Settings) -> datetime:
+def parse_instant(text: str, settings: EnforcerSettings) -> datetime:
     """ISO 8601; without an offset it is read in QUOTA_TIMEZONE (what admins think in)."""
     try:
         value = datetime.fromisoformat(text)
@@ -42,13 +47,11 @@ def parse_instant(text: str, settings: Settings) -> datetime:
     return value.astimezone(UTC)
 
 
-def _runtime(settings: Settings) -> Any:
-    from enforcement.runtime import build  # noqa: PLC0415  (boto3 and the rest only when needed)
-
+def _runtime(settings: EnforcerSettings) -> Runtime:
     return build(settings, registry=CollectorRegistry())
 
 
-def _when(value: Any, settings: Settings) -> str:
+def _when(value: Any, settings: EnforcerSettings) -> str:
     if value is None:
         return "-"
     instant = datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -71,10 +74,9 @@ def closest_keys(key: str, known: Sequence[str], n: int = 3) -> list[str]:
     return found[:n]
 
 
-def unknown_key_refusal(settings: Settings, key: str) -> str | None:
+def unknown_key_refusal(settings: EnforcerSettings, key: str) -> str | None:
     """Why blocking `key` is refused: never seen and not in the quota file (a typo would otherwise
     create a block, an audit row and a message for no one), or None."""
-    from bedrock_usage import db  # noqa: PLC0415
 
     conn = db.connect(settings.mysql)
     try:
@@ -92,7 +94,7 @@ def unknown_key_refusal(settings: Settings, key: str) -> str | None:
             " Use --force to block it anyway.")
 
 
-def block(args: argparse.Namespace, settings: Settings) -> int:
+def block(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     now = datetime.now(UTC)
     if args.indefinite:
         until = None
@@ -122,10 +124,8 @@ def block(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _block_dry_run(args: argparse.Namespace, settings: Settings, rt: Any, until: datetime | None) -> int:
+def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: Runtime, until: datetime | None) -> int:
     """What `block` would do, from what the enforcer reads before acting; nothing is written."""
-    from enforcement import store  # noqa: PLC0415
-    from enforcement.targets import Refusal, target_of  # noqa: PLC0415
 
     enforcer = rt.enforcer
     person = store.principal(enforcer.conn, args.principal)
@@ -148,7 +148,7 @@ def _block_dry_run(args: argparse.Namespace, settings: Settings, rt: Any, until:
     return 0
 
 
-def unblock(args: argparse.Namespace, settings: Settings) -> int:
+def unblock(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     rt = _runtime(settings)
     try:
         result = rt.enforcer.admin_unblock(args.principal, actor=args.by, reason=args.reason, protect=args.protect)
@@ -163,7 +163,7 @@ def unblock(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def status(args: argparse.Namespace, settings: Settings) -> int:
+def status(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     rt = _runtime(settings)
     try:
         rows = rt.enforcer.status(args.principal)
@@ -180,10 +180,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def audit(args: argparse.Namespace, settings: Settings) -> int:
-    from bedrock_usage import db  # noqa: PLC0415
-    from enforcement import store  # noqa: PLC0415
-
+def audit(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     since = parse_instant(args.since, settings) if args.since else None
     conn = db.connect(settings.mysql)
     try:
@@ -199,7 +196,7 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def reconcile(args: argparse.Namespace, settings: Settings) -> int:
+def reconcile(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     rt = _runtime(settings)
     try:
         report = rt.reconciler.run_once()
@@ -213,15 +210,13 @@ def reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def enforcer_run(args: argparse.Namespace, settings: Settings) -> int:
-    from enforcement.main import run  # noqa: PLC0415
-
-    return run(settings)
+def enforcer_run(args: argparse.Namespace, settings: EnforcerSettings) -> int:
+    return main.run(settings)
 
 
-def add_parsers(sub: Any, add: Any) -> None:
+def register(commands: CommandGroup) -> None:
     by = {"default": getpass.getuser(), "help": "who acts (recorded in the audit; default: your user name)"}
-    p = add(sub, "block", block, "deny Bedrock to a person now")
+    p = commands.add("block", block, "deny Bedrock to a person now", settings=EnforcerSettings)
     p.add_argument("principal", type=normalise_key, help="quota key, as `bedrockctl usage` shows it")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--for", dest="duration", help="e.g. 30m, 4h, 2d (default: until the next daily reset)")
@@ -232,26 +227,27 @@ def add_parsers(sub: Any, add: Any) -> None:
     p.add_argument("--force", action="store_true", help="block a key never seen and not in the quota file")
     p.add_argument("--dry-run", action="store_true", help="check and print what would happen, write nothing")
 
-    p = add(sub, "unblock", unblock, "restore Bedrock to a person now")
+    p = commands.add("unblock", unblock, "restore Bedrock to a person now", settings=EnforcerSettings)
     p.add_argument("principal", type=normalise_key)
     p.add_argument("--protect", action="store_true",
                    help="and do not let quotas block them again until the end of the current period")
     p.add_argument("--reason", required=True)
     p.add_argument("--by", **by)
 
-    p = add(sub, "status", status, "who is blocked (or one person's state)")
+    p = commands.add("status", status, "who is blocked (or one person's state)", settings=EnforcerSettings)
     p.add_argument("principal", nargs="?", type=normalise_key)
     p.add_argument("--json", action="store_true")
 
-    p = add(sub, "audit", audit, "the enforcement audit trail")
+    p = commands.add("audit", audit, "the enforcement audit trail", settings=EnforcerSettings)
     p.add_argument("--principal", type=normalise_key)
     p.add_argument("--since", help="ISO 8601 time or date")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
 
-    p = add(sub, "reconcile", reconcile, "compare desired and actual IAM state and fix drift")
+    p = commands.add("reconcile", reconcile, "compare desired and actual IAM state and fix drift",
+                     settings=EnforcerSettings)
     p.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
 
-    enforcer = sub.add_parser("enforcer", help="the enforcer process").add_subparsers(
-        dest="enforcer_command", required=True)
-    add(enforcer, "run", enforcer_run, "run the enforcer (decisions → IAM, expiry, reconciliation)")
+    enforcer = commands.group("enforcer", "the enforcer process")
+    enforcer.add("run", enforcer_run, "run the enforcer (decisions → IAM, expiry, reconciliation)",
+                 settings=EnforcerSettings)

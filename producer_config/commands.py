@@ -1,13 +1,18 @@
-"""bedrockctl's producer commands: what feeds the stream (the EventBridge rule, its target, role and DLQ,
+"""The producer's `bedrockctl` commands: what feeds the stream (the EventBridge rule, its target, role and DLQ,
 the invocation-log subscription, and the rules forwarding other regions' calls)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from bedrock_usage.settings import Settings, regions
+from bedrock_usage import aws
+from bedrock_usage.commands import CommandGroup
+from bedrock_usage.config import regions
+from producer_config import apply as applying
+from producer_config import forwarding
+from producer_config.resources import rendered
+from producer_config.settings import ProducerSettings
 
 
 def _regions(args: argparse.Namespace) -> tuple[str, ...] | None:
@@ -15,15 +20,10 @@ def _regions(args: argparse.Namespace) -> tuple[str, ...] | None:
     return None if args.regions is None else regions(args.regions, "--regions")
 
 
-def show(args: argparse.Namespace, settings: Settings) -> int:
-    from producer_config import forwarding  # noqa: PLC0415
-    from producer_config.resources import rendered  # noqa: PLC0415
-
+def show(args: argparse.Namespace, settings: ProducerSettings) -> int:
     listed = _regions(args)
     account = args.account
     if not account:
-        from bedrock_usage import aws  # noqa: PLC0415
-
         account = str(aws.client(settings, "sts").get_caller_identity()["Account"])
     shown = rendered(settings, account)
     forwarders = forwarding.rendered(settings, account, listed)
@@ -33,21 +33,19 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def apply(args: argparse.Namespace, settings: Settings) -> int:
-    from producer_config.apply import apply as run  # noqa: PLC0415
-
-    run(settings, regions=_regions(args))
+def apply(args: argparse.Namespace, settings: ProducerSettings) -> int:
+    applying.apply(settings, regions=_regions(args))
     return 0
 
 
-def add_parsers(sub: Any, add: Any) -> None:
-    producer = sub.add_parser("producer", help="the EventBridge rules and log subscription feeding the stream")
-    commands = producer.add_subparsers(dest="producer_command", required=True)
+def register(commands: CommandGroup) -> None:
+    producer = commands.group("producer", "the EventBridge rules and log subscription feeding the stream")
     regions_help = ("comma-separated regions whose Bedrock calls are counted (default: SOURCE_REGIONS); each but"
                     " AWS_REGION gets a rule forwarding them to AWS_REGION's event bus")
-    p = add(commands, "show", show, "print the rules, targets, roles, DLQs and subscription as rendered")
+    p = producer.add("show", show, "print the rules, targets, roles, DLQs and subscription as rendered",
+                     settings=ProducerSettings)
     p.add_argument("--account", help="account ID for the ARNs (default: the caller's)")
     p.add_argument("--regions", metavar="R1,R2", help=regions_help)
-    p = add(commands, "apply", apply, "create or update them in the account (idempotent; the stream must exist);"
-            " forwarding rules of regions not listed are removed")
+    p = producer.add("apply", apply, "create or update them in the account (idempotent; the stream must exist);"
+                     " forwarding rules of regions not listed are removed", settings=ProducerSettings)
     p.add_argument("--regions", metavar="R1,R2", help=regions_help)

@@ -1,4 +1,4 @@
-"""bedrockctl's notifier commands: notify outbox / retry / preview, notifier run."""
+"""The notifier's `bedrockctl` commands: notify outbox / retry / preview, and `notifier run` (the service)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,24 @@ import argparse
 import getpass
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.cli.commands import table
+from bedrock_usage.commands import CommandGroup
+from bedrock_usage.notifications import LANGUAGES
+from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
-from bedrock_usage.settings import LANGUAGES, Settings
+from notifier import main
+from notifier.preview import preview_note
+from notifier.runtime import Runtime, build
+from notifier.settings import NotifierSettings
 
 
-def _runtime(settings: Settings) -> Any:
-    from notifier.runtime import build  # noqa: PLC0415  (boto3 and jinja2 only when needed)
-
+def _runtime(settings: NotifierSettings) -> Runtime:
     return build(settings, registry=CollectorRegistry(), channels={})
 
 
-def outbox(args: argparse.Namespace, settings: Settings) -> int:
+def outbox(args: argparse.Namespace, settings: NotifierSettings) -> int:
     rt = _runtime(settings)
     try:
         rows = rt.outbox.deliveries(failed_only=args.failed, limit=args.limit)
@@ -39,7 +41,7 @@ def outbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def retry(args: argparse.Namespace, settings: Settings) -> int:
+def retry(args: argparse.Namespace, settings: NotifierSettings) -> int:
     rt = _runtime(settings)
     try:
         count = rt.outbox.retry(datetime.now(UTC), args.delivery or ())
@@ -49,9 +51,7 @@ def retry(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def preview(args: argparse.Namespace, settings: Settings) -> int:
-    from notifier.preview import preview_note  # noqa: PLC0415
-
+def preview(args: argparse.Namespace, settings: NotifierSettings) -> int:
     rt = _runtime(settings)
     try:
         note = preview_note(rt.session.conn, rt.usage_reader(), settings, args.kind, args.principal,
@@ -66,28 +66,28 @@ def preview(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def notifier_run(args: argparse.Namespace, settings: Settings) -> int:
-    from notifier.main import run  # noqa: PLC0415
-
-    return run(settings)
+def notifier_run(args: argparse.Namespace, settings: NotifierSettings) -> int:
+    return main.run(settings)
 
 
-def add_parsers(sub: Any, add: Any) -> None:
-    notify = sub.add_parser("notify", help="the notification outbox").add_subparsers(
-        dest="notify_command", required=True)
-    p = add(notify, "outbox", outbox, "deliveries, newest last (and how many are waiting)")
+def register(commands: CommandGroup) -> None:
+    notify = commands.group("notify", "the notification outbox")
+    p = notify.add("outbox", outbox, "deliveries, newest last (and how many are waiting)",
+                   settings=NotifierSettings)
     p.add_argument("--failed", action="store_true", help="only dead ones and those being retried")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
-    p = add(notify, "retry", retry, "queue dead deliveries again (all, or --delivery N ...)")
+    p = notify.add("retry", retry, "queue dead deliveries again (all, or --delivery N ...)",
+                   settings=NotifierSettings)
     p.add_argument("--delivery", type=int, nargs="*")
-    p = add(notify, "preview", preview, "render a message for a person with their real data (nothing is sent)")
+    p = notify.add("preview", preview, "render a message for a person with their real data (nothing is sent)",
+                   settings=NotifierSettings)
     p.add_argument("kind", choices=["warning", "blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert",
                                     "summary"])
     p.add_argument("--principal", type=normalise_key, default="admins")
     p.add_argument("--lang", choices=LANGUAGES)
     p.add_argument("--format", choices=["text", "html"], default="text")
 
-    notifier = sub.add_parser("notifier", help="the notifier process").add_subparsers(
-        dest="notifier_command", required=True)
-    add(notifier, "run", notifier_run, "run the notifier (outbox → email, SNS, Slack, Teams; daily summary)")
+    notifier = commands.group("notifier", "the notifier process")
+    notifier.add("run", notifier_run, "run the notifier (outbox → email, SNS, Slack, Teams; daily summary)",
+                 settings=NotifierSettings)

@@ -1,0 +1,5 @@
+import sys
+
+from bedrockctl.main import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""The process packages the shell gathers: their commands, their settings, their IAM permissions.
+
+A new process (the console, replay) is one line here: a package with `commands.register`, a settings
+class extending `SharedSettings` and, if it runs as a service, `permissions.IAM_PERMISSIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import consumer.commands
+import consumer.permissions
+import enforcement.commands
+import enforcement.permissions
+import notifier.commands
+import notifier.permissions
+import producer_config.commands
+from bedrock_usage.commands import CommandGroup
+from bedrock_usage.settings import SharedSettings
+from consumer.settings import ConsumerSettings
+from enforcement.settings import EnforcerSettings
+from notifier.settings import NotifierSettings
+from producer_config.settings import ProducerSettings
+
+Statement = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str  # as the README's settings table and the stack's task roles name it
+    register: Callable[[CommandGroup], None]
+    settings: type[SharedSettings]
+    iam_permissions: Sequence[Statement] = ()  # a service's task role; empty: run by an admin
+
+
+PROCESSES = (
+    Process("consumer", consumer.commands.register, ConsumerSettings, consumer.permissions.IAM_PERMISSIONS),
+    Process("enforcer", enforcement.commands.register, EnforcerSettings, enforcement.permissions.IAM_PERMISSIONS),
+    Process("notifier", notifier.commands.register, NotifierSettings, notifier.permissions.IAM_PERMISSIONS),
+    Process("producer", producer_config.commands.register, ProducerSettings),
+)
+SERVICES = tuple(p.name for p in PROCESSES if p.iam_permissions)
+
+
+def iam_permissions(service: str) -> list[Statement]:
+    """Every IAM permission a service's code uses (infra/ grants its task role exactly these)."""
+    for process in PROCESSES:
+        if process.name == service and process.iam_permissions:
+            return list(process.iam_permissions)
+    raise ValueError(f"unknown service {service!r}")

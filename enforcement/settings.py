@@ -1,0 +1,65 @@
+"""The enforcer's own settings: the mode, who is never denied, the deny policies, the breaker, metrics."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bedrock_usage.config import SettingsError, Source, Spec, choice, integer, listed
+from bedrock_usage.settings import SharedSettings
+
+
+@dataclass(frozen=True)
+class EnforcerSettings(SharedSettings):
+    OWN_SPECS: ClassVar[tuple[Spec, ...]] = (
+        Spec("ENFORCEMENT_MODE", "enforce", "enforce: deny over-quota people in IAM; shadow: decide, record and"
+             " notify (marked shadow) but change no IAM policy."),
+        Spec("PROTECTED_PRINCIPALS", "", "Comma-separated quota-key globs never denied (break-glass admins),"
+             " e.g. `arn:aws:iam::*:user/breakglass-*`."),
+        Spec("DENY_POLICY_NAME", "BedrockUsageControlDeny", "Name of the product's deny policy (path"
+             " /bedrock-usage-control/); the session policies are <name>Sessions1..N."),
+        Spec("SESSION_DENY_POLICIES", "3", "Session deny policies (each holds ~100-200 sessions; attach all to"
+             " shared roles and permission sets)."),
+        Spec("MAX_QUOTA_DENIES_PER_HOUR", "100", "Circuit breaker: past this many people denied for quotas in an"
+             " hour, further quota denies are refused and alerted (0: no limit). Admin blocks are not limited."),
+        Spec("RECONCILE_INTERVAL_SECONDS", "300", "How often the enforcer compares desired and actual IAM state."),
+        Spec("UNMETERED_AFTER_SECONDS", "900", "A successful call whose invocation log has not come this long"
+             " after it is unmetered (no cost known): counted in a metric, alerted, and listed in the daily"
+             " summary."),
+        Spec("ENFORCER_METRICS_PORT", "9102", "Port of the enforcer's Prometheus /metrics and /health endpoint."),
+    )
+
+    enforcement_mode: str
+    protected_principals: tuple[str, ...]
+    deny_policy_name: str
+    session_deny_policies: int
+    max_quota_denies_per_hour: int
+    reconcile_interval_seconds: int
+    unmetered_after_seconds: int
+    enforcer_metrics_port: int
+
+    @property
+    def shadow(self) -> bool:
+        return self.enforcement_mode == "shadow"
+
+    @classmethod
+    def read(cls, source: Source) -> dict[str, Any]:
+        get = source.get
+        policy_name = get("DENY_POLICY_NAME").strip()
+        if not re.fullmatch(r"[\w+=,.@-]{1,100}", policy_name):
+            raise SettingsError(f"DENY_POLICY_NAME must be a valid IAM policy name, got {policy_name!r}")
+        session_policies = integer("SESSION_DENY_POLICIES", get("SESSION_DENY_POLICIES"), 1)
+        if session_policies > 8:
+            raise SettingsError("SESSION_DENY_POLICIES must be at most 8 (a role holds 10 managed policies)")
+        return {
+            **super().read(source),
+            "enforcement_mode": choice("ENFORCEMENT_MODE", get("ENFORCEMENT_MODE"), ("enforce", "shadow")),
+            "protected_principals": listed(get("PROTECTED_PRINCIPALS")),
+            "deny_policy_name": policy_name,
+            "session_deny_policies": session_policies,
+            "max_quota_denies_per_hour": integer("MAX_QUOTA_DENIES_PER_HOUR", get("MAX_QUOTA_DENIES_PER_HOUR"), 0),
+            "reconcile_interval_seconds": integer("RECONCILE_INTERVAL_SECONDS", get("RECONCILE_INTERVAL_SECONDS"), 5),
+            "unmetered_after_seconds": integer("UNMETERED_AFTER_SECONDS", get("UNMETERED_AFTER_SECONDS"), 60),
+            "enforcer_metrics_port": integer("ENFORCER_METRICS_PORT", get("ENFORCER_METRICS_PORT"), 0),
+        }
