@@ -4,6 +4,7 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY requirements ./requirements
+COPY bedrockctl ./bedrockctl
 COPY bedrock_usage ./bedrock_usage
 COPY consumer ./consumer
 COPY enforcement ./enforcement

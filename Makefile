@@ -34,6 +34,7 @@ test-fast: setup services
 lint: setup
 	bash infra/local/tools.sh
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	promtool check config infra/prometheus/prometheus.yml
 	promtool check rules infra/prometheus/alerts.yml

@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 
 from bedrock_usage import db
+from bedrock_usage.config import MySQLParams
 from bedrock_usage.migrate import migrate
-from bedrock_usage.settings import MySQLParams
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

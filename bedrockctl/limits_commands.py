@@ -71,7 +71,8 @@ def limits_show(args: argparse.Namespace, settings: SharedSettings) -> int:
         }, indent=2))
         return 0
     print(f"defaults: person {user.daily or '-'}/day {user.monthly or '-'}/month,"
-          f" {usd_cell(user.daily_cost) or '-'}/day {usd_cell(user.monthly_cost) or '-'}/month; team {team.daily or '-'}/day {team.monthly or '-'}/month,"
+          f" {usd_cell(user.daily_cost) or '-'}/day {usd_cell(user.monthly_cost) or '-'}/month;"
+          f" team {team.daily or '-'}/day {team.monthly or '-'}/month,"
           f" {usd_cell(team.daily_cost) or '-'}/day {usd_cell(team.monthly_cost) or '-'}/month;"
           f" warnings at {', '.join(f'{p} %' for p in settings.warning_thresholds)};"
           f" default team {settings.default_team}")

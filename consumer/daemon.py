@@ -22,7 +22,7 @@ from typing import Any
 
 from bedrock_usage import logs
 from bedrock_usage.http import serve
-from bedrock_usage.settings import Settings
+from consumer.settings import ConsumerSettings
 
 log = logging.getLogger("consumer.daemon")
 
@@ -43,7 +43,7 @@ IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
 )
 
 
-def jar_dir(settings: Settings) -> Path:
+def jar_dir(settings: ConsumerSettings) -> Path:
     if settings.kcl_jar_dir:
         return Path(settings.kcl_jar_dir)
     import amazon_kclpy  # noqa: PLC0415
@@ -51,7 +51,7 @@ def jar_dir(settings: Settings) -> Path:
     return Path(amazon_kclpy.__file__).parent / "jars"
 
 
-def render_properties(settings: Settings, *, executable: str) -> str:
+def render_properties(settings: ConsumerSettings, *, executable: str) -> str:
     """The daemon's properties file (pure). `executable` is split on spaces by the daemon."""
     props: dict[str, str | int] = {
         "executableName": executable,
@@ -86,7 +86,7 @@ def render_properties(settings: Settings, *, executable: str) -> str:
     return "".join(f"{key} = {value}\n" for key, value in props.items())
 
 
-def java_command(settings: Settings, properties: Path, logback: Path) -> list[str]:
+def java_command(settings: ConsumerSettings, properties: Path, logback: Path) -> list[str]:
     return [
         shutil.which("java") or "java",
         # The daemon's Kinesis client defaults to CBOR, which moto answers with HTTP 500.
@@ -128,7 +128,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run(settings: Settings) -> int:
+def run(settings: ConsumerSettings) -> int:
     logs.setup("consumer", settings.log_level)
     if shutil.which("java") is None:
         log.error("java not found: the KCL MultiLangDaemon needs a Java runtime (17+)")

@@ -19,12 +19,12 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage import db
 from bedrock_usage.quota import format_usd
 from bedrock_usage.retry import retry_transient
-from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
 from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
 from consumer.processor import BatchResult
 from consumer.records import InputRecord
 from consumer.runtime import Runtime, build
+from consumer.settings import ConsumerSettings
 
 BATCH = 5000
 
@@ -111,7 +111,7 @@ def _batches(path: Path) -> Iterator[list[InputRecord]]:
         yield batch
 
 
-def ingest_paths(settings: Settings, paths: Sequence[Path]) -> Summary:
+def ingest_paths(settings: ConsumerSettings, paths: Sequence[Path]) -> Summary:
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")

@@ -32,12 +32,12 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage import db, logs
 from bedrock_usage.keys import Keys
 from bedrock_usage.retry import retry_transient
-from bedrock_usage.settings import Settings
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
 from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
 from consumer.processor import Flight
 from consumer.records import InputRecord
 from consumer.runtime import Runtime, build, sync_limits
+from consumer.settings import ConsumerSettings
 
 log = logging.getLogger("consumer.kcl")
 
@@ -59,7 +59,7 @@ class _InFlight:
 
 
 class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ConsumerSettings) -> None:
         self._settings = settings
         self._runtime: Runtime | None = None
         self._shard = "unknown"
@@ -195,7 +195,7 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = ConsumerSettings.from_env()
     logs.setup("consumer-shard", settings.log_level)
     kcl.KCLProcess(RecordProcessor(settings)).run()
 

@@ -22,9 +22,9 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.periods import first_of_next_month, midnight, redis_horizon
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Scope, nanos_of
-from bedrock_usage.settings import Settings
 from consumer.counters import Group, event_argument, log_argument
 from consumer.runtime import build, sync_limits
+from consumer.settings import ConsumerSettings
 
 CHUNK = 5000
 
@@ -46,7 +46,7 @@ _LOGS = ("SELECT l.request_id, l.event_time, l.event_date, p.quota_key, l.team, 
          " WHERE l.event_date >= %s ORDER BY l.event_date")
 
 
-def rebuild(settings: Settings, now: datetime | None = None) -> RebuildReport:
+def rebuild(settings: ConsumerSettings, now: datetime | None = None) -> RebuildReport:
     now = now or datetime.now(UTC)
     since = redis_horizon(now, settings.quota_timezone, settings.counter_grace_days)
     runtime = build(settings, source="rebuild", registry=CollectorRegistry(), lookups=False)

@@ -19,7 +19,6 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.profiles import InferenceProfiles
 from bedrock_usage.redis_state import RedisState, redis_client
-from bedrock_usage.settings import Settings
 from consumer.counters import Counters
 from consumer.decode import Decoder
 from consumer.directory import Directory
@@ -28,6 +27,7 @@ from consumer.metering import Metering
 from consumer.metrics import ConsumerMetrics
 from consumer.processor import Processor
 from consumer.role_paths import RolePaths
+from consumer.settings import ConsumerSettings
 from consumer.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Runtime:
 
 
 def build(
-    settings: Settings,
+    settings: ConsumerSettings,
     *,
     source: str,
     registry: CollectorRegistry = REGISTRY,
@@ -76,7 +76,7 @@ def build(
     metrics = ConsumerMetrics(registry)
     directory_session = MySQLSession(settings.mysql)
     # The profile resolver commits and rolls back on its own MySQL session (opened on first use).
-    profiles = InferenceProfiles.from_settings(settings)
+    profiles = InferenceProfiles.from_settings(settings, max_age_seconds=settings.inference_profile_max_age_seconds)
 
     def failed(key: str, error: LookupFailed, lasting: bool) -> None:
         metrics.lookup_failures.labels(error.code, "true" if lasting else "false").inc()
@@ -122,7 +122,7 @@ def build(
     return Runtime(processor, metrics, client, session, directory_session, directory, profiles)
 
 
-def _lookups(settings: Settings, iam: Any | None, account: str) -> Lookups:
+def _lookups(settings: ConsumerSettings, iam: Any | None, account: str) -> Lookups:
     clients: dict[str | None, Any] = {}
     lock = threading.Lock()
 

@@ -21,7 +21,7 @@ from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
 from enforcement import main, store
 from enforcement.model import Outcome
-from enforcement.runtime import Runtime, build
+from enforcement.runtime import EnforcerRuntime, build
 from enforcement.settings import EnforcerSettings
 from enforcement.targets import Refusal, target_of
 
@@ -47,7 +47,7 @@ def parse_instant(text: str, settings: EnforcerSettings) -> datetime:
     return value.astimezone(UTC)
 
 
-def _runtime(settings: EnforcerSettings) -> Runtime:
+def _runtime(settings: EnforcerSettings) -> EnforcerRuntime:
     return build(settings, registry=CollectorRegistry())
 
 
@@ -124,7 +124,8 @@ def block(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     return 0
 
 
-def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: Runtime, until: datetime | None) -> int:
+def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: EnforcerRuntime,
+                   until: datetime | None) -> int:
     """What `block` would do, from what the enforcer reads before acting; nothing is written."""
 
     enforcer = rt.enforcer
@@ -215,7 +216,7 @@ def enforcer_run(args: argparse.Namespace, settings: EnforcerSettings) -> int:
 
 
 def register(commands: CommandGroup) -> None:
-    by = {"default": getpass.getuser(), "help": "who acts (recorded in the audit; default: your user name)"}
+    by_help = "who acts (recorded in the audit; default: your user name)"
     p = commands.add("block", block, "deny Bedrock to a person now", settings=EnforcerSettings)
     p.add_argument("principal", type=normalise_key, help="quota key, as `bedrockctl usage` shows it")
     when = p.add_mutually_exclusive_group()
@@ -223,7 +224,7 @@ def register(commands: CommandGroup) -> None:
     when.add_argument("--until", help="ISO 8601 time (QUOTA_TIMEZONE when no offset)")
     when.add_argument("--indefinite", action="store_true", help="until an admin unblocks")
     p.add_argument("--reason", required=True)
-    p.add_argument("--by", **by)
+    p.add_argument("--by", default=getpass.getuser(), help=by_help)
     p.add_argument("--force", action="store_true", help="block a key never seen and not in the quota file")
     p.add_argument("--dry-run", action="store_true", help="check and print what would happen, write nothing")
 
@@ -232,7 +233,7 @@ def register(commands: CommandGroup) -> None:
     p.add_argument("--protect", action="store_true",
                    help="and do not let quotas block them again until the end of the current period")
     p.add_argument("--reason", required=True)
-    p.add_argument("--by", **by)
+    p.add_argument("--by", default=getpass.getuser(), help=by_help)
 
     p = commands.add("status", status, "who is blocked (or one person's state)", settings=EnforcerSettings)
     p.add_argument("principal", nargs="?", type=normalise_key)

@@ -23,10 +23,10 @@ from bedrock_usage.http import serve
 from bedrock_usage.ids import digest
 from bedrock_usage.quota import Decision
 from bedrock_usage.retry import backoff_delay
-from bedrock_usage.settings import Settings
 from enforcement import metering_watch, store
 from enforcement.model import handling_order
 from enforcement.runtime import EnforcerRuntime, account_of, build
+from enforcement.settings import EnforcerSettings
 from enforcement.stream import Entry
 from enforcement.unpriced_alerts import alert_unpriced
 
@@ -49,7 +49,7 @@ def _dependency(error: BaseException) -> str:
 
 
 class Loop:
-    def __init__(self, runtime: EnforcerRuntime, settings: Settings) -> None:
+    def __init__(self, runtime: EnforcerRuntime, settings: EnforcerSettings) -> None:
         self.rt, self.settings = runtime, settings
         self.stop = threading.Event()
         self.heart = Heartbeat()
@@ -115,7 +115,7 @@ class Loop:
                 self.stop.wait(delay)
 
 
-def run(settings: Settings) -> int:
+def run(settings: EnforcerSettings) -> int:
     logs.setup("enforcer", settings.log_level)
     attempt = 0
     while True:  # who we are (STS) before anything: the account the enforcer may deny in

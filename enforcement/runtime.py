@@ -15,7 +15,6 @@ from bedrock_usage import aws
 from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.redis_state import redis_client
-from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 from enforcement.iam import IamPolicies
 from enforcement.metering_watch import MeteringWatch
@@ -23,6 +22,7 @@ from enforcement.metrics import EnforcerMetrics
 from enforcement.policies import PolicyNames
 from enforcement.reconcile import Reconciler
 from enforcement.service import Enforcer
+from enforcement.settings import EnforcerSettings
 from enforcement.stream import DecisionStream
 
 LOCK_TIMEOUT_SECONDS = 60
@@ -43,11 +43,11 @@ class EnforcerRuntime:
         self.redis.close()
 
 
-def account_of(settings: Settings) -> str:
+def account_of(settings: EnforcerSettings) -> str:
     return aws.account_id(settings)
 
 
-def build(settings: Settings, *, registry: CollectorRegistry = REGISTRY, account_id: str | None = None,
+def build(settings: EnforcerSettings, *, registry: CollectorRegistry = REGISTRY, account_id: str | None = None,
           clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> EnforcerRuntime:
     client = redis_client(settings)
     keys = Keys(settings.redis_key_prefix)

@@ -31,11 +31,11 @@ from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.notifications import Notification, NotificationKind
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope, format_usd
-from bedrock_usage.settings import Settings
 from enforcement import store
 from enforcement.iam import Change, IamPolicies, IamRefused
 from enforcement.metrics import EnforcerMetrics
 from enforcement.model import Action, AuditAction, Block, Origin, Outcome, blocking_rank
+from enforcement.settings import EnforcerSettings
 from enforcement.targets import PrincipalRecord, Refusal, Target, target_of
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class QuotaContext:
     decision_id: str | None = None
 
 
-def period_end(quota: Quota | str, period: str, settings: Settings) -> datetime:
+def period_end(quota: Quota | str, period: str, settings: EnforcerSettings) -> datetime:
     """When a quota period resets in QUOTA_TIMEZONE: the next local midnight, or the 1st of the next month."""
     return periods.period_end(Quota(quota).value, period, settings.quota_timezone)
 
@@ -107,7 +107,7 @@ def _actor_kind(actor: str) -> str:
 
 
 class Enforcer:
-    def __init__(self, settings: Settings, *, session: MySQLSession, iam: IamPolicies | None, account_id: str,
+    def __init__(self, settings: EnforcerSettings, *, session: MySQLSession, iam: IamPolicies | None, account_id: str,
                  metrics: EnforcerMetrics, members: Callable[[str, str], list[str]],
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """`members(team, period)`: the people counted in a team in a quota period, whom its block covers."""

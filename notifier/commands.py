@@ -15,11 +15,11 @@ from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
 from notifier import main
 from notifier.preview import preview_note
-from notifier.runtime import Runtime, build
+from notifier.runtime import NotifierRuntime, build
 from notifier.settings import NotifierSettings
 
 
-def _runtime(settings: NotifierSettings) -> Runtime:
+def _runtime(settings: NotifierSettings) -> NotifierRuntime:
     return build(settings, registry=CollectorRegistry(), channels={})
 
 

@@ -14,7 +14,6 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from bedrock_usage import aws
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.redis_state import redis_client
-from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
 from notifier.channels import Sender
 from notifier.channels.ses import SesSender
@@ -26,9 +25,10 @@ from notifier.outbox import Outbox
 from notifier.recipients import Channel
 from notifier.render import Renderer
 from notifier.service import Notifier
+from notifier.settings import NotifierSettings
 
 
-def senders(settings: Settings) -> dict[Channel, Sender]:
+def senders(settings: NotifierSettings) -> dict[Channel, Sender]:
     made: dict[Channel, Sender] = {}
     if settings.email_backend == "ses":
         made[Channel.EMAIL] = SesSender(aws.client(settings, "ses"), settings.email_from)
@@ -45,7 +45,7 @@ def senders(settings: Settings) -> dict[Channel, Sender]:
     return made
 
 
-def renderer(settings: Settings) -> Renderer:
+def renderer(settings: NotifierSettings) -> Renderer:
     return Renderer(settings.notify_language, settings.notify_timezone, settings.quota_timezone)
 
 
@@ -63,7 +63,7 @@ class NotifierRuntime:
         self.redis.close()
 
 
-def build(settings: Settings, *, registry: CollectorRegistry = REGISTRY,
+def build(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
           clock: Callable[[], datetime] = lambda: datetime.now(UTC),
           channels: dict[Channel, Sender] | None = None) -> NotifierRuntime:
     session = MySQLSession(settings.mysql)

@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
 from bedrock_usage.migrate import first_prices, migrate
-from bedrock_usage.settings import Settings
 from consumer.records import InputRecord
 from consumer.runtime import Runtime, build
 from producer_config.simulate import Person, bedrock_event
+from tests.settings import AllSettings
 
 EVENTS = Path(__file__).parent / "events"
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_test")
@@ -74,11 +74,11 @@ def test_env(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings.from_env(test_env())
+def settings() -> AllSettings:
+    return AllSettings.from_env(test_env())
 
 
-def fresh_schema(settings: Settings) -> Settings:
+def fresh_schema(settings: AllSettings) -> AllSettings:
     """Drop the settings' database and build it again from sql/."""
     conn = db.connect(settings.mysql, with_database=False)
     with conn.cursor() as cur:
@@ -88,7 +88,7 @@ def fresh_schema(settings: Settings) -> Settings:
     return settings
 
 
-def emptied(settings: Settings) -> Iterator[pymysql.connections.Connection]:
+def emptied(settings: AllSettings) -> Iterator[pymysql.connections.Connection]:
     """A connection to the settings' database with every table emptied first."""
     conn = db.connect(settings.mysql)
     with conn.cursor() as cur:
@@ -111,13 +111,13 @@ def flushed(url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def schema() -> Settings:
+def schema() -> AllSettings:
     """A fresh test database, migrated once per session from sql/."""
-    return fresh_schema(Settings.from_env(test_env()))
+    return fresh_schema(AllSettings.from_env(test_env()))
 
 
 @pytest.fixture
-def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
+def mysql(schema: AllSettings) -> Iterator[pymysql.connections.Connection]:
     yield from emptied(schema)
 
 
@@ -134,7 +134,7 @@ def make_runtime(
     made: list[Runtime] = []
 
     def factory(now: datetime = NOW, **overrides: str) -> Runtime:
-        runtime = build(Settings.from_env(test_env(**overrides)), source="test", registry=CollectorRegistry(),
+        runtime = build(AllSettings.from_env(test_env(**overrides)), source="test", registry=CollectorRegistry(),
                         clock=lambda: now)
         made.append(runtime)
         return runtime

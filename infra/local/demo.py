@@ -48,9 +48,9 @@ from bedrock_usage.localdev import (
     user_keys,
 )
 from bedrock_usage.redis_state import redis_client
-from bedrock_usage.settings import Settings
 from enforcement.runtime import build as build_enforcer
 from producer_config.simulate import Person, bedrock_event, deliver, invocation_log, subscription_payload
+from tests.settings import AllSettings
 
 STREAM, APP = "bedrock-usage-demo", "bedrock-usage-demo-consumer"
 ACCOUNT = "123456789012"  # moto's account: the enforcer denies only in the account it runs in
@@ -150,7 +150,7 @@ def main() -> int:
         "NOTIFIER_METRICS_PORT": str(notifier_port), "EMAIL_BACKEND": "ses", "EMAIL_FROM": SENDER,
         "ADMIN_EMAILS": "finops@example.com", "NOTIFY_LANGUAGE": "en", "DAILY_SUMMARY_HOUR": "",
     }
-    settings = Settings.from_env(env)
+    settings = AllSettings.from_env(env)
     consumer = Service(env, work / "consumer.log")
     enforcer = Service(env, work / "enforcer.log", command=("enforcer", "run"))
     try:
@@ -247,7 +247,7 @@ def main() -> int:
     return 0 if rows == distinct and metered and blocked and restored and sent and balanced else 1
 
 
-def report(env: dict[str, str], settings: Settings, metrics: str, enforcer_metrics: str) -> None:
+def report(env: dict[str, str], settings: AllSettings, metrics: str, enforcer_metrics: str) -> None:
     step("Usage today: bedrockctl usage")
     print(bedrockctl(env, "usage").rstrip())
     step("What it cost, from the invocation logs: bedrockctl cost --by person")
@@ -303,7 +303,7 @@ def histogram_mean(metrics: str, name: str) -> tuple[float, float]:
     return (values[f"{name}_sum"] / count if count else 0.0), count
 
 
-def wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
+def wait_for_rows(settings: AllSettings, expected: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     rows = 0
     while time.monotonic() < deadline:
@@ -335,7 +335,7 @@ def demo_credentials(iam: Any) -> dict[str, dict[str, str]]:
             "ana.garcia": user_keys(iam, "ana.garcia", "bedrock:InvokeModel", create=False)}
 
 
-def wait_for_logs(settings: Settings, expected: int, timeout: float) -> bool:
+def wait_for_logs(settings: AllSettings, expected: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn = db.connect(settings.mysql)
@@ -352,7 +352,7 @@ def wait_for_logs(settings: Settings, expected: int, timeout: float) -> bool:
     return False
 
 
-def wait_for_blocks(settings: Settings, expected: set[str], timeout: float) -> bool:
+def wait_for_blocks(settings: AllSettings, expected: set[str], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn = db.connect(settings.mysql)
@@ -379,7 +379,7 @@ def _ana_invokes(moto: MotoServer, keys: dict[str, str]) -> str:
         return f"{error.response['ResponseMetadata']['HTTPStatusCode']} {'AccessDenied (IAM)' if denied else error}"
 
 
-def enforcement_story(env: dict[str, str], settings: Settings, moto: MotoServer, iam: Any,
+def enforcement_story(env: dict[str, str], settings: AllSettings, moto: MotoServer, iam: Any,
                       keys: dict[str, dict[str, str]]) -> bool:
     step("Who is blocked: bedrockctl status")
     print(bedrockctl(env, "status").rstrip())
@@ -424,7 +424,7 @@ def enforcement_story(env: dict[str, str], settings: Settings, moto: MotoServer,
 
 
 
-def mail_story(settings: Settings, moto: MotoServer, notifier: Service, work: Path, port: int) -> bool:
+def mail_story(settings: AllSettings, moto: MotoServer, notifier: Service, work: Path, port: int) -> bool:
     """Wait for the notifier to deliver everything, then show what SES (moto) received."""
     step("The notifier: every message delivered (SES on moto), each in its person's language")
     deadline = time.monotonic() + 60

@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
-from bedrock_usage.settings import Settings
 from enforcement.runtime import EnforcerRuntime, build
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
+from tests.settings import AllSettings
 
 ACCOUNT = "123456789012"  # moto's default account
 SSO_ROLE = "AWSReservedSSO_BedrockUsers_0123456789abcdef"
@@ -56,7 +56,7 @@ class World:
         self.now = NOW
 
     def runtime(self, **overrides: str) -> EnforcerRuntime:
-        settings = Settings.from_env(_env(**{"DEFAULT_DAILY_REQUEST_LIMIT": "10", **overrides}))
+        settings = AllSettings.from_env(_env(**{"DEFAULT_DAILY_REQUEST_LIMIT": "10", **overrides}))
         rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT, clock=lambda: self.now)
         self.made.append(rt)
         return rt

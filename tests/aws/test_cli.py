@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bedrock_usage.cli.enforcement_commands import parse_duration, parse_instant
-from bedrock_usage.cli.main import main
 from bedrock_usage.identity import IdentityType
-from bedrock_usage.settings import Settings
+from bedrockctl.main import main
+from enforcement.commands import parse_duration, parse_instant
 from tests.aws.conftest import World, attached_users, user_arn
 from tests.conftest import test_env as _env
+from tests.settings import AllSettings
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_bad_durations_and_times_are_clear_errors(world: World, cli) -> None:  #
     with pytest.raises(ValueError, match="30m, 4h"):
         parse_duration("0h")
     assert parse_duration("90m") == timedelta(minutes=90)
-    settings = Settings.from_env(_env())
+    settings = AllSettings.from_env(_env())
     assert parse_instant("2026-12-01T09:00", settings) == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Madrid, CET
 
 

@@ -16,7 +16,6 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Kind, Quota, Scope
-from bedrock_usage.settings import Settings
 from enforcement.main import Loop
 from enforcement.model import Outcome
 from notifier.runtime import NotifierRuntime
@@ -24,6 +23,7 @@ from notifier.runtime import build as build_notifier
 from tests.aws.conftest import ACCOUNT, World, attached_users, exceeded, user_arn
 from tests.conftest import DAY, MONTH
 from tests.conftest import test_env as _env
+from tests.settings import AllSettings
 
 USD = 10**9
 
@@ -31,7 +31,7 @@ USD = 10**9
 @pytest.fixture
 def notifier(world: World) -> Iterator[NotifierRuntime]:
     boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress="bedrock-usage@example.com")
-    settings = Settings.from_env(_env(DAILY_SUMMARY_HOUR="", EMAIL_BACKEND="ses"))
+    settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="", EMAIL_BACKEND="ses"))
     rt = build_notifier(settings, registry=CollectorRegistry(), clock=lambda: datetime.now(UTC))
     yield rt
     rt.close()

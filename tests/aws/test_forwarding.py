@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bedrock_usage.cli.main import main
-from bedrock_usage.settings import Settings
+from bedrockctl.main import main
 from producer_config.apply import apply
 from producer_config.rule import RULE_STATE, event_pattern
 from tests.conftest import test_env as _env
+from tests.settings import AllSettings
 
 ACCOUNT = "123456789012"  # moto's
 HOME_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
@@ -26,9 +26,10 @@ DLQ = "bedrock-usage-control-forward-dlq"
 
 
 @pytest.fixture
-def account(aws: None) -> Settings:
+def account(aws: None) -> AllSettings:
     boto3.client("kinesis", region_name="us-east-1").create_stream(StreamName="bedrock-usage-events", ShardCount=1)
-    return Settings.from_env(_env(STREAM_NAME="bedrock-usage-events", SOURCE_REGIONS="us-east-1,eu-west-1,us-west-2"))
+    return AllSettings.from_env(_env(STREAM_NAME="bedrock-usage-events",
+                                     SOURCE_REGIONS="us-east-1,eu-west-1,us-west-2"))
 
 
 def _document(document: Any) -> Any:
@@ -60,7 +61,7 @@ def no_rule(region: str) -> bool:
     return missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_apply_forwards_each_listed_region_to_the_home_bus(account: Settings) -> None:
+def test_apply_forwards_each_listed_region_to_the_home_bus(account: AllSettings) -> None:
     said: list[str] = []
     made = apply(account, said.append)
 
@@ -91,7 +92,7 @@ def test_apply_forwards_each_listed_region_to_the_home_bus(account: Settings) ->
         f"region us-west-2: forwarding rule {RULE} created → {HOME_BUS} (DLQ {DLQ})"]
 
 
-def test_applying_again_changes_nothing(account: Settings) -> None:
+def test_applying_again_changes_nothing(account: AllSettings) -> None:
     first = apply(account, lambda _: None)
     before = snapshot(("eu-west-1", "us-west-2"))
     said: list[str] = []
@@ -106,7 +107,7 @@ def test_applying_again_changes_nothing(account: Settings) -> None:
     assert not any("created" in line for line in said)
 
 
-def test_a_drifted_forwarder_is_put_back(account: Settings) -> None:
+def test_a_drifted_forwarder_is_put_back(account: AllSettings) -> None:
     apply(account, lambda _: None)
     events = boto3.client("events", region_name="eu-west-1")
     events.put_rule(Name=RULE, EventPattern=json.dumps({"source": ["aws.bedrock"]}), State="ENABLED")
@@ -121,7 +122,7 @@ def test_a_drifted_forwarder_is_put_back(account: Settings) -> None:
     assert f"region eu-west-1: forwarding rule {RULE} updated → {HOME_BUS} (DLQ {DLQ})" in said
 
 
-def test_a_region_taken_off_the_list_loses_its_forwarder(account: Settings) -> None:
+def test_a_region_taken_off_the_list_loses_its_forwarder(account: AllSettings) -> None:
     apply(account, lambda _: None)
     said: list[str] = []
 
@@ -135,7 +136,8 @@ def test_a_region_taken_off_the_list_loses_its_forwarder(account: Settings) -> N
     assert f"region us-west-2: forwarding rule {RULE} removed (region not listed: its calls are not counted)" in said
 
 
-def test_an_empty_list_removes_every_forwarder_but_keeps_a_dead_letter_queue_holding_calls(account: Settings) -> None:
+def test_an_empty_list_removes_every_forwarder_but_keeps_a_dead_letter_queue_holding_calls(
+        account: AllSettings) -> None:
     apply(account, lambda _: None)
     sqs = boto3.client("sqs", region_name="us-west-2")
     sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=DLQ)["QueueUrl"], MessageBody="{}")
@@ -150,7 +152,7 @@ def test_an_empty_list_removes_every_forwarder_but_keeps_a_dead_letter_queue_hol
     assert f"region eu-west-1: dead-letter queue {DLQ} removed" in said
 
 
-def test_a_forwarder_in_the_home_region_is_removed(account: Settings) -> None:
+def test_a_forwarder_in_the_home_region_is_removed(account: AllSettings) -> None:
     """Left there when the home region moved: it would send the home bus's events to itself."""
     events = boto3.client("events", region_name="us-east-1")
     events.put_rule(Name=RULE, EventPattern=json.dumps(event_pattern()), State=RULE_STATE)
@@ -162,7 +164,7 @@ def test_a_forwarder_in_the_home_region_is_removed(account: Settings) -> None:
     assert no_rule("us-east-1")
 
 
-def test_the_cli_takes_regions(account: Settings, monkeypatch: pytest.MonkeyPatch,
+def test_the_cli_takes_regions(account: AllSettings, monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture[str]) -> None:
     for name, value in _env(STREAM_NAME="bedrock-usage-events", SOURCE_REGIONS="eu-west-1").items():
         monkeypatch.setenv(name, value)

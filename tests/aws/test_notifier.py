@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage.ids import digest
 from bedrock_usage.notifications import Notification, NotificationKind
-from bedrock_usage.settings import Settings
 from enforcement import store
 from notifier.runtime import NotifierRuntime, build
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env
 from tests.servers import smtp_server, webhook_server
+from tests.settings import AllSettings
 
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana"
 
@@ -46,7 +46,7 @@ def notifier(mysql: pymysql.connections.Connection, aws: None) -> Iterator[Calla
     clock = {"now": datetime.now(UTC)}
 
     def factory(**env: str) -> NotifierRuntime:
-        settings = Settings.from_env(_env(DAILY_SUMMARY_HOUR="", NOTIFY_MAX_ATTEMPTS="3", **env))
+        settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="", NOTIFY_MAX_ATTEMPTS="3", **env))
         rt = build(settings, registry=CollectorRegistry(), clock=lambda: clock["now"])
         rt.clock = clock  # type: ignore[attr-defined]
         made.append(rt)

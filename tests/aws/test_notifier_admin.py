@@ -11,14 +11,14 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.cli.main import main
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
-from bedrock_usage.settings import Settings
+from bedrockctl.main import main
 from notifier.runtime import build
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
+from tests.settings import AllSettings
 
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana"
 LI = f"arn:aws:iam::{ACCOUNT}:user/li"
@@ -47,7 +47,7 @@ def people(mysql: pymysql.connections.Connection, redis_client: redis.Redis) -> 
 
 
 def test_the_daily_summary_is_built_from_real_usage_and_queued_once(people: Any) -> None:
-    settings = Settings.from_env(_env(DAILY_SUMMARY_HOUR="0", DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT="1000",
+    settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="0", DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT="1000",
                                       ADMIN_EMAILS="ops@example.com", EMAIL_BACKEND="none"))
     tomorrow = NOW + timedelta(days=1)  # the summary is of the day before
     rt = build(settings, registry=CollectorRegistry(), clock=lambda: tomorrow, channels={})
@@ -84,7 +84,7 @@ def test_outbox_and_retry_commands(people: Any, monkeypatch, capsys) -> None:  #
     for name, value in _env(EMAIL_BACKEND="none", SLACK_WEBHOOK_URL="http://127.0.0.1:9/down",
                             NOTIFY_MAX_ATTEMPTS="1").items():
         monkeypatch.setenv(name, value)
-    settings = Settings.from_env()
+    settings = AllSettings.from_env()
     rt = build(settings, registry=CollectorRegistry())
     try:
         from bedrock_usage.notifications import Notification, NotificationKind  # noqa: PLC0415

@@ -9,24 +9,25 @@ from typing import Any
 import boto3
 import pytest
 
-from bedrock_usage.cli.main import main
-from bedrock_usage.settings import Settings
+from bedrockctl.main import main
 from producer_config import resources
 from producer_config.apply import apply
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE
 from producer_config.simulate import matches_rule
 from tests.conftest import load_event
 from tests.conftest import test_env as _env
+from tests.settings import AllSettings
 
 
 @pytest.fixture
-def account(aws: None) -> Settings:
+def account(aws: None) -> AllSettings:
     boto3.client("kinesis", region_name="us-east-1").create_stream(StreamName="bedrock-usage-events", ShardCount=2)
     boto3.client("logs", region_name="us-east-1").create_log_group(logGroupName="/aws/bedrock/invocations")
-    return Settings.from_env(_env(STREAM_NAME="bedrock-usage-events", INVOCATION_LOG_GROUP="/aws/bedrock/invocations"))
+    return AllSettings.from_env(_env(STREAM_NAME="bedrock-usage-events",
+                                     INVOCATION_LOG_GROUP="/aws/bedrock/invocations"))
 
 
-def test_apply_creates_everything_and_again_changes_nothing(account: Settings) -> None:
+def test_apply_creates_everything_and_again_changes_nothing(account: AllSettings) -> None:
     said: list[str] = []
     made = apply(account, said.append)
     again = apply(account, said.append)
@@ -58,11 +59,11 @@ def test_apply_needs_the_stream(aws: None) -> None:
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     with pytest.raises(ClientError) as missing:
-        apply(Settings.from_env(_env(STREAM_NAME="nope")), lambda _: None)
+        apply(AllSettings.from_env(_env(STREAM_NAME="nope")), lambda _: None)
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_show_prints_the_rendered_config(account: Settings, monkeypatch: pytest.MonkeyPatch,
+def test_show_prints_the_rendered_config(account: AllSettings, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     for name, value in _env(STREAM_NAME="bedrock-usage-events").items():
         monkeypatch.setenv(name, value)

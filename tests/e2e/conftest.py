@@ -38,9 +38,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases
-from bedrock_usage.settings import Settings
 from producer_config.rule import partition_key
 from tests.conftest import emptied, flushed, fresh_schema, test_env
+from tests.settings import AllSettings
 
 T = TypeVar("T")
 
@@ -62,13 +62,13 @@ def e2e_env(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def schema() -> Settings:
+def schema() -> AllSettings:
     """A fresh e2e database, migrated once per session from sql/."""
-    return fresh_schema(Settings.from_env(e2e_env()))
+    return fresh_schema(AllSettings.from_env(e2e_env()))
 
 
 @pytest.fixture
-def mysql(schema: Settings) -> Iterator[pymysql.connections.Connection]:
+def mysql(schema: AllSettings) -> Iterator[pymysql.connections.Connection]:
     """A connection to the e2e database, every table emptied first."""
     yield from emptied(schema)
 
@@ -212,7 +212,7 @@ class Stack:
             **e2e_env(STREAM_NAME=self.stream, KCL_APPLICATION_NAME=application, KCL_FAILOVER_MS="3000",
                        METRICS_PORT=str(port), **overrides),
         }
-        Settings.from_env(env)  # a bad override is a clear error here, not a consumer that never starts
+        AllSettings.from_env(env)  # a bad override is a clear error here, not a consumer that never starts
         log_path = self.logs / f"consumer-{len(self.consumers) + 1}-{application}.log"
         running = RunningConsumer(application, port, log_path, Service(env, log_path).start())
         self.consumers.append(running)

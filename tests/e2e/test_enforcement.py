@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.localdev import Service, free_port, user_keys
-from bedrock_usage.settings import Settings
 from enforcement.runtime import build
 from producer_config.rule import partition_key
 from producer_config.simulate import Person, bedrock_event
 from tests.e2e.conftest import Stack, e2e_env, rows, wait_until
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,7 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
         # The reset: the expiry job run at the period's end (a clock past it, not a wait until midnight).
         for name, value in admin.items():
             monkeypatch.setenv(name, value)
-        settings = Settings.from_env({**env})
+        settings = AllSettings.from_env({**env})
         reset = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT,
                       clock=lambda: until.replace(tzinfo=UTC) + timedelta(seconds=1))
         try:

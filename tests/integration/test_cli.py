@@ -15,10 +15,10 @@ import pymysql
 import pytest
 import redis
 
-from bedrock_usage.cli.main import main
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
+from bedrockctl.main import main
 from consumer.records import InputRecord
 from consumer.runtime import Runtime
 from producer_config.simulate import Person, invocation_log, subscription_payload

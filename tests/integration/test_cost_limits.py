@@ -17,15 +17,15 @@ import pytest
 import redis
 
 from bedrock_usage import limits
-from bedrock_usage.cli.main import main
 from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
-from bedrock_usage.settings import Settings
 from bedrock_usage.usage import UsageReader
+from bedrockctl.main import main
 from tests.conftest import DAY, MONTH
 from tests.conftest import test_env as settings_env
+from tests.settings import AllSettings
 
 ALICE = "arn:aws:iam::111122223333:user/alice"
 BOB = "sso:bob@example.com"
@@ -183,7 +183,7 @@ def counters(client: redis.Redis, scope: Scope, subject: str, period: str, **fie
 
 
 def reader(conn: pymysql.connections.Connection, client: redis.Redis, **env: str) -> UsageReader:
-    return UsageReader.for_settings(conn, client, Settings.from_env(settings_env(**env)), datetime.now(UTC))
+    return UsageReader.for_settings(conn, client, AllSettings.from_env(settings_env(**env)), datetime.now(UTC))
 
 
 def test_the_reader_adds_cost_tokens_cost_limits_and_a_state_over_all_four_quotas(

@@ -18,9 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
-from bedrock_usage.cli.main import main
 from bedrock_usage.db import to_db
-from bedrock_usage.settings import Settings
+from bedrockctl.main import main
 from enforcement.metering_watch import FULL_EVERY_SECONDS, MeteringWatch, days_of, statement
 from enforcement.metrics import EnforcerMetrics
 from enforcement.unpriced_alerts import alert_unpriced
@@ -29,6 +28,7 @@ from notifier.outbox import Outbox
 from notifier.recipients import routes
 from notifier.render import Renderer
 from tests.conftest import test_env as settings_env
+from tests.settings import AllSettings
 
 MADRID = ZoneInfo("Europe/Madrid")
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -245,7 +245,7 @@ def _alerts(conn: pymysql.connections.Connection) -> list[tuple[str, str]]:
     return rows
 
 
-def test_each_unpriced_model_is_alerted_once(conn: pymysql.connections.Connection, schema: Settings) -> None:
+def test_each_unpriced_model_is_alerted_once(conn: pymysql.connections.Connection, schema: AllSettings) -> None:
     _unpriced(conn, "anthropic.claude-future-v1:0", "anthropic.claude-opus-4-1-20250805-v1:0", 3)
     now = datetime.now(UTC)
     assert alert_unpriced(conn, now) == ["anthropic.claude-future-v1:0"]
@@ -260,7 +260,7 @@ def test_each_unpriced_model_is_alerted_once(conn: pymysql.connections.Connectio
     conn.commit()
 
     # The notifier reads it back, routes it to the admins and renders it in both languages.
-    settings = Settings.from_env(settings_env(ADMIN_EMAILS="finops@example.com", EMAIL_BACKEND="ses"))
+    settings = AllSettings.from_env(settings_env(ADMIN_EMAILS="finops@example.com", EMAIL_BACKEND="ses"))
     outbox = Outbox(db_session(schema), max_attempts=3, lease_seconds=60)
     (note, _), _ = outbox.unplanned()
     assert [r.recipient for r in routes(note, settings, [])] == ["finops@example.com"]
@@ -271,13 +271,13 @@ def test_each_unpriced_model_is_alerted_once(conn: pymysql.connections.Connectio
     assert "no tiene precio" in renderer.render(note, "es").text
 
 
-def db_session(settings: Settings) -> Any:
+def db_session(settings: AllSettings) -> Any:
     from bedrock_usage.mysql_session import MySQLSession  # noqa: PLC0415
 
     return MySQLSession(settings.mysql)
 
 
-def test_two_enforcers_alert_once(conn: pymysql.connections.Connection, schema: Settings) -> None:
+def test_two_enforcers_alert_once(conn: pymysql.connections.Connection, schema: AllSettings) -> None:
     for i in range(20):
         _unpriced(conn, f"vendor.model-{i:02d}-v1:0", "vendor.dearest-v1:0", i + 1)
     connections = [db.connect(schema.mysql) for _ in range(4)]
@@ -307,7 +307,7 @@ def test_the_summary_has_the_days_spend_and_unmetered_calls_by_region(
 ) -> None:
     from bedrock_usage.usage import UsageReader  # noqa: PLC0415
 
-    settings = Settings.from_env(settings_env(QUOTA_TIMEZONE="Europe/Madrid"))
+    settings = AllSettings.from_env(settings_env(QUOTA_TIMEZONE="Europe/Madrid"))
     ana = person(conn, "arn:aws:iam::111122223333:user/ana", "Ana", "research")
     day = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     log_row(conn, "s1", day, ana, "research", SONNET, SONNET, (1, 1, 0, 0, 0), "12.345678901")

@@ -17,8 +17,8 @@ from botocore.stub import Stubber
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.profiles import InferenceProfiles, ProfileLookupUnavailable
 from bedrock_usage.pricing.rates import PriceScope
-from bedrock_usage.settings import Settings
 from tests.pricing_stubs import fake_credentials, profile_answer, stub_client
+from tests.settings import AllSettings
 
 GLOBAL = profile_answer("application-global")
 GEO = profile_answer("application-geo")
@@ -77,14 +77,14 @@ def conn(mysql: pymysql.connections.Connection, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def world(conn: pymysql.connections.Connection, schema: Settings) -> Iterator[tuple[Bedrock, Clock, list[Any]]]:
+def world(conn: pymysql.connections.Connection, schema: AllSettings) -> Iterator[tuple[Bedrock, Clock, list[Any]]]:
     bedrock, clock, made = Bedrock(), Clock(), []
     yield bedrock, clock, made
     for profiles in made:
         profiles.close()
 
 
-def profiles_of(world: tuple[Bedrock, Clock, list[Any]], schema: Settings, **kwargs: Any) -> InferenceProfiles:
+def profiles_of(world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings, **kwargs: Any) -> InferenceProfiles:
     bedrock, clock, made = world
     profiles = InferenceProfiles(MySQLSession(schema.mysql), bedrock, max_age_seconds=3600, clock=clock, **kwargs)
     made.append(profiles)
@@ -99,7 +99,7 @@ def stored(conn: pymysql.connections.Connection) -> dict[str, tuple[Any, ...]]:
 
 
 def test_profiles_resolve_to_their_model_and_scope_and_are_recorded(
-        world: tuple[Bedrock, Clock, list[Any]], schema: Settings, conn: pymysql.connections.Connection) -> None:
+        world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings, conn: pymysql.connections.Connection) -> None:
     bedrock, _, _ = world
     for answer in (GLOBAL, GEO, SINGLE):
         bedrock.answers(answer)
@@ -117,7 +117,7 @@ def test_profiles_resolve_to_their_model_and_scope_and_are_recorded(
 
 
 def test_an_answer_is_shared_by_other_processes_and_reused_until_its_max_age(
-        world: tuple[Bedrock, Clock, list[Any]], schema: Settings) -> None:
+        world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings) -> None:
     bedrock, clock, _ = world
     arn = GLOBAL["inferenceProfileArn"]
     bedrock.answers(GLOBAL)
@@ -138,7 +138,7 @@ def test_an_answer_is_shared_by_other_processes_and_reused_until_its_max_age(
 
 
 def test_access_denied_and_not_found_are_recorded_unresolved_and_asked_again_later(
-        world: tuple[Bedrock, Clock, list[Any]], schema: Settings, conn: pymysql.connections.Connection) -> None:
+        world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings, conn: pymysql.connections.Connection) -> None:
     bedrock, clock, _ = world
     denied = "arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/deny0000000a"
     gone = "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/gone0000000b"
@@ -163,7 +163,7 @@ def test_access_denied_and_not_found_are_recorded_unresolved_and_asked_again_lat
 
 
 def test_throttling_is_transient_records_nothing_and_keeps_the_others_answers(
-        world: tuple[Bedrock, Clock, list[Any]], schema: Settings, conn: pymysql.connections.Connection) -> None:
+        world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings, conn: pymysql.connections.Connection) -> None:
     bedrock, _, _ = world
     throttled = "arn:aws:bedrock:us-west-2:111122223333:application-inference-profile/slow0000000c"
     bedrock.fails(throttled, "ThrottlingException")
@@ -182,7 +182,7 @@ def test_throttling_is_transient_records_nothing_and_keeps_the_others_answers(
         SINGLE["inferenceProfileArn"]].model == "amazon.nova-pro-v1:0"
 
 
-def test_an_unreachable_endpoint_is_transient(world: tuple[Bedrock, Clock, list[Any]], schema: Settings,
+def test_an_unreachable_endpoint_is_transient(world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings,
                                               conn: pymysql.connections.Connection) -> None:
     arn = "arn:aws:bedrock:ap-south-1:111122223333:application-inference-profile/down0000000d"
     client = stub_client("bedrock", "ap-south-1", endpoint_url="http://127.0.0.1:9",
@@ -194,9 +194,9 @@ def test_an_unreachable_endpoint_is_transient(world: tuple[Bedrock, Clock, list[
     assert stored(conn) == {}
 
 
-def test_built_from_settings_it_uses_the_max_age_setting(schema: Settings, conn: pymysql.connections.Connection,
+def test_built_from_settings_it_uses_the_max_age_setting(schema: AllSettings, conn: pymysql.connections.Connection,
                                                        world: tuple[Bedrock, Clock, list[Any]]) -> None:
-    settings = Settings.from_env({"MYSQL_URL": schema.mysql_url, "INFERENCE_PROFILE_MAX_AGE_SECONDS": "120"})
+    settings = AllSettings.from_env({"MYSQL_URL": schema.mysql_url, "INFERENCE_PROFILE_MAX_AGE_SECONDS": "120"})
     profiles = InferenceProfiles.from_settings(settings)
     world[2].append(profiles)
     with conn.cursor() as cur:  # another process's answer, 100 s old: reused without asking AWS
@@ -208,7 +208,7 @@ def test_built_from_settings_it_uses_the_max_age_setting(schema: Settings, conn:
 
 
 def test_what_is_not_an_application_profile_arn_is_unresolved_without_asking(
-        world: tuple[Bedrock, Clock, list[Any]], schema: Settings, conn: pymysql.connections.Connection) -> None:
+        world: tuple[Bedrock, Clock, list[Any]], schema: AllSettings, conn: pymysql.connections.Connection) -> None:
     for junk in ("us.anthropic.claude-3-5-haiku-20241022-v1:0",
                  "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.amazon.nova-pro-v1:0"):
         answer = profiles_of(world, schema).resolve(junk)
@@ -217,7 +217,7 @@ def test_what_is_not_an_application_profile_arn_is_unresolved_without_asking(
 
 
 def test_a_profile_over_several_models_is_not_guessed(world: tuple[Bedrock, Clock, list[Any]],
-                                                       schema: Settings) -> None:
+                                                       schema: AllSettings) -> None:
     bedrock, _, _ = world
     mixed = {**SINGLE, "models": [{"modelArn": "arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0"},
                                   {"modelArn": "arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-lite-v1:0"}]}

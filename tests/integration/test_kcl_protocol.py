@@ -27,12 +27,12 @@ from prometheus_client import Counter
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
-from bedrock_usage.settings import Settings
 from consumer.kcl_processor import PIPELINE_MIN_RECORDS, RecordProcessor
 from consumer.metrics import ConsumerMetrics
 from producer_config.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, envelope
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
+from tests.settings import AllSettings
 
 SHARD = "shardId-000000000000"
 ALICE = Person("alice", sso=False, account="956882123456")
@@ -80,7 +80,7 @@ def call(person: Person, seed: int) -> bytes:
 class Conversation:
     """One processor process: the daemon's messages in, the processor's answers out."""
 
-    def __init__(self, settings: Settings, *messages: dict[str, Any]) -> None:
+    def __init__(self, settings: AllSettings, *messages: dict[str, Any]) -> None:
         self.processor = RecordProcessor(settings)
         self.output = io.StringIO()
         self.errors = io.StringIO()
@@ -125,16 +125,16 @@ def count(conn: pymysql.connections.Connection, sql: str, *args: object) -> int:
 
 
 @pytest.fixture
-def settings(mysql: pymysql.connections.Connection, redis_client: redis.Redis) -> Settings:
-    """Settings of a processor on the test database and Redis (both emptied for the test)."""
-    return Settings.from_env(env_for_tests())
+def settings(mysql: pymysql.connections.Connection, redis_client: redis.Redis) -> AllSettings:
+    """AllSettings of a processor on the test database and Redis (both emptied for the test)."""
+    return AllSettings.from_env(env_for_tests())
 
 
 # -- the normal conversation ------------------------------------------------------------------------
 
 
 def test_batch_is_processed_then_checkpointed_at_its_highest_sequence_number(
-    settings: Settings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    settings: AllSettings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
     conversation = Conversation(
         settings,
@@ -169,7 +169,7 @@ def test_batch_is_processed_then_checkpointed_at_its_highest_sequence_number(
     assert state.usage(Scope.TEAM, "unassigned", DAY) == {"req": 2}
 
 
-def test_each_batch_is_checkpointed_in_turn(settings: Settings, mysql: pymysql.connections.Connection) -> None:
+def test_each_batch_is_checkpointed_in_turn(settings: AllSettings, mysql: pymysql.connections.Connection) -> None:
     conversation = Conversation(
         settings,
         INITIALIZE,
@@ -193,7 +193,7 @@ def test_each_batch_is_checkpointed_in_turn(settings: Settings, mysql: pymysql.c
 
 
 def test_full_batches_are_pipelined_and_each_is_checkpointed_once_durable(
-    settings: Settings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    settings: AllSettings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
     # A backlog: batches of PIPELINE_MIN_RECORDS or more. Batch 1's MySQL commit overlaps batch 2's
     # counting; batch 1 is checkpointed during the next call, batch 2 at shutdown.
@@ -225,7 +225,7 @@ def test_full_batches_are_pipelined_and_each_is_checkpointed_once_durable(
 
 
 def test_a_replayed_batch_is_checkpointed_again_without_new_rows(
-    settings: Settings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    settings: AllSettings, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
     batch = process_records(record(call(ALICE, 1), "21"), record(call(ALICE, 2), "22"))
     Conversation(settings, INITIALIZE, batch, checkpoint_reply("22"), LEASE_LOST).run()
@@ -238,14 +238,14 @@ def test_a_replayed_batch_is_checkpointed_again_without_new_rows(
     assert RedisState(redis_client, Keys("test")).usage(Scope.USER, ALICE.quota_key, DAY) == {"req": 2}
 
 
-def test_an_empty_batch_is_not_checkpointed(settings: Settings) -> None:
+def test_an_empty_batch_is_not_checkpointed(settings: AllSettings) -> None:
     answers = Conversation(settings, INITIALIZE, process_records(), SHUTDOWN_REQUESTED).run()
 
     # Nothing processed yet: nothing to checkpoint at shutdown either.
     assert answers == [status("initialize"), status("processRecords"), status("shutdownRequested")]
 
 
-def test_lease_lost_answers_without_checkpointing(settings: Settings) -> None:
+def test_lease_lost_answers_without_checkpointing(settings: AllSettings) -> None:
     conversation = Conversation(
         settings, INITIALIZE, process_records(record(call(ALICE, 1), "5")), checkpoint_reply("5"), LEASE_LOST)
 
@@ -256,7 +256,7 @@ def test_lease_lost_answers_without_checkpointing(settings: Settings) -> None:
     assert conversation.errors.getvalue() == ""
 
 
-def test_shard_end_is_checkpointed_at_shard_end(settings: Settings) -> None:
+def test_shard_end_is_checkpointed_at_shard_end(settings: AllSettings) -> None:
     answers = Conversation(
         settings,
         INITIALIZE,
@@ -273,7 +273,7 @@ def test_shard_end_is_checkpointed_at_shard_end(settings: Settings) -> None:
     ]
 
 
-def test_a_throttled_checkpoint_is_retried(settings: Settings) -> None:
+def test_a_throttled_checkpoint_is_retried(settings: AllSettings) -> None:
     conversation = Conversation(
         settings,
         INITIALIZE,
@@ -291,7 +291,7 @@ def test_a_throttled_checkpoint_is_retried(settings: Settings) -> None:
     assert checkpoints == 1
 
 
-def test_a_refused_checkpoint_is_given_up(settings: Settings, mysql: pymysql.connections.Connection) -> None:
+def test_a_refused_checkpoint_is_given_up(settings: AllSettings, mysql: pymysql.connections.Connection) -> None:
     conversation = Conversation(
         settings,
         INITIALIZE,
@@ -311,7 +311,7 @@ def test_a_refused_checkpoint_is_given_up(settings: Settings, mysql: pymysql.con
 def test_a_batch_that_crosses_a_threshold_is_checkpointed(
     mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    settings = Settings.from_env(env_for_tests(DEFAULT_DAILY_REQUEST_LIMIT="1"))
+    settings = AllSettings.from_env(env_for_tests(DEFAULT_DAILY_REQUEST_LIMIT="1"))
     conversation = Conversation(
         settings, INITIALIZE, process_records(record(call(ALICE, 1), "3")), checkpoint_reply("3"))
 
@@ -406,7 +406,7 @@ def _retries(conversation: Conversation, dependency: str) -> float:
 def test_while_redis_is_down_the_batch_is_retried_and_not_checkpointed(
     redis_gate: Gate, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    settings = Settings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}/9"))
+    settings = AllSettings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}/9"))
     conversation = Conversation(
         settings,
         INITIALIZE,
@@ -440,13 +440,13 @@ def test_while_redis_is_down_the_batch_is_retried_and_not_checkpointed(
 def test_while_mysql_is_down_initialize_waits(
     mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    params = Settings.from_env(env_for_tests()).mysql
+    params = AllSettings.from_env(env_for_tests()).mysql
     gate = Gate((params.host, params.port))
     try:
         url = (f"mysql://{quote(params.user, safe='')}:{quote(params.password, safe='')}"
                f"@127.0.0.1:{gate.port}/{params.database}")
         conversation = Conversation(
-            Settings.from_env(env_for_tests(MYSQL_URL=url)),
+            AllSettings.from_env(env_for_tests(MYSQL_URL=url)),
             INITIALIZE,
             process_records(record(call(BOB, 1), "4")),
             checkpoint_reply("4"),

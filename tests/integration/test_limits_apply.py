@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from bedrock_usage import directory_state, limits
-from bedrock_usage.cli.main import main
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota_file import parse_quota_file
 from bedrock_usage.redis_state import RedisState
+from bedrockctl.main import main
 from tests.conftest import test_env as settings_env
 
 ALICE = "arn:aws:iam::111122223333:user/alice"

@@ -13,7 +13,8 @@ import pymysql
 import pytest
 from botocore.stub import Stubber
 
-from bedrock_usage.cli.price_sync_command import add_sync_parser, sync
+from bedrock_usage.commands import CommandGroup
+from bedrockctl.price_sync_command import add_sync_command, sync
 from tests.pricing_stubs import PAGES, fake_credentials, stub_client, stub_price_list
 
 TODAY = datetime.now(UTC).date()
@@ -88,7 +89,7 @@ def test_an_empty_price_list_writes_nothing(conn: pymysql.connections.Connection
 
 def test_the_sync_parser_takes_the_price_list_endpoints_only() -> None:
     parser = argparse.ArgumentParser(prog="prices")
-    add_sync_parser(parser.add_subparsers(dest="prices_command", required=True))
+    add_sync_command(CommandGroup.root(parser))
     args = parser.parse_args(["sync", "--dry-run", "--region", "ap-south-1"])
     assert (args.dry_run, args.region, args.handler.__name__) == (True, "ap-south-1", "prices_sync")
     assert parser.parse_args(["sync"]).region == "us-east-1"

@@ -13,13 +13,13 @@ from typing import Any
 import pymysql
 import pytest
 
-from bedrock_usage.cli.main import main
 from bedrock_usage.pricing import store
 from bedrock_usage.pricing.book import PriceBook
 from bedrock_usage.pricing.model_ids import parse_model_id
 from bedrock_usage.pricing.price_file import load_price_file, parse_price_file
 from bedrock_usage.pricing.rates import Charge, PriceScope, PriceStatus, Tokens
 from bedrock_usage.pricing.store import Change
+from bedrockctl.main import main
 from tests.conftest import test_env as settings_env
 
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -11,9 +11,9 @@ import pytest
 from bedrock_usage.migrate import MigrationError, discover, migrate, statements
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.partitions import _partitions, drop_before, ensure_partitions
-from bedrock_usage.settings import Settings
 from consumer.rows import CallRow
 from consumer.store import Store
+from tests.settings import AllSettings
 
 
 def call(event_id: str, team: str = "platform") -> CallRow:
@@ -22,7 +22,7 @@ def call(event_id: str, team: str = "platform") -> CallRow:
                    "Boto3/1.34 O'Reilly \\ agent", "req-1", None)
 
 
-def test_migrate_is_idempotent_and_refuses_edited_migrations(schema: Settings, tmp_path: Path) -> None:
+def test_migrate_is_idempotent_and_refuses_edited_migrations(schema: AllSettings, tmp_path: Path) -> None:
     assert migrate(schema.mysql) == []
     edited = tmp_path / "001_initial.sql"
     edited.write_text(discover()[0].sql + "\n-- edited\n")
@@ -49,7 +49,8 @@ def test_partitions_are_added_ahead_and_dropped_for_retention(mysql: pymysql.con
         assert all(name.split(".")[1] not in left for name in dropped if name.startswith(table + "."))
 
 
-def test_rows_round_trip_with_quotes_and_backslashes(mysql: pymysql.connections.Connection, schema: Settings) -> None:
+def test_rows_round_trip_with_quotes_and_backslashes(mysql: pymysql.connections.Connection,
+                                                     schema: AllSettings) -> None:
     store = Store(MySQLSession(schema.mysql), schema.default_team)
     result = store.write([call("e-1"), call("e-1"), call("e-2")], [], [], datetime(2026, 11, 25))
     assert result.calls_inserted == 2
@@ -60,7 +61,7 @@ def test_rows_round_trip_with_quotes_and_backslashes(mysql: pymysql.connections.
 
 
 def test_a_row_the_database_rejects_becomes_a_dead_letter(
-    mysql: pymysql.connections.Connection, schema: Settings
+    mysql: pymysql.connections.Connection, schema: AllSettings
 ) -> None:
     store = Store(MySQLSession(schema.mysql), schema.default_team)
     result = store.write([call("e-1"), call("e-2", team="t" * 200), call("e-3")], [], [], datetime(2026, 11, 25))

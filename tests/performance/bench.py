@@ -17,7 +17,7 @@
 
 Targets (issue #2): core >= 25,000 events/s on one core, >= 50x the baseline, <= 10 % slower with
 millions of rows already in the table. The last line prints both rates and their ratio.
-Settings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_BATCH, BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS,
+AllSettings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_BATCH, BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS,
 BENCH_LOGS (0: calls only, the earlier releases' workload), BENCH_MYSQL_URL (database is dropped and
 recreated), BENCH_REDIS_URL (flushed).
 """
@@ -46,13 +46,13 @@ from bedrock_usage.periods import midnight
 from bedrock_usage.pricing.book import PriceBook
 from bedrock_usage.pricing.model_ids import parse_model_id
 from bedrock_usage.redis_state import RedisState, redis_client
-from bedrock_usage.settings import Settings
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
 from consumer.processor import BatchResult, Flight
 from consumer.records import InputRecord
 from consumer.runtime import build
 from producer_config.simulate import invocation_log, people, subscription_payload, traffic
+from tests.settings import AllSettings
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 PEOPLE = int(os.environ.get("BENCH_PEOPLE", "2000"))
@@ -71,19 +71,19 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def settings(cost_per_person: Decimal = Decimal(50)) -> Settings:
+def settings(cost_per_person: Decimal = Decimal(50)) -> AllSettings:
     # Limits = the average usage, so many people and every team cross 60 %, 85 % and 100 % of both the
     # request and the cost quotas: decisions of both scopes and kinds are exercised. Everyone's team comes
     # from the quota file (no lookup to wait for).
     calls = EVENTS // 2 if LOGS else EVENTS
-    return Settings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
+    return AllSettings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
                              TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, calls // PEOPLE)),
                              DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(max(1, calls // TEAMS)),
                              DEFAULT_DAILY_COST_LIMIT_USD=f"{max(cost_per_person, Decimal('0.01')):.2f}",
                              DEFAULT_TEAM_DAILY_COST_LIMIT_USD=f"{max(cost_per_person * PEOPLE / TEAMS, 1):.2f}")
 
 
-def assign_teams(s: Settings) -> None:
+def assign_teams(s: AllSettings) -> None:
     """The people in TEAMS teams, by a quota file, as an organisation would declare them."""
     lines = ["teams:", *(f"  team-{t:02d}: {{}}" for t in range(TEAMS)), "users:"]
     lines += [f'  "{p.quota_key}": {{team: team-{i % TEAMS:02d}}}' for i, p in enumerate(people(PEOPLE))]
@@ -95,7 +95,7 @@ def assign_teams(s: Settings) -> None:
         conn.close()
 
 
-def fresh_stores(s: Settings) -> None:
+def fresh_stores(s: AllSettings) -> None:
     conn = pymysql.connect(host=s.mysql.host, port=s.mysql.port, user=s.mysql.user, password=s.mysql.password)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{s.mysql.database}`")
@@ -131,7 +131,7 @@ def _log_record(call: dict[str, Any], rng: random.Random) -> bytes:
     return subscription_payload([invocation_log(call, rng, body_bytes=2400)])
 
 
-def cost_per_person(s: Settings, data: list[bytes]) -> Decimal:
+def cost_per_person(s: AllSettings, data: list[bytes]) -> Decimal:
     """The average a person spends in `data`, priced as the consumer will (setup, not timed)."""
     conn = db.connect(s.mysql)
     try:
@@ -152,7 +152,7 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_core(s: Settings, data: list[bytes], label: str) -> float:
+def run_core(s: AllSettings, data: list[bytes], label: str) -> float:
     runtime = build(s, source="bench", registry=CollectorRegistry())
     records = [InputRecord(d, "shardId-000000000000", str(i)) for i, d in enumerate(data, start=1)]
     latencies: list[float] = []
@@ -189,7 +189,7 @@ def run_core(s: Settings, data: list[bytes], label: str) -> float:
     return rate
 
 
-def redis_bytes_per_person(s: Settings) -> float:
+def redis_bytes_per_person(s: AllSettings) -> float:
     client = redis.Redis.from_url(REDIS_URL)
     total, people_seen = 0, set()
     for key in client.scan_iter(match=f"{s.redis_key_prefix}:{{u:*", count=5000):
@@ -217,7 +217,7 @@ SEED_SCHEMA = (
 )
 
 
-def run_baseline(s: Settings, data: list[bytes], label: str, *, with_history: bool = False) -> float:
+def run_baseline(s: AllSettings, data: list[bytes], label: str, *, with_history: bool = False) -> float:
     params = s.mysql
     conn = pymysql.connect(host=params.host, port=params.port, user=params.user, password=params.password)
     with conn.cursor() as cur:
@@ -308,7 +308,7 @@ def _seed_log(cur: pymysql.cursors.Cursor, log: InvocationLog) -> None:
     cur.execute("UPDATE users SET updated_at = CURRENT_TIMESTAMP WHERE user_id = %s", (user,))
 
 
-def prefill(s: Settings, target: int) -> int:
+def prefill(s: AllSettings, target: int) -> int:
     """Turn the first run's calls into history: double them into earlier days and months until the
     table holds `target` rows from before today, then remove today's, so that the second run does
     the first run's work (an empty today) beside millions of older rows."""

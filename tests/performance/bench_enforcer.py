@@ -9,7 +9,7 @@
    and IAM is polled until the deny policy is attached to them.
 
 Targets (issue #3): decision → deny p99 under 1 s; PutRecord → deny under 2 s locally.
-Settings: BENCH_DECISIONS (default 200), BENCH_RATE (decisions/s, default 20), BENCH_BURST (100),
+AllSettings: BENCH_DECISIONS (default 200), BENCH_RATE (decisions/s, default 20), BENCH_BURST (100),
 BENCH_E2E_PEOPLE (10), BENCH_MYSQL_URL_ENFORCER, BENCH_REDIS_URL (db flushed).
 """
 
@@ -35,10 +35,10 @@ from bedrock_usage.identity import IdentityType
 from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases, recreate_database
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
-from bedrock_usage.settings import Settings
 from enforcement.runtime import EnforcerRuntime, build
 from producer_config.rule import partition_key
 from producer_config.simulate import Person, bedrock_event
+from tests.settings import AllSettings
 
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "200"))
 RATE = float(os.environ.get("BENCH_RATE", "20"))
@@ -61,7 +61,7 @@ def env(moto: MotoServer, **extra: str) -> dict[str, str]:
             "MAX_QUOTA_DENIES_PER_HOUR": "0", **extra}
 
 
-def fresh_stores(settings: Settings) -> None:
+def fresh_stores(settings: AllSettings) -> None:
     recreate_database(settings.mysql)
     redis.Redis.from_url(settings.redis_url).flushdb()
 
@@ -88,7 +88,7 @@ def provision(rt: EnforcerRuntime, iam: Any, count: int, start: int = 0) -> list
     return keys
 
 
-def exceeded(key: str, settings: Settings) -> Decision:
+def exceeded(key: str, settings: AllSettings) -> Decision:
     day = periods_of(datetime.now(UTC), settings.quota_timezone).day_id
     return Decision(Kind.EXCEEDED, Scope.USER, key, Quota.DAILY_REQUESTS, day, 100, 250, 250,
                     f"bench-{key}", datetime.now(UTC).isoformat(), key, "bench")
@@ -105,7 +105,7 @@ def drain(rt: EnforcerRuntime, expected: int, latencies: list[float], timeout: f
 
 
 def decision_to_deny(moto: MotoServer) -> tuple[list[float], float, list[float]]:
-    settings = Settings.from_env(env(moto))
+    settings = AllSettings.from_env(env(moto))
     fresh_stores(settings)
     os.environ.update(moto.env())
     rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT)
@@ -147,7 +147,7 @@ def put_record_to_deny(moto: MotoServer, work: Path) -> list[float]:
     variables = env(moto, STREAM_NAME=stream, KCL_APPLICATION_NAME=app, KCL_FAILOVER_MS="3000",
                     METRICS_PORT=str(free_port()), ENFORCER_METRICS_PORT=str(free_port()),
                     DEFAULT_DAILY_REQUEST_LIMIT=str(limit), RECONCILE_INTERVAL_SECONDS="3600")
-    settings = Settings.from_env(variables)
+    settings = AllSettings.from_env(variables)
     fresh_stores(settings)
     kinesis, iam = moto.client("kinesis"), moto.client("iam")
     ensure_stream(kinesis, stream, shards=2)

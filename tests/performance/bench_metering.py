@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bedrock_usage import db
-from bedrock_usage.settings import Settings
 from enforcement.metering_watch import RECENT, WINDOW, count, statement
 from tests.conftest import fresh_schema, test_env
+from tests.settings import AllSettings
 
 ROWS = int(os.environ.get("BENCH_METERING_ROWS", "300000"))
 BATCH = 5000
@@ -27,7 +27,7 @@ REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-west-3")
 
 def main() -> None:
     url = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bu_bench_metering")
-    settings = fresh_schema(Settings.from_env(test_env(MYSQL_URL=url)))
+    settings = fresh_schema(AllSettings.from_env(test_env(MYSQL_URL=url)))
     tz = ZoneInfo("Europe/Madrid")
     conn = db.connect(settings.mysql)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import amazon_kclpy
 
-from bedrock_usage.settings import Settings
 from consumer.daemon import MAIN_CLASS, jar_dir, java_command, render_properties
+from tests.settings import AllSettings
 
 EXECUTABLE = "/srv/venv/bin/python -m consumer.kcl_processor"
 MOTO = "http://127.0.0.1:5000"
@@ -23,7 +23,7 @@ def parse(text: str) -> dict[str, str]:
 
 
 def test_local_properties_point_every_client_at_the_endpoint() -> None:
-    settings = Settings.from_env({"AWS_ENDPOINT_URL": MOTO})
+    settings = AllSettings.from_env({"AWS_ENDPOINT_URL": MOTO})
 
     assert parse(render_properties(settings, executable=EXECUTABLE)) == {
         "executableName": EXECUTABLE,
@@ -48,7 +48,7 @@ def test_local_properties_point_every_client_at_the_endpoint() -> None:
 
 
 def test_aws_properties_use_the_default_chain_and_no_endpoints() -> None:
-    settings = Settings.from_env({})
+    settings = AllSettings.from_env({})
 
     props = parse(render_properties(settings, executable=EXECUTABLE))
 
@@ -73,7 +73,7 @@ def test_aws_properties_use_the_default_chain_and_no_endpoints() -> None:
 
 
 def test_properties_take_their_values_from_settings() -> None:
-    settings = Settings.from_env({
+    settings = AllSettings.from_env({
         "STREAM_NAME": "usage-prod",
         "KCL_APPLICATION_NAME": "usage-consumer-prod",
         "AWS_REGION": "eu-west-1",
@@ -100,13 +100,13 @@ def test_properties_take_their_values_from_settings() -> None:
 
 
 def test_shutdown_grace_is_at_least_ten_seconds() -> None:
-    settings = Settings.from_env({"KCL_FAILOVER_MS": "2000"})
+    settings = AllSettings.from_env({"KCL_FAILOVER_MS": "2000"})
 
     assert parse(render_properties(settings, executable=EXECUTABLE))["shutdownGraceMillis"] == "10000"
 
 
 def test_local_java_command_disables_cbor() -> None:
-    settings = Settings.from_env({"AWS_ENDPOINT_URL": MOTO, "KCL_JAR_DIR": "/opt/kcl/jars"})
+    settings = AllSettings.from_env({"AWS_ENDPOINT_URL": MOTO, "KCL_JAR_DIR": "/opt/kcl/jars"})
 
     command = java_command(settings, Path("/tmp/w/consumer.properties"), Path("/tmp/w/logback.xml"))
 
@@ -119,7 +119,7 @@ def test_local_java_command_disables_cbor() -> None:
 
 
 def test_aws_java_command_keeps_cbor() -> None:
-    settings = Settings.from_env({"KCL_JAR_DIR": "/opt/kcl/jars"})
+    settings = AllSettings.from_env({"KCL_JAR_DIR": "/opt/kcl/jars"})
 
     command = java_command(settings, Path("/tmp/w/consumer.properties"), Path("/tmp/w/logback.xml"))
 
@@ -131,7 +131,7 @@ def test_aws_java_command_keeps_cbor() -> None:
 
 
 def test_default_jar_dir_is_the_installed_amazon_kclpy_jars() -> None:
-    settings = Settings.from_env({})
+    settings = AllSettings.from_env({})
     expected = Path(amazon_kclpy.__file__).parent / "jars"
 
     assert jar_dir(settings) == expected

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bedrock_usage.config import SettingsError
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.quota import Quota
-from bedrock_usage.settings import Settings, SettingsError
 from enforcement import policies
 from enforcement.service import period_end
 from enforcement.targets import PrincipalRecord, Refusal, Target, TargetKind, target_of
+from tests.settings import AllSettings
 
 ACCOUNT = "123456789012"
 
@@ -103,7 +104,7 @@ def test_targets_parse_back() -> None:
 
 
 def test_periods_end_at_local_midnight_and_on_the_first_across_dst() -> None:
-    settings = Settings.from_env({})
+    settings = AllSettings.from_env({})
     # Madrid leaves summer time on the last Sunday of October: midnight is 23:00 UTC after, 22:00 before.
     assert period_end(Quota.DAILY_REQUESTS, "2026-10-24", settings) == datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
     assert period_end(Quota.DAILY_REQUESTS, "2026-10-25", settings) == datetime(2026, 10, 25, 23, 0, tzinfo=UTC)
@@ -116,4 +117,4 @@ def test_periods_end_at_local_midnight_and_on_the_first_across_dst() -> None:
 ])
 def test_enforcement_settings_are_validated(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env({name: value})
+        AllSettings.from_env({name: value})

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from bedrock_usage.settings import Settings
 from producer_config import forwarding
 from producer_config.forwarding import ForwardNames
 from producer_config.rule import RULE_STATE, event_pattern
 from tests.conftest import load_event
+from tests.settings import AllSettings
 
 ACCOUNT = "111122223333"
 
 
-def settings(**env: str) -> Settings:
-    return Settings.from_env({"AWS_REGION": "eu-west-1", **env})
+def settings(**env: str) -> AllSettings:
+    return AllSettings.from_env({"AWS_REGION": "eu-west-1", **env})
 
 
 def test_every_listed_region_but_the_home_region_forwards_in_the_order_listed() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bedrock_usage.permissions import for_service
 from bedrock_usage.pricing.profiles import PROFILE_ARN, profile_from_response
 from bedrock_usage.pricing.rates import PriceScope
+from bedrockctl.processes import iam_permissions
 from tests.pricing_stubs import profile_answer
 
 NOW = datetime(2025, 11, 3, tzinfo=UTC)
@@ -44,5 +44,5 @@ def test_the_arn_forms_an_invocation_log_may_carry() -> None:
 
 
 def test_the_consumer_is_allowed_to_ask_for_profiles() -> None:
-    (statement,) = [s for s in for_service("consumer") if "bedrock:GetInferenceProfile" in s["Action"]]
+    (statement,) = [s for s in iam_permissions("consumer") if "bedrock:GetInferenceProfile" in s["Action"]]
     assert statement["Resource"] == ["<APPLICATION_INFERENCE_PROFILES_ARN>"]

@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from bedrock_usage.permissions import SERVICES, for_service
-from bedrock_usage.settings import SPECS, SettingsError, regions
+from bedrock_usage.config import SettingsError, regions
+from bedrock_usage.settings import SharedSettings
+from bedrockctl.main import parser
+from tests.settings import AllSettings
+from bedrockctl.processes import SERVICES, iam_permissions
 from producer_config import forwarding, resources
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
 
@@ -76,7 +79,7 @@ def test_each_task_role_grants_exactly_what_the_code_declares(template: dict[str
     role = template["Resources"][ROLES[service]]["Properties"]
     granted = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
     assert all(s["Effect"] == "Allow" for s in granted)
-    assert sorted(map(_normalised, granted)) == sorted(map(_normalised, for_service(service)))
+    assert sorted(map(_normalised, granted)) == sorted(map(_normalised, iam_permissions(service)))
     assert "ManagedPolicyArns" not in role  # nothing else rides along
 
 
@@ -105,20 +108,25 @@ def test_the_rule_is_producer_configs(template: dict[str, Any]) -> None:
         (s["Action"], s["Resource"]) for s in policy]
 
 
-def test_every_setting_the_tasks_set_is_a_real_setting(template: dict[str, Any]) -> None:
-    known = {s.name for s in SPECS}
+def test_every_setting_a_task_sets_is_one_its_command_reads(template: dict[str, Any]) -> None:
+    tasks = 0
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::ECS::TaskDefinition":
             continue
         for container in resource["Properties"]["ContainerDefinitions"]:
+            # The settings class the container's command reads (e.g. `enforcer run` -> EnforcerSettings).
+            read: type[SharedSettings] = parser().parse_args(container["Command"]).settings_type
+            known = {s.name for s in read.specs()}
             used = {e["Name"] for e in container.get("Environment", [])} | {
                 s["Name"] for s in container.get("Secrets", [])}
             assert used <= known, (name, sorted(used - known))
+            tasks += 1
+    assert tasks == 4
 
 
 def test_the_image_holds_every_package_and_the_migrations() -> None:
     dockerfile = (TEMPLATE.parents[2] / "Dockerfile").read_text()
-    for package in ("bedrock_usage", "consumer", "enforcement", "notifier", "producer_config"):
+    for package in ("bedrockctl", "bedrock_usage", "consumer", "enforcement", "notifier", "producer_config"):
         assert f"COPY {package} ./{package}" in dockerfile, package
     assert "--require-hashes -r requirements/kcl.txt" in dockerfile and "openjdk-17-jre-headless" in dockerfile
     assert "COPY sql /usr/local/lib/python3.11/site-packages/sql" in dockerfile
@@ -128,7 +136,7 @@ def test_the_local_stack_runs_every_service_and_prometheus_scrapes_them() -> Non
     root = TEMPLATE.parents[2]
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
     assert {"redis", "mysql", "moto", "consumer", "enforcer", "notifier", "prometheus", "grafana"} <= set(compose)
-    defaults = {s.name: s.default for s in SPECS}
+    defaults = {s.name: s.default for s in AllSettings.specs()}
     scrape = yaml.safe_load((root / "infra" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
     targets = {t for job in scrape for c in job["static_configs"] for t in c["targets"]}
     assert targets == {f"consumer:{defaults['METRICS_PORT']}", f"enforcer:{defaults['ENFORCER_METRICS_PORT']}",

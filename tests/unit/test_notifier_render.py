@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bedrock_usage.notifications import NotificationKind
-from bedrock_usage.settings import Settings
 from notifier.recipients import Channel, Route, routes
 from notifier.render import KINDS, Note, Renderer, catalogue, format_time
+from tests.settings import AllSettings
 
 MADRID = ZoneInfo("Europe/Madrid")
 RETURNS = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 00:00 on the 26th in Madrid
@@ -148,8 +148,8 @@ def test_dates_in_both_languages() -> None:
     assert format_time(RETURNS, "es", MADRID) == "jueves 26 de noviembre de 2026, 00:00 CET"
 
 
-def _settings(**env: str) -> Settings:
-    return Settings.from_env({"ADMIN_EMAILS": "ops@example.com, cfo@example.com",
+def _settings(**env: str) -> AllSettings:
+    return AllSettings.from_env({"ADMIN_EMAILS": "ops@example.com, cfo@example.com",
                               "ALERT_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
                               "SLACK_WEBHOOK_URL": "http://127.0.0.1/slack", **env})
 

@@ -1,4 +1,5 @@
-"""bedrock_usage.settings: defaults, parsing, and a clear error (naming the variable) for each bad value."""
+"""Settings: defaults, parsing, a clear error (naming the variable) for each bad value, and each process
+reading only its own (plus the shared ones)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bedrock_usage.settings import SPECS, MySQLParams, Settings, SettingsError
+from bedrock_usage.config import MySQLParams, SettingsError
+from bedrock_usage.settings import SharedSettings
+from bedrockctl.settings_command import readers
+from consumer.settings import ConsumerSettings
+from enforcement.settings import EnforcerSettings
+from notifier.settings import NotifierSettings
+from producer_config.settings import ProducerSettings
+from tests.settings import AllSettings
+
+SPECS = AllSettings.specs()
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults() -> None:
-    settings = Settings.from_env({})
+    settings = AllSettings.from_env({})
 
     assert settings.quota_timezone == ZoneInfo("Europe/Madrid")
     assert (settings.default_daily_limit, settings.default_monthly_limit) == (250, 5000)
@@ -42,11 +52,11 @@ def test_defaults() -> None:
 def test_every_spec_default_is_valid() -> None:
     env = {spec.name: spec.default for spec in SPECS if spec.default is not None}
 
-    assert Settings.from_env(env) == Settings.from_env({})
+    assert AllSettings.from_env(env) == AllSettings.from_env({})
 
 
 def test_values_from_the_environment() -> None:
-    settings = Settings.from_env({
+    settings = AllSettings.from_env({
         "QUOTA_TIMEZONE": "America/New_York",
         "DEFAULT_DAILY_REQUEST_LIMIT": "",
         "DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT": "90000",
@@ -72,7 +82,7 @@ def test_values_from_the_environment() -> None:
 
 
 def test_overrides_win_over_the_environment() -> None:
-    settings = Settings.from_env({"STREAM_NAME": "from-env", "AWS_REGION": "eu-west-1"}, STREAM_NAME="override")
+    settings = AllSettings.from_env({"STREAM_NAME": "from-env", "AWS_REGION": "eu-west-1"}, STREAM_NAME="override")
 
     assert (settings.stream_name, settings.aws_region) == ("override", "eu-west-1")
 
@@ -90,7 +100,7 @@ def test_mysql_url_defaults_and_pymysql_scheme() -> None:
 
 
 def test_mysql_url_reaches_settings() -> None:
-    settings = Settings.from_env({"MYSQL_URL": "mysql://app:s%23cret@10.0.0.5:3310/bu"})
+    settings = AllSettings.from_env({"MYSQL_URL": "mysql://app:s%23cret@10.0.0.5:3310/bu"})
 
     assert settings.mysql == MySQLParams("10.0.0.5", 3310, "app", "s#cret", "bu")
 
@@ -112,7 +122,7 @@ def test_mysql_url_reaches_settings() -> None:
 )
 def test_bad_integers_name_the_variable_and_the_value(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError) as error:
-        Settings.from_env({name: value})
+        AllSettings.from_env({name: value})
 
     assert str(error.value) == message
 
@@ -120,13 +130,13 @@ def test_bad_integers_name_the_variable_and_the_value(name: str, value: str, mes
 @pytest.mark.parametrize("value", ["60,100", "100", "50,150"])
 def test_warning_thresholds_must_be_below_100(value: str) -> None:
     with pytest.raises(SettingsError, match=r"^WARNING_THRESHOLDS are percentages below 100"):
-        Settings.from_env({"WARNING_THRESHOLDS": value})
+        AllSettings.from_env({"WARNING_THRESHOLDS": value})
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "Europe/Madrid ", "", "../../etc/passwd", "/etc/localtime"])
 def test_unknown_time_zone(zone: str) -> None:
     with pytest.raises(SettingsError) as error:
-        Settings.from_env({"QUOTA_TIMEZONE": zone})
+        AllSettings.from_env({"QUOTA_TIMEZONE": zone})
 
     assert str(error.value) == f"QUOTA_TIMEZONE {zone!r} is not an IANA time zone"
 
@@ -134,7 +144,7 @@ def test_unknown_time_zone(zone: str) -> None:
 @pytest.mark.parametrize("position", ["AT_TIMESTAMP", "earliest", ""])
 def test_bad_initial_position(position: str) -> None:
     with pytest.raises(SettingsError) as error:
-        Settings.from_env({"KCL_INITIAL_POSITION": position})
+        AllSettings.from_env({"KCL_INITIAL_POSITION": position})
 
     assert str(error.value) == f"KCL_INITIAL_POSITION must be TRIM_HORIZON or LATEST, got {position.upper()!r}"
 
@@ -142,29 +152,29 @@ def test_bad_initial_position(position: str) -> None:
 @pytest.mark.parametrize("url", ["mysql://root@127.0.0.1:3306", "mysql://root@127.0.0.1:3306/", "mysql://db"])
 def test_mysql_url_without_database(url: str) -> None:
     with pytest.raises(SettingsError, match=r"^MYSQL_URL must name a database"):
-        Settings.from_env({"MYSQL_URL": url})
+        AllSettings.from_env({"MYSQL_URL": url})
 
 
 def test_mysql_url_of_another_scheme() -> None:
     with pytest.raises(SettingsError, match=r"^MYSQL_URL must start with mysql://"):
-        Settings.from_env({"MYSQL_URL": "postgres://root@127.0.0.1/bedrock_usage"})
+        AllSettings.from_env({"MYSQL_URL": "postgres://root@127.0.0.1/bedrock_usage"})
 
 
 @pytest.mark.parametrize("url", ["mysql://root@127.0.0.1:port/bedrock_usage", "mysql://root@127.0.0.1:99999/bu"])
 def test_mysql_url_with_a_bad_port(url: str) -> None:
     with pytest.raises(SettingsError, match="MYSQL_URL"):
-        Settings.from_env({"MYSQL_URL": url})
+        AllSettings.from_env({"MYSQL_URL": url})
 
 
 def test_unknown_override_name() -> None:
     with pytest.raises(SettingsError) as error:
-        Settings.from_env({}, REDIS_URI="redis://x", STREAM="s")
+        AllSettings.from_env({}, REDIS_URI="redis://x", STREAM="s")
 
     assert str(error.value) == "unknown settings: ['REDIS_URI', 'STREAM']"
 
 
 def test_unknown_names_in_the_environment_are_ignored() -> None:
-    assert Settings.from_env({"PATH": "/usr/bin", "REDIS_URI": "x"}) == Settings.from_env({})
+    assert AllSettings.from_env({"PATH": "/usr/bin", "REDIS_URI": "x"}) == AllSettings.from_env({})
 
 
 @pytest.mark.parametrize(
@@ -180,7 +190,7 @@ def test_unknown_names_in_the_environment_are_ignored() -> None:
 )
 def test_other_bad_values(name: str, value: str, pattern: str) -> None:
     with pytest.raises(SettingsError, match=pattern):
-        Settings.from_env({name: value})
+        AllSettings.from_env({name: value})
 
 
 def test_spec_names_are_unique() -> None:
@@ -204,10 +214,17 @@ def _readme_settings_table(text: str) -> list[str]:
     return max(tables, key=lambda table: len(names & set(table)))
 
 
-def test_readme_settings_table_lists_exactly_the_specs() -> None:
-    if not README.exists():
-        pytest.skip("README.md not written yet")
+def _readme_readers(text: str) -> dict[str, str]:
+    """The README table's "Read by" column, by variable."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^\s*\|\s*`([A-Z][A-Z0-9_]*)`\s*\|[^|]*\|\s*([a-z, ]+?)\s*\|", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
 
+
+def test_readme_settings_table_lists_exactly_the_specs() -> None:
     table = _readme_settings_table(README.read_text())
 
     missing = [spec.name for spec in SPECS if spec.name not in table]
@@ -217,8 +234,8 @@ def test_readme_settings_table_lists_exactly_the_specs() -> None:
 
 
 def test_source_regions_in_the_order_given_without_repeats() -> None:
-    assert Settings.from_env({}).source_regions == ()
-    settings = Settings.from_env({"SOURCE_REGIONS": " eu-west-1,us-gov-west-1,, eu-west-1 ,ap-southeast-4"})
+    assert AllSettings.from_env({}).source_regions == ()
+    settings = AllSettings.from_env({"SOURCE_REGIONS": " eu-west-1,us-gov-west-1,, eu-west-1 ,ap-southeast-4"})
 
     assert settings.source_regions == ("eu-west-1", "us-gov-west-1", "ap-southeast-4")
 
@@ -226,7 +243,47 @@ def test_source_regions_in_the_order_given_without_repeats() -> None:
 @pytest.mark.parametrize("value", ["Europe", "eu-west", "EU-WEST-1", "eu-west-1,eu_west_2", "eu-west-12a"])
 def test_a_source_region_that_is_not_a_region_names_the_variable(value: str) -> None:
     with pytest.raises(SettingsError) as error:
-        Settings.from_env({"SOURCE_REGIONS": value})
+        AllSettings.from_env({"SOURCE_REGIONS": value})
 
     assert str(error.value).startswith("SOURCE_REGIONS must be comma-separated AWS regions (e.g. eu-west-1), got '")
     assert "\n" not in str(error.value)
+
+
+def test_the_readme_says_which_process_reads_each_setting() -> None:
+    assert _readme_readers(README.read_text()) == {spec.name: reader for spec, reader in readers()}
+
+
+def test_every_setting_is_read_by_exactly_one_settings_class_or_shared() -> None:
+    owners = [spec.name for klass in (SharedSettings, ConsumerSettings, EnforcerSettings, NotifierSettings,
+                                      ProducerSettings) for spec in klass.__dict__["OWN_SPECS"]]
+
+    assert sorted(owners) == sorted(spec.name for spec in SPECS)
+
+
+@pytest.mark.parametrize("klass", [EnforcerSettings, NotifierSettings, ProducerSettings, SharedSettings])
+def test_a_bad_kcl_setting_stops_only_the_consumer(klass: type[SharedSettings]) -> None:
+    env = {"KCL_MAX_RECORDS": "lots", "KCL_INITIAL_POSITION": "middle"}
+
+    assert klass.from_env(env).aws_region == "us-east-1"
+    with pytest.raises(SettingsError, match="KCL_INITIAL_POSITION"):
+        ConsumerSettings.from_env(env)
+
+
+def test_a_bad_notifier_setting_stops_only_the_notifier() -> None:
+    env = {"EMAIL_BACKEND": "pigeon", "SMTP_PORT": "x"}
+
+    assert ConsumerSettings.from_env(env).kcl_max_records == 10000
+    assert EnforcerSettings.from_env(env).enforcement_mode == "enforce"
+    with pytest.raises(SettingsError, match="EMAIL_BACKEND must be ses, smtp or none"):
+        NotifierSettings.from_env(env)
+
+
+def test_a_process_refuses_an_override_it_does_not_read() -> None:
+    with pytest.raises(SettingsError, match="unknown settings: \\['KCL_MAX_RECORDS'\\]"):
+        NotifierSettings.from_env({}, KCL_MAX_RECORDS="5")
+
+
+def test_a_shared_bad_value_stops_every_process() -> None:
+    for klass in (ConsumerSettings, EnforcerSettings, NotifierSettings, ProducerSettings):
+        with pytest.raises(SettingsError, match="QUOTA_TIMEZONE"):
+            klass.from_env({"QUOTA_TIMEZONE": "Mars/Olympus"})
