@@ -79,6 +79,11 @@ class Limits:
             Quota.DAILY_COST: self.daily_cost, Quota.MONTHLY_COST: self.monthly_cost,
         }[quota]
 
+    def or_defaults(self, defaults: Limits) -> Limits:
+        """Each limit: this one (an override) where it is set, else the default's."""
+        return Limits(*(mine if mine is not None else default
+                        for mine, default in zip(self.fields().values(), defaults.fields().values(), strict=True)))
+
     def fields(self) -> dict[str, int | None]:
         """As the Redis override hash and the counting script name them."""
         return {"daily": self.daily, "monthly": self.monthly, "daily_cost": self.daily_cost,

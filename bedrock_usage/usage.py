@@ -26,6 +26,7 @@ from bedrock_usage.pricing.rates import TOKEN_COLUMNS, Tokens
 from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
 from bedrock_usage.redis_state import as_counts
 from bedrock_usage.settings import SharedSettings
+from bedrock_usage.teams import team_or_default, team_or_default_sql
 
 
 class TeamStatus(StrEnum):
@@ -118,12 +119,6 @@ class TeamUsage(_Quotas):
 def _worst(*states: State) -> State:
     order = [State.OK, State.WARNING, State.EXCEEDED]
     return max(states, key=order.index)
-
-
-def _effective(override: Limits, defaults: Limits) -> Limits:
-    """Each limit: the override where there is one, else the default."""
-    return Limits(*(o if o is not None else d for o, d in zip(override.fields().values(), defaults.fields().values(),
-                                                                strict=True)))
 
 
 def _active(day: Mapping[str, int], month: Mapping[str, int]) -> bool:
@@ -219,7 +214,7 @@ class UsageReader:
             where.append("quota_key = %s")
             params.append(user)
         if team:
-            where.append("COALESCE(team, %s) = %s")
+            where.append(f"{team_or_default_sql('team')} = %s")
             params += [self._default_team, team]
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -232,10 +227,10 @@ class UsageReader:
         for (key, name, kind, row_team, *limits, resolved), (day_c, month_c) in zip(rows, counters, strict=True):
             if not (include_idle or user or _active(day_c, month_c)):
                 continue
-            effective = _effective(limits_of(*limits), self._user_defaults)
+            effective = limits_of(*limits).or_defaults(self._user_defaults)
             result.append(PersonUsage(
                 principal=str(key), display_name=name, identity_type=str(kind),
-                team=str(row_team) if row_team else self._default_team,
+                team=team_or_default(row_team, self._default_team),
                 team_status=(TeamStatus.TEAM if row_team else TeamStatus.NONE if resolved else TeamStatus.UNRESOLVED),
                 date=day.isoformat(),
                 requests=day_c.get("req", 0), failed=day_c.get("err", 0), daily_limit=effective.daily,
@@ -269,7 +264,7 @@ class UsageReader:
         members = self.members_of(names, day.isoformat())
         result = []
         for name, (day_c, month_c) in zip(names, self._counters(Scope.TEAM, names, day), strict=True):
-            effective = _effective(overrides.get(name, Limits(None, None)), self._team_defaults)
+            effective = overrides.get(name, Limits(None, None)).or_defaults(self._team_defaults)
             result.append(TeamUsage(
                 name, day.isoformat(), day_c.get("req", 0), day_c.get("err", 0), effective.daily,
                 month_c.get("req", 0), effective.monthly, _state(day_c, month_c, effective, self._percents).value,

@@ -9,6 +9,7 @@ from pymysql.connections import Connection
 
 from bedrock_usage.notifications import NotificationKind
 from bedrock_usage.periods import periods_of
+from bedrock_usage.teams import team_or_default_sql
 from bedrock_usage.usage import UsageReader
 from notifier import summary
 from notifier.outbox import LANGUAGE_SQL, TIME_ZONE_SQL
@@ -26,7 +27,8 @@ def preview_note(conn: Connection, reader: UsageReader, settings: NotifierSettin
                     payload=summary.build(conn, reader, periods.day, settings))
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT p.quota_key, p.display_name, p.email, COALESCE(p.team, %s), {LANGUAGE_SQL}, {TIME_ZONE_SQL}"
+            f"SELECT p.quota_key, p.display_name, p.email, {team_or_default_sql('p.team')}, {LANGUAGE_SQL},"
+            f" {TIME_ZONE_SQL}"
             " FROM principals p WHERE p.quota_key = %s", (settings.default_team, principal))
         row = cur.fetchone()
     conn.commit()

@@ -197,7 +197,7 @@ def test_an_unreachable_endpoint_is_transient(world: tuple[Bedrock, Clock, list[
 def test_built_from_settings_it_uses_the_max_age_setting(schema: AllSettings, conn: pymysql.connections.Connection,
                                                        world: tuple[Bedrock, Clock, list[Any]]) -> None:
     settings = AllSettings.from_env({"MYSQL_URL": schema.mysql_url, "INFERENCE_PROFILE_MAX_AGE_SECONDS": "120"})
-    profiles = InferenceProfiles.from_settings(settings)
+    profiles = InferenceProfiles.from_settings(settings, max_age_seconds=settings.inference_profile_max_age_seconds)
     world[2].append(profiles)
     with conn.cursor() as cur:  # another process's answer, 100 s old: reused without asking AWS
         cur.execute("INSERT INTO inference_profiles VALUES (%s, 'amazon.nova-pro-v1:0', 'regional', NULL, %s)",

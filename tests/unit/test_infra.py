@@ -14,10 +14,10 @@ import yaml
 from bedrock_usage.config import SettingsError, regions
 from bedrock_usage.settings import SharedSettings
 from bedrockctl.main import parser
-from tests.settings import AllSettings
 from bedrockctl.processes import SERVICES, iam_permissions
 from producer_config import forwarding, resources
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
+from tests.settings import AllSettings
 
 TEMPLATE = Path(__file__).parents[2] / "infra" / "cloudformation" / "bedrock-usage-control.yaml"
 FORWARDER = TEMPLATE.parent / "region-forwarder.yaml"

@@ -1,0 +1,19 @@
+"""A person's team, else DEFAULT_TEAM: the one rule for whom nobody has put in a team.
+
+DEFAULT_TEAM is not a team (no team quota applies to it, no team block is decided): it is only what
+such people are listed and reported under. The rule is evaluated in Python (`team_or_default`) and,
+where rows are filtered or grouped in MySQL, in SQL (`team_or_default_sql`); both treat NULL and ''
+alike.
+"""
+
+from __future__ import annotations
+
+
+def team_or_default(team: object, default_team: str) -> str:
+    """`team` (a column value: None, '' or a name) when there is one, else `default_team`."""
+    return str(team) if team else default_team
+
+
+def team_or_default_sql(column: str) -> str:
+    """The same in SQL; the statement passes DEFAULT_TEAM as the one `%s` parameter it adds."""
+    return f"COALESCE(NULLIF({column}, ''), %s)"
