@@ -27,7 +27,7 @@ from bedrock_usage.migrate import first_prices, migrate
 from bedrock_usage.settings import Settings
 from consumer.records import InputRecord
 from consumer.runtime import Runtime, build
-from producer_config.simulate import Person, bedrock_event
+from devtools.simulate import Person, bedrock_event
 
 EVENTS = Path(__file__).parent / "events"
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_test")
