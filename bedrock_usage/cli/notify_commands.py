@@ -16,9 +16,9 @@ from bedrock_usage.settings import LANGUAGES, Settings
 
 
 def _runtime(settings: Settings) -> Any:
-    from notifier.runtime import build  # noqa: PLC0415  (boto3 and jinja2 only when needed)
+    from notifier.runtime import build_notifier_parts  # noqa: PLC0415  (boto3 and jinja2 only when needed)
 
-    return build(settings, registry=CollectorRegistry(), channels={})
+    return build_notifier_parts(settings, registry=CollectorRegistry(), channels={})
 
 
 def outbox(args: argparse.Namespace, settings: Settings) -> int:
