@@ -41,20 +41,22 @@ lint: setup
 	promtool test rules infra/prometheus/alerts_test.yml
 	$(BIN)/cfn-lint infra/cloudformation/*.yaml
 
+# devtools/ is not installed (not shipped): run it as a module from the repository root.
 demo: setup services
-	$(BIN)/python infra/local/demo.py
+	$(BIN)/python -m devtools.demo
 
 # Deploy the CloudFormation stack (see infra/deploy.sh for its parameters); AWS_ENDPOINT_URL for moto.
 deploy: setup
 	bash infra/deploy.sh
 
+# Run as modules from the repository root: devtools/ and tests/ are not installed, only on its sys.path.
 bench: setup services
-	$(BIN)/python tests/performance/bench.py
-	$(BIN)/python tests/performance/bench_enforcer.py
+	$(BIN)/python -m tests.performance.bench
+	$(BIN)/python -m tests.performance.bench_enforcer
 
 # Only the enforcer's part of the benchmark (decision → deny, PutRecord → deny).
 bench-enforcer: setup services
-	$(BIN)/python tests/performance/bench_enforcer.py
+	$(BIN)/python -m tests.performance.bench_enforcer
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache *.egg-info

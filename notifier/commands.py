@@ -15,21 +15,21 @@ from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
 from notifier import main
 from notifier.preview import preview_note
-from notifier.runtime import NotifierRuntime, build
+from notifier.runtime import NotifierParts, build_notifier_parts
 from notifier.settings import NotifierSettings
 
 
-def _runtime(settings: NotifierSettings) -> NotifierRuntime:
-    return build(settings, registry=CollectorRegistry(), channels={})
+def _parts(settings: NotifierSettings) -> NotifierParts:
+    return build_notifier_parts(settings, registry=CollectorRegistry(), channels={})
 
 
 def outbox(args: argparse.Namespace, settings: NotifierSettings) -> int:
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
-        rows = rt.outbox.deliveries(failed_only=args.failed, limit=args.limit)
-        depth, oldest = rt.outbox.depth(datetime.now(UTC))
+        rows = parts.outbox.deliveries(failed_only=args.failed, limit=args.limit)
+        depth, oldest = parts.outbox.depth(datetime.now(UTC))
     finally:
-        rt.close()
+        parts.close()
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -42,23 +42,23 @@ def outbox(args: argparse.Namespace, settings: NotifierSettings) -> int:
 
 
 def retry(args: argparse.Namespace, settings: NotifierSettings) -> int:
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
-        count = rt.outbox.retry(datetime.now(UTC), args.delivery or ())
+        count = parts.outbox.retry(datetime.now(UTC), args.delivery or ())
     finally:
-        rt.close()
+        parts.close()
     print(f"{count} dead deliveries queued again")
     return 0
 
 
 def preview(args: argparse.Namespace, settings: NotifierSettings) -> int:
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
-        note = preview_note(rt.session.conn, rt.usage_reader(), settings, args.kind, args.principal,
+        note = preview_note(parts.session.conn, parts.usage_reader(), settings, args.kind, args.principal,
                             now=datetime.now(UTC), actor=getpass.getuser())
-        message = rt.notifier.renderer.render(note, args.lang)
+        message = parts.notifier.renderer.render(note, args.lang)
     finally:
-        rt.close()
+        parts.close()
     if args.format == "html":
         print(message.html)
     else:

@@ -19,7 +19,7 @@ from bedrock_usage import db, logs
 from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.retry import backoff_delay
-from notifier.runtime import NotifierRuntime, build
+from notifier.runtime import NotifierParts, build_notifier_parts
 from notifier.settings import NotifierSettings
 
 log = logging.getLogger("notifier")
@@ -30,8 +30,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.Timeo
 
 
 class Loop:
-    def __init__(self, runtime: NotifierRuntime) -> None:
-        self.rt = runtime
+    def __init__(self, parts: NotifierParts) -> None:
+        self.parts = parts
         self.stop = threading.Event()
         self.heart = Heartbeat()
         self._next_summary = 0.0
@@ -40,11 +40,11 @@ class Loop:
         return self.heart.healthy()
 
     def once(self) -> int:
-        notifier = self.rt.notifier
+        notifier = self.parts.notifier
         notifier.plan()
         sent = notifier.deliver()
         if time.monotonic() >= self._next_summary:
-            if notifier.queue_summary(self.rt.usage_reader):
+            if notifier.queue_summary(self.parts.usage_reader):
                 log.info("daily summary queued")
             self._next_summary = time.monotonic() + SUMMARY_CHECK_SECONDS
         notifier.observe()
@@ -64,14 +64,14 @@ class Loop:
                 self.heart.failed(error)
                 log.warning("dependency failed, retrying", extra={"error": self.heart.last_error,
                                                                   "attempt": attempt})
-                self.rt.session.reset()
+                self.parts.session.reset()
                 self.stop.wait(backoff_delay(attempt, cap=30.0))
 
 
 def run(settings: NotifierSettings) -> int:
     logs.setup("notifier", settings.log_level)
-    runtime = build(settings)
-    loop = Loop(runtime)
+    parts = build_notifier_parts(settings)
+    loop = Loop(parts)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signum})
@@ -81,9 +81,9 @@ def run(settings: NotifierSettings) -> int:
     signal.signal(signal.SIGINT, stop)
     server = serve(settings.notifier_metrics_port, loop.healthy)
     log.info("notifier started", extra={"email": settings.email_backend, "channels": sorted(
-        c.value for c in runtime.notifier.channels), "metrics_port": server.server_address[1]})
+        c.value for c in parts.notifier.channels), "metrics_port": server.server_address[1]})
     loop.run()
     server.shutdown()
-    runtime.close()
+    parts.close()
     log.info("notifier stopped")
     return 0

@@ -50,7 +50,9 @@ def renderer(settings: NotifierSettings) -> Renderer:
 
 
 @dataclass
-class NotifierRuntime:
+class NotifierParts:
+    """The notifier and what it runs on, built once from settings; close() releases the connections."""
+
     notifier: Notifier
     outbox: Outbox
     session: MySQLSession
@@ -63,9 +65,9 @@ class NotifierRuntime:
         self.redis.close()
 
 
-def build(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
-          clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-          channels: dict[Channel, Sender] | None = None) -> NotifierRuntime:
+def build_notifier_parts(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
+                         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                         channels: dict[Channel, Sender] | None = None) -> NotifierParts:
     session = MySQLSession(settings.mysql)
     client = redis_client(settings)
     metrics = NotifierMetrics(registry)
@@ -76,4 +78,4 @@ def build(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
     def usage_reader() -> UsageReader:
         return UsageReader.for_settings(session.conn, client, settings, clock())
 
-    return NotifierRuntime(notifier, outbox, session, client, metrics, usage_reader)
+    return NotifierParts(notifier, outbox, session, client, metrics, usage_reader)

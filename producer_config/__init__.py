@@ -1,2 +1,3 @@
-"""The producer side: the EventBridge rule that feeds the stream, rendered from settings (pure), and a
-local stand-in for CloudTrail + EventBridge that delivers generated traffic the way the rule would."""
+"""The producer side: the EventBridge rule that feeds the stream, rendered from settings (pure). Its local
+stand-in for CloudTrail + EventBridge, which delivers generated traffic the way the rule would, is
+development tooling: devtools/simulate.py."""

@@ -26,7 +26,7 @@ from bedrock_usage import db
 from bedrock_usage.migrate import first_prices, migrate
 from consumer.records import InputRecord
 from consumer.runtime import Runtime, build
-from producer_config.simulate import Person, bedrock_event
+from devtools.simulate import Person, bedrock_event
 from tests.settings import AllSettings
 
 EVENTS = Path(__file__).parent / "events"

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bedrock_usage.localdev import free_port
+from devtools.local_stack import free_port
 
 SMTP_USER, SMTP_PASSWORD = "notifier", "s3cret"
 

@@ -23,7 +23,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
 from consumer.runtime import Runtime
-from producer_config.simulate import Person, bedrock_event
+from devtools.simulate import Person, bedrock_event
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW, envelope, records
 

@@ -18,8 +18,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Kind, Quota, Scope
 from enforcement.main import Loop
 from enforcement.model import Outcome
-from notifier.runtime import NotifierRuntime
-from notifier.runtime import build as build_notifier
+from notifier.runtime import NotifierParts, build_notifier_parts
 from tests.aws.conftest import ACCOUNT, World, attached_users, exceeded, user_arn
 from tests.conftest import DAY, MONTH
 from tests.conftest import test_env as _env
@@ -29,15 +28,15 @@ USD = 10**9
 
 
 @pytest.fixture
-def notifier(world: World) -> Iterator[NotifierRuntime]:
+def notifier(world: World) -> Iterator[NotifierParts]:
     boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress="bedrock-usage@example.com")
     settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="", EMAIL_BACKEND="ses"))
-    rt = build_notifier(settings, registry=CollectorRegistry(), clock=lambda: datetime.now(UTC))
+    rt = build_notifier_parts(settings, registry=CollectorRegistry(), clock=lambda: datetime.now(UTC))
     yield rt
     rt.close()
 
 
-def emails(rt: NotifierRuntime) -> dict[str, Any]:
+def emails(rt: NotifierParts) -> dict[str, Any]:
     rt.notifier.plan()
     rt.notifier.deliver(limit=100)
     return {m.destinations["ToAddresses"][0]: m for m in ses_backends[ACCOUNT]["us-east-1"].sent_messages}
@@ -51,7 +50,7 @@ def spent(world: World, key: str, today: int, month: int, scope: Scope = Scope.U
 
 
 def test_a_daily_cost_decision_blocks_until_midnight_and_the_email_shows_dollars_in_en_and_es(
-    world: World, notifier: NotifierRuntime,
+    world: World, notifier: NotifierParts,
 ) -> None:
     rt = world.runtime()
     ana = world.person(user_arn("ana"), IdentityType.IAM_USER, display="Ana", email="ana@example.com")
@@ -110,7 +109,7 @@ def test_a_team_over_its_monthly_cost_blocks_its_members_until_the_first(world: 
 
 
 def test_of_several_quotas_used_up_by_one_call_the_longest_block_is_named_once(
-    world: World, notifier: NotifierRuntime,
+    world: World, notifier: NotifierParts,
 ) -> None:
     # The loop's reconciler runs too: limits and counters agree with the decisions.
     rt = world.runtime(DEFAULT_DAILY_COST_LIMIT_USD="50", DEFAULT_MONTHLY_COST_LIMIT_USD="60")

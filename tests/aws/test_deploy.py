@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bedrock_usage.localdev import MotoServer
+from devtools.moto_server import MotoServer
 from producer_config import forwarding
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.ids import digest
 from bedrock_usage.notifications import Notification, NotificationKind
 from enforcement import store
-from notifier.runtime import NotifierRuntime, build
+from notifier.runtime import NotifierParts, build_notifier_parts
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env
@@ -41,13 +41,13 @@ def queue(conn: pymysql.connections.Connection, kind: NotificationKind, principa
 
 
 @pytest.fixture
-def notifier(mysql: pymysql.connections.Connection, aws: None) -> Iterator[Callable[..., NotifierRuntime]]:
-    made: list[NotifierRuntime] = []
+def notifier(mysql: pymysql.connections.Connection, aws: None) -> Iterator[Callable[..., NotifierParts]]:
+    made: list[NotifierParts] = []
     clock = {"now": datetime.now(UTC)}
 
-    def factory(**env: str) -> NotifierRuntime:
+    def factory(**env: str) -> NotifierParts:
         settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="", NOTIFY_MAX_ATTEMPTS="3", **env))
-        rt = build(settings, registry=CollectorRegistry(), clock=lambda: clock["now"])
+        rt = build_notifier_parts(settings, registry=CollectorRegistry(), clock=lambda: clock["now"])
         rt.clock = clock  # type: ignore[attr-defined]
         made.append(rt)
         return rt
@@ -57,12 +57,12 @@ def notifier(mysql: pymysql.connections.Connection, aws: None) -> Iterator[Calla
         rt.close()
 
 
-def _drain(rt: NotifierRuntime) -> int:
+def _drain(rt: NotifierParts) -> int:
     rt.notifier.plan()
     return rt.notifier.deliver(limit=100)
 
 
-def _sample(rt: NotifierRuntime, name: str, **labels: str) -> float:
+def _sample(rt: NotifierParts, name: str, **labels: str) -> float:
     for metric in (rt.metrics.sent, rt.metrics.failed, rt.metrics.dead):
         for family in metric.collect():
             for sample in family.samples:

@@ -37,7 +37,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases
+from devtools.local_stack import Service, free_port
+from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
 from producer_config.rule import partition_key
 from tests.conftest import emptied, flushed, fresh_schema, test_env
 from tests.settings import AllSettings

@@ -16,7 +16,7 @@ from bedrock_usage.directory_state import IdentityCenterRule, store_identity_cen
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
-from producer_config.simulate import Person, bedrock_event, deliver
+from devtools.simulate import Person, bedrock_event, deliver
 from tests.conftest import DAY, NOW
 from tests.e2e.conftest import Stack, rows, scalar, wait_until
 

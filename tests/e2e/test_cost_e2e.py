@@ -18,8 +18,8 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
+from devtools.simulate import Person, bedrock_event, deliver, invocation_log, subscription_payload
 from producer_config.rule import partition_key
-from producer_config.simulate import Person, bedrock_event, deliver, invocation_log, subscription_payload
 from tests.conftest import DAY, NOW
 from tests.e2e.conftest import Stack, rows, scalar, wait_until
 

@@ -21,10 +21,11 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage.localdev import Service, free_port, user_keys
+from devtools.local_stack import Service, free_port
+from devtools.moto_server import user_keys
+from devtools.simulate import Person, bedrock_event
 from enforcement.runtime import build
 from producer_config.rule import partition_key
-from producer_config.simulate import Person, bedrock_event
 from tests.e2e.conftest import Stack, e2e_env, rows, wait_until
 from tests.settings import AllSettings
 

@@ -20,7 +20,7 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
-from producer_config.simulate import Person, bedrock_event, deliver, people, traffic
+from devtools.simulate import Person, bedrock_event, deliver, people, traffic
 from tests.conftest import DAY, MONTH, NOW
 from tests.e2e.conftest import (
     RunningConsumer,

@@ -21,7 +21,7 @@ from bedrock_usage.redis_state import RedisState
 from bedrockctl.main import main
 from consumer.records import InputRecord
 from consumer.runtime import Runtime
-from producer_config.simulate import Person, invocation_log, subscription_payload
+from devtools.simulate import Person, invocation_log, subscription_payload
 from tests.conftest import DAY, EVENTS, NOW, envelope, records
 from tests.conftest import test_env as settings_env
 

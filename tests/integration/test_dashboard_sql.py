@@ -8,7 +8,7 @@ from pathlib import Path
 import pymysql
 
 from consumer.runtime import Runtime
-from producer_config.simulate import Person
+from devtools.simulate import Person
 from tests.conftest import DAY, NOW, envelope, records
 
 DASHBOARD = Path(__file__).parents[2] / "infra" / "grafana" / "dashboards" / "bedrock-usage-control.json"

@@ -29,7 +29,7 @@ from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
 from consumer.kcl_processor import PIPELINE_MIN_RECORDS, RecordProcessor
 from consumer.metrics import ConsumerMetrics
-from producer_config.simulate import Person
+from devtools.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, envelope
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
 from tests.settings import AllSettings

@@ -19,7 +19,7 @@ from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.redis_state import RedisState
 from consumer.records import InputRecord
 from consumer.runtime import Runtime
-from producer_config.simulate import Person, invocation_log, subscription_payload
+from devtools.simulate import Person, invocation_log, subscription_payload
 from tests.conftest import DAY, NOW, envelope, load_event, records
 
 ALICE = Person("alice", sso=False, account="956882123456")

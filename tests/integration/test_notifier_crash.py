@@ -10,8 +10,8 @@ from pathlib import Path
 import pymysql
 
 from bedrock_usage.ids import digest
-from bedrock_usage.localdev import Service, free_port
 from bedrock_usage.notifications import Notification, NotificationKind
+from devtools.local_stack import Service, free_port
 from enforcement import store
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env

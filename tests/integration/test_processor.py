@@ -15,7 +15,7 @@ from bedrock_usage.quota import Kind, Quota, Scope
 from bedrock_usage.redis_state import RedisState
 from consumer.records import InputRecord
 from consumer.runtime import Runtime
-from producer_config.simulate import Person
+from devtools.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, envelope, records
 
 ALICE = Person("alice", sso=False, account="956882123456")

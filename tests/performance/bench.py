@@ -51,7 +51,7 @@ from consumer.events import BedrockCall, InvocationLog
 from consumer.processor import BatchResult, Flight
 from consumer.records import InputRecord
 from consumer.runtime import build
-from producer_config.simulate import invocation_log, people, subscription_payload, traffic
+from devtools.simulate import invocation_log, people, subscription_payload, traffic
 from tests.settings import AllSettings
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))

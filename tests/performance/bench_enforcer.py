@@ -28,16 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from bench import percentile  # the core benchmark's, beside this script (both run as scripts)
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
-from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases, recreate_database
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from devtools.local_stack import Service, free_port, recreate_database
+from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
+from devtools.simulate import Person, bedrock_event
 from enforcement.runtime import EnforcerRuntime, build
 from producer_config.rule import partition_key
-from producer_config.simulate import Person, bedrock_event
+from tests.performance.bench import percentile  # the core benchmark's
 from tests.settings import AllSettings
 
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "200"))
@@ -202,5 +203,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     sys.exit(main())

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from devtools.simulate import Person, bedrock_event, matches_rule, people, traffic
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, RUNTIME_OPERATIONS, event_pattern, partition_key
-from producer_config.simulate import Person, bedrock_event, matches_rule, people, traffic
 from tests.conftest import load_event
 
 CLOUDTRAIL_SAMPLES = [

@@ -1,5 +1,5 @@
-"""The local stack for the demo and the end-to-end tests: moto served by hypercorn, the stream, and the
-KCL lease table. Development only: moto and hypercorn are dev dependencies, imported by the server.
+"""moto served by hypercorn, and what the local stack needs on it: the stream, the KCL lease table and
+IAM users with keys. Development only: moto and hypercorn are dev dependencies, imported by the server.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,29 +17,9 @@ from typing import Any
 
 import boto3
 
-from bedrock_usage import db
-from bedrock_usage.config import MySQLParams
-from bedrock_usage.migrate import migrate
+from devtools.local_stack import REPO, free_port
 
-REPO = Path(__file__).resolve().parent.parent
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def recreate_database(params: MySQLParams) -> None:
-    """Drop the database and build it again from sql/: demo and benchmark runs start from nothing."""
-    conn = db.connect(params, with_database=False)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{params.database}`")
-    finally:
-        conn.close()
-    migrate(params)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MotoServer:
@@ -54,10 +33,11 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        # hypercorn puts the directory of the module path (the repository) on sys.path: devtools.moto_app.
         self._process = subprocess.Popen(
             [sys.executable, "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{self.port}",
-             "wsgi:moto_app:app"],
-            cwd=REPO / "infra" / "local", stdout=out, stderr=out, start_new_session=True,
+             "wsgi:devtools.moto_app:app"],
+            cwd=REPO, stdout=out, stderr=out, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,39 +127,3 @@ def precreate_leases(dynamodb: Any, kinesis: Any, application: str, stream: str)
         if shard.get("ParentShardId"):
             item["parentShardIds"] = {"SS": [shard["ParentShardId"]]}
         dynamodb.put_item(TableName=application, Item=item)
-
-
-class Service:
-    """`bedrockctl consumer run` (or another long-running command: `enforcer run`) as a child process, in
-    its own process group, so SIGKILL takes the JVM too."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ("consumer", "run")) -> None:
-        self._env = {**os.environ, **env}
-        self._log_path = log_path
-        self._command = command
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Service:
-        out = open(self._log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "bedrockctl"), *self._command],
-            env=self._env, stdout=out, stderr=out, start_new_session=True,
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the whole group: supervisor, JVM and record processors die mid-stream (also whatever
-        is left of the group after the supervisor itself has exited)."""
-        if self.process:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self, timeout: float = 40.0) -> int | None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode if self.process else None

@@ -1,6 +1,0 @@
-"""moto's AWS stand-in as a WSGI app, served by hypercorn (HTTP/1.1 and HTTP/2: the KCL daemon's
-Kinesis client speaks HTTP/2, which moto_server's own werkzeug server does not)."""
-
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-app = DomainDispatcherApplication(create_backend_app)
