@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import orjson
 import pymysql
@@ -30,7 +30,7 @@ from bedrock_usage.redis_state import RedisState
 from consumer.kcl_processor import PIPELINE_MIN_RECORDS, RecordProcessor
 from consumer.metrics import ConsumerMetrics
 from devtools.simulate import Person
-from tests.conftest import DAY, MONTH, NOW, envelope
+from tests.conftest import DAY, MONTH, NOW, TEST_REDIS_URL, envelope
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
 from tests.settings import AllSettings
 
@@ -376,7 +376,8 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
 
 @pytest.fixture
 def redis_gate() -> Iterator[Gate]:
-    gate = Gate(("127.0.0.1", 6379))
+    target = urlparse(TEST_REDIS_URL)
+    gate = Gate((target.hostname or "127.0.0.1", target.port or 6379))
     yield gate
     gate.close()
 
@@ -406,7 +407,9 @@ def _retries(conversation: Conversation, dependency: str) -> float:
 def test_while_redis_is_down_the_batch_is_retried_and_not_checkpointed(
     redis_gate: Gate, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    settings = AllSettings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}/9"))
+    # Through the gate, to the tests' own Redis database (the one `redis_client` reads).
+    database = urlparse(TEST_REDIS_URL).path or "/0"
+    settings = AllSettings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}{database}"))
     conversation = Conversation(
         settings,
         INITIALIZE,
