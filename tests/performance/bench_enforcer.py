@@ -35,7 +35,7 @@ from bedrock_usage.identity import IdentityType
 from bedrock_usage.localdev import MotoServer, Service, ensure_stream, free_port, precreate_leases, recreate_database
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
-from enforcement.runtime import EnforcerRuntime, build
+from enforcement.runtime import EnforcerParts, build
 from producer_config.rule import partition_key
 from producer_config.simulate import Person, bedrock_event
 from tests.settings import AllSettings
@@ -66,10 +66,10 @@ def fresh_stores(settings: AllSettings) -> None:
     redis.Redis.from_url(settings.redis_url).flushdb()
 
 
-def provision(rt: EnforcerRuntime, iam: Any, count: int, start: int = 0) -> list[str]:
+def provision(rt: EnforcerParts, iam: Any, count: int, start: int = 0) -> list[str]:
     """`count` people, alternately IAM users (created in IAM) and SSO users; returns their quota keys."""
     keys = []
-    with rt.enforcer.conn.cursor() as cur:
+    with rt.session.conn.cursor() as cur:
         for i in range(start, start + count):
             if i % 2 == 0:
                 name = f"bench-user-{i:05d}"
@@ -84,7 +84,7 @@ def provision(rt: EnforcerRuntime, iam: Any, count: int, start: int = 0) -> list
                             " session_name) VALUES (%s, %s, %s, 'bench', %s, 'AROAEXAMPLESSOROLE01', %s)",
                             (key, IdentityType.SSO_USER.value, ACCOUNT, SSO_ROLE_ARN, session))
             keys.append(key)
-    rt.enforcer.conn.commit()
+    rt.session.conn.commit()
     return keys
 
 
@@ -94,12 +94,12 @@ def exceeded(key: str, settings: AllSettings) -> Decision:
                     f"bench-{key}", datetime.now(UTC).isoformat(), key, "bench")
 
 
-def drain(rt: EnforcerRuntime, expected: int, latencies: list[float], timeout: float = 120) -> None:
+def drain(rt: EnforcerParts, expected: int, latencies: list[float], timeout: float = 120) -> None:
     """The enforcer's own path (read, handle, ack), timing each decision from its stream entry."""
     deadline = time.monotonic() + timeout
     while len(latencies) < expected and time.monotonic() < deadline:
         for entry in rt.stream.read(count=100, block_ms=200):
-            rt.enforcer.handle(entry.decision(), entry.published_at)
+            rt.decisions.handle(entry.decision(), entry.published_at)
             rt.stream.ack([entry.entry_id])
             latencies.append((datetime.now(UTC) - entry.published_at).total_seconds())
 
@@ -111,8 +111,8 @@ def decision_to_deny(moto: MotoServer) -> tuple[list[float], float, list[float]]
     rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT)
     iam = moto.client("iam")
     try:
-        assert rt.enforcer.iam is not None
-        rt.enforcer.iam.ensure_policies()
+        assert rt.iam is not None
+        rt.iam.ensure_policies()
         rt.stream.ensure_group()
         people = provision(rt, iam, DECISIONS + BURST)
         client = redis.Redis.from_url(settings.redis_url)
