@@ -3,10 +3,15 @@
 Read in this order:
 - `policies.py`  the product's deny policies: names, documents, the session pool (pure);
 - `targets.py`   what a deny names for one person, or why it cannot (pure);
-- `model.py`     blocks, audit actions, notifications (pure records);
+- `model.py`     blocks, audit actions, results, and their states (pure records and enums);
+- `ports.py`     what the enforcer needs of its store and of IAM (Protocols);
 - `iam.py`       the IAM adapter (owned policies only; throttling retried; idempotent);
 - `store.py`     the MySQL adapter (blocks, audit trail, notification outbox);
-- `service.py`   the actions: take a decision, block, unblock, expire, re-apply;
+- `notices.py`   the notifications queued for the notifier, and the wording of quotas (pure);
+- `breaker.py`   the circuit breaker on quota denies per hour;
+- `blocks.py`    the block/lift state machine: block, unblock, expire, re-apply (and its order of writes);
+- `decisions.py` a decision from the stream: a warning, or quota blocks (a team's: each member);
+- `status.py`    who is blocked, as bedrockctl shows it;
 - `reconcile.py` desired state vs IAM, both ways;
 - `stream.py`    the decision stream's consumer group;
 - `runtime.py`, `main.py`  wiring, and the `bedrockctl enforcer run` loop.

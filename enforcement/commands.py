@@ -21,7 +21,7 @@ from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
 from enforcement import main, store
 from enforcement.model import Outcome
-from enforcement.runtime import EnforcerRuntime, build
+from enforcement.runtime import EnforcerParts, build
 from enforcement.settings import EnforcerSettings
 from enforcement.targets import Refusal, target_of
 
@@ -47,7 +47,7 @@ def parse_instant(text: str, settings: EnforcerSettings) -> datetime:
     return value.astimezone(UTC)
 
 
-def _runtime(settings: EnforcerSettings) -> EnforcerRuntime:
+def _runtime(settings: EnforcerSettings) -> EnforcerParts:
     return build(settings, registry=CollectorRegistry())
 
 
@@ -124,13 +124,13 @@ def block(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     return 0
 
 
-def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: EnforcerRuntime,
+def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: EnforcerParts,
                    until: datetime | None) -> int:
     """What `block` would do, from what the enforcer reads before acting; nothing is written."""
 
     enforcer = rt.enforcer
-    person = store.principal(enforcer.conn, args.principal)
-    (current,) = enforcer.status(args.principal)
+    person = rt.store.principal(args.principal)
+    (current,) = rt.status.rows(args.principal)
     print(f"dry run: would block {args.principal} until {_when(until, settings) if until else 'an admin unblocks'}"
           f" (reason: {args.reason}; by: {args.by})")
     if current["blocked"]:
@@ -153,7 +153,7 @@ def unblock(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     rt = _runtime(settings)
     try:
         result = rt.enforcer.admin_unblock(args.principal, actor=args.by, reason=args.reason, protect=args.protect)
-        (status,) = rt.enforcer.status(args.principal)
+        (status,) = rt.status.rows(args.principal)
     finally:
         rt.close()
     print(f"unblocked {args.principal} ({result.outcome}: {result.detail})")
@@ -167,7 +167,7 @@ def unblock(args: argparse.Namespace, settings: EnforcerSettings) -> int:
 def status(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     rt = _runtime(settings)
     try:
-        rows = rt.enforcer.status(args.principal)
+        rows = rt.status.rows(args.principal)
     finally:
         rt.close()
     if args.json:

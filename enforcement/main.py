@@ -25,9 +25,9 @@ from bedrock_usage.quota import Decision
 from bedrock_usage.retry import backoff_delay
 from enforcement import metering_watch, store
 from enforcement.model import handling_order
-from enforcement.runtime import EnforcerRuntime, account_of, build
+from enforcement.runtime import EnforcerParts, account_of, build
 from enforcement.settings import EnforcerSettings
-from enforcement.stream import Entry
+from enforcement.stream import StreamedDecision
 from enforcement.unpriced_alerts import alert_unpriced
 
 log = logging.getLogger("enforcer")
@@ -49,7 +49,7 @@ def _dependency(error: BaseException) -> str:
 
 
 class Loop:
-    def __init__(self, runtime: EnforcerRuntime, settings: EnforcerSettings) -> None:
+    def __init__(self, runtime: EnforcerParts, settings: EnforcerSettings) -> None:
         self.rt, self.settings = runtime, settings
         self.stop = threading.Event()
         self.heart = Heartbeat()
@@ -63,16 +63,16 @@ class Loop:
     def once(self) -> int:
         rt = self.rt
         entries = rt.stream.read(count=100, block_ms=1000)
-        decided: list[tuple[Entry, Decision]] = []
+        decided: list[tuple[StreamedDecision, Decision]] = []
         for entry in entries:
             try:
                 decision = entry.decision()
             except (KeyError, ValueError) as error:
                 # A malformed entry can never apply: keep it with its reason, acknowledge it, go on.
-                store.dead_letter(rt.enforcer.conn, dedupe_key=digest("decision-stream", entry.entry_id),
+                store.dead_letter(rt.session.conn, dedupe_key=digest("decision-stream", entry.entry_id),
                                   source="decision-stream", reason="malformed_decision", detail=repr(error),
                                   raw=repr(entry.fields).encode(), now=rt.enforcer.clock())
-                rt.enforcer.conn.commit()
+                rt.session.conn.commit()
                 rt.stream.ack([entry.entry_id])
                 log.error("malformed decision dead-lettered", extra={"entry": entry.entry_id, "error": repr(error)})
                 continue
@@ -80,7 +80,7 @@ class Loop:
         # One dear call can use up the daily and the monthly cost quota at once: the block that stands is
         # applied first (model.handling_order), and the person's message names it.
         for entry, decision in sorted(decided, key=lambda pair: handling_order(pair[1])):
-            rt.enforcer.handle(decision, entry.published_at)
+            rt.decisions.handle(decision, entry.published_at)
             rt.stream.ack([entry.entry_id])
         now = time.monotonic()
         if now >= self._next_expiry:
@@ -92,7 +92,7 @@ class Loop:
             self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         if now >= self._next_metering:  # calls without a cost; models without a price (issue 10)
             rt.metering.run_once()
-            rt.metrics.unpriced_alerts.inc(len(alert_unpriced(rt.enforcer.conn, rt.enforcer.clock())))
+            rt.metrics.unpriced_alerts.inc(len(alert_unpriced(rt.session.conn, rt.enforcer.clock())))
             self._next_metering = time.monotonic() + metering_watch.EVERY_SECONDS
         self.heart.beat()
         return len(entries)
@@ -145,8 +145,8 @@ def run(settings: EnforcerSettings) -> int:
     while not loop.stop.is_set():  # start-up needs Redis and IAM too: same patience as the loop
         try:
             runtime.stream.ensure_group()
-            if runtime.enforcer.iam is not None:
-                created = runtime.enforcer.iam.ensure_policies()
+            if runtime.iam is not None:
+                created = runtime.iam.ensure_policies()
                 if created:
                     log.info("deny policies created", extra={"policies": created})
             break

@@ -1,13 +1,13 @@
-"""The enforcer's records (pure): a person's block, an audit action, a notification for the notifier."""
+"""The enforcer's records (pure): a person's block, an audit action, the result of an action, and the
+closed sets of states they take (stored in MySQL as the enums' string values)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from bedrock_usage.quota import Decision, Kind, Quota
+from bedrock_usage.quota import Decision, Kind, Quota, Scope
 
 # When several quotas are used up, the block that stands — and is named in its reason and message — is
 # the one that lasts longest: a monthly quota before a daily one. For the same period, cost before
@@ -31,6 +31,36 @@ def handling_order(decision: Decision) -> int:
 class Origin(StrEnum):
     QUOTA = "quota"  # a quota was exceeded (the person's or their team's)
     ADMIN = "admin"  # bedrockctl block
+
+
+class IamState(StrEnum):
+    """Where a block's deny stands in IAM."""
+
+    NONE = "none"  # no deny was ever asked for (a row made by an unblock, a shield)
+    PENDING = "pending"  # the desired state is written, IAM not yet changed (or not yet known to be)
+    APPLIED = "applied"  # the deny is in IAM
+    SHADOW = "shadow"  # ENFORCEMENT_MODE=shadow: the deny would be in IAM
+    REFUSED = "refused"  # the deny could not be scoped to the one person: not in IAM, alerted
+    LIFTED = "lifted"  # the deny was lifted
+    LIFT_REFUSED = "lift_refused"  # the lift failed (a hand-edited policy): the deny stays until repaired
+
+
+# A deny in force, or about to be: what the `denied` gauge counts and what a lift has to undo.
+DENY_IN_FORCE = frozenset({IamState.APPLIED, IamState.SHADOW})
+DENY_WANTED = DENY_IN_FORCE | {IamState.PENDING}
+
+
+class ActorKind(StrEnum):
+    """Who acted: the enforcer or the reconciler by themselves (their name is the actor), or an admin
+    (the actor is the admin's name, as given to bedrockctl)."""
+
+    SYSTEM = "system"
+    RECONCILER = "reconciler"
+    ADMIN = "admin"
+
+    @classmethod
+    def of(cls, actor: str) -> ActorKind:
+        return cls(actor) if actor in (cls.SYSTEM, cls.RECONCILER) else cls.ADMIN
 
 
 class Action(StrEnum):
@@ -60,8 +90,8 @@ class Block:
     origin: Origin
     reason: str
     actor: str
-    scope: str | None = None
-    quota: str | None = None
+    scope: Scope | None = None
+    quota: Quota | None = None
     period: str | None = None
     usage: int | None = None
     limit: int | None = None
@@ -69,7 +99,7 @@ class Block:
     blocked_until: datetime | None = None  # None while blocked: indefinite
     protected_until: datetime | None = None
     iam_target: str | None = None
-    iam_state: str = "none"  # pending | applied | shadow | refused | lifted | none
+    iam_state: IamState = IamState.NONE
     iam_detail: str | None = None
     shadow: bool = False
     team: str | None = None  # of a team-quota block: the team whose quota it was
@@ -79,9 +109,6 @@ class Block:
 
     def shielded(self, now: datetime) -> bool:
         return self.protected_until is not None and self.protected_until > now
-
-    def but(self, **changes: Any) -> Block:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -93,8 +120,8 @@ class AuditAction:
     outcome: Outcome
     principal: str
     reason: str
-    scope: str | None = None
-    quota: str | None = None
+    scope: Scope | None = None
+    quota: Quota | None = None
     period: str | None = None
     usage: int | None = None
     limit: int | None = None
@@ -102,3 +129,27 @@ class AuditAction:
     blocked_until: datetime | None = None
     iam_change: str | None = None
     shadow: bool = False
+
+
+@dataclass(frozen=True)
+class QuotaContext:
+    """Which quota a block is for, and the usage and limit when it was decided."""
+
+    scope: Scope
+    quota: Quota
+    period: str
+    usage: int
+    limit: int
+    team: str | None = None
+    decision_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one action did to one person (returned to the loop, the reconciler's report, bedrockctl)."""
+
+    principal: str
+    action: Action
+    outcome: Outcome
+    detail: str
+    blocked_until: datetime | None = None

@@ -18,20 +18,30 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-
-import redis
 
 from bedrock_usage.ids import digest
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
-from enforcement import store
-from enforcement.iam import IamRefused
-from enforcement.model import BLOCKING_ORDER, Action, AuditAction, Block, Origin, Outcome
-from enforcement.service import RECONCILER, Enforcer, QuotaContext, Result, amount, period_end
+from enforcement.blocks import Enforcer
+from enforcement.decisions import period_end
+from enforcement.iam import IamPolicies, IamRefused
+from enforcement.model import (
+    BLOCKING_ORDER,
+    Action,
+    ActorKind,
+    AuditAction,
+    Block,
+    IamState,
+    Origin,
+    Outcome,
+    QuotaContext,
+    Result,
+)
+from enforcement.notices import amount
 from enforcement.targets import Target, target_of
 
 log = logging.getLogger(__name__)
@@ -63,12 +73,11 @@ def _over(holder: PersonUsage | TeamUsage) -> tuple[Quota, int, int] | None:
 
 
 class Reconciler:
-    def __init__(self, enforcer: Enforcer, redis_client: redis.Redis) -> None:
-        self._enforcer = enforcer
-        self._redis = redis_client
-
-    def _reader(self, now: datetime) -> UsageReader:
-        return UsageReader.for_settings(self._enforcer.conn, self._redis, self._enforcer.settings, now)
+    def __init__(self, enforcer: Enforcer, iam: IamPolicies | None,
+                 usage: Callable[[datetime], UsageReader]) -> None:
+        """`iam`: the one the enforcer acts with (None in shadow mode: nothing to compare); `usage(now)`:
+        counters and limits as of now."""
+        self._enforcer, self._iam, self._reader = enforcer, iam, usage
 
     def run_once(self) -> Report:
         started = time.monotonic()
@@ -77,8 +86,8 @@ class Reconciler:
         report.expired, report.results = len(expired), list(expired)
         now = enforcer.clock()
         self._quotas(now, report)
-        if enforcer.iam is not None:
-            self._iam(report)
+        if self._iam is not None:
+            self._compare_iam(self._iam, report)
         enforcer.refresh_denied()
         enforcer.metrics.reconcile_seconds.observe(time.monotonic() - started)
         enforcer.metrics.last_reconcile.set(time.time())
@@ -103,8 +112,8 @@ class Reconciler:
         teams = {t.team: t for t in reader.teams(periods.day)}
         by_period = {periods.day_id: reader.members_of(list(teams), periods.day_id),
                      periods.month_id: reader.members_of(list(teams), periods.month_id)}
-        blocks = {b.principal: b for b in store.blocks(enforcer.conn)}
-        enforcer.conn.commit()
+        blocks = {b.principal: b for b in enforcer.store.blocks()}
+        enforcer.store.commit()
 
         overs: dict[str, tuple[Scope, Quota, int, int, str | None]] = {}
         for key, person in people.items():
@@ -126,7 +135,7 @@ class Reconciler:
             period = periods.month_id if quota.monthly else periods.day_id
             context = QuotaContext(scope, quota, period, usage, limit, team)
             report.results.append(enforcer.block_for_quota(
-                key, context, until=period_end(quota, period, settings), actor=RECONCILER,
+                key, context, until=period_end(quota, period, settings), actor=ActorKind.RECONCILER,
                 action_key=digest("reconcile", uuid.uuid4()),
                 reason=f"over its {'team' if scope is Scope.TEAM else 'own'} {quota.value} quota"
                        f" ({amount(quota, usage)} of {amount(quota, limit)}) with no block: a missed decision"))
@@ -147,32 +156,31 @@ class Reconciler:
                 report.results.append(enforcer.lift_for(block, reason=f"limit raised to {raised_to}"))
                 report.limit_raised += 1
 
-    def _pools_on_roles(self, active: list[Block], report: Report) -> None:
+    def _pools_on_roles(self, iam: IamPolicies, active: list[Block], report: Report) -> None:
         """A session deny works only while its role carries the session policies: put back any that were
         detached by hand from a shared role with someone denied on it."""
-        enforcer = self._enforcer
-        assert enforcer.iam is not None
+        enforcer, store = self._enforcer, self._enforcer.store
         roles: set[str] = set()
         for block in active:
-            if not (block.iam_target or "").startswith("session:") or block.iam_state != "applied":
+            if not (block.iam_target or "").startswith("session:") or block.iam_state is not IamState.APPLIED:
                 continue
-            person = store.principal(enforcer.conn, block.principal)
+            person = store.principal(block.principal)
             target = target_of(person, enforcer.account_id, enforcer.settings.session_roles) if person else None
             if isinstance(target, Target) and target.role_name:
                 roles.add(target.role_name)
-        enforcer.conn.commit()
+        store.commit()
         for role in sorted(roles):
             try:
-                made = enforcer.iam.ensure_pool_attached(role)
+                made = iam.ensure_pool_attached(role)
             except IamRefused as refused:
                 enforcer.metrics.refusals.labels(refused.refusal.reason).inc()
                 continue
             if made:
-                store.record(enforcer.conn, AuditAction(
-                    digest("reconcile-pool", uuid.uuid4()), enforcer.clock(), RECONCILER, Action.BLOCK,
+                store.record(AuditAction(
+                    digest("reconcile-pool", uuid.uuid4()), enforcer.clock(), ActorKind.RECONCILER, Action.BLOCK,
                     Outcome.APPLIED, f"role:{role}", "drift: a session policy was missing from the role",
                     iam_change="; ".join(made)[:1024]))
-                enforcer.conn.commit()
+                store.commit()
                 report.missing += 1
                 log.warning("session policies re-attached to a shared role", extra={"role": role, "iam": made})
 
@@ -185,58 +193,57 @@ class Reconciler:
             return None
         # A team block: the team it was for (the person may have moved since; older rows: their team now).
         holder: PersonUsage | TeamUsage | None = (
-            person if block.scope == Scope.USER else teams.get(block.team or person.team))
+            person if block.scope is Scope.USER else teams.get(block.team or person.team))
         if holder is None or block.quota is None:
             return None
-        quota = Quota(block.quota)
-        limit, usage = holder.limit_of(quota), holder.usage_of(quota)
+        limit, usage = holder.limit_of(block.quota), holder.usage_of(block.quota)
         if limit is not None and limit > (block.limit or 0) and usage < limit:
             return int(limit)
         return None
 
-    def _iam(self, report: Report) -> None:
-        enforcer = self._enforcer
-        assert enforcer.iam is not None
+    def _compare_iam(self, iam: IamPolicies, report: Report) -> None:
+        enforcer, store = self._enforcer, self._enforcer.store
         # IAM first, then the rows: denies are written row first, IAM second, so a deny applied meanwhile
         # shows up as desired-and-missing (re-applied, harmless), never as unexpected (lifted).
         try:
-            actual = enforcer.iam.actual()
+            actual = iam.actual()
         except IamRefused as refused:  # a policy edited by hand: compare nothing rather than guess
             enforcer.metrics.refusals.labels(refused.refusal.reason).inc()
             log.error("cannot read the product's policies: drift not checked", extra={
                 "reason": refused.refusal.reason, "detail": refused.refusal.detail})
             return
         now = enforcer.clock()
-        active = [b for b in store.blocks(enforcer.conn, blocked_only=True) if b.active(now)]
-        enforcer.conn.commit()
-        desired = {b.iam_target for b in active if b.iam_target and b.iam_state != "refused"}
+        active = [b for b in store.blocks(blocked_only=True) if b.active(now)]
+        store.commit()
+        desired = {b.iam_target for b in active if b.iam_target and b.iam_state is not IamState.REFUSED}
         for block in active:
             if block.iam_target in actual:
-                if block.iam_state == "pending":  # applied, then interrupted before the row said so
-                    store.save_block(enforcer.conn, block.but(iam_state="applied"))
-                    enforcer.conn.commit()
+                if block.iam_state is IamState.PENDING:  # applied, then interrupted before the row said so
+                    store.save_block(replace(block, iam_state=IamState.APPLIED))
+                    store.commit()
                 continue
-            result = enforcer.reapply(block, reason="drift: the deny was missing from IAM" if block.iam_state in (
-                "applied",) else f"completing a deny left {block.iam_state}")
+            result = enforcer.reapply(block, reason="drift: the deny was missing from IAM"
+                                      if block.iam_state is IamState.APPLIED
+                                      else f"completing a deny left {block.iam_state.value}")
             report.results.append(result)
             if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
                 report.missing += 1
-        self._pools_on_roles(active, report)
-        owners = {b.iam_target: b.principal for b in store.blocks(enforcer.conn) if b.iam_target}
-        enforcer.conn.commit()
+        self._pools_on_roles(iam, active, report)
+        owners = {b.iam_target: b.principal for b in store.blocks() if b.iam_target}
+        store.commit()
         for target in sorted(actual - desired):
             try:
-                change = enforcer.iam.lift(Target.parse(target))
+                change = iam.lift(Target.parse(target))
             except IamRefused as refused:
                 enforcer.metrics.refusals.labels(refused.refusal.reason).inc()
                 continue
             principal = owners.get(target, target)
-            store.record(enforcer.conn, AuditAction(
-                digest("reconcile-unexpected", uuid.uuid4()), enforcer.clock(), RECONCILER, Action.UNBLOCK,
+            store.record(AuditAction(
+                digest("reconcile-unexpected", uuid.uuid4()), enforcer.clock(), ActorKind.RECONCILER, Action.UNBLOCK,
                 Outcome.APPLIED if change.changed else Outcome.UNCHANGED, principal,
                 "drift: a deny in IAM with no active block", iam_change=change.description[:1024]))
-            enforcer.conn.commit()
-            enforcer.metrics.actions.labels(Action.UNBLOCK, Outcome.APPLIED, RECONCILER).inc()
+            store.commit()
+            enforcer.metrics.actions.labels(Action.UNBLOCK, Outcome.APPLIED, ActorKind.RECONCILER).inc()
             log.warning("unexpected deny lifted", extra={"target": target, "iam": change.description})
             report.unexpected += 1
             report.results.append(Result(principal, Action.UNBLOCK, Outcome.APPLIED, change.description))

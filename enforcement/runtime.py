@@ -1,4 +1,5 @@
-"""Build the enforcer's parts from settings (the `enforcer run` loop, bedrockctl's admin commands, tests)."""
+"""Build the enforcer's parts from settings and wire them together (the `enforcer run` loop, bedrockctl's
+admin commands, tests): the MySQL store, the IAM adapter, the state machine over them, and what uses it."""
 
 from __future__ import annotations
 
@@ -16,25 +17,32 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.usage import UsageReader
+from enforcement.blocks import Enforcer
+from enforcement.decisions import DecisionHandler
 from enforcement.iam import IamPolicies
 from enforcement.metering_watch import MeteringWatch
 from enforcement.metrics import EnforcerMetrics
 from enforcement.policies import PolicyNames
 from enforcement.reconcile import Reconciler
-from enforcement.service import Enforcer
 from enforcement.settings import EnforcerSettings
+from enforcement.status import StatusView
+from enforcement.store import MySQLBlockStore
 from enforcement.stream import DecisionStream
 
 LOCK_TIMEOUT_SECONDS = 60
 
 
 @dataclass
-class EnforcerRuntime:
-    enforcer: Enforcer
+class EnforcerParts:
+    enforcer: Enforcer  # the block/lift state machine
+    decisions: DecisionHandler
+    status: StatusView
     reconciler: Reconciler
     stream: DecisionStream
     redis: redis.Redis
     session: MySQLSession
+    store: MySQLBlockStore
+    iam: IamPolicies | None  # None in shadow mode
     metrics: EnforcerMetrics
     metering: MeteringWatch
 
@@ -48,7 +56,7 @@ def account_of(settings: EnforcerSettings) -> str:
 
 
 def build(settings: EnforcerSettings, *, registry: CollectorRegistry = REGISTRY, account_id: str | None = None,
-          clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> EnforcerRuntime:
+          clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> EnforcerParts:
     client = redis_client(settings)
     keys = Keys(settings.redis_key_prefix)
     metrics = EnforcerMetrics(registry)
@@ -64,14 +72,19 @@ def build(settings: EnforcerSettings, *, registry: CollectorRegistry = REGISTRY,
             on_retry=lambda code: metrics.iam_retries.labels(code).inc(),
         )
     session = MySQLSession(settings.mysql)
+    store = MySQLBlockStore(session)
+
+    def usage(now: datetime) -> UsageReader:
+        return UsageReader.for_settings(session.conn, client, settings, now)
 
     def members(team: str, period: str) -> list[str]:
-        reader = UsageReader.for_settings(session.conn, client, settings, clock())
-        return reader.members_of([team], period).get(team, [])
+        return usage(clock()).members_of([team], period).get(team, [])
 
-    enforcer = Enforcer(settings, session=session, iam=iam, account_id=account, metrics=metrics, members=members,
-                        clock=clock)
+    enforcer = Enforcer(settings, store=store, iam=iam, account_id=account, metrics=metrics, clock=clock)
     stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}")
     metering = MeteringWatch(lambda: session.conn, metrics, after_seconds=settings.unmetered_after_seconds,
                              tz=settings.quota_timezone, clock=clock)
-    return EnforcerRuntime(enforcer, Reconciler(enforcer, client), stream, client, session, metrics, metering)
+    return EnforcerParts(
+        enforcer, DecisionHandler(enforcer, members=members),
+        StatusView(store, protected_principals=settings.protected_principals, clock=clock),
+        Reconciler(enforcer, iam, usage), stream, client, session, store, iam, metrics, metering)

@@ -1,15 +1,19 @@
 """MySQL adapter of the enforcer: people, blocks, the audit trail and the notification outbox.
 
-Functions take a connection and leave the transaction to the caller, so that a block, its audit row and
-its notification commit together. DATETIME columns hold UTC (see bedrock_usage.db).
+`MySQLBlockStore` is the enforcer's `ports.BlockStore` on a session's connection; the functions below it
+(the outbox writer, the audit trail reader, dead letters) take a connection, for the other writers of the
+outbox and for bedrockctl. Neither commits on its own: the caller does, so that a block, its audit row and
+its notification commit together. DATETIME columns hold UTC (see bedrock_usage.db); enums are stored as
+their string values and read back as enums here, at the boundary.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple, fields
 from datetime import datetime
+from enum import Enum, StrEnum
 from typing import Any
 
 from pymysql.connections import Connection
@@ -17,8 +21,10 @@ from pymysql.connections import Connection
 from bedrock_usage.db import from_db, to_db
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.limits import identity_type_of_key
+from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.notifications import Notification
-from enforcement.model import AuditAction, Block, Origin
+from bedrock_usage.quota import Quota, Scope
+from enforcement.model import DENY_WANTED, Action, ActorKind, AuditAction, Block, IamState, Origin, Outcome
 from enforcement.targets import PrincipalRecord
 
 
@@ -29,40 +35,24 @@ def _db(value: Any) -> Any:
         return json.dumps(value, default=str)
     if isinstance(value, bool):
         return int(value)
+    if isinstance(value, Enum):
+        return value.value
     return value
 
-
-# -- people ------------------------------------------------------------------------------------------
-
-_PRINCIPAL_COLUMNS = "quota_key, identity_type, arn, account_id, display_name, email, team, role_arn, role_id," \
-                     " session_name"
-
-
-def principal(conn: Connection, key: str) -> PrincipalRecord | None:
-    """The person as the consumer recorded them; for a never-seen IAM user or role, what the key says."""
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {_PRINCIPAL_COLUMNS} FROM principals WHERE quota_key = %s", (key,))
-        row = cur.fetchone()
-    if row:
-        return PrincipalRecord(row[0], IdentityType(row[1]), *row[2:])
-    try:
-        kind = identity_type_of_key(key)
-    except ValueError:
-        return None
-    if kind in (IdentityType.IAM_USER, IdentityType.ROLE):
-        return PrincipalRecord(key, kind, arn=key, account_id=key.split(":")[4])
-    return PrincipalRecord(key, kind)
-
-
-# -- blocks ------------------------------------------------------------------------------------------
 
 def _columns(names: list[str]) -> list[str]:
     # `usage` and `limit` are reserved words in SQL: their columns are usage_count and limit_count.
     return [{"usage": "usage_count", "limit": "limit_count"}.get(n, n) for n in names]
 
 
+_PRINCIPAL_COLUMNS = "quota_key, identity_type, arn, account_id, display_name, email, team, role_arn, role_id," \
+                     " session_name"
 _BLOCK_FIELDS = [f.name for f in fields(Block)]
 _BLOCK_COLUMNS = _columns(_BLOCK_FIELDS)
+_ACTION_FIELDS = [f.name for f in fields(AuditAction)]
+_ACTION_COLUMNS = _columns(_ACTION_FIELDS)
+_NOTE_FIELDS = [f.name for f in fields(Notification)]
+_NOTE_COLUMNS = _columns(_NOTE_FIELDS)
 
 
 def _block(row: Sequence[Any]) -> Block:
@@ -71,61 +61,118 @@ def _block(row: Sequence[Any]) -> Block:
         values[name] = from_db(values[name])
     values["blocked"], values["shadow"] = bool(values["blocked"]), bool(values["shadow"])
     values["origin"] = Origin(values["origin"])
+    values["scope"] = Scope(values["scope"]) if values["scope"] else None
+    values["quota"] = Quota(values["quota"]) if values["quota"] else None
+    values["iam_state"] = IamState(values["iam_state"])
     return Block(**values)
 
 
-def block_of(conn: Connection, key: str, *, for_update: bool = False) -> Block | None:
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks WHERE principal = %s"
-                    + (" FOR UPDATE" if for_update else ""), (key,))
-        row = cur.fetchone()
-    return _block(row) if row else None
+def _in(values: Iterable[StrEnum]) -> str:
+    """An SQL list of enum values (constants of ours, never input)."""
+    return ", ".join(f"'{v.value}'" for v in sorted(values))
 
 
-def blocks(conn: Connection, *, blocked_only: bool = False, principal: str | None = None) -> list[Block]:
-    where, params = [], []
-    if blocked_only:
-        where.append("blocked = 1")
-    if principal:
-        where.append("principal = %s")
-        params.append(principal)
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks"
-                    + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY principal", params)
-        return [_block(r) for r in cur.fetchall()]
+# A block put in force for a quota, as the circuit breaker counts it (a refusal did not deny anyone).
+_DENIED = (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.SHADOW)
 
 
-def due(conn: Connection, now: datetime) -> list[Block]:
-    """Blocks whose time is up (indefinite blocks never are)."""
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks WHERE blocked = 1 AND blocked_until <= %s"
-                    " ORDER BY blocked_until", (to_db(now),))
-        return [_block(r) for r in cur.fetchall()]
+class MySQLBlockStore:
+    """The enforcer's storage in MariaDB (`ports.BlockStore`): each call on the session's current
+    connection, which the loop resets after a failure."""
+
+    def __init__(self, session: MySQLSession) -> None:
+        self._session = session
+
+    @property
+    def conn(self) -> Connection:
+        return self._session.conn
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    # -- people ----------------------------------------------------------------------------------
+
+    def principal(self, key: str) -> PrincipalRecord | None:
+        """The person as the consumer recorded them; for a never-seen IAM user or role, what the key says."""
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT {_PRINCIPAL_COLUMNS} FROM principals WHERE quota_key = %s", (key,))
+            row = cur.fetchone()
+        if row:
+            return PrincipalRecord(row[0], IdentityType(row[1]), *row[2:])
+        try:
+            kind = identity_type_of_key(key)
+        except ValueError:
+            return None
+        if kind in (IdentityType.IAM_USER, IdentityType.ROLE):
+            return PrincipalRecord(key, kind, arn=key, account_id=key.split(":")[4])
+        return PrincipalRecord(key, kind)
+
+    # -- blocks ----------------------------------------------------------------------------------
+
+    def block_of(self, key: str, *, for_update: bool = False) -> Block | None:
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks WHERE principal = %s"
+                        + (" FOR UPDATE" if for_update else ""), (key,))
+            row = cur.fetchone()
+        return _block(row) if row else None
+
+    def blocks(self, *, blocked_only: bool = False, principal: str | None = None) -> list[Block]:
+        where, params = [], []
+        if blocked_only:
+            where.append("blocked = 1")
+        if principal:
+            where.append("principal = %s")
+            params.append(principal)
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks"
+                        + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY principal", params)
+            return [_block(r) for r in cur.fetchall()]
+
+    def due(self, now: datetime) -> list[Block]:
+        """Blocks whose time is up (indefinite blocks never are)."""
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(_BLOCK_COLUMNS)} FROM blocks WHERE blocked = 1 AND blocked_until <= %s"
+                        " ORDER BY blocked_until", (to_db(now),))
+            return [_block(r) for r in cur.fetchall()]
+
+    def save_block(self, block: Block) -> None:
+        values = [_db(v) for v in astuple(block)]
+        updates = ", ".join(f"{c} = VALUES({c})" for c in _BLOCK_COLUMNS[1:])
+        with self.conn.cursor() as cur:
+            cur.execute(f"INSERT INTO blocks ({', '.join(_BLOCK_COLUMNS)}) VALUES ({', '.join(['%s'] * len(values))})"
+                        f" ON DUPLICATE KEY UPDATE {updates}", values)
+
+    def denied_count(self, now: datetime) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM blocks WHERE blocked = 1 AND iam_state IN ({_in(DENY_WANTED)})"
+                        " AND (blocked_until IS NULL OR blocked_until > %s)", (to_db(now),))
+            (count,) = cur.fetchone() or (0,)
+        return int(count)
+
+    # -- audit and outbox ------------------------------------------------------------------------
+
+    def record(self, action: AuditAction) -> bool:
+        """Insert the audit row; False if this action (same key) was recorded already."""
+        values = [_db(getattr(action, n)) for n in _ACTION_FIELDS]
+        with self.conn.cursor() as cur:
+            return bool(cur.execute(
+                f"INSERT IGNORE INTO enforcement_actions ({', '.join(_ACTION_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(values))})", values))
+
+    def enqueue(self, note: Notification) -> bool:
+        return enqueue(self.conn, note)
+
+    def quota_denies_since(self, since: datetime) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(DISTINCT principal) FROM enforcement_actions WHERE at >= %s AND action = %s"
+                        f" AND outcome IN ({_in(_DENIED)}) AND actor IN (%s, %s)",
+                        (to_db(since), Action.BLOCK.value, ActorKind.SYSTEM.value, ActorKind.RECONCILER.value))
+            (count,) = cur.fetchone() or (0,)
+        return int(count)
 
 
-def save_block(conn: Connection, block: Block) -> None:
-    values = [_db(v) for v in astuple(block)]
-    updates = ", ".join(f"{c} = VALUES({c})" for c in _BLOCK_COLUMNS[1:])
-    with conn.cursor() as cur:
-        cur.execute(f"INSERT INTO blocks ({', '.join(_BLOCK_COLUMNS)}) VALUES ({', '.join(['%s'] * len(values))})"
-                    f" ON DUPLICATE KEY UPDATE {updates}", values)
+# -- for other writers of the outbox, and bedrockctl --------------------------------------------------
 
-
-# -- audit and outbox --------------------------------------------------------------------------------
-
-_ACTION_FIELDS = [f.name for f in fields(AuditAction)]
-_ACTION_COLUMNS = _columns(_ACTION_FIELDS)
-_NOTE_FIELDS = [f.name for f in fields(Notification)]
-_NOTE_COLUMNS = _columns(_NOTE_FIELDS)
-
-
-def record(conn: Connection, action: AuditAction) -> bool:
-    """Insert the audit row; False if this action (same key) was recorded already."""
-    values = [_db(getattr(action, n)) for n in _ACTION_FIELDS]
-    with conn.cursor() as cur:
-        return bool(cur.execute(
-            f"INSERT IGNORE INTO enforcement_actions ({', '.join(_ACTION_COLUMNS)})"
-            f" VALUES ({', '.join(['%s'] * len(values))})", values))
 
 
 def enqueue(conn: Connection, note: Notification) -> bool:

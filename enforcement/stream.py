@@ -23,7 +23,9 @@ GROUP = "enforcer"
 
 
 @dataclass(frozen=True)
-class Entry:
+class StreamedDecision:
+    """A decision as the stream holds it: its entry ID (to acknowledge it) and its fields (to parse it)."""
+
     entry_id: str
     fields: dict[str, str]
 
@@ -56,7 +58,7 @@ class DecisionStream:
         """After a failed attempt: deliver this consumer's unacknowledged entries again."""
         self._replay = True
 
-    def read(self, count: int = 100, block_ms: int = 1000) -> list[Entry]:
+    def read(self, count: int = 100, block_ms: int = 1000) -> list[StreamedDecision]:
         try:
             return self._read(count, block_ms)
         except redis.ResponseError as error:
@@ -65,7 +67,7 @@ class DecisionStream:
             self.ensure_group()  # the stream was deleted or Redis lost its data: start the group again
             return []
 
-    def _read(self, count: int, block_ms: int) -> list[Entry]:
+    def _read(self, count: int, block_ms: int) -> list[StreamedDecision]:
         if self._replay:
             entries = self._parse(self._redis.xreadgroup(GROUP, self._consumer, {self._key: "0"}, count=count))
             if entries:
@@ -94,7 +96,7 @@ class DecisionStream:
                 return int(group.get("pending") or 0) + int(lag or 0)
         return 0
 
-    def _parse(self, reply: Any) -> list[Entry]:
+    def _parse(self, reply: Any) -> list[StreamedDecision]:
         if not reply:
             return []
         (_, items), = reply
@@ -103,5 +105,5 @@ class DecisionStream:
         return [self._entry(i, f) for i, f in items if f]
 
     @staticmethod
-    def _entry(entry_id: Any, fields: dict[Any, Any]) -> Entry:
-        return Entry(text(entry_id), {text(k): text(v) for k, v in fields.items()})
+    def _entry(entry_id: Any, fields: dict[Any, Any]) -> StreamedDecision:
+        return StreamedDecision(text(entry_id), {text(k): text(v) for k, v in fields.items()})

@@ -78,6 +78,11 @@ class PrincipalRecord:
     session_name: str | None = None
 
 
+def is_protected(key: str, patterns: Sequence[str]) -> bool:
+    """A protected principal (PROTECTED_PRINCIPALS, glob patterns of quota keys) is never denied."""
+    return any(fnmatchcase(key, pattern) for pattern in patterns)
+
+
 def _last(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 

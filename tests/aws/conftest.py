@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
-from enforcement.runtime import EnforcerRuntime, build
+from enforcement.runtime import EnforcerParts, build
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
 from tests.settings import AllSettings
@@ -52,10 +52,10 @@ class World:
 
     def __init__(self, conn: pymysql.connections.Connection, client: redis.Redis, iam: Any) -> None:
         self.conn, self.redis, self.iam = conn, client, iam
-        self.made: list[EnforcerRuntime] = []
+        self.made: list[EnforcerParts] = []
         self.now = NOW
 
-    def runtime(self, **overrides: str) -> EnforcerRuntime:
+    def runtime(self, **overrides: str) -> EnforcerParts:
         settings = AllSettings.from_env(_env(**{"DEFAULT_DAILY_REQUEST_LIMIT": "10", **overrides}))
         rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT, clock=lambda: self.now)
         self.made.append(rt)
@@ -111,17 +111,17 @@ def attached_users(iam: Any, policy_arn: str) -> set[str]:
     return {u["UserName"] for u in iam.list_entities_for_policy(PolicyArn=policy_arn)["PolicyUsers"]}
 
 
-def pool_documents(iam: Any, rt: EnforcerRuntime) -> list[dict[str, Any]]:
-    assert rt.enforcer.iam is not None
+def pool_documents(iam: Any, rt: EnforcerParts) -> list[dict[str, Any]]:
+    assert rt.iam is not None
     docs = []
-    for arn in rt.enforcer.iam.pool_policy_arns:
+    for arn in rt.iam.pool_policy_arns:
         version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
         doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
         docs.append(json.loads(doc) if isinstance(doc, str) else doc)
     return docs
 
 
-def pool_values(iam: Any, rt: EnforcerRuntime) -> list[list[str]]:
+def pool_values(iam: Any, rt: EnforcerParts) -> list[list[str]]:
     return [d["Statement"][0]["Condition"]["StringLike"]["aws:userid"] for d in pool_documents(iam, rt)]
 
 

@@ -57,18 +57,18 @@ def test_a_daily_cost_decision_blocks_until_midnight_and_the_email_shows_dollars
     leo = world.person(user_arn("leo"), IdentityType.IAM_USER, display="Leo", email="leo@example.com")
     world.rows("UPDATE principals SET language = 'es' WHERE quota_key = %s", leo)
 
-    (warned,) = rt.enforcer.handle(exceeded(ana, quota=Quota.DAILY_COST, kind=Kind.WARNING, percent=85,
+    (warned,) = rt.decisions.handle(exceeded(ana, quota=Quota.DAILY_COST, kind=Kind.WARNING, percent=85,
                                             usage=41_200_000_000, limit=50 * USD))
-    (blocked,) = rt.enforcer.handle(exceeded(ana, quota=Quota.DAILY_COST, usage=50_004_000_000, limit=50 * USD))
-    rt.enforcer.handle(exceeded(leo, quota=Quota.DAILY_COST, usage=52 * USD, limit=50 * USD))
+    (blocked,) = rt.decisions.handle(exceeded(ana, quota=Quota.DAILY_COST, usage=50_004_000_000, limit=50 * USD))
+    rt.decisions.handle(exceeded(leo, quota=Quota.DAILY_COST, usage=52 * USD, limit=50 * USD))
 
     assert warned.outcome is Outcome.NOTIFIED and blocked.outcome is Outcome.APPLIED
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"ana", "leo"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"ana", "leo"}
     assert blocked.blocked_until is not None
     local = blocked.blocked_until.astimezone(rt.enforcer.settings.quota_timezone)
     assert (local.hour, local.minute) == (0, 0) and local.date() == datetime.fromisoformat(DAY).date() + timedelta(1)
-    (status,) = rt.enforcer.status(ana)
+    (status,) = rt.status.rows(ana)
     assert (status["quota"], status["reason"]) == ("daily_cost", "daily cost quota exceeded: $50.00 of $50.00")
     # Audit rows and notifications carry nano-dollars (BIGINT columns).
     assert world.rows("SELECT action, usage_count, limit_count FROM enforcement_actions WHERE principal = %s"
@@ -98,7 +98,7 @@ def test_a_team_over_its_monthly_cost_blocks_its_members_until_the_first(world: 
     rt = world.runtime()
     people = [world.person(user_arn(n), IdentityType.IAM_USER) for n in ("t1", "t2")]
     world.counted("research", *people, period=MONTH)
-    results = rt.enforcer.handle(exceeded("research", scope=Scope.TEAM, quota=Quota.MONTHLY_COST,
+    results = rt.decisions.handle(exceeded("research", scope=Scope.TEAM, quota=Quota.MONTHLY_COST,
                                           usage=1001 * USD, limit=1000 * USD))
     assert {r.outcome for r in results} == {Outcome.APPLIED} and len(results) == 2
     local = (results[0].blocked_until or world.now).astimezone(rt.enforcer.settings.quota_timezone)
@@ -125,7 +125,7 @@ def test_of_several_quotas_used_up_by_one_call_the_longest_block_is_named_once(
 
     assert Loop(rt, rt.enforcer.settings).once() == 3
 
-    (status,) = rt.enforcer.status(rita)
+    (status,) = rt.status.rows(rita)
     assert (status["quota"], status["reason"]) == ("monthly_cost", "monthly cost quota exceeded: $60.00 of $60.00")
     local = datetime.fromisoformat(str(status["blocked_until"])).astimezone(rt.enforcer.settings.quota_timezone)
     assert (local.day, local.hour) == (1, 0)
@@ -142,9 +142,9 @@ def test_for_the_same_period_cost_is_named_before_requests_whatever_the_order(wo
     cost = {"quota": Quota.DAILY_COST, "usage": 50 * USD, "limit": 50 * USD}
     for key, order in ((first, (requests, cost)), (second, (cost, requests))):
         for fields in order:
-            rt.enforcer.handle(exceeded(key, **fields))  # type: ignore[arg-type]
+            rt.decisions.handle(exceeded(key, **fields))  # type: ignore[arg-type]
     for key in (first, second):
-        (status,) = rt.enforcer.status(key)
+        (status,) = rt.status.rows(key)
         assert (status["quota"], status["reason"]) == ("daily_cost", "daily cost quota exceeded: $50.00 of $50.00")
     # The second's request decision found the cost block standing: its message is the cost block's, queued once.
     assert world.rows("SELECT quota FROM notifications WHERE principal = %s", second) == [("daily_cost",)]
@@ -162,9 +162,9 @@ def test_the_reconciler_blocks_a_missed_cost_quota_naming_the_longest_and_lifts_
     report = rt.reconciler.run_once()
 
     assert report.missed == 2
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"both", "day"}
-    statuses = {s["principal"]: s for s in rt.enforcer.status()}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"both", "day"}
+    statuses = {s["principal"]: s for s in rt.status.rows()}
     assert statuses[over_both]["quota"] == "monthly_cost" and statuses[over_day]["quota"] == "daily_cost"
     assert statuses[over_both]["reason"] == ("over its own monthly_cost quota ($21.00 of $20.00) with no block:"
                                              " a missed decision")
@@ -177,7 +177,7 @@ def test_the_reconciler_blocks_a_missed_cost_quota_naming_the_longest_and_lifts_
                " ON DUPLICATE KEY UPDATE daily_cost_limit_usd = VALUES(daily_cost_limit_usd)", over_day)
     report = rt.reconciler.run_once()
     assert report.limit_raised == 1
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"both"}
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"both"}
     assert world.rows("SELECT reason FROM enforcement_actions WHERE principal = %s ORDER BY id DESC LIMIT 1",
                       over_day) == [("limit raised to $8.00",)]
 
@@ -191,5 +191,5 @@ def test_the_reconciler_blocks_a_team_over_its_daily_cost(world: World) -> None:
     report = rt.reconciler.run_once()
 
     assert report.missed == 2
-    assert {(s["principal"], s["quota"]) for s in rt.enforcer.status()} == {
+    assert {(s["principal"], s["quota"]) for s in rt.status.rows()} == {
         (members[0], "daily_cost"), (members[1], "daily_cost")}

@@ -34,13 +34,13 @@ def test_an_exceeded_iam_user_gets_the_deny_policy_and_a_replay_changes_nothing(
     alice = world.person(user_arn("alice"), IdentityType.IAM_USER, display="Alice", email="alice@example.com")
     decision = exceeded(alice)
 
-    (result,) = rt.enforcer.handle(decision)
-    (again,) = rt.enforcer.handle(decision)  # a re-delivery after a crash
+    (result,) = rt.decisions.handle(decision)
+    (again,) = rt.decisions.handle(decision)  # a re-delivery after a crash
 
     assert result.outcome is Outcome.APPLIED and again.outcome is Outcome.APPLIED
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alice"}
-    arn = rt.enforcer.iam.user_policy_arn
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"alice"}
+    arn = rt.iam.user_policy_arn
     assert arn == f"arn:aws:iam::{ACCOUNT}:policy/bedrock-usage-control/BedrockUsageControlDeny"
     doc = world.iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["Document"]
     statement = (json.loads(doc) if isinstance(doc, str) else doc)["Statement"][0]
@@ -63,9 +63,9 @@ def NOW_NAIVE() -> Any:
 def test_warnings_notify_and_change_no_policy(world: World) -> None:
     rt = world.runtime()
     bob = world.person(user_arn("bob"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(bob, kind=Kind.WARNING, percent=85, usage=9))
+    (result,) = rt.decisions.handle(exceeded(bob, kind=Kind.WARNING, percent=85, usage=9))
     assert result.outcome is Outcome.NOTIFIED
-    assert rt.enforcer.iam is not None
+    assert rt.iam is not None
     assert world.iam.list_attached_user_policies(UserName="bob")["AttachedPolicies"] == []
     assert world.rows("SELECT kind, percent, usage_count FROM notifications") == [("warning", 85, 9)]
     assert world.rows("SELECT COUNT(*) FROM blocks") == [(0,)]
@@ -74,7 +74,7 @@ def test_warnings_notify_and_change_no_policy(world: World) -> None:
 def test_the_block_ends_at_the_reset_and_says_so(world: World) -> None:
     rt = world.runtime()
     carol = world.person(user_arn("carol"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(carol))
+    (result,) = rt.decisions.handle(exceeded(carol))
     assert result.blocked_until is not None
     local = result.blocked_until.astimezone(rt.enforcer.settings.quota_timezone)
     assert (local.hour, local.minute) == (0, 0)  # next local midnight
@@ -94,7 +94,7 @@ def test_the_block_ends_at_the_reset_and_says_so(world: World) -> None:
 def test_a_monthly_block_lasts_until_the_first(world: World) -> None:
     rt = world.runtime()
     dan = world.person(user_arn("dan"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(dan, quota=Quota.MONTHLY_REQUESTS))
+    (result,) = rt.decisions.handle(exceeded(dan, quota=Quota.MONTHLY_REQUESTS))
     assert result.blocked_until is not None
     local = result.blocked_until.astimezone(rt.enforcer.settings.quota_timezone)
     assert (local.day, local.hour) == (1, 0)
@@ -103,7 +103,7 @@ def test_a_monthly_block_lasts_until_the_first(world: World) -> None:
 def test_a_decision_for_a_period_already_over_is_recorded_not_applied(world: World) -> None:
     rt = world.runtime()
     erin = world.person(user_arn("erin"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(erin, period="2020-01-01"))
+    (result,) = rt.decisions.handle(exceeded(erin, period="2020-01-01"))
     assert result.outcome is Outcome.STALE
     assert world.iam.list_attached_user_policies(UserName="erin")["AttachedPolicies"] == []
 
@@ -115,7 +115,7 @@ def test_an_sso_deny_names_only_that_user_and_never_touches_the_sso_role(world: 
     ana = world.sso("Ana.Garcia@example.com")
     world.sso("luis@example.com")
 
-    (result,) = rt.enforcer.handle(exceeded(ana))
+    (result,) = rt.decisions.handle(exceeded(ana))
 
     assert result.outcome is Outcome.APPLIED
     values = pool_values(world.iam, rt)
@@ -137,7 +137,7 @@ def test_a_role_session_is_denied_by_role_id_and_session_and_the_pool_attached_t
     key = f"arn:aws:sts::{ACCOUNT}:assumed-role/bedrock-users/maria"
     world.person(key, IdentityType.ROLE_SESSION, role_arn=role["Arn"], role_id=role["RoleId"], session="maria")
 
-    (result,) = rt.enforcer.handle(exceeded(key))
+    (result,) = rt.decisions.handle(exceeded(key))
 
     assert result.outcome is Outcome.APPLIED
     assert pool_values(world.iam, rt)[0] == [f"{role['RoleId']}:maria"]
@@ -151,14 +151,14 @@ def test_a_session_whose_role_id_is_unknown_is_refused_and_alerted_never_denied_
     key = f"arn:aws:sts::{ACCOUNT}:assumed-role/bedrock-users/pablo"
     world.person(key, IdentityType.ROLE_SESSION, role_arn=f"arn:aws:iam::{ACCOUNT}:role/bedrock-users",
                  role_id=None, session="pablo")
-    assert rt.enforcer.iam is not None
-    rt.enforcer.iam.ensure_policies()  # as `enforcer run` does at start
+    assert rt.iam is not None
+    rt.iam.ensure_policies()  # as `enforcer run` does at start
 
-    (result,) = rt.enforcer.handle(exceeded(key))
+    (result,) = rt.decisions.handle(exceeded(key))
 
     assert result.outcome is Outcome.REFUSED
     assert all(v == [policies.NOBODY] for v in pool_values(world.iam, rt))
-    assert world.iam.list_entities_for_policy(PolicyArn=rt.enforcer.iam.user_policy_arn)["PolicyRoles"] == []
+    assert world.iam.list_entities_for_policy(PolicyArn=rt.iam.user_policy_arn)["PolicyRoles"] == []
     assert world.rows("SELECT outcome FROM enforcement_actions") == [("refused",)]
     assert world.rows("SELECT kind, scope FROM notifications") == [("alert", "admins")]
     assert world.rows("SELECT blocked, iam_state FROM blocks") == [(1, "refused")]
@@ -168,7 +168,7 @@ def test_an_identity_center_role_keyed_as_a_whole_is_refused(world: World) -> No
     rt = world.runtime()
     key = f"arn:aws:iam::{ACCOUNT}:role/{SSO_ROLE}"
     world.person(key, IdentityType.ROLE)
-    (result,) = rt.enforcer.handle(exceeded(key))
+    (result,) = rt.decisions.handle(exceeded(key))
     assert result.outcome is Outcome.REFUSED
 
 
@@ -178,15 +178,15 @@ def test_sessions_spill_into_the_next_policy_and_versions_stay_within_five(world
     for name in names:
         world.sso(name)
     for name in names:
-        rt.enforcer.handle(exceeded(f"sso:{name}"))
+        rt.decisions.handle(exceeded(f"sso:{name}"))
 
     values = pool_values(world.iam, rt)
     assert len(values[0]) > 100 and len(values[1]) > 0  # the first filled up, the next took the rest
     assert sorted(v for vs in values for v in vs if v != policies.NOBODY) == sorted(f"*:{n}" for n in names)
     for doc in pool_documents(world.iam, rt):
         assert len(policies.compact(doc)) <= policies.MANAGED_POLICY_MAX_CHARS
-    assert rt.enforcer.iam is not None
-    for arn in rt.enforcer.iam.pool_policy_arns:
+    assert rt.iam is not None
+    for arn in rt.iam.pool_policy_arns:
         assert len(world.iam.list_policy_versions(PolicyArn=arn)["Versions"]) <= policies.MAX_POLICY_VERSIONS
 
 
@@ -200,17 +200,17 @@ def test_a_team_over_its_quota_denies_each_person_counted_in_it_alone(world: Wor
     mover = world.person(user_arn("mover"), IdentityType.IAM_USER, team="finance")
     world.counted("ml", mover)
     world.person(user_arn("outsider"), IdentityType.IAM_USER, team="finance")
-    results = rt.enforcer.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))
+    results = rt.decisions.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))
     assert {r.principal for r in results} == {*members, mover}
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"t1", "t2", "mover"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"t1", "t2", "mover"}
     reasons = {r[0] for r in world.rows("SELECT reason FROM blocks")}
     assert reasons == {"team ml exceeded its daily quota: 100 of 100"}
     # Each member hears of their own block; the team's admins and the channels get one message.
     assert sorted(world.rows("SELECT kind, scope, quota_scope, COUNT(*) FROM notifications"
                              " GROUP BY kind, scope, quota_scope")) == [
         ("blocked", "user", "team", 3), ("team_blocked", "team", "team", 1)]
-    rt.enforcer.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))  # redelivered
+    rt.decisions.handle(exceeded("ml", scope=Scope.TEAM, usage=100, limit=100, team="ml"))  # redelivered
     assert world.rows("SELECT COUNT(*) FROM notifications") == [(4,)]
 
 
@@ -218,20 +218,20 @@ def test_people_without_a_team_are_never_blocked_together(world: World) -> None:
     rt = world.runtime()
     loner = world.person(user_arn("loner"), IdentityType.IAM_USER, team=None)  # type: ignore[arg-type]
     world.counted("unassigned", loner)
-    assert rt.enforcer.handle(exceeded("unassigned", scope=Scope.TEAM, usage=9, limit=9, team="unassigned")) == []
+    assert rt.decisions.handle(exceeded("unassigned", scope=Scope.TEAM, usage=9, limit=9, team="unassigned")) == []
     assert world.rows("SELECT COUNT(*) FROM blocks") == [(0,)]
 
 
 def test_shadow_mode_records_and_notifies_but_changes_no_iam(world: World) -> None:
     rt = world.runtime(ENFORCEMENT_MODE="shadow")
     frank = world.person(user_arn("frank"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(frank))
+    (result,) = rt.decisions.handle(exceeded(frank))
     assert result.outcome is Outcome.SHADOW
     assert world.iam.list_policies(Scope="Local")["Policies"] == []  # not even created
     assert world.iam.list_attached_user_policies(UserName="frank")["AttachedPolicies"] == []
     assert world.rows("SELECT outcome, shadow FROM enforcement_actions") == [("shadow", 1)]
     assert world.rows("SELECT kind, shadow FROM notifications") == [("blocked", 1)]
-    assert rt.enforcer.status(frank)[0]["blocked"] is True
+    assert rt.status.rows(frank)[0]["blocked"] is True
     rt.reconciler.run_once()
     assert world.iam.list_policies(Scope="Local")["Policies"] == []
 
@@ -239,7 +239,7 @@ def test_shadow_mode_records_and_notifies_but_changes_no_iam(world: World) -> No
 def test_protected_principals_are_never_denied(world: World) -> None:
     rt = world.runtime(PROTECTED_PRINCIPALS="arn:aws:iam::*:user/breakglass-*,sso:root-admin@example.com")
     admin = world.person(user_arn("breakglass-ops"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(admin))
+    (result,) = rt.decisions.handle(exceeded(admin))
     admin_result = rt.enforcer.admin_block(admin, actor="ops", reason="test", until=None)
     assert result.outcome is Outcome.PROTECTED and admin_result.outcome is Outcome.PROTECTED
     assert world.iam.list_attached_user_policies(UserName="breakglass-ops")["AttachedPolicies"] == []
@@ -253,13 +253,13 @@ def test_admin_block_for_a_duration_then_unblock_with_protection_shields_from_qu
     blocked = rt.enforcer.admin_block(gina, actor="ops-lead", reason="runaway script",
                                       until=world.now + timedelta(hours=4))
     assert blocked.outcome is Outcome.APPLIED
-    assert rt.enforcer.status(gina)[0]["blocked_until"] == (world.now + timedelta(hours=4)).isoformat()
+    assert rt.status.rows(gina)[0]["blocked_until"] == (world.now + timedelta(hours=4)).isoformat()
 
     unblocked = rt.enforcer.admin_unblock(gina, actor="ops-lead", reason="fixed", protect=True)
     assert unblocked.outcome is Outcome.APPLIED
-    status = rt.enforcer.status(gina)[0]
+    status = rt.status.rows(gina)[0]
     assert status["blocked"] is False and status["protected_until"] is not None
-    (shielded,) = rt.enforcer.handle(exceeded(gina))
+    (shielded,) = rt.decisions.handle(exceeded(gina))
     assert shielded.outcome is Outcome.SHIELDED
     assert world.iam.list_attached_user_policies(UserName="gina")["AttachedPolicies"] == []
     kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
@@ -273,20 +273,20 @@ def test_an_indefinite_admin_block_outlives_a_quota_reset(world: World) -> None:
     rt = world.runtime()
     hugo = world.person(user_arn("hugo"), IdentityType.IAM_USER)
     rt.enforcer.admin_block(hugo, actor="sec", reason="left the company", until=None)
-    (quota,) = rt.enforcer.handle(exceeded(hugo))
+    (quota,) = rt.decisions.handle(exceeded(hugo))
     world.now = quota.blocked_until or world.now  # type: ignore[assignment]
     world.now += timedelta(days=2)
     assert rt.enforcer.expire_due() == []
-    status = rt.enforcer.status(hugo)[0]
+    status = rt.status.rows(hugo)[0]
     assert status["blocked"] is True and status["indefinite"] is True and status["reason"] == "left the company"
 
 
 def test_lifting_what_is_already_gone_is_a_success(world: World) -> None:
     rt = world.runtime()
     ivan = world.person(user_arn("ivan"), IdentityType.IAM_USER)
-    rt.enforcer.handle(exceeded(ivan))
-    assert rt.enforcer.iam is not None
-    world.iam.detach_user_policy(UserName="ivan", PolicyArn=rt.enforcer.iam.user_policy_arn)
+    rt.decisions.handle(exceeded(ivan))
+    assert rt.iam is not None
+    world.iam.detach_user_policy(UserName="ivan", PolicyArn=rt.iam.user_policy_arn)
     result = rt.enforcer.admin_unblock(ivan, actor="ops", reason="done", protect=False)
     assert result.outcome is Outcome.UNCHANGED
 
@@ -295,10 +295,10 @@ def test_lifting_what_is_already_gone_is_a_success(world: World) -> None:
 def test_status_json_shape(world: World, protect: bool) -> None:
     rt = world.runtime()
     jan = world.person(user_arn("jan"), IdentityType.IAM_USER)
-    rt.enforcer.handle(exceeded(jan))
+    rt.decisions.handle(exceeded(jan))
     if protect:
         rt.enforcer.admin_unblock(jan, actor="ops", reason="ok", protect=True)
-    (status,) = rt.enforcer.status(jan)
+    (status,) = rt.status.rows(jan)
     assert {"principal", "blocked", "blocked_until", "reason", "protected_until"} <= set(status)
     assert status["blocked"] is (not protect)
     assert (status["protected_until"] is not None) is protect
@@ -308,7 +308,7 @@ def test_status_json_shape(world: World, protect: bool) -> None:
 def test_a_warning_crossed_with_the_limit_is_superseded_by_the_block_notice(world: World) -> None:
     rt = world.runtime()
     kay = world.person(user_arn("kay"), IdentityType.IAM_USER)
-    (result,) = rt.enforcer.handle(exceeded(kay, kind=Kind.WARNING, percent=85, usage=10, limit=10))
+    (result,) = rt.decisions.handle(exceeded(kay, kind=Kind.WARNING, percent=85, usage=10, limit=10))
     assert result.outcome is Outcome.SUPERSEDED
     assert world.rows("SELECT COUNT(*) FROM notifications") == [(0,)]
 
@@ -316,22 +316,22 @@ def test_a_warning_crossed_with_the_limit_is_superseded_by_the_block_notice(worl
 def test_a_session_policy_edited_by_hand_is_never_overwritten(world: World) -> None:
     rt = world.runtime()
     lea = world.sso("lea@example.com")
-    rt.enforcer.handle(exceeded(lea))
-    assert rt.enforcer.iam is not None
-    pool = rt.enforcer.iam.pool_policy_arns[0]
+    rt.decisions.handle(exceeded(lea))
+    assert rt.iam is not None
+    pool = rt.iam.pool_policy_arns[0]
     edited = pool_documents(world.iam, rt)[0]
     edited["Statement"].append({"Sid": "SomeonesException", "Effect": "Allow", "Action": "s3:GetObject",
                                 "Resource": "*"})
     world.iam.create_policy_version(PolicyArn=pool, PolicyDocument=json.dumps(edited), SetAsDefault=True)
     mia = world.sso("mia@example.com")
 
-    (blocked,) = rt.enforcer.handle(exceeded(mia))
+    (blocked,) = rt.decisions.handle(exceeded(mia))
     lifted = rt.enforcer.admin_unblock(lea, actor="ops", reason="done", protect=False)
     report = rt.reconciler.run_once()
 
     assert blocked.outcome is Outcome.REFUSED and lifted.outcome is Outcome.REFUSED
     assert pool_documents(world.iam, rt)[0] == edited  # untouched
-    assert rt.enforcer.status(lea)[0]["iam_state"] == "lift_refused"
+    assert rt.status.rows(lea)[0]["iam_state"] == "lift_refused"
     assert report.unexpected == 0 and report.missing == 0
     kinds = [r[0] for r in world.rows("SELECT kind FROM notifications ORDER BY id")]
     assert kinds == ["blocked", "alert", "alert"]  # no "access is back" to Lea: it is not
@@ -340,34 +340,34 @@ def test_a_session_policy_edited_by_hand_is_never_overwritten(world: World) -> N
 def test_the_circuit_breaker_refuses_quota_denies_past_the_hourly_cap_but_not_admin_blocks(world: World) -> None:
     rt = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="2")
     people = [world.person(user_arn(f"cb{i}"), IdentityType.IAM_USER) for i in range(4)]
-    outcomes = [rt.enforcer.handle(exceeded(p))[0].outcome for p in people[:3]]
+    outcomes = [rt.decisions.handle(exceeded(p))[0].outcome for p in people[:3]]
     admin = rt.enforcer.admin_block(people[3], actor="ops", reason="manual", until=None)
 
     assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.REFUSED]
     assert admin.outcome is Outcome.APPLIED
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"cb0", "cb1", "cb3"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"cb0", "cb1", "cb3"}
     assert world.rows("SELECT kind, reason LIKE %s FROM notifications WHERE kind = 'alert'",
                       "%MAX_QUOTA_DENIES_PER_HOUR%") == [("alert", 1)]
-    rt.enforcer.handle(exceeded(people[0]))  # already blocked: an extension is not a new deny
-    assert rt.enforcer.status(people[0])[0]["iam_state"] == "applied"
+    rt.decisions.handle(exceeded(people[0]))  # already blocked: an extension is not a new deny
+    assert rt.status.rows(people[0])[0]["iam_state"] == "applied"
 
     raised = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="10")  # an admin raises the cap: the reconciler applies it
     assert raised.reconciler.run_once().missing == 1
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"cb0", "cb1", "cb2", "cb3"}
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"cb0", "cb1", "cb2", "cb3"}
 
 
 def test_a_monthly_quota_used_up_while_blocked_for_the_day_extends_the_block_to_the_first(world: World) -> None:
     rt = world.runtime()
     ned = world.person(user_arn("ned"), IdentityType.IAM_USER)
-    (daily,) = rt.enforcer.handle(exceeded(ned))
-    (monthly,) = rt.enforcer.handle(exceeded(ned, quota=Quota.MONTHLY_REQUESTS, usage=5000, limit=5000))
-    (shorter,) = rt.enforcer.handle(exceeded(ned, quota=Quota.DAILY_REQUESTS, usage=10, limit=10))  # a replay
+    (daily,) = rt.decisions.handle(exceeded(ned))
+    (monthly,) = rt.decisions.handle(exceeded(ned, quota=Quota.MONTHLY_REQUESTS, usage=5000, limit=5000))
+    (shorter,) = rt.decisions.handle(exceeded(ned, quota=Quota.DAILY_REQUESTS, usage=10, limit=10))  # a replay
     assert daily.blocked_until is not None and monthly.blocked_until is not None
     if monthly.blocked_until == daily.blocked_until:
         pytest.skip("the last day of a month: the day and the month end at the same midnight")
     assert monthly.blocked_until > daily.blocked_until and shorter.blocked_until == monthly.blocked_until
-    (status,) = rt.enforcer.status(ned)
+    (status,) = rt.status.rows(ned)
     assert status["quota"] == "monthly_requests" and status["reason"] == "monthly quota exceeded: 5000 of 5000"
     world.now = daily.blocked_until + timedelta(seconds=1)
     assert rt.enforcer.expire_due() == []  # the daily reset does not lift a monthly block
@@ -378,12 +378,12 @@ def test_a_monthly_quota_used_up_while_blocked_for_the_day_extends_the_block_to_
 def test_a_refused_block_stays_refused_when_more_decisions_come_and_ends_without_a_message(world: World) -> None:
     rt = world.runtime(MAX_QUOTA_DENIES_PER_HOUR="1")
     first, second = (world.person(user_arn(n), IdentityType.IAM_USER) for n in ("rb1", "rb2"))
-    rt.enforcer.handle(exceeded(first))
-    (refused,) = rt.enforcer.handle(exceeded(second))
-    (again,) = rt.enforcer.handle(exceeded(second, quota=Quota.MONTHLY_REQUESTS, usage=5000, limit=5000))
+    rt.decisions.handle(exceeded(first))
+    (refused,) = rt.decisions.handle(exceeded(second))
+    (again,) = rt.decisions.handle(exceeded(second, quota=Quota.MONTHLY_REQUESTS, usage=5000, limit=5000))
     assert refused.outcome is Outcome.REFUSED and again.outcome is Outcome.REFUSED  # the breaker holds
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"rb1"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"rb1"}
     world.now = (again.blocked_until or world.now) + timedelta(seconds=1)
     rt.enforcer.expire_due()
     kinds = [r[0] for r in world.rows("SELECT kind FROM notifications WHERE principal = %s ORDER BY id", second)]
@@ -394,7 +394,7 @@ def test_a_role_now_named_by_session_roles_is_never_denied_whole(world: World) -
     rt = world.runtime(SESSION_ROLES="shared-*")
     world.iam.create_role(RoleName="shared-analysts", AssumeRolePolicyDocument="{}")
     key = world.person(f"arn:aws:iam::{ACCOUNT}:role/shared-analysts", IdentityType.ROLE)
-    (result,) = rt.enforcer.handle(exceeded(key))
+    (result,) = rt.decisions.handle(exceeded(key))
     assert result.outcome is Outcome.REFUSED and "SESSION_ROLES" in result.detail
 
 
@@ -423,6 +423,6 @@ def test_a_decision_waits_for_an_admin_acting_on_the_same_person_and_sees_the_re
     admin = threading.Thread(target=admin_unblocking_with_protection)
     admin.start()
     assert locked.wait(5)
-    (result,) = world.runtime().enforcer.handle(exceeded(ida))  # another enforcer, meanwhile
+    (result,) = world.runtime().decisions.handle(exceeded(ida))  # another enforcer, meanwhile
     admin.join()
     assert result.outcome is Outcome.SHIELDED  # it waited for the admin, then respected the protection

@@ -26,14 +26,14 @@ def _drift(rt: Any, kind: str) -> float:
 def test_a_deny_removed_by_hand_is_put_back(world: World) -> None:
     rt = world.runtime()
     alice = world.person(user_arn("alice"), IdentityType.IAM_USER)
-    rt.enforcer.handle(exceeded(alice))
-    assert rt.enforcer.iam is not None
-    world.iam.detach_user_policy(UserName="alice", PolicyArn=rt.enforcer.iam.user_policy_arn)
+    rt.decisions.handle(exceeded(alice))
+    assert rt.iam is not None
+    world.iam.detach_user_policy(UserName="alice", PolicyArn=rt.iam.user_policy_arn)
 
     report = rt.reconciler.run_once()
 
     assert report.missing == 1 and _drift(rt, "missing") == 1
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alice"}
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"alice"}
     assert world.rows("SELECT actor, action, outcome, reason FROM enforcement_actions ORDER BY id")[-1] == (
         "reconciler", "block", "applied", "drift: the deny was missing from IAM")
     assert rt.reconciler.run_once().drift == 0  # fixed stays fixed
@@ -43,17 +43,17 @@ def test_a_deny_added_by_hand_is_lifted(world: World) -> None:
     rt = world.runtime()
     world.person(user_arn("bob"), IdentityType.IAM_USER)
     world.sso("carla@example.com")
-    assert rt.enforcer.iam is not None
-    rt.enforcer.iam.ensure_policies()
-    world.iam.attach_user_policy(UserName="bob", PolicyArn=rt.enforcer.iam.user_policy_arn)
-    pool = rt.enforcer.iam.pool_policy_arns[0]
+    assert rt.iam is not None
+    rt.iam.ensure_policies()
+    world.iam.attach_user_policy(UserName="bob", PolicyArn=rt.iam.user_policy_arn)
+    pool = rt.iam.pool_policy_arns[0]
     world.iam.create_policy_version(PolicyArn=pool, SetAsDefault=True, PolicyDocument=policies.compact(
         policies.session_document(["*:carla@example.com"])))
 
     report = rt.reconciler.run_once()
 
     assert report.unexpected == 2 and _drift(rt, "unexpected") == 2
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == set()
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == set()
     assert pool_values(world.iam, rt)[0] == [policies.NOBODY]
     assert {r[0] for r in world.rows("SELECT principal FROM enforcement_actions WHERE actor = 'reconciler'")} == {
         "user:bob", "session:*:carla@example.com"}
@@ -69,8 +69,8 @@ def test_someone_over_quota_without_a_block_is_blocked(world: World) -> None:
     report = rt.reconciler.run_once()
 
     assert report.missed == 1 and _drift(rt, "missed") == 1
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"dora"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"dora"}
     assert world.rows("SELECT kind, email FROM notifications") == [("blocked", "dora@example.com")]
     assert rt.reconciler.run_once().missed == 0
 
@@ -85,8 +85,8 @@ def test_the_people_counted_in_a_team_over_its_quota_are_blocked(world: World) -
     _usage(world, "ml", 20, scope=Scope.TEAM)
     report = rt.reconciler.run_once()
     assert report.missed == 2
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"f1", "f2"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"f1", "f2"}
     assert rt.reconciler.run_once().missed == 0  # and no newcomer on the next pass either
 
 
@@ -108,8 +108,8 @@ def test_a_raised_limit_lifts_the_block_but_an_emptied_counter_does_not(world: W
     gus = world.person(user_arn("gus"), IdentityType.IAM_USER)
     hal = world.person(user_arn("hal"), IdentityType.IAM_USER)
     _usage(world, gus, 10)
-    rt.enforcer.handle(exceeded(gus))
-    rt.enforcer.handle(exceeded(hal))  # hal's counters are gone (Redis emptied): usage reads 0
+    rt.decisions.handle(exceeded(gus))
+    rt.decisions.handle(exceeded(hal))  # hal's counters are gone (Redis emptied): usage reads 0
     world.redis.hset(Keys("test").limits(Scope.USER, gus), "daily", 50)
     with world.conn.cursor() as cur:
         cur.execute("UPDATE principals SET daily_request_limit = 50 WHERE quota_key = %s", (gus,))
@@ -118,21 +118,21 @@ def test_a_raised_limit_lifts_the_block_but_an_emptied_counter_does_not(world: W
     report = rt.reconciler.run_once()
 
     assert report.limit_raised == 1
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"hal"}
-    assert rt.enforcer.status(gus)[0]["blocked"] is False
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"hal"}
+    assert rt.status.rows(gus)[0]["blocked"] is False
     assert world.rows("SELECT reason FROM blocks WHERE principal = %s", gus) == [("limit raised to 50",)]
 
 
 def test_a_principal_made_protected_after_its_block_is_lifted(world: World) -> None:
     rt = world.runtime()
     ops = world.person(user_arn("breakglass-1"), IdentityType.IAM_USER)
-    rt.enforcer.handle(exceeded(ops))
+    rt.decisions.handle(exceeded(ops))
     rt2 = world.runtime(PROTECTED_PRINCIPALS="arn:aws:iam::*:user/breakglass-*")
     report = rt2.reconciler.run_once()
     assert report.protected == 1
-    assert rt2.enforcer.iam is not None
-    assert attached_users(world.iam, rt2.enforcer.iam.user_policy_arn) == set()
+    assert rt2.iam is not None
+    assert attached_users(world.iam, rt2.iam.user_policy_arn) == set()
 
 
 def test_a_refusal_is_retried_quietly_and_applied_once_the_role_id_is_known(world: World) -> None:
@@ -140,7 +140,7 @@ def test_a_refusal_is_retried_quietly_and_applied_once_the_role_id_is_known(worl
     role = world.iam.create_role(RoleName="bedrock-users", AssumeRolePolicyDocument="{}")["Role"]
     key = world.person("arn:aws:sts::123456789012:assumed-role/bedrock-users/ines", IdentityType.ROLE_SESSION,
                        role_arn=role["Arn"], role_id=None, session="ines")
-    assert rt.enforcer.handle(exceeded(key))[0].outcome is Outcome.REFUSED
+    assert rt.decisions.handle(exceeded(key))[0].outcome is Outcome.REFUSED
     rt.reconciler.run_once()
     assert world.rows("SELECT COUNT(*) FROM enforcement_actions WHERE outcome = 'refused'") == [(1,)]
 
@@ -154,17 +154,17 @@ def test_a_refusal_is_retried_quietly_and_applied_once_the_role_id_is_known(worl
 
 def test_the_unconditional_deny_on_an_identity_center_role_is_reported_never_touched(world: World) -> None:
     rt = world.runtime()
-    assert rt.enforcer.iam is not None
-    rt.enforcer.iam.ensure_policies()
+    assert rt.iam is not None
+    rt.iam.ensure_policies()
     sso_role = "AWSReservedSSO_Developers_0123456789abcdef"
     world.iam.create_role(RoleName=sso_role, Path="/aws-reserved/sso.amazonaws.com/", AssumeRolePolicyDocument="{}")
-    world.iam.attach_role_policy(RoleName=sso_role, PolicyArn=rt.enforcer.iam.user_policy_arn)  # a mistake
+    world.iam.attach_role_policy(RoleName=sso_role, PolicyArn=rt.iam.user_policy_arn)  # a mistake
 
     report = rt.reconciler.run_once()
 
     assert report.unexpected == 0
     attached = world.iam.list_attached_role_policies(RoleName=sso_role)["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in attached] == [rt.enforcer.iam.user_policy_arn]  # Identity Center's to fix
+    assert [p["PolicyArn"] for p in attached] == [rt.iam.user_policy_arn]  # Identity Center's to fix
 
 
 def test_a_session_policy_detached_by_hand_from_a_shared_role_is_put_back(world: World) -> None:
@@ -172,9 +172,9 @@ def test_a_session_policy_detached_by_hand_from_a_shared_role_is_put_back(world:
     role = world.iam.create_role(RoleName="bedrock-team", AssumeRolePolicyDocument="{}")["Role"]
     key = world.person("arn:aws:sts::123456789012:assumed-role/bedrock-team/jo", IdentityType.ROLE_SESSION,
                        role_arn=role["Arn"], role_id=role["RoleId"], session="jo")
-    rt.enforcer.handle(exceeded(key))
-    assert rt.enforcer.iam is not None
-    first_pool = rt.enforcer.iam.pool_policy_arns[0]
+    rt.decisions.handle(exceeded(key))
+    assert rt.iam is not None
+    first_pool = rt.iam.pool_policy_arns[0]
     world.iam.detach_role_policy(RoleName="bedrock-team", PolicyArn=first_pool)
 
     report = rt.reconciler.run_once()

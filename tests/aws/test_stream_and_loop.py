@@ -39,8 +39,8 @@ def test_the_loop_applies_acks_and_observes_latency(world: World) -> None:
 
     assert loop.once() == 1
 
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"alice"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"alice"}
     assert _pending(world.redis) == 0 and rt.stream.lag() == 0
     (histogram,) = rt.metrics.decision_to_deny.collect()
     assert {s.name: s.value for s in histogram.samples}["bedrock_usage_enforcer_decision_to_deny_seconds_count"] == 1
@@ -62,7 +62,7 @@ def test_an_unacked_decision_is_delivered_again_after_a_crash(world: World) -> N
     other = DecisionStream(world.redis, STREAM, "another-task", claim_idle_ms=0)  # or another task claims it
     (claimed,) = other.read()
     assert claimed.entry_id == entry.entry_id
-    rt.enforcer.handle(claimed.decision(), claimed.published_at)
+    rt.decisions.handle(claimed.decision(), claimed.published_at)
     other.ack([claimed.entry_id])
     assert _pending(world.redis) == 0
     assert world.rows("SELECT COUNT(*) FROM enforcement_actions") == [(1,)]
@@ -87,8 +87,8 @@ def test_a_mysql_outage_leaves_the_decision_unacked_until_it_is_back(world: Worl
     rt.stream.replay_pending()
     assert loop.once() == 1
     assert _pending(world.redis) == 0
-    assert rt.enforcer.iam is not None
-    assert attached_users(world.iam, rt.enforcer.iam.user_policy_arn) == {"carl"}
+    assert rt.iam is not None
+    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"carl"}
 
 
 def test_a_malformed_entry_is_dead_lettered_and_acked(world: World) -> None:

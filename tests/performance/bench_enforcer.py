@@ -36,7 +36,7 @@ from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from devtools.local_stack import Service, free_port, recreate_database
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
 from devtools.simulate import Person, bedrock_event
-from enforcement.runtime import EnforcerRuntime, build
+from enforcement.runtime import EnforcerParts, build
 from producer_config.rule import partition_key
 from tests.performance.bench import percentile  # the core benchmark's
 from tests.settings import AllSettings
@@ -67,10 +67,10 @@ def fresh_stores(settings: AllSettings) -> None:
     redis.Redis.from_url(settings.redis_url).flushdb()
 
 
-def provision(rt: EnforcerRuntime, iam: Any, count: int, start: int = 0) -> list[str]:
+def provision(rt: EnforcerParts, iam: Any, count: int, start: int = 0) -> list[str]:
     """`count` people, alternately IAM users (created in IAM) and SSO users; returns their quota keys."""
     keys = []
-    with rt.enforcer.conn.cursor() as cur:
+    with rt.session.conn.cursor() as cur:
         for i in range(start, start + count):
             if i % 2 == 0:
                 name = f"bench-user-{i:05d}"
@@ -85,7 +85,7 @@ def provision(rt: EnforcerRuntime, iam: Any, count: int, start: int = 0) -> list
                             " session_name) VALUES (%s, %s, %s, 'bench', %s, 'AROAEXAMPLESSOROLE01', %s)",
                             (key, IdentityType.SSO_USER.value, ACCOUNT, SSO_ROLE_ARN, session))
             keys.append(key)
-    rt.enforcer.conn.commit()
+    rt.session.conn.commit()
     return keys
 
 
@@ -95,12 +95,12 @@ def exceeded(key: str, settings: AllSettings) -> Decision:
                     f"bench-{key}", datetime.now(UTC).isoformat(), key, "bench")
 
 
-def drain(rt: EnforcerRuntime, expected: int, latencies: list[float], timeout: float = 120) -> None:
+def drain(rt: EnforcerParts, expected: int, latencies: list[float], timeout: float = 120) -> None:
     """The enforcer's own path (read, handle, ack), timing each decision from its stream entry."""
     deadline = time.monotonic() + timeout
     while len(latencies) < expected and time.monotonic() < deadline:
         for entry in rt.stream.read(count=100, block_ms=200):
-            rt.enforcer.handle(entry.decision(), entry.published_at)
+            rt.decisions.handle(entry.decision(), entry.published_at)
             rt.stream.ack([entry.entry_id])
             latencies.append((datetime.now(UTC) - entry.published_at).total_seconds())
 
@@ -112,8 +112,8 @@ def decision_to_deny(moto: MotoServer) -> tuple[list[float], float, list[float]]
     rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT)
     iam = moto.client("iam")
     try:
-        assert rt.enforcer.iam is not None
-        rt.enforcer.iam.ensure_policies()
+        assert rt.iam is not None
+        rt.iam.ensure_policies()
         rt.stream.ensure_group()
         people = provision(rt, iam, DECISIONS + BURST)
         client = redis.Redis.from_url(settings.redis_url)

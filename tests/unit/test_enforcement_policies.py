@@ -11,7 +11,7 @@ from bedrock_usage.config import SettingsError
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.quota import Quota
 from enforcement import policies
-from enforcement.service import period_end
+from enforcement.decisions import period_end
 from enforcement.targets import PrincipalRecord, Refusal, Target, TargetKind, target_of
 from tests.settings import AllSettings
 
