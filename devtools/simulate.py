@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from moto.events.models import EventPattern
 
 from producer_config.rule import event_pattern, partition_key
 
@@ -172,8 +173,6 @@ def traffic(
 
 def matches_rule(event: dict[str, Any]) -> bool:
     """Apply the rule's real pattern with moto's EventBridge matcher (local use only)."""
-    from moto.events.models import EventPattern  # noqa: PLC0415  (dev dependency)
-
     return bool(EventPattern.load(orjson.dumps(event_pattern()).decode()).matches_event(event))  # type: ignore[arg-type]
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
@@ -240,9 +241,7 @@ class IamPolicies:
                 raise
             raise IamRefused(Refusal("policy_unreadable", f"{arn}: {_code(error)}")) from None
         if isinstance(document, str):
-            from urllib.parse import unquote  # noqa: PLC0415  (raw API answers are URL-encoded)
-
-            document = unquote(document)
+            document = unquote(document)  # raw API answers are URL-encoded
         try:
             return policies.session_entries(document)
         except UnreadablePolicy as error:
