@@ -1,5 +1,6 @@
 """The processor core: a batch of records → counters, decisions, rows. Used by the KCL record processor,
-`bedrockctl ingest` and the benchmark, so the offline path is the same code as the live one.
+`bedrockctl ingest` and the benchmark, so the offline path is the same code as the live one. It knows its
+stores by the Protocols of consumer/ports.py (the real ones are plugged in by consumer/assembly.py).
 
 Order of effects, each idempotent on the events' natural keys:
   1. decode every record (bad ones become dead letters, the rest go on), resolve principals
