@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import orjson
 import pymysql
@@ -31,7 +31,7 @@ from bedrock_usage.settings import Settings
 from consumer.kcl_processor import PIPELINE_MIN_RECORDS, RecordProcessor
 from consumer.metrics import ConsumerMetrics
 from producer_config.simulate import Person
-from tests.conftest import DAY, MONTH, NOW, envelope
+from tests.conftest import DAY, MONTH, NOW, TEST_REDIS_URL, envelope
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
 
 SHARD = "shardId-000000000000"
@@ -98,9 +98,9 @@ class Conversation:
 
     @property
     def metrics(self) -> ConsumerMetrics:
-        runtime = self.processor._runtime  # built by initialize, with its own registry
-        assert runtime is not None
-        return runtime.metrics
+        parts = self.processor._parts  # assembled by initialize, with its own registry
+        assert parts is not None
+        return parts.metrics
 
     def close(self) -> None:
         """Release the processor's connections (what it does itself on leaseLost)."""
@@ -252,7 +252,7 @@ def test_lease_lost_answers_without_checkpointing(settings: Settings) -> None:
     answers = conversation.run()
 
     assert answers == [status("initialize"), checkpoint_request("5"), status("processRecords"), status("leaseLost")]
-    assert conversation.processor._runtime is None  # connections released
+    assert conversation.processor._parts is None  # connections released
     assert conversation.errors.getvalue() == ""
 
 
@@ -398,7 +398,7 @@ def _start(conversation: Conversation) -> threading.Thread:
 
 
 def _retries(conversation: Conversation, dependency: str) -> float:
-    if conversation.processor._runtime is None:
+    if conversation.processor._parts is None:
         return 0.0
     return sample(conversation.metrics.dependency_retries, dependency=dependency)
 
@@ -406,7 +406,9 @@ def _retries(conversation: Conversation, dependency: str) -> float:
 def test_while_redis_is_down_the_batch_is_retried_and_not_checkpointed(
     redis_gate: Gate, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    settings = Settings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}/9"))
+    # Through the gate to the tests' own Redis database (the one `redis_client` reads).
+    database = urlparse(TEST_REDIS_URL).path
+    settings = Settings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}{database}"))
     conversation = Conversation(
         settings,
         INITIALIZE,
