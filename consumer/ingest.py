@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage import db
 from bedrock_usage.quota import format_usd
 from bedrock_usage.retry import retry_transient
+from consumer.assembly import ConsumerParts, assemble_consumer
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
 from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
 from consumer.processor import BatchResult
 from consumer.records import InputRecord
-from consumer.runtime import Runtime, build
 from consumer.settings import ConsumerSettings
 
 BATCH = 5000
@@ -117,22 +117,22 @@ def ingest_paths(settings: ConsumerSettings, paths: Sequence[Path]) -> Summary:
             raise FileNotFoundError(f"no such file: {path}")
     summary = Summary()
     for path in paths:
-        _ingest_file(build(settings, source=f"file:{path}", registry=CollectorRegistry()), path, summary)
+        _ingest_file(assemble_consumer(settings, source=f"file:{path}", registry=CollectorRegistry()), path, summary)
     return summary
 
 
-def _ingest_file(runtime: Runtime, path: Path, summary: Summary) -> None:
+def _ingest_file(parts: ConsumerParts, path: Path, summary: Summary) -> None:
     transient = REDIS_TRANSIENT + db.TRANSIENT_ERRORS + METERING_TRANSIENT
     try:
         for batch in _batches(path):
             summary.add(retry_transient(
-                lambda b=batch: runtime.processor.process(b),  # type: ignore[misc]
-                transient, on_retry=lambda e, a: runtime.reset_connections(), max_attempts=8,
+                lambda b=batch: parts.processor.process(b),  # type: ignore[misc]
+                transient, on_retry=lambda e, a: parts.reset_connections(), max_attempts=8,
             ))
         # People still being looked up: wait for their answers, then settle their held calls.
-        if runtime.directory.finish_lookups(timeout=60):
-            retry_transient(lambda: runtime.processor.process([]), transient,
-                            on_retry=lambda e, a: runtime.reset_connections(), max_attempts=8)
+        if parts.people.finish_lookups(timeout=60):
+            retry_transient(lambda: parts.processor.process([]), transient,
+                            on_retry=lambda e, a: parts.reset_connections(), max_attempts=8)
     finally:
-        runtime.close()
+        parts.close()
     summary.files += 1

@@ -32,11 +32,11 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage import db, logs
 from bedrock_usage.keys import Keys
 from bedrock_usage.retry import retry_transient
+from consumer.assembly import ConsumerParts, assemble_consumer, sync_limits
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
 from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
-from consumer.processor import Flight
+from consumer.processor import BatchInFlight
 from consumer.records import InputRecord
-from consumer.runtime import Runtime, build, sync_limits
 from consumer.settings import ConsumerSettings
 
 log = logging.getLogger("consumer.kcl")
@@ -52,8 +52,10 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class _InFlight:
-    flight: Flight
+class _Unacknowledged:
+    """A batch submitted to the processor and not checkpointed yet."""
+
+    flight: BatchInFlight
     batch: list[InputRecord]
     highest: str  # sequence numbers compare as integers
 
@@ -61,17 +63,17 @@ class _InFlight:
 class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
     def __init__(self, settings: ConsumerSettings) -> None:
         self._settings = settings
-        self._runtime: Runtime | None = None
+        self._parts: ConsumerParts | None = None
         self._shard = "unknown"
         self._last_sequence: str | None = None
-        self._in_flight: _InFlight | None = None
+        self._unacknowledged: _Unacknowledged | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def initialize(self, initialize_input: Any) -> None:
         self._shard = initialize_input.shard_id
         log.info("shard initialised", extra={"shard": self._shard, "from": initialize_input.sequence_number})
-        self._runtime = build(
+        self._parts = assemble_consumer(
             self._settings, source=f"kinesis:{self._settings.stream_name}", registry=CollectorRegistry()
         )
         retry_transient(lambda: sync_limits(self._require(), Keys(self._settings.redis_key_prefix)),
@@ -79,14 +81,14 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
 
     def process_records(self, process_records_input: Any) -> None:
         records = process_records_input.records
-        runtime = self._require()
-        runtime.metrics.millis_behind_latest.labels(self._shard).set(process_records_input.millis_behind_latest or 0)
+        parts = self._require()
+        parts.metrics.millis_behind_latest.labels(self._shard).set(process_records_input.millis_behind_latest or 0)
         if not records:
             # Caught up: acknowledge a backlog batch still in flight, then let the core do its idle work
             # (lookups answered since, settlements): nothing to checkpoint for the empty batch itself.
-            if self._in_flight is not None:
-                self._settle(self._in_flight, process_records_input.checkpointer)
-            self._guard(lambda: retry_transient(lambda: runtime.processor.process([]), TRANSIENT,
+            if self._unacknowledged is not None:
+                self._acknowledge(self._unacknowledged, process_records_input.checkpointer)
+            self._guard(lambda: retry_transient(lambda: parts.processor.process([]), TRANSIENT,
                                                 on_retry=self._on_retry))
             return
         batch = [
@@ -95,54 +97,54 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
         ]
         highest = str(max(int(r.sequence_number or 0) for r in batch))
         flight = self._guard(lambda: retry_transient(
-            lambda: runtime.processor.submit(batch), TRANSIENT, on_retry=self._on_retry))
-        previous, self._in_flight = self._in_flight, _InFlight(flight, batch, highest)
+            lambda: parts.processor.submit(batch), TRANSIENT, on_retry=self._on_retry))
+        previous, self._unacknowledged = self._unacknowledged, _Unacknowledged(flight, batch, highest)
         checkpointer = process_records_input.checkpointer
         if previous is not None:
-            self._settle(previous, checkpointer)
+            self._acknowledge(previous, checkpointer)
         if len(batch) < PIPELINE_MIN_RECORDS:
             # Live traffic: small batches, acknowledged at once. Catching up on a backlog (full batches),
             # the MySQL commit of one batch overlaps the counting of the next, and is acknowledged then.
-            self._settle(self._in_flight, checkpointer)
+            self._acknowledge(self._unacknowledged, checkpointer)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         log.info("lease lost", extra={"shard": self._shard})
-        if self._in_flight is not None:  # let it finish (it is idempotent) but do not acknowledge it
+        if self._unacknowledged is not None:  # let it finish (it is idempotent) but do not acknowledge it
             with contextlib.suppress(Exception):
-                self._in_flight.flight.wait()
-            self._in_flight = None
+                self._unacknowledged.flight.wait()
+            self._unacknowledged = None
         self._close()
 
     def shard_ended(self, shard_ended_input: Any) -> None:
         log.info("shard ended", extra={"shard": self._shard})
-        if self._in_flight is not None:
-            self._settle(self._in_flight, shard_ended_input.checkpointer)
+        if self._unacknowledged is not None:
+            self._acknowledge(self._unacknowledged, shard_ended_input.checkpointer)
         self._checkpoint(shard_ended_input.checkpointer, None)
         self._close()
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         log.info("shutdown requested", extra={"shard": self._shard})
-        if self._in_flight is not None:
-            self._settle(self._in_flight, shutdown_requested_input.checkpointer)
+        if self._unacknowledged is not None:
+            self._acknowledge(self._unacknowledged, shutdown_requested_input.checkpointer)
         elif self._last_sequence is not None:
             self._checkpoint(shutdown_requested_input.checkpointer, self._last_sequence)
         self._close()
 
-    def _settle(self, in_flight: _InFlight, checkpointer: Any) -> None:
+    def _acknowledge(self, unacknowledged: _Unacknowledged, checkpointer: Any) -> None:
         """Wait until a batch is durable (redoing it if MySQL failed under it), then checkpoint it."""
-        runtime = self._require()
+        parts = self._require()
         try:
-            result = in_flight.flight.wait()
+            result = unacknowledged.flight.wait()
         except TRANSIENT as error:
             self._on_retry(error, 0)
             result = self._guard(lambda: retry_transient(
-                lambda: runtime.processor.process(in_flight.batch), TRANSIENT, on_retry=self._on_retry))
+                lambda: parts.processor.process(unacknowledged.batch), TRANSIENT, on_retry=self._on_retry))
         except Exception:
             self._die()
-        if self._in_flight is in_flight:
-            self._in_flight = None
-        self._checkpoint(checkpointer, in_flight.highest)
-        self._last_sequence = in_flight.highest
+        if self._unacknowledged is unacknowledged:
+            self._unacknowledged = None
+        self._checkpoint(checkpointer, unacknowledged.highest)
+        self._last_sequence = unacknowledged.highest
         log.debug("batch done", extra={"shard": self._shard, "records": result.records, "new": result.new,
                                        "duplicates": result.duplicates, "decisions": len(result.decisions)})
 
@@ -161,24 +163,24 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _require(self) -> Runtime:
-        if self._runtime is None:
+    def _require(self) -> ConsumerParts:
+        if self._parts is None:
             raise RuntimeError("process_records before initialize")
-        return self._runtime
+        return self._parts
 
     def _on_retry(self, error: BaseException, attempt: int) -> None:
-        runtime = self._require()
+        parts = self._require()
         dependency = ("redis" if isinstance(error, REDIS_TRANSIENT) else
                       "prices" if isinstance(error, METERING_TRANSIENT) else "mysql")
-        runtime.metrics.dependency_retries.labels(dependency).inc()
-        runtime.reset_connections()
+        parts.metrics.dependency_retries.labels(dependency).inc()
+        parts.reset_connections()
 
     def _checkpoint(self, checkpointer: Any, sequence_number: str | None) -> None:
         for attempt in range(5):
             try:
                 checkpointer.checkpoint(sequence_number)
-                if self._runtime:
-                    self._runtime.metrics.checkpoints.inc()
+                if self._parts:
+                    self._parts.metrics.checkpoints.inc()
                 return
             except kcl.CheckpointError as error:
                 if error.value not in _RETRY_CHECKPOINT:
@@ -189,9 +191,9 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
                   extra={"shard": self._shard})
 
     def _close(self) -> None:
-        if self._runtime:
-            self._runtime.close()
-            self._runtime = None
+        if self._parts:
+            self._parts.close()
+            self._parts = None
 
 
 def main() -> None:

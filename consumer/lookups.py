@@ -1,7 +1,7 @@
 """Who a person is, asked of AWS: their team, display name and email.
 
 Two sources, tried by the kind of caller (the quota file, which wins over both, is read from MySQL by
-the directory before anything is asked here):
+the people directory (consumer/people.py) before anything is asked here):
 - Identity Center users (`sso:<user name>`): the Identity Store user whose `UserName` is the session
   name; their groups' display names give the team through the quota file's `identity_center` rule.
 - IAM users and roles of the consumer's own account: the `Team`, `Person` and `Email` tags of the user,
@@ -9,10 +9,10 @@ the directory before anything is asked here):
   user of the same name here is somebody else.
 
 An answer is final (a team, or none: no tag, no matching group, no such user) or a `LookupFailed`:
-throttling, an unreachable endpoint, or AccessDenied, which the directory retries with backoff and,
+throttling, an unreachable endpoint, or AccessDenied, which the people directory retries with backoff and,
 when it lasts, reports as an alert rather than taking it for "no team".
 
-No MySQL here: the directory records what is found.
+No MySQL here: the people directory records what is found.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class LookupFailed(Exception):
 
 
 def _clean(value: str | None, limit: int) -> str | None:
-    """A value from AWS as the directory can keep it: IAM tags and Identity Store attributes may be longer
+    """A value from AWS as the people directory can keep it: IAM tags and Identity Store attributes may be longer
     than the columns (256 characters against a team's 128) and hold control characters, which the
     counting keys and hand-off fields use as separators."""
     if value is None:

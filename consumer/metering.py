@@ -61,7 +61,7 @@ class Metering:
         profiles: InferenceProfiles | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._session = session  # the caller's thread (the directory's session)
+        self._session = session  # the caller's thread (the people directory's session)
         self._fallback = fallback
         self._refresh_seconds = refresh_seconds
         self._profiles = profiles

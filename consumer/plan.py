@@ -12,9 +12,9 @@ from bedrock_usage.periods import Periods, periods_of
 from bedrock_usage.pricing.rates import Charge
 from bedrock_usage.quota import Scope
 from consumer.counters import Group, event_argument, log_argument
-from consumer.directory import Assignment
 from consumer.events import BedrockCall, InvocationLog
 from consumer.metering import Metered
+from consumer.people import Assignment
 from consumer.records import InputRecord
 from consumer.rows import CallRow, LogRow
 

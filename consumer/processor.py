@@ -1,5 +1,6 @@
 """The processor core: a batch of records → counters, decisions, rows. Used by the KCL record processor,
-`bedrockctl ingest` and the benchmark, so the offline path is the same code as the live one.
+`bedrockctl ingest` and the benchmark, so the offline path is the same code as the live one. It knows its
+stores by the Protocols of consumer/ports.py (the real ones are plugged in by consumer/assembly.py).
 
 Order of effects, each idempotent on the events' natural keys:
   1. decode every record (bad ones become dead letters, the rest go on), resolve principals
@@ -16,8 +17,8 @@ Order of effects, each idempotent on the events' natural keys:
      the MySQL thread;
   5. clear the published decisions from the pending sets — on the Redis thread.
 Each thread takes batches in order, so the next batch can be decoded while this one is counted and
-written. The caller acknowledges (checkpoints) a batch only when its flight is done. If anything fails,
-the whole batch is redone: Redis dedupes the counts, MySQL dedupes the rows, pending decisions are
+written. The caller acknowledges (checkpoints) a batch only when its `BatchInFlight` is done. If anything
+fails, the whole batch is redone: Redis dedupes the counts, MySQL dedupes the rows, pending decisions are
 published again with the same decision_id.
 """
 
@@ -35,17 +36,16 @@ from zoneinfo import ZoneInfo
 
 from bedrock_usage.pricing.rates import PARTS
 from bedrock_usage.quota import Decision, usd
-from consumer.counters import Counters, CountResult, Group, PendingDecision
+from consumer.counters import CountResult, Group, PendingDecision
 from consumer.decode import Decoder
-from consumer.directory import Assignment, Directory
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
-from consumer.metering import Metered, Metering
+from consumer.metering import Metered
 from consumer.metrics import ConsumerMetrics
+from consumer.people import Assignment
 from consumer.plan import Planner
+from consumer.ports import People, Pricing, RoleKeys, RowStore, UsageCounters
 from consumer.records import InputRecord
-from consumer.role_paths import RolePaths
-from consumer.rows import DeadLetter, Unpriced
-from consumer.store import Store, WriteResult
+from consumer.rows import DeadLetter, Unpriced, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ class _Batch:
 
 
 @dataclass(frozen=True)
-class Flight:
-    """A batch counted in Redis whose MySQL commit may still be running."""
+class BatchInFlight:
+    """A submitted batch: its counting and its MySQL commit may still be running."""
 
     result: BatchResult
     _done: Future[None]
@@ -116,11 +116,11 @@ class Processor:
         self,
         *,
         decoder: Decoder,
-        directory: Directory,
-        metering: Metering,
-        role_paths: RolePaths,
-        counters: Counters,
-        store: Store,
+        people: People,
+        metering: Pricing,
+        role_paths: RoleKeys,
+        counters: UsageCounters,
+        store: RowStore,
         timezone_: ZoneInfo,
         grace_days: int,
         source: str,
@@ -130,7 +130,7 @@ class Processor:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._decoder = decoder
-        self._directory = directory
+        self._people = people
         self._metering = metering
         self._role_paths = role_paths
         self.counters = counters
@@ -142,7 +142,8 @@ class Processor:
         self._mysql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql")
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis")
         self._lock = threading.Lock()
-        self._in_flight: set[bytes] = set()  # pending decisions published by batches not yet committed
+        # Pending decisions published by batches not yet committed: not published again by the next batch.
+        self._published_uncommitted: set[bytes] = set()
         self._nonces: dict[str, dict[str, int]] = {}  # batches counted, not yet committed → their hand-offs
         self._sweep_seconds = sweep_seconds
         self._monotonic = monotonic
@@ -157,18 +158,18 @@ class Processor:
         return self.submit(records).wait()
 
     def drain(self) -> None:
-        """Wait until nothing is left on either thread (failures there belong to their flights). MySQL
-        first: its last step hands the clearing of published decisions to the Redis thread."""
+        """Wait until nothing is left on either thread (failures there belong to their batches in flight).
+        MySQL first: its last step hands the clearing of published decisions to the Redis thread."""
         self._mysql.submit(lambda: None).result()
         self._redis.submit(lambda: None).result()
 
-    def submit(self, records: Sequence[InputRecord]) -> Flight:
+    def submit(self, records: Sequence[InputRecord]) -> BatchInFlight:
         """Start a batch: decode and group it here; count it in Redis and publish its decisions on the
         Redis thread; insert and commit its rows on the MySQL thread. Returns at once.
 
         Each thread takes its work in order, batch after batch, so a caller can submit the next batch
         while this one is counted and written. Read the result, and acknowledge (checkpoint) the
-        batch, only after its flight's `wait()` has returned.
+        batch, only after its `BatchInFlight.wait()` has returned.
         """
         started = time.monotonic()
         now = self._clock()
@@ -177,13 +178,13 @@ class Processor:
         self._role_paths.learn(call.principal for call, _ in calls)
         logs = list(zip(self._role_paths.canonical([entry for entry, _ in decoded_logs]),
                         [record for _, record in decoded_logs], strict=True))
-        entries = self._directory.resolve([call.principal for call, _ in calls] + [e.principal for e, _ in logs])
-        self._metrics.unresolved_people.set(self._directory.unresolved)
+        entries = self._people.resolve([call.principal for call, _ in calls] + [e.principal for e, _ in logs])
+        self._metrics.unresolved_people.set(self._people.unresolved)
         settle = self._settlements()
         if not records and not settle:  # an idle poll with nothing to settle: no round trip at all
             idle: Future[None] = Future()
             idle.set_result(None)
-            return Flight(result, idle)
+            return BatchInFlight(result, idle)
         metered = self._metering.charge([entry for entry, _ in logs])
         # MySQL inserts the rows (uncommitted) while this thread groups the calls and Redis counts them.
         staged = self._mysql.submit(self._store.stage, self._plan.rows(calls, entries), letters,
@@ -209,18 +210,18 @@ class Processor:
         counting = self._redis.submit(self._count, groups, (today.day_id, today.month_id), batch)
         # Nothing is committed until Redis has counted the batch and its decisions are published.
         done = self._mysql.submit(self._finish, staged, counting, batch)
-        return Flight(result, done)
+        return BatchInFlight(result, done)
 
     def _settlements(self) -> list[tuple[str, Assignment]]:
         """People whose held calls are to move to their team now: those this process held, and, every
         sweep interval, anyone's held people whose team is known (another consumer's, one that crashed)."""
-        settle = dict(self._directory.settlements())
+        settle = dict(self._people.settlements())
         now = self._monotonic()
         if now - self._swept_at >= self._sweep_seconds:
             self._swept_at = now
             held = self.counters.held_people() - set(settle)
             if held:
-                settle.update(self._directory.known(held))
+                settle.update(self._people.known(held))
         return sorted(settle.items())
 
     def _count(self, groups: Sequence[Group], today: tuple[str, str], batch: _Batch) -> list[PendingDecision]:
@@ -238,8 +239,8 @@ class Processor:
         # A decision of an earlier batch still in flight comes back from the pending set until that
         # batch is committed; it is published once (a crash forgets this, and republishes it).
         with self._lock:
-            claimed = [p for p in counted.pending if p.member not in self._in_flight]
-            self._in_flight.update(p.member for p in claimed)
+            claimed = [p for p in counted.pending if p.member not in self._published_uncommitted]
+            self._published_uncommitted.update(p.member for p in claimed)
             # Every hand-off this batch counted stays in its person's forward hash until it is committed.
             held: dict[str, int] = {}
             for item in counted.handed:
@@ -293,7 +294,7 @@ class Processor:
             raise
         self._redis.submit(self._clear, batch, pending)
         if batch.settle:
-            self._directory.settled(batch.settle)
+            self._people.settled(batch.settle)
         result.rows_inserted = written.calls_inserted
         result.logs_inserted = written.logs_inserted
         result.dead_letters = written.dead_letters
@@ -346,7 +347,7 @@ class Processor:
 
     def _forget(self, pending: Sequence[PendingDecision]) -> None:
         with self._lock:
-            self._in_flight.difference_update(p.member for p in pending)
+            self._published_uncommitted.difference_update(p.member for p in pending)
 
     def _decode(
         self, records: Sequence[InputRecord], received_at: datetime, result: BatchResult

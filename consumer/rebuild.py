@@ -22,8 +22,8 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.periods import first_of_next_month, midnight, redis_horizon
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Scope, nanos_of
+from consumer.assembly import assemble_consumer, sync_limits
 from consumer.counters import Group, event_argument, log_argument
-from consumer.runtime import build, sync_limits
 from consumer.settings import ConsumerSettings
 
 CHUNK = 5000
@@ -49,8 +49,8 @@ _LOGS = ("SELECT l.request_id, l.event_time, l.event_date, p.quota_key, l.team, 
 def rebuild(settings: ConsumerSettings, now: datetime | None = None) -> RebuildReport:
     now = now or datetime.now(UTC)
     since = redis_horizon(now, settings.quota_timezone, settings.counter_grace_days)
-    runtime = build(settings, source="rebuild", registry=CollectorRegistry(), lookups=False)
-    counters = runtime.processor.counters
+    parts = assemble_consumer(settings, source="rebuild", registry=CollectorRegistry(), lookups=False)
+    counters = parts.processor.counters
     grace = timedelta(days=settings.counter_grace_days)
     rows = new = 0
 
@@ -62,8 +62,8 @@ def rebuild(settings: ConsumerSettings, now: datetime | None = None) -> RebuildR
                             Tokens(*(int(n) for n in row[6:11])))
 
     try:
-        sync_limits(runtime, Keys(settings.redis_key_prefix))
-        conn = runtime.directory_session.conn
+        sync_limits(parts, Keys(settings.redis_key_prefix))
+        conn = parts.caller_session.conn
         for sql, argument in ((_CALLS, call), (_LOGS, log)):
             with conn.cursor(pymysql.cursors.SSCursor) as cur:
                 cur.execute(sql, (since,))
@@ -90,5 +90,5 @@ def rebuild(settings: ConsumerSettings, now: datetime | None = None) -> RebuildR
                     new += result.new
             conn.commit()
     finally:
-        runtime.close()
+        parts.close()
     return RebuildReport(rows, new, since)

@@ -35,7 +35,7 @@ class RoleLookupUnavailable(Exception):
 
 class RolePaths:
     def __init__(self, session: MySQLSession, *, iam: Any | None = None, account_id: str = "") -> None:
-        self._session = session  # the caller's thread (the directory's session)
+        self._session = session  # the caller's thread (the people directory's session)
         self._iam = iam
         self._account = account_id
         self._seen: dict[str, str] = {}  # path-less → CloudTrail key, from this process's calls

@@ -90,6 +90,16 @@ class DeadLetter:
         return hashlib.sha256(ident.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What staging a batch wrote (the rows a redo finds already there are not counted again)."""
+
+    calls_inserted: int
+    dead_letters: int
+    rejected_rows: int
+    logs_inserted: int = 0
+
+
 class Values:
     """One call row as SQL text, column by column (the types are known: no per-value dispatch)."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -21,20 +20,12 @@ import pymysql
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.rates import TOKEN_COLUMNS
 from bedrock_usage.quota import Decision, usd
-from consumer.rows import CallRow, DeadLetter, Dimension, LogRow, Unpriced, Values
+from consumer.rows import CallRow, DeadLetter, Dimension, LogRow, Unpriced, Values, WriteResult
 
 log = logging.getLogger(__name__)
 
 # Content errors: the same rows would fail again, so retrying the batch cannot help.
 _CONTENT_ERRORS = (pymysql.err.DataError, pymysql.err.IntegrityError, pymysql.err.ProgrammingError)
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    calls_inserted: int
-    dead_letters: int
-    rejected_rows: int
-    logs_inserted: int = 0
 
 
 # The tables whose rows carry the team charged (moved together when a person's team becomes known).

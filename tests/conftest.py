@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
 from bedrock_usage.migrate import first_prices, migrate
+from consumer.assembly import ConsumerParts, assemble_consumer
 from consumer.records import InputRecord
-from consumer.runtime import Runtime, build
 from devtools.simulate import Person, bedrock_event
 from tests.settings import AllSettings
 
@@ -127,21 +127,21 @@ def redis_client() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def make_runtime(
+def make_consumer(
     mysql: pymysql.connections.Connection, redis_client: redis.Redis
-) -> Iterator[Callable[..., Runtime]]:
+) -> Iterator[Callable[..., ConsumerParts]]:
     """Build the real processor core (real Redis, real MariaDB) with a fixed clock."""
-    made: list[Runtime] = []
+    made: list[ConsumerParts] = []
 
-    def factory(now: datetime = NOW, **overrides: str) -> Runtime:
-        runtime = build(AllSettings.from_env(test_env(**overrides)), source="test", registry=CollectorRegistry(),
-                        clock=lambda: now)
-        made.append(runtime)
-        return runtime
+    def factory(now: datetime = NOW, **overrides: str) -> ConsumerParts:
+        consumer = assemble_consumer(AllSettings.from_env(test_env(**overrides)), source="test",
+                                     registry=CollectorRegistry(), clock=lambda: now)
+        made.append(consumer)
+        return consumer
 
     yield factory
-    for runtime in made:
-        runtime.close()
+    for consumer in made:
+        consumer.close()
 
 
 def envelope(person: Person, when: datetime, *, seed: int | None = None, error: str | None = None) -> dict[str, Any]:

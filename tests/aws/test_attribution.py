@@ -22,7 +22,7 @@ from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
-from consumer.runtime import Runtime
+from consumer.assembly import ConsumerParts
 from devtools.simulate import Person, bedrock_event
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW, envelope, records
@@ -79,9 +79,9 @@ class Org:
         return found
 
 
-def lookups_on(make_runtime: Callable[..., Runtime], **overrides: str) -> Runtime:
+def lookups_on(make_consumer: Callable[..., ConsumerParts], **overrides: str) -> ConsumerParts:
     # The production defaults for lookups: tags on, a 2 s bounded wait.
-    return make_runtime(**{"TEAM_TAG_LOOKUP": "true", **overrides})
+    return make_consumer(**{"TEAM_TAG_LOOKUP": "true", **overrides})
 
 
 def redis_day(client: redis.Redis, scope: Scope, subject: str) -> int:
@@ -89,18 +89,18 @@ def redis_day(client: redis.Redis, scope: Scope, subject: str) -> int:
 
 
 def test_new_peoples_first_calls_are_charged_to_their_team_in_the_same_batch(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     org.identity_center()
     ana = org.iam_user("ana", "data-science", Person="Ana García", Email="ana@example.com")
     raj = org.iam_user("raj", "platform")
     lee = org.iam_user("lee", None)
     kim = org.sso_user("kim@example.com", "Kim Lee", "Everyone", "bedrock-team-platform")
-    runtime = lookups_on(make_runtime)
+    consumer = lookups_on(make_consumer)
     crowd = [ana, raj, lee, kim]
     events = [envelope(crowd[i % 4], NOW - timedelta(seconds=i), seed=i) for i in range(40)]
 
-    result = runtime.processor.process(records(events))
+    result = consumer.processor.process(records(events))
 
     assert (result.new, result.held) == (40, 0)
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 10
@@ -119,18 +119,18 @@ def test_new_peoples_first_calls_are_charged_to_their_team_in_the_same_batch(
 
 
 def test_an_identity_center_users_team_comes_from_an_explicit_group_map(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     org.identity_center(**{"Data Scientists": "data-science", "bedrock-team-*": "{name}"})
     zoe = org.sso_user("Zoe@Example.com", "Zoe Park", "bedrock-team-zz", "Data Scientists")
-    lookups_on(make_runtime).processor.process(records([envelope(zoe, NOW, seed=1)]))
+    lookups_on(make_consumer).processor.process(records([envelope(zoe, NOW, seed=1)]))
     # The first pattern in the file that matches wins; her session name keeps its case for the lookup.
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 1
     assert org.rows("SELECT team FROM principals WHERE quota_key = 'sso:zoe@example.com'") == [("data-science",)]
 
 
 def test_a_backlog_of_20000_calls_by_150_new_people_is_charged_to_their_teams(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     """A first deploy reading from TRIM_HORIZON: every person is new, in batches of 10,000."""
     org.identity_center()
@@ -150,10 +150,10 @@ def test_a_backlog_of_20000_calls_by_150_new_people_is_charged_to_their_teams(
         expected[person.quota_key] = team
     start = NOW - timedelta(hours=2)
     events = [bedrock_event(rng.choice(crowd), start + timedelta(seconds=i * 0.3), rng) for i in range(20_000)]
-    runtime = lookups_on(make_runtime)
+    consumer = lookups_on(make_consumer)
 
     for i in range(0, len(events), 10_000):
-        runtime.processor.process(records(events[i:i + 10_000], start=i + 1))
+        consumer.processor.process(records(events[i:i + 10_000], start=i + 1))
 
     charged = org.rows("SELECT p.quota_key, c.team, COUNT(*) FROM bedrock_calls c"
                        " JOIN principals p ON p.id = c.principal_id GROUP BY p.quota_key, c.team")
@@ -167,7 +167,7 @@ def test_a_backlog_of_20000_calls_by_150_new_people_is_charged_to_their_teams(
 
 
 def test_a_lookup_that_fails_then_succeeds_moves_the_held_calls_and_decides_the_crossing_once(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ana = org.iam_user("ana", "data-science")
     RedisState(redis_client, KEYS).set_limit_overrides([])
@@ -179,10 +179,10 @@ def test_a_lookup_that_fails_then_succeeds_moves_the_held_calls_and_decides_the_
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListUserTags")
 
     aws_fault("before-parameter-build.iam.ListUserTags", deny)
-    runtime = lookups_on(make_runtime, DEFAULT_TEAM_DAILY_REQUEST_LIMIT="5", WARNING_THRESHOLDS="",
+    consumer = lookups_on(make_consumer, DEFAULT_TEAM_DAILY_REQUEST_LIMIT="5", WARNING_THRESHOLDS="",
                          TEAM_LOOKUP_WAIT_MS="300")
 
-    first = runtime.processor.process(records([envelope(ana, NOW - timedelta(seconds=i), seed=i) for i in range(6)]))
+    first = consumer.processor.process(records([envelope(ana, NOW - timedelta(seconds=i), seed=i) for i in range(6)]))
     assert (first.new, first.held) == (6, 6)
     assert redis_day(redis_client, Scope.USER, ana.quota_key) == 6  # counted for her at once
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 0
@@ -195,29 +195,29 @@ def test_a_lookup_that_fails_then_succeeds_moves_the_held_calls_and_decides_the_
     while not settled:  # the KCL calls in with empty batches too: the retry and the settlement ride them
         assert time.monotonic() < deadline
         time.sleep(0.2)
-        settled = runtime.processor.process([]).settled
+        settled = consumer.processor.process([]).settled
     assert settled == [ana.quota_key]
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 6
     assert org.rows("SELECT DISTINCT team FROM bedrock_calls") == [("data-science",)]
     decisions = org.rows("SELECT scope, subject, usage_count FROM decisions WHERE scope = 'team'")
     assert decisions == [("team", "data-science", 5)]
     for _ in range(3):  # nothing moves twice
-        runtime.processor.process([])
+        consumer.processor.process([])
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 6
     assert len(org.rows("SELECT * FROM decisions WHERE scope = 'team'")) == 1
-    assert runtime.metrics.lookup_failures.labels("AccessDenied", "false")._value.get() == 2  # type: ignore[attr-defined]
+    assert consumer.metrics.lookup_failures.labels("AccessDenied", "false")._value.get() == 2  # type: ignore[attr-defined]
 
 
 def test_a_person_held_by_a_consumer_that_died_is_settled_by_another(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     org.identity_center()
     kim = org.sso_user("kim@example.com", "Kim Lee", "bedrock-team-platform")
     slow_store(0.5)  # the Identity Store answers slower than the first consumer waits
-    dying = lookups_on(make_runtime, TEAM_LOOKUP_WAIT_MS="50")
+    dying = lookups_on(make_consumer, TEAM_LOOKUP_WAIT_MS="50")
     assert dying.processor.process(records([envelope(kim, NOW, seed=i) for i in range(3)])).held == 3
     dying.close()  # it dies before the answer comes
-    survivor = lookups_on(make_runtime)
+    survivor = lookups_on(make_consumer)
     survivor.processor.process(records([envelope(kim, NOW, seed=10 + i) for i in range(2)], start=10))
     assert redis_day(redis_client, Scope.TEAM, "platform") == 5
     assert org.rows("SELECT team, COUNT(*) FROM bedrock_calls GROUP BY team") == [("platform", 5)]
@@ -239,30 +239,30 @@ def aws_fault(event: str, handler: Callable[..., None]) -> None:
 
 
 def test_the_default_team_is_counted_but_never_decides(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     loners = [org.iam_user(f"loner{i}", None) for i in range(3)]
-    runtime = lookups_on(make_runtime, DEFAULT_TEAM_DAILY_REQUEST_LIMIT="4", DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT="6")
-    result = runtime.processor.process(records([envelope(loners[i % 3], NOW, seed=i) for i in range(9)]))
+    consumer = lookups_on(make_consumer, DEFAULT_TEAM_DAILY_REQUEST_LIMIT="4", DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT="6")
+    result = consumer.processor.process(records([envelope(loners[i % 3], NOW, seed=i) for i in range(9)]))
     assert redis_day(redis_client, Scope.TEAM, "unassigned") == 9
     assert [d for d in result.decisions if d.scope is Scope.TEAM] == []
     assert org.rows("SELECT COUNT(*) FROM decisions WHERE scope = 'team'") == [(0,)]
 
 
 def test_a_batch_redone_after_a_team_change_counts_each_call_once_for_one_team(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis, tmp_path: Any,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis, tmp_path: Any,
 ) -> None:
     ana = org.iam_user("ana", "data-science")
-    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1")
+    consumer = lookups_on(make_consumer, DIRECTORY_REFRESH_SECONDS="1")
     batch = records([envelope(ana, NOW - timedelta(seconds=i), seed=i) for i in range(5)])
-    runtime.processor.process(batch)
+    consumer.processor.process(batch)
     quota = quota_file.parse_quota_file(f'teams: {{platform: {{}}, data-science: {{}}}}\n'
                                     f'users: {{"{ana.quota_key}": {{team: platform}}}}\n',
                                         default_team="unassigned")
     limits.apply(org.conn, RedisState(redis_client, KEYS), quota)
     time.sleep(1.1)
     # The same batch again (a MySQL retry, a lease move), plus one new call.
-    again = runtime.processor.process(batch + records([envelope(ana, NOW, seed=99)], start=6))
+    again = consumer.processor.process(batch + records([envelope(ana, NOW, seed=99)], start=6))
     assert (again.new, again.duplicates) == (1, 5)
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 5
     assert redis_day(redis_client, Scope.TEAM, "platform") == 1  # from the change on (chargeback)
@@ -271,7 +271,7 @@ def test_a_batch_redone_after_a_team_change_counts_each_call_once_for_one_team(
 
 
 def test_calls_in_two_regions_are_counted_once_each(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     ana = org.iam_user("ana", "data-science")
     events = []
@@ -279,9 +279,9 @@ def test_calls_in_two_regions_are_counted_once_each(
         event = envelope(ana, NOW - timedelta(seconds=i), seed=i)
         event["region"] = event["detail"]["awsRegion"] = region
         events.append(event)
-    runtime = lookups_on(make_runtime)
+    consumer = lookups_on(make_consumer)
     # Each region's event reaches the stream once through its own rule; EventBridge may deliver twice.
-    result = runtime.processor.process(records(events + events[:2]))
+    result = consumer.processor.process(records(events + events[:2]))
     assert (result.new, result.duplicates) == (6, 2)
     assert redis_day(redis_client, Scope.USER, ana.quota_key) == 6
     assert sorted(org.rows("SELECT region, COUNT(*) FROM bedrock_calls GROUP BY region")) == [
@@ -289,32 +289,32 @@ def test_calls_in_two_regions_are_counted_once_each(
 
 
 def test_every_committed_change_reaches_the_consumer_whatever_the_commit_order(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     """A change stamped before a refresh and committed after it (what an updated_at watermark misses)."""
     ana = org.iam_user("ana", "data-science")
-    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1")
-    runtime.processor.process(records([envelope(ana, NOW, seed=1)]))
+    consumer = lookups_on(make_consumer, DIRECTORY_REFRESH_SECONDS="1")
+    consumer.processor.process(records([envelope(ana, NOW, seed=1)]))
     slow = pymysql.connect(host="127.0.0.1", user="root", database=org.conn.db.decode(), autocommit=False)
     with slow.cursor() as cur:
         version = directory_state.next_version(cur)
         cur.execute("UPDATE principals SET team = 'platform', team_source = 'quota_file', version = %s"
                     " WHERE quota_key = %s", (version, ana.quota_key))
     time.sleep(1.1)
-    runtime.processor.process(records([envelope(ana, NOW, seed=2)], start=2))  # refreshes: sees nothing yet
+    consumer.processor.process(records([envelope(ana, NOW, seed=2)], start=2))  # refreshes: sees nothing yet
     slow.commit()
     slow.close()
     time.sleep(1.1)
-    runtime.processor.process(records([envelope(ana, NOW, seed=3)], start=3))
+    consumer.processor.process(records([envelope(ana, NOW, seed=3)], start=3))
     assert redis_day(redis_client, Scope.TEAM, "platform") == 1
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 2
 
 
 def test_a_limits_apply_running_while_the_consumer_counts_reaches_it(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     crowd = [org.iam_user(f"p{i:02d}", "tagged") for i in range(20)]
-    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1")
+    consumer = lookups_on(make_consumer, DIRECTORY_REFRESH_SECONDS="1")
     stop = threading.Event()
     applied: list[str] = []
 
@@ -337,7 +337,7 @@ def test_a_limits_apply_running_while_the_consumer_counts_reaches_it(
     rng = random.Random(3)
     try:
         for n in range(30):
-            runtime.processor.process(records([bedrock_event(rng.choice(crowd), NOW, rng) for _ in range(50)],
+            consumer.processor.process(records([bedrock_event(rng.choice(crowd), NOW, rng) for _ in range(50)],
                                               start=1 + 50 * n))
     finally:
         stop.set()
@@ -345,7 +345,7 @@ def test_a_limits_apply_running_while_the_consumer_counts_reaches_it(
     assert len(applied) > 3
     time.sleep(1.1)  # one refresh interval after the last change
     last = records([bedrock_event(p, NOW, rng) for p in crowd], start=10_000)
-    assert runtime.processor.process(last).new == 20
+    assert consumer.processor.process(last).new == 20
     ids = [orjson.loads(r.data)["detail"]["eventID"] for r in last]
     assert org.rows("SELECT DISTINCT team FROM bedrock_calls WHERE event_id IN ("
                     + ",".join(["%s"] * len(ids)) + ")", *ids) == [(applied[-1],)]
@@ -366,25 +366,25 @@ def fail_commits(conn: pymysql.connections.Connection, on: bool) -> None:
 
 
 def test_a_batch_redone_after_a_failed_commit_and_a_team_change_keeps_rows_and_decisions_with_redis(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     ana = org.iam_user("ana", "data-science")
-    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1", DEFAULT_TEAM_DAILY_REQUEST_LIMIT="4",
+    consumer = lookups_on(make_consumer, DIRECTORY_REFRESH_SECONDS="1", DEFAULT_TEAM_DAILY_REQUEST_LIMIT="4",
                          WARNING_THRESHOLDS="")
     batch = records([envelope(ana, NOW - timedelta(seconds=i), seed=i) for i in range(5)])
     fail_commits(org.conn, True)
     try:
         with pytest.raises(pymysql.err.MySQLError):
-            runtime.processor.process(batch)  # counted in Redis (data-science crossed 4), not committed
+            consumer.processor.process(batch)  # counted in Redis (data-science crossed 4), not committed
     finally:
         fail_commits(org.conn, False)
-    runtime.reset_connections()
+    consumer.reset_connections()
     quota = quota_file.parse_quota_file(f'teams: {{platform: {{}}, data-science: {{}}}}\n'
                                         f'users: {{"{ana.quota_key}": {{team: platform}}}}\n',
                                         default_team="unassigned")
     limits.apply(org.conn, RedisState(redis_client, KEYS), quota)
     time.sleep(1.1)
-    runtime.processor.process(batch)  # the redo, with Ana in platform now
+    consumer.processor.process(batch)  # the redo, with Ana in platform now
     # Redis charged data-science when it first counted them: the rows say so too, and its crossing is
     # recorded although the first attempt never committed it.
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 5
@@ -395,16 +395,16 @@ def test_a_batch_redone_after_a_failed_commit_and_a_team_change_keeps_rows_and_d
 
 
 def test_a_tag_longer_than_a_team_name_is_cut_not_a_stuck_consumer(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     raj = org.iam_user("raj", "t" * 256, Person="R" * 256)  # IAM allows 256 characters a tag value
-    result = lookups_on(make_runtime).processor.process(records([envelope(raj, NOW, seed=1)]))
+    result = lookups_on(make_consumer).processor.process(records([envelope(raj, NOW, seed=1)]))
     assert result.held == 0
     assert org.rows("SELECT team, CHAR_LENGTH(display_name) FROM principals") == [("t" * 128, 255)]
 
 
 def test_a_person_given_a_team_by_the_quota_file_while_their_lookup_fails_is_settled(
-    org: Org, make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    org: Org, make_consumer: Callable[..., ConsumerParts], redis_client: redis.Redis,
 ) -> None:
     ana = org.iam_user("ana", "data-science")
 
@@ -412,14 +412,14 @@ def test_a_person_given_a_team_by_the_quota_file_while_their_lookup_fails_is_set
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListUserTags")
 
     aws_fault("before-parameter-build.iam.ListUserTags", deny)
-    runtime = lookups_on(make_runtime, DIRECTORY_REFRESH_SECONDS="1", TEAM_LOOKUP_WAIT_MS="200")
-    assert runtime.processor.process(records([envelope(ana, NOW, seed=i) for i in range(3)])).held == 3
+    consumer = lookups_on(make_consumer, DIRECTORY_REFRESH_SECONDS="1", TEAM_LOOKUP_WAIT_MS="200")
+    assert consumer.processor.process(records([envelope(ana, NOW, seed=i) for i in range(3)])).held == 3
     # The admin fixes it in the quota file while the lookup keeps failing.
     text = f'teams: {{platform: {{}}}}\nusers: {{"{ana.quota_key}": {{team: platform}}}}\n'
     quota = quota_file.parse_quota_file(text, default_team="unassigned")
     limits.apply(org.conn, RedisState(redis_client, KEYS), quota)
     time.sleep(1.5)  # past the refresh and the lookup's first retry
     for _ in range(3):
-        runtime.processor.process([])
+        consumer.processor.process([])
     assert redis_day(redis_client, Scope.TEAM, "platform") == 3
     assert org.rows("SELECT DISTINCT team FROM bedrock_calls") == [("platform",)]

@@ -19,8 +19,8 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
 from bedrockctl.main import main
+from consumer.assembly import ConsumerParts
 from consumer.records import InputRecord
-from consumer.runtime import Runtime
 from devtools.simulate import Person, invocation_log, subscription_payload
 from tests.conftest import DAY, EVENTS, NOW, envelope, records
 from tests.conftest import test_env as settings_env
@@ -82,15 +82,15 @@ def test_a_bad_quota_file_is_a_one_line_error(
 
 
 def test_usage_json_reports_requests_limits_and_state(
-    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime],
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_consumer: Callable[..., ConsumerParts],
 ) -> None:
     (tmp_path / "q.yaml").write_text(QUOTAS)
     run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
-    runtime = make_runtime()
+    consumer = make_consumer()
     events = [envelope(ALICE, NOW - timedelta(seconds=i), seed=i) for i in range(6)]
     events += [envelope(BOB, NOW, seed=50 + i) for i in range(2)]
     events.append(envelope(BOB, NOW, seed=99, error="AccessDenied"))
-    runtime.processor.process(records(events))
+    consumer.processor.process(records(events))
 
     rows = {r["principal"]: r for r in json.loads(run(capsys, "usage", "--json"))}
     alice, bob = rows[ALICE.quota_key], rows["sso:bob@example.com"]
@@ -104,16 +104,16 @@ def test_usage_json_reports_requests_limits_and_state(
 
 
 def test_usage_teams_lists_teams_alone_with_the_people_counted_in_them(
-    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime],
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_consumer: Callable[..., ConsumerParts],
 ) -> None:
     (tmp_path / "q.yaml").write_text(QUOTAS)
     run(capsys, "limits", "apply", str(tmp_path / "q.yaml"))
     carol = Person("carol", sso=False)  # in no team: listed apart, never as a team
-    runtime = make_runtime()
+    consumer = make_consumer()
     events = [envelope(ALICE, NOW - timedelta(seconds=i), seed=i) for i in range(3)]
     events += [envelope(BOB, NOW, seed=50), envelope(BOB, NOW, seed=51, error="ThrottlingException")]
     events += [envelope(carol, NOW, seed=70 + i) for i in range(4)]
-    runtime.processor.process(records(events))
+    consumer.processor.process(records(events))
 
     teams = {t["team"]: t for t in json.loads(run(capsys, "usage", "--teams", "--json"))}
     assert set(teams) == {"research", "platform"}  # DEFAULT_TEAM is not a team
@@ -163,10 +163,11 @@ def test_ingest_runs_files_through_the_same_core(
 
 
 def test_counters_rebuild_restores_redis_from_mysql(
-    env: None, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    env: None, capsys: pytest.CaptureFixture[str], make_consumer: Callable[..., ConsumerParts],
+    redis_client: redis.Redis,
 ) -> None:
-    runtime = make_runtime(DEFAULT_DAILY_REQUEST_LIMIT="3")
-    runtime.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(4)]
+    consumer = make_consumer(DEFAULT_DAILY_REQUEST_LIMIT="3")
+    consumer.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(4)]
                                       + [envelope(BOB, NOW, seed=9, error="ThrottlingException")]))
     stream_length = redis_client.xlen(Keys("test").decisions)
     redis_client.flushdb()
@@ -223,11 +224,12 @@ def test_ingest_reads_invocation_logs_as_bedrock_delivers_them_to_s3(
 
 
 def test_counters_rebuild_restores_cost_from_the_logs(
-    env: None, capsys: pytest.CaptureFixture[str], make_runtime: Callable[..., Runtime], redis_client: redis.Redis,
+    env: None, capsys: pytest.CaptureFixture[str], make_consumer: Callable[..., ConsumerParts],
+    redis_client: redis.Redis,
 ) -> None:
     calls = [envelope(ALICE, NOW, seed=i) for i in range(3)]
-    runtime = make_runtime()
-    runtime.processor.process([*records(calls), InputRecord(subscription_payload(_logs_of(calls)), "s", "99")])
+    consumer = make_consumer()
+    consumer.processor.process([*records(calls), InputRecord(subscription_payload(_logs_of(calls)), "s", "99")])
     state = RedisState(redis_client, Keys("test"))
     before = state.usage(Scope.USER, ALICE.quota_key, DAY)
     team_before = state.usage(Scope.TEAM, "unassigned", DAY)

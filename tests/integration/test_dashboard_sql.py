@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pymysql
 
-from consumer.runtime import Runtime
+from consumer.assembly import ConsumerParts
 from devtools.simulate import Person
 from tests.conftest import DAY, NOW, envelope, records
 
 DASHBOARD = Path(__file__).parents[2] / "infra" / "grafana" / "dashboards" / "bedrock-usage-control.json"
 
 
-def test_usage_per_team_and_top_users_queries(make_runtime, mysql: pymysql.connections.Connection) -> None:  # type: ignore[no-untyped-def]
-    runtime: Runtime = make_runtime()
+def test_usage_per_team_and_top_users_queries(make_consumer, mysql: pymysql.connections.Connection) -> None:  # type: ignore[no-untyped-def]
+    consumer: ConsumerParts = make_consumer()
     people = [Person("ana", sso=False), Person("li", sso=False)]
     events = [envelope(people[0], NOW, seed=i) for i in range(3)] + [envelope(people[1], NOW, seed=9)]
-    runtime.processor.process(records(events))
+    consumer.processor.process(records(events))
     panels = {p["title"]: p for p in json.loads(DASHBOARD.read_text())["panels"]}
     results = {}
     for title in ("Usage per team today", "Top users today"):

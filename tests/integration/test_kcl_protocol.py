@@ -98,9 +98,9 @@ class Conversation:
 
     @property
     def metrics(self) -> ConsumerMetrics:
-        runtime = self.processor._runtime  # built by initialize, with its own registry
-        assert runtime is not None
-        return runtime.metrics
+        parts = self.processor._parts  # assembled by initialize, with its own registry
+        assert parts is not None
+        return parts.metrics
 
     def close(self) -> None:
         """Release the processor's connections (what it does itself on leaseLost)."""
@@ -252,7 +252,7 @@ def test_lease_lost_answers_without_checkpointing(settings: AllSettings) -> None
     answers = conversation.run()
 
     assert answers == [status("initialize"), checkpoint_request("5"), status("processRecords"), status("leaseLost")]
-    assert conversation.processor._runtime is None  # connections released
+    assert conversation.processor._parts is None  # connections released
     assert conversation.errors.getvalue() == ""
 
 
@@ -376,8 +376,7 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
 
 @pytest.fixture
 def redis_gate() -> Iterator[Gate]:
-    target = urlparse(TEST_REDIS_URL)
-    gate = Gate((target.hostname or "127.0.0.1", target.port or 6379))
+    gate = Gate(("127.0.0.1", 6379))
     yield gate
     gate.close()
 
@@ -399,7 +398,7 @@ def _start(conversation: Conversation) -> threading.Thread:
 
 
 def _retries(conversation: Conversation, dependency: str) -> float:
-    if conversation.processor._runtime is None:
+    if conversation.processor._parts is None:
         return 0.0
     return sample(conversation.metrics.dependency_retries, dependency=dependency)
 
@@ -407,8 +406,8 @@ def _retries(conversation: Conversation, dependency: str) -> float:
 def test_while_redis_is_down_the_batch_is_retried_and_not_checkpointed(
     redis_gate: Gate, mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    # Through the gate, to the tests' own Redis database (the one `redis_client` reads).
-    database = urlparse(TEST_REDIS_URL).path or "/0"
+    # Through the gate to the tests' own Redis database (the one `redis_client` reads).
+    database = urlparse(TEST_REDIS_URL).path
     settings = AllSettings.from_env(env_for_tests(REDIS_URL=f"redis://127.0.0.1:{redis_gate.port}{database}"))
     conversation = Conversation(
         settings,

@@ -17,8 +17,8 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.redis_state import RedisState
+from consumer.assembly import ConsumerParts
 from consumer.records import InputRecord
-from consumer.runtime import Runtime
 from devtools.simulate import Person, invocation_log, subscription_payload
 from tests.conftest import DAY, NOW, envelope, load_event, records
 
@@ -63,15 +63,15 @@ def _payload_records(logs: list[dict[str, Any]], start: int = 500) -> list[Input
 
 
 def test_logs_are_charged_once_and_joined_with_their_calls_in_either_order(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime()
+    consumer = make_consumer()
     calls, logs = _calls_and_logs(20)
     # Logs of the first ten before their calls; the calls; the other logs, and all the logs again.
-    runtime.processor.process(_payload_records(logs[:10]))
-    result = runtime.processor.process(records(calls))
+    consumer.processor.process(_payload_records(logs[:10]))
+    result = consumer.processor.process(records(calls))
     assert result.new == 20
-    again = runtime.processor.process(_payload_records(logs[10:]) + _payload_records(logs, start=900))
+    again = consumer.processor.process(_payload_records(logs[10:]) + _payload_records(logs, start=900))
     assert (again.invocation_logs, again.logs_new) == (30, 10)
 
     nanos = _expected_nanos(mysql, logs)
@@ -93,45 +93,45 @@ def test_logs_are_charged_once_and_joined_with_their_calls_in_either_order(
 
 
 def test_a_cost_quota_is_crossed_once_by_a_log(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection
 ) -> None:
     _, logs = _calls_and_logs(30, seed=2)
     limit = Decimal(_expected_nanos(mysql, logs)) / 2 / 10**9  # half of what Alice spends
-    runtime = make_runtime(DEFAULT_DAILY_COST_LIMIT_USD=f"{limit:.4f}")
-    decided = runtime.processor.process(_payload_records(logs)).decisions
+    consumer = make_consumer(DEFAULT_DAILY_COST_LIMIT_USD=f"{limit:.4f}")
+    decided = consumer.processor.process(_payload_records(logs)).decisions
     assert sorted((d.quota, d.percent) for d in decided) == [(Quota.DAILY_COST, 60), (Quota.DAILY_COST, 85),
                                                              (Quota.DAILY_COST, 100)]
     exceeded = next(d for d in decided if d.percent == 100)
     assert exceeded.usage >= exceeded.limit and exceeded.event_id in {log["requestId"] for log in logs}
-    assert runtime.processor.process(_payload_records(logs, start=900)).decisions == []
+    assert consumer.processor.process(_payload_records(logs, start=900)).decisions == []
     assert _one(mysql, "SELECT COUNT(*) FROM decisions WHERE quota = 'daily_cost'") == 3
     assert _one(mysql, "SELECT usage_count FROM decisions WHERE quota = 'daily_cost' AND percent = 100") == \
         exceeded.usage
 
 
 def test_a_model_without_a_price_is_charged_at_the_fallback_and_listed(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime()
+    consumer = make_consumer()
     log = load_event("invocation-log-unpriced-model.json")
     log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = runtime.processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
+    result = consumer.processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
     assert result.logs_new == 1
     status, cost, fallback = (_one(mysql, f"SELECT {column} FROM invocation_logs") for column in
                               ("price_status", "cost_usd", "price_model_ref"))
     assert status == "fallback" and cost > 0 and fallback is not None
     assert _one(mysql, "SELECT calls FROM unpriced_models WHERE model = %s", log["modelId"]) == 1
     assert _one(mysql, "SELECT fallback_model FROM unpriced_models") is not None
-    assert runtime.metrics.unpriced_calls.labels(log["modelId"])._value.get() == 1
+    assert consumer.metrics.unpriced_calls.labels(log["modelId"])._value.get() == 1
 
 
 def test_provisioned_throughput_is_counted_at_cost_zero(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime()
+    consumer = make_consumer()
     log = load_event("invocation-log-provisioned.json")
     log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    runtime.processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
+    consumer.processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
     assert _one(mysql, "SELECT price_status FROM invocation_logs") == "provisioned"
     assert _one(mysql, "SELECT cost_usd FROM invocation_logs") == 0
     usage = RedisState(redis_client, Keys("test")).usage(Scope.USER, "arn:aws:iam::111122223333:user/bob", DAY)
@@ -139,7 +139,7 @@ def test_provisioned_throughput_is_counted_at_cost_zero(
 
 
 def test_a_logged_role_is_charged_to_the_key_its_calls_have(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
     """A role with a path, first met in CloudTrail by another process: the log's path-less ARN is matched."""
     trail = load_event("eventbridge-invokemodel-iamuser.json")
@@ -149,10 +149,10 @@ def test_a_logged_role_is_charged_to_the_key_its_calls_have(
         "arn": "arn:aws:sts::111122223333:assumed-role/ci-runner/s1",
         "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID",
                                              "arn": "arn:aws:iam::111122223333:role/build/ci-runner"}}}
-    make_runtime().processor.process(records([trail]))
+    make_consumer().processor.process(records([trail]))
     log = load_event("invocation-log-no-body.json")
     log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    make_runtime().processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
+    make_consumer().processor.process([InputRecord(orjson.dumps(log), "shardId-000000000000", "1")])
     assert _one(mysql, "SELECT COUNT(*) FROM principals") == 1
     usage = RedisState(redis_client, Keys("test")).usage(
         Scope.USER, "arn:aws:iam::111122223333:role/build/ci-runner", DAY)
@@ -160,14 +160,14 @@ def test_a_logged_role_is_charged_to_the_key_its_calls_have(
 
 
 def test_a_logs_role_key_is_decided_once_so_a_replay_never_charges_it_twice(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
     """Logged before any CloudTrail call of its role: the path-less key is decided and kept. The role's
     call (with its path) comes later; replaying the log then must meet the seen set it was counted in."""
     log = load_event("invocation-log-no-body.json")
     log["timestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     record = InputRecord(orjson.dumps(log), "shardId-000000000000", "1")
-    make_runtime().processor.process([record])
+    make_consumer().processor.process([record])
     trail = load_event("eventbridge-invokemodel-iamuser.json")
     trail["detail"]["eventTime"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     trail["detail"]["userIdentity"] = {
@@ -175,7 +175,7 @@ def test_a_logs_role_key_is_decided_once_so_a_replay_never_charges_it_twice(
         "arn": "arn:aws:sts::111122223333:assumed-role/ci-runner/s1",
         "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID",
                                              "arn": "arn:aws:iam::111122223333:role/build/ci-runner"}}}
-    replay = make_runtime().processor.process([*records([trail]), record])
+    replay = make_consumer().processor.process([*records([trail]), record])
     assert (replay.logs_new, replay.new) == (0, 1)
     state = RedisState(redis_client, Keys("test"))
     assert state.usage(Scope.USER, "arn:aws:iam::111122223333:role/ci-runner", DAY)["logs"] == 1

@@ -13,8 +13,8 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Kind, Quota, Scope
 from bedrock_usage.redis_state import RedisState
+from consumer.assembly import ConsumerParts
 from consumer.records import InputRecord
-from consumer.runtime import Runtime
 from devtools.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, envelope, records
 
@@ -31,14 +31,14 @@ def _count(conn: pymysql.connections.Connection, sql: str, *args: object) -> int
 
 
 def test_batch_counts_each_call_once_and_writes_rows(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime()
+    consumer = make_consumer()
     events = [envelope(ALICE, NOW - timedelta(minutes=i), seed=i) for i in range(5)]
     events += [envelope(BOB, NOW - timedelta(minutes=1), seed=100 + i) for i in range(3)]
     events.append(envelope(BOB, NOW, seed=200, error="ThrottlingException"))
 
-    result = runtime.processor.process(records(events))
+    result = consumer.processor.process(records(events))
 
     assert (result.calls, result.new, result.duplicates, result.rows_inserted) == (9, 9, 0, 9)
     state = RedisState(redis_client, Keys("test"))
@@ -52,12 +52,12 @@ def test_batch_counts_each_call_once_and_writes_rows(
 
 
 def test_replayed_batch_changes_nothing(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime()
+    consumer = make_consumer()
     batch = records([envelope(ALICE, NOW, seed=i) for i in range(4)])
-    runtime.processor.process(batch)
-    again = runtime.processor.process(batch + batch[:2])  # a replay, plus EventBridge duplicates
+    consumer.processor.process(batch)
+    again = consumer.processor.process(batch + batch[:2])  # a replay, plus EventBridge duplicates
 
     assert (again.new, again.duplicates, again.rows_inserted) == (0, 6, 0)
     assert RedisState(redis_client, Keys("test")).usage(Scope.USER, ALICE.quota_key, DAY) == {"req": 4}
@@ -65,12 +65,12 @@ def test_replayed_batch_changes_nothing(
 
 
 def test_crossings_decide_exactly_once(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime(DEFAULT_DAILY_REQUEST_LIMIT="10")
-    first = runtime.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(7)]))
+    consumer = make_consumer(DEFAULT_DAILY_REQUEST_LIMIT="10")
+    first = consumer.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(7)]))
     assert [(d.kind, d.percent, d.usage) for d in first.decisions] == [(Kind.WARNING, 60, 6)]
-    second = runtime.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(12)]))
+    second = consumer.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(12)]))
     assert sorted((d.kind, d.percent, d.usage) for d in second.decisions) == [
         (Kind.EXCEEDED, 100, 10), (Kind.WARNING, 85, 9)]
     exceeded = next(d for d in second.decisions if d.kind is Kind.EXCEEDED)
@@ -78,33 +78,33 @@ def test_crossings_decide_exactly_once(
         Scope.USER, ALICE.quota_key, Quota.DAILY_REQUESTS, DAY, 10)
     assert _count(mysql, "SELECT COUNT(*) FROM decisions") == 3
     assert redis_client.xlen(Keys("test").decisions) == 3
-    assert runtime.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(12)])).decisions == []
+    assert consumer.processor.process(records([envelope(ALICE, NOW, seed=i) for i in range(12)])).decisions == []
 
 
 def test_bad_records_go_to_dead_letters_and_the_rest_is_counted(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection
 ) -> None:
-    runtime = make_runtime()
+    consumer = make_consumer()
     batch = [
         InputRecord(b"\x1f\x8bnot really gzip", "shardId-000000000000", "1"),
         InputRecord(b"{not json", "shardId-000000000000", "2"),
         InputRecord(orjson.dumps(envelope(ALICE, NOW, seed=1)), "shardId-000000000000", "3"),
         InputRecord(b'{"hello": "world"}', "shardId-000000000000", "4"),
     ]
-    result = runtime.processor.process(batch)
+    result = consumer.processor.process(batch)
     assert (result.calls, result.new, result.dead_letters) == (1, 1, 3)
     with mysql.cursor() as cur:
         cur.execute("SELECT sequence_number, reason FROM dead_letters ORDER BY sequence_number")
         assert cur.fetchall() == (("1", "bad_gzip"), ("2", "not_json"), ("4", "unknown_shape"))
-    runtime.processor.process(batch)  # a replay does not duplicate dead letters
+    consumer.processor.process(batch)  # a replay does not duplicate dead letters
     assert _count(mysql, "SELECT COUNT(*) FROM dead_letters") == 3
 
 
 def test_batches_in_flight_publish_each_decision_once(
-    make_runtime: Callable[..., Runtime], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
-    runtime = make_runtime(DEFAULT_DAILY_REQUEST_LIMIT="4", WARNING_THRESHOLDS="50")
-    processor = runtime.processor
+    consumer = make_consumer(DEFAULT_DAILY_REQUEST_LIMIT="4", WARNING_THRESHOLDS="50")
+    processor = consumer.processor
     gate = threading.Event()
     processor._mysql.submit(gate.wait)  # hold the MySQL thread: both batches are counted before either commits
     first = processor.submit(records([envelope(ALICE, NOW, seed=i) for i in range(3)]))

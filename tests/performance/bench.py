@@ -46,11 +46,11 @@ from bedrock_usage.periods import midnight
 from bedrock_usage.pricing.book import PriceBook
 from bedrock_usage.pricing.model_ids import parse_model_id
 from bedrock_usage.redis_state import RedisState, redis_client
+from consumer.assembly import assemble_consumer
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
-from consumer.processor import BatchResult, Flight
+from consumer.processor import BatchInFlight, BatchResult
 from consumer.records import InputRecord
-from consumer.runtime import build
 from devtools.simulate import invocation_log, people, subscription_payload, traffic
 from tests.settings import AllSettings
 
@@ -153,7 +153,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def run_core(s: AllSettings, data: list[bytes], label: str) -> float:
-    runtime = build(s, source="bench", registry=CollectorRegistry())
+    parts = assemble_consumer(s, source="bench", registry=CollectorRegistry())
     records = [InputRecord(d, "shardId-000000000000", str(i)) for i, d in enumerate(data, start=1)]
     latencies: list[float] = []
     cost_latencies: list[float] = []
@@ -161,9 +161,9 @@ def run_core(s: AllSettings, data: list[bytes], label: str) -> float:
     cpu0, t0 = time.process_time(), time.perf_counter()
     # As the KCL record processor does with full batches: count batch N+1 while batch N is committed.
     done: list[BatchResult] = []
-    in_flight: Flight | None = None
+    in_flight: BatchInFlight | None = None
     for start in range(0, len(records), BATCH):
-        flight = runtime.processor.submit(records[start:start + BATCH])
+        flight = parts.processor.submit(records[start:start + BATCH])
         if in_flight is not None:
             done.append(in_flight.wait())
         in_flight = flight
@@ -175,7 +175,7 @@ def run_core(s: AllSettings, data: list[bytes], label: str) -> float:
             latencies += [result.decision_latency] * sum(1 for d in result.decisions if not d.quota.cost)
             cost_latencies += [result.decision_latency] * sum(1 for d in result.decisions if d.quota.cost)
             decisions += len(result.decisions)
-    runtime.close()
+    parts.close()
     rate = len(records) / elapsed
     say(f"{label}: {len(records)} events in {elapsed:.2f} s = {rate:,.0f} events/s"
         f" (process CPU {cpu:.2f} s: {cpu / elapsed:.0%} of one core), {decisions} decisions")

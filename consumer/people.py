@@ -1,4 +1,4 @@
-"""The people directory: quota key → (row id, the team their calls are charged to).
+"""Who a principal is and which team they are in: quota key → (row id, the team their calls are charged to).
 
 A person's team is known before their first call is counted whenever it can be: the quota file (in
 MySQL), else a lookup (consumer/lookups.py: the Identity Store, IAM tags). The new people of a batch
@@ -61,7 +61,9 @@ class _Retry:
     code: str
 
 
-class Directory:
+class PeopleDirectory:
+    """The MySQL-backed people directory (`principals`), cached in-process; the processor's `People`."""
+
     def __init__(
         self,
         session: MySQLSession,
@@ -89,7 +91,7 @@ class Directory:
         self._running: dict[str, Future[Found]] = {}
         self._retry: dict[str, _Retry] = {}
         self._held_here: set[str] = set()  # counted unresolved by this process: to settle once known
-        self._settle: dict[str, Assignment] = {}
+        self._to_settle: dict[str, Assignment] = {}
         self._settle_lock = threading.Lock()  # `settled` is called from the processor's MySQL thread
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="lookup") if lookups else None
         self._version: int | None = None
@@ -136,13 +138,13 @@ class Directory:
         be moved (idempotent: repeated until `settled`)."""
         self._collect()
         with self._settle_lock:
-            return sorted(self._settle.items())
+            return sorted(self._to_settle.items())
 
     def settled(self, done: Iterable[tuple[str, Assignment]]) -> None:
         with self._settle_lock:
             for key, assignment in done:
-                if self._settle.get(key) == assignment:
-                    del self._settle[key]
+                if self._to_settle.get(key) == assignment:
+                    del self._to_settle[key]
 
     def known(self, keys: Iterable[str]) -> dict[str, Assignment]:
         """Resolved assignments of these keys, from MySQL when this process has not met them (people
@@ -335,7 +337,7 @@ class Directory:
         if assignment.resolved and key in self._held_here:
             self._held_here.discard(key)
             with self._settle_lock:
-                self._settle[key] = assignment
+                self._to_settle[key] = assignment
         if before is not None and before.resolved and before.team != assignment.team:
             log.info("team changed", extra={"principal": key, "from": before.team, "to": assignment.team})
 

@@ -1,5 +1,6 @@
-"""Builds the processor core and its adapters from settings: shared by the KCL record processor,
-`bedrockctl ingest` and the benchmark, so all three run the same code."""
+"""Assembles the processor core with its real adapters (MariaDB, Redis, AWS) from settings: shared by the
+KCL record processor, `bedrockctl ingest`, `bedrockctl counters rebuild` and the benchmark, so all of them
+run the same code."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from bedrock_usage.pricing.profiles import InferenceProfiles
 from bedrock_usage.redis_state import RedisState, redis_client
 from consumer.counters import Counters
 from consumer.decode import Decoder
-from consumer.directory import Directory
 from consumer.lookups import LookupFailed, Lookups
 from consumer.metering import Metering
 from consumer.metrics import ConsumerMetrics
+from consumer.people import PeopleDirectory
 from consumer.processor import Processor
 from consumer.role_paths import RolePaths
 from consumer.settings import ConsumerSettings
@@ -34,47 +35,49 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Runtime:
+class ConsumerParts:
+    """The processor and what it was assembled from that its callers use or must close."""
+
     processor: Processor
     metrics: ConsumerMetrics
     redis: redis.Redis
-    session: MySQLSession  # the processor's MySQL thread
-    directory_session: MySQLSession  # the caller's thread: principals, limits sync, rebuild
-    directory: Directory
+    store_session: MySQLSession  # the processor's MySQL thread
+    caller_session: MySQLSession  # the caller's thread: people, prices, role keys, limits sync, rebuild
+    people: PeopleDirectory
     profiles: InferenceProfiles
 
     def reset_connections(self) -> None:
         """After a transient failure: drop the MySQL connections (Redis reconnects by itself), once
         nothing is running on them."""
         self.processor.drain()
-        self.session.reset()
-        self.directory_session.reset()
+        self.store_session.reset()
+        self.caller_session.reset()
         self.profiles.close()  # its session reconnects on next use
 
     def close(self) -> None:
         self.processor.close()
-        self.directory.close()
-        self.session.close()
-        self.directory_session.close()
+        self.people.close()
+        self.store_session.close()
+        self.caller_session.close()
         self.profiles.close()
         with contextlib.suppress(Exception):
             self.redis.close()
 
 
-def build(
+def assemble_consumer(
     settings: ConsumerSettings,
     *,
     source: str,
     registry: CollectorRegistry = REGISTRY,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     lookups: bool = True,
-) -> Runtime:
+) -> ConsumerParts:
     """`lookups` False: nobody is looked up (a rebuild replays rows already charged)."""
     client = redis_client(settings)
     keys = Keys(settings.redis_key_prefix)
-    session = MySQLSession(settings.mysql)
+    store_session = MySQLSession(settings.mysql)
     metrics = ConsumerMetrics(registry)
-    directory_session = MySQLSession(settings.mysql)
+    caller_session = MySQLSession(settings.mysql)
     # The profile resolver commits and rolls back on its own MySQL session (opened on first use).
     profiles = InferenceProfiles.from_settings(settings, max_age_seconds=settings.inference_profile_max_age_seconds)
 
@@ -84,8 +87,8 @@ def build(
     # IAM of our own account (a caller of another account is not looked up): people's tags, roles' paths.
     iam = aws.client(settings, "iam") if lookups and settings.team_tag_lookup else None
     account = aws.account_id(settings) if iam is not None else ""
-    directory = Directory(
-        directory_session, settings.default_team,
+    people = PeopleDirectory(
+        caller_session, settings.default_team,
         lookups=_lookups(settings, iam, account) if lookups else None,
         wait_seconds=settings.team_lookup_wait_ms / 1000,
         refresh_seconds=settings.directory_refresh_seconds,
@@ -101,17 +104,17 @@ def build(
         stream_maxlen=settings.decision_stream_maxlen,
         default_team=settings.default_team,
     )
-    # Prices and role paths are read on the caller's thread, like the directory: its session.
-    metering = Metering(directory_session, fallback=settings.price_fallback,
+    # Prices and role paths are read on the caller's thread, like the people directory: its session.
+    metering = Metering(caller_session, fallback=settings.price_fallback,
                         refresh_seconds=settings.prices_refresh_seconds,
                         profiles=profiles)
     processor = Processor(
         decoder=Decoder(settings.session_roles),
-        directory=directory,
+        people=people,
         metering=metering,
-        role_paths=RolePaths(directory_session, iam=iam, account_id=account),
+        role_paths=RolePaths(caller_session, iam=iam, account_id=account),
         counters=counters,
-        store=Store(session, settings.default_team),
+        store=Store(store_session, settings.default_team),
         timezone_=settings.quota_timezone,
         grace_days=settings.counter_grace_days,
         source=source,
@@ -119,7 +122,7 @@ def build(
         clock=clock,
         sweep_seconds=settings.directory_refresh_seconds,
     )
-    return Runtime(processor, metrics, client, session, directory_session, directory, profiles)
+    return ConsumerParts(processor, metrics, client, store_session, caller_session, people, profiles)
 
 
 def _lookups(settings: ConsumerSettings, iam: Any | None, account: str) -> Lookups:
@@ -137,8 +140,8 @@ def _lookups(settings: ConsumerSettings, iam: Any | None, account: str) -> Looku
     return Lookups(iam=iam, identity_store=identity_store, account_id=account)
 
 
-def sync_limits(runtime: Runtime, keys: Keys) -> int:
+def sync_limits(parts: ConsumerParts, keys: Keys) -> int:
     """Refill Redis's cache of limit overrides from MySQL (cheap; done at every start)."""
-    count = limits.sync_to_redis(runtime.directory_session.conn, RedisState(runtime.redis, keys))
+    count = limits.sync_to_redis(parts.caller_session.conn, RedisState(parts.redis, keys))
     log.info("limit overrides synced to redis", extra={"count": count})
     return count
