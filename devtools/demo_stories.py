@@ -21,7 +21,7 @@ from devtools.demo_cast import ACCOUNT, ANA, JOHN
 from devtools.demo_console import bedrockctl, histogram_mean, scrape, step
 from devtools.local_stack import Service
 from devtools.moto_server import MotoServer
-from enforcement.runtime import build as build_enforcer
+from enforcement.assembly import assemble_enforcer
 from tests.settings import AllSettings
 
 
@@ -117,7 +117,7 @@ def enforcement_story(env: dict[str, str], settings: AllSettings, moto: MotoServ
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     midnight = datetime.now(settings.quota_timezone).replace(hour=0, minute=0, second=0, microsecond=0) \
         + timedelta(days=1, seconds=1)
-    runtime = build_enforcer(settings, registry=CollectorRegistry(), clock=lambda: midnight.astimezone(UTC))
+    runtime = assemble_enforcer(settings, registry=CollectorRegistry(), clock=lambda: midnight.astimezone(UTC))
     try:
         lifted = runtime.enforcer.expire_due()
     finally:

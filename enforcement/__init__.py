@@ -14,5 +14,5 @@ Read in this order:
 - `status.py`    who is blocked, as bedrockctl shows it;
 - `reconcile.py` desired state vs IAM, both ways;
 - `stream.py`    the decision stream's consumer group;
-- `runtime.py`, `main.py`  wiring, and the `bedrockctl enforcer run` loop.
+- `assembly.py`, `main.py`  wiring, and the `bedrockctl enforcer run` loop.
 """

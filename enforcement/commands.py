@@ -20,8 +20,8 @@ from bedrock_usage.periods import periods_of
 from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
 from enforcement import main, store
+from enforcement.assembly import EnforcerParts, assemble_enforcer
 from enforcement.model import Outcome
-from enforcement.runtime import EnforcerParts, build
 from enforcement.settings import EnforcerSettings
 from enforcement.targets import Refusal, target_of
 
@@ -47,8 +47,8 @@ def parse_instant(text: str, settings: EnforcerSettings) -> datetime:
     return value.astimezone(UTC)
 
 
-def _runtime(settings: EnforcerSettings) -> EnforcerParts:
-    return build(settings, registry=CollectorRegistry())
+def _parts(settings: EnforcerSettings) -> EnforcerParts:
+    return assemble_enforcer(settings, registry=CollectorRegistry())
 
 
 def _when(value: Any, settings: EnforcerSettings) -> str:
@@ -109,13 +109,13 @@ def block(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     if not args.force and (refusal := unknown_key_refusal(settings, args.principal)):
         print(f"bedrockctl: {refusal}", file=sys.stderr)
         return 2
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
         if args.dry_run:
-            return _block_dry_run(args, settings, rt, until)
-        result = rt.enforcer.admin_block(args.principal, actor=args.by, reason=args.reason, until=until)
+            return _block_dry_run(args, settings, parts, until)
+        result = parts.enforcer.admin_block(args.principal, actor=args.by, reason=args.reason, until=until)
     finally:
-        rt.close()
+        parts.close()
     if result.outcome in (Outcome.REFUSED, Outcome.PROTECTED):
         print(f"NOT blocked ({result.outcome}): {result.detail}")
         return 1
@@ -124,13 +124,13 @@ def block(args: argparse.Namespace, settings: EnforcerSettings) -> int:
     return 0
 
 
-def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: EnforcerParts,
+def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, parts: EnforcerParts,
                    until: datetime | None) -> int:
     """What `block` would do, from what the enforcer reads before acting; nothing is written."""
 
-    enforcer = rt.enforcer
-    person = rt.store.principal(args.principal)
-    (current,) = rt.status.rows(args.principal)
+    enforcer = parts.enforcer
+    person = parts.store.principal(args.principal)
+    (current,) = parts.status.rows(args.principal)
     print(f"dry run: would block {args.principal} until {_when(until, settings) if until else 'an admin unblocks'}"
           f" (reason: {args.reason}; by: {args.by})")
     if current["blocked"]:
@@ -150,12 +150,12 @@ def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, rt: Enf
 
 
 def unblock(args: argparse.Namespace, settings: EnforcerSettings) -> int:
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
-        result = rt.enforcer.admin_unblock(args.principal, actor=args.by, reason=args.reason, protect=args.protect)
-        (status,) = rt.status.rows(args.principal)
+        result = parts.enforcer.admin_unblock(args.principal, actor=args.by, reason=args.reason, protect=args.protect)
+        (status,) = parts.status.rows(args.principal)
     finally:
-        rt.close()
+        parts.close()
     print(f"unblocked {args.principal} ({result.outcome}: {result.detail})")
     if status["protected_until"]:
         print(f"protected from quota blocks until {_when(status['protected_until'], settings)}")
@@ -165,11 +165,11 @@ def unblock(args: argparse.Namespace, settings: EnforcerSettings) -> int:
 
 
 def status(args: argparse.Namespace, settings: EnforcerSettings) -> int:
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
-        rows = rt.status.rows(args.principal)
+        rows = parts.status.rows(args.principal)
     finally:
-        rt.close()
+        parts.close()
     if args.json:
         print(json.dumps(rows[0] if args.principal else rows, indent=2))
         return 0
@@ -198,11 +198,11 @@ def audit(args: argparse.Namespace, settings: EnforcerSettings) -> int:
 
 
 def reconcile(args: argparse.Namespace, settings: EnforcerSettings) -> int:
-    rt = _runtime(settings)
+    parts = _parts(settings)
     try:
-        report = rt.reconciler.run_once()
+        report = parts.reconciler.run_once()
     finally:
-        rt.close()
+        parts.close()
     print(f"expired {report.expired}; missed decisions blocked {report.missed}; lifted after a limit rise"
           f" {report.limit_raised}; protected lifted {report.protected}; denies re-applied {report.missing};"
           f" unexpected denies lifted {report.unexpected}")

@@ -24,8 +24,8 @@ from bedrock_usage.ids import digest
 from bedrock_usage.quota import Decision
 from bedrock_usage.retry import backoff_delay
 from enforcement import metering_watch, store
+from enforcement.assembly import EnforcerParts, account_of, assemble_enforcer
 from enforcement.model import handling_order
-from enforcement.runtime import EnforcerParts, account_of, build
 from enforcement.settings import EnforcerSettings
 from enforcement.stream import StreamedDecision
 from enforcement.unpriced_alerts import alert_unpriced
@@ -49,8 +49,8 @@ def _dependency(error: BaseException) -> str:
 
 
 class Loop:
-    def __init__(self, runtime: EnforcerParts, settings: EnforcerSettings) -> None:
-        self.rt, self.settings = runtime, settings
+    def __init__(self, parts: EnforcerParts, settings: EnforcerSettings) -> None:
+        self.parts, self.settings = parts, settings
         self.stop = threading.Event()
         self.heart = Heartbeat()
         self._next_expiry = 0.0
@@ -61,7 +61,7 @@ class Loop:
         return self.heart.healthy()
 
     def once(self) -> int:
-        rt = self.rt
+        rt = self.parts
         entries = rt.stream.read(count=100, block_ms=1000)
         decided: list[tuple[StreamedDecision, Decision]] = []
         for entry in entries:
@@ -106,12 +106,12 @@ class Loop:
             except TRANSIENT as error:
                 attempt += 1
                 self.heart.failed(error)
-                self.rt.metrics.dependency_errors.labels(_dependency(error)).inc()
+                self.parts.metrics.dependency_errors.labels(_dependency(error)).inc()
                 delay = backoff_delay(attempt, cap=30.0)
                 log.warning("dependency failed; decisions stay unacknowledged, retrying", extra={
                     "error": self.heart.last_error, "attempt": attempt, "delay_s": round(delay, 2)})
-                self.rt.session.reset()
-                self.rt.stream.replay_pending()
+                self.parts.session.reset()
+                self.parts.stream.replay_pending()
                 self.stop.wait(delay)
 
 
@@ -126,8 +126,8 @@ def run(settings: EnforcerSettings) -> int:
             attempt += 1
             log.warning("cannot ask STS who we are, retrying", extra={"error": repr(error)})
             time.sleep(backoff_delay(attempt, cap=30.0))
-    runtime = build(settings, account_id=account)
-    loop = Loop(runtime, settings)
+    parts = assemble_enforcer(settings, account_id=account)
+    loop = Loop(parts, settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signum})
@@ -137,16 +137,16 @@ def run(settings: EnforcerSettings) -> int:
     signal.signal(signal.SIGINT, stop)
     server = serve(settings.enforcer_metrics_port, loop.healthy)  # the default registry: the loop's metrics
     log.info("enforcer started", extra={
-        "mode": settings.enforcement_mode, "account": runtime.enforcer.account_id,
+        "mode": settings.enforcement_mode, "account": parts.enforcer.account_id,
         "protected": list(settings.protected_principals), "metrics_port": server.server_address[1]})
     if settings.shadow:
         log.warning("SHADOW mode: decisions are recorded and notified, no IAM policy is changed")
     attempt = 0
     while not loop.stop.is_set():  # start-up needs Redis and IAM too: same patience as the loop
         try:
-            runtime.stream.ensure_group()
-            if runtime.iam is not None:
-                created = runtime.iam.ensure_policies()
+            parts.stream.ensure_group()
+            if parts.iam is not None:
+                created = parts.iam.ensure_policies()
                 if created:
                     log.info("deny policies created", extra={"policies": created})
             break
@@ -156,6 +156,6 @@ def run(settings: EnforcerSettings) -> int:
             loop.stop.wait(backoff_delay(attempt, cap=30.0))
     loop.run()
     server.shutdown()
-    runtime.close()
+    parts.close()
     log.info("enforcer stopped")
     return 0

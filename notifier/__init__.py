@@ -7,6 +7,6 @@ Read in this order:
 - `outbox.py`      notifications → deliveries, leased, sent, retried, dead (MySQL);
 - `channels/`      one small module per channel;
 - `summary.py`     the admins' daily summary;
-- `service.py`, `runtime.py`, `main.py`  the work, its wiring, and the `bedrockctl notifier run` loop;
+- `service.py`, `assembly.py`, `main.py`  the work, its wiring, and the `bedrockctl notifier run` loop;
 - `preview.py`     `bedrockctl notify preview`.
 """

@@ -14,13 +14,13 @@ from bedrock_usage.notifications import LANGUAGES
 from bedrock_usage.printing import table
 from bedrock_usage.quota_file import normalise_key
 from notifier import main
+from notifier.assembly import NotifierParts, assemble_notifier
 from notifier.preview import preview_note
-from notifier.runtime import NotifierParts, build_notifier_parts
 from notifier.settings import NotifierSettings
 
 
 def _parts(settings: NotifierSettings) -> NotifierParts:
-    return build_notifier_parts(settings, registry=CollectorRegistry(), channels={})
+    return assemble_notifier(settings, registry=CollectorRegistry(), channels={})
 
 
 def outbox(args: argparse.Namespace, settings: NotifierSettings) -> int:

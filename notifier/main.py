@@ -19,7 +19,7 @@ from bedrock_usage import db, logs
 from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.retry import backoff_delay
-from notifier.runtime import NotifierParts, build_notifier_parts
+from notifier.assembly import NotifierParts, assemble_notifier
 from notifier.settings import NotifierSettings
 
 log = logging.getLogger("notifier")
@@ -70,7 +70,7 @@ class Loop:
 
 def run(settings: NotifierSettings) -> int:
     logs.setup("notifier", settings.log_level)
-    parts = build_notifier_parts(settings)
+    parts = assemble_notifier(settings)
     loop = Loop(parts)
 
     def stop(signum: int, frame: FrameType | None) -> None:

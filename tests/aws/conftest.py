@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
-from enforcement.runtime import EnforcerParts, build
+from enforcement.assembly import EnforcerParts, assemble_enforcer
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
 from tests.settings import AllSettings
@@ -57,7 +57,7 @@ class World:
 
     def runtime(self, **overrides: str) -> EnforcerParts:
         settings = AllSettings.from_env(_env(**{"DEFAULT_DAILY_REQUEST_LIMIT": "10", **overrides}))
-        rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT, clock=lambda: self.now)
+        rt = assemble_enforcer(settings, registry=CollectorRegistry(), account_id=ACCOUNT, clock=lambda: self.now)
         self.made.append(rt)
         return rt
 

@@ -18,7 +18,7 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Kind, Quota, Scope
 from enforcement.main import Loop
 from enforcement.model import Outcome
-from notifier.runtime import NotifierParts, build_notifier_parts
+from notifier.assembly import NotifierParts, assemble_notifier
 from tests.aws.conftest import ACCOUNT, World, attached_users, exceeded, user_arn
 from tests.conftest import DAY, MONTH
 from tests.conftest import test_env as _env
@@ -31,7 +31,7 @@ USD = 10**9
 def notifier(world: World) -> Iterator[NotifierParts]:
     boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress="bedrock-usage@example.com")
     settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="", EMAIL_BACKEND="ses"))
-    rt = build_notifier_parts(settings, registry=CollectorRegistry(), clock=lambda: datetime.now(UTC))
+    rt = assemble_notifier(settings, registry=CollectorRegistry(), clock=lambda: datetime.now(UTC))
     yield rt
     rt.close()
 

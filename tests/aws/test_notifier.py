@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.ids import digest
 from bedrock_usage.notifications import Notification, NotificationKind
 from enforcement import store
-from notifier.runtime import NotifierParts, build_notifier_parts
+from notifier.assembly import NotifierParts, assemble_notifier
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env
@@ -47,7 +47,7 @@ def notifier(mysql: pymysql.connections.Connection, aws: None) -> Iterator[Calla
 
     def factory(**env: str) -> NotifierParts:
         settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="", NOTIFY_MAX_ATTEMPTS="3", **env))
-        rt = build_notifier_parts(settings, registry=CollectorRegistry(), clock=lambda: clock["now"])
+        rt = assemble_notifier(settings, registry=CollectorRegistry(), clock=lambda: clock["now"])
         rt.clock = clock  # type: ignore[attr-defined]
         made.append(rt)
         return rt

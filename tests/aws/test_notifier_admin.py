@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrockctl.main import main
-from notifier.runtime import build_notifier_parts
+from notifier.assembly import assemble_notifier
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
@@ -50,7 +50,7 @@ def test_the_daily_summary_is_built_from_real_usage_and_queued_once(people: Any)
     settings = AllSettings.from_env(_env(DAILY_SUMMARY_HOUR="0", DEFAULT_TEAM_MONTHLY_REQUEST_LIMIT="1000",
                                       ADMIN_EMAILS="ops@example.com", EMAIL_BACKEND="none"))
     tomorrow = NOW + timedelta(days=1)  # the summary is of the day before
-    rt = build_notifier_parts(settings, registry=CollectorRegistry(), clock=lambda: tomorrow, channels={})
+    rt = assemble_notifier(settings, registry=CollectorRegistry(), clock=lambda: tomorrow, channels={})
     try:
         assert rt.notifier.queue_summary(rt.usage_reader) is True
         assert rt.notifier.queue_summary(rt.usage_reader) is False  # once a day, however many tasks ask
@@ -85,7 +85,7 @@ def test_outbox_and_retry_commands(people: Any, monkeypatch, capsys) -> None:  #
                             NOTIFY_MAX_ATTEMPTS="1").items():
         monkeypatch.setenv(name, value)
     settings = AllSettings.from_env()
-    rt = build_notifier_parts(settings, registry=CollectorRegistry())
+    rt = assemble_notifier(settings, registry=CollectorRegistry())
     try:
         from bedrock_usage.notifications import Notification, NotificationKind  # noqa: PLC0415
         from enforcement import store  # noqa: PLC0415

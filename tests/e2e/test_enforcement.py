@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from devtools.local_stack import Service, free_port
 from devtools.moto_server import user_keys
 from devtools.simulate import Person, bedrock_event
-from enforcement.runtime import build
+from enforcement.assembly import assemble_enforcer
 from producer_config.rule import partition_key
 from tests.e2e.conftest import Stack, e2e_env, rows, wait_until
 from tests.settings import AllSettings
@@ -86,7 +86,7 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
         for name, value in admin.items():
             monkeypatch.setenv(name, value)
         settings = AllSettings.from_env({**env})
-        reset = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT,
+        reset = assemble_enforcer(settings, registry=CollectorRegistry(), account_id=ACCOUNT,
                       clock=lambda: until.replace(tzinfo=UTC) + timedelta(seconds=1))
         try:
             (lifted,) = reset.enforcer.expire_due()

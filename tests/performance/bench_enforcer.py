@@ -36,7 +36,7 @@ from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from devtools.local_stack import Service, free_port, recreate_database
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
 from devtools.simulate import Person, bedrock_event
-from enforcement.runtime import EnforcerParts, build
+from enforcement.assembly import EnforcerParts, assemble_enforcer
 from producer_config.rule import partition_key
 from tests.performance.bench import percentile  # the core benchmark's
 from tests.settings import AllSettings
@@ -109,7 +109,7 @@ def decision_to_deny(moto: MotoServer) -> tuple[list[float], float, list[float]]
     settings = AllSettings.from_env(env(moto))
     fresh_stores(settings)
     os.environ.update(moto.env())
-    rt = build(settings, registry=CollectorRegistry(), account_id=ACCOUNT)
+    rt = assemble_enforcer(settings, registry=CollectorRegistry(), account_id=ACCOUNT)
     iam = moto.client("iam")
     try:
         assert rt.iam is not None

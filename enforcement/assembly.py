@@ -55,8 +55,9 @@ def account_of(settings: EnforcerSettings) -> str:
     return aws.account_id(settings)
 
 
-def build(settings: EnforcerSettings, *, registry: CollectorRegistry = REGISTRY, account_id: str | None = None,
-          clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> EnforcerParts:
+def assemble_enforcer(settings: EnforcerSettings, *, registry: CollectorRegistry = REGISTRY,
+                      account_id: str | None = None,
+                      clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> EnforcerParts:
     client = redis_client(settings)
     keys = Keys(settings.redis_key_prefix)
     metrics = EnforcerMetrics(registry)

@@ -65,7 +65,7 @@ class NotifierParts:
         self.redis.close()
 
 
-def build_notifier_parts(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
+def assemble_notifier(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
                          clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                          channels: dict[Channel, Sender] | None = None) -> NotifierParts:
     session = MySQLSession(settings.mysql)
