@@ -20,6 +20,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import amazon_kclpy
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
 from bedrock_usage import logs
 from bedrock_usage.http import serve
 from consumer.settings import ConsumerSettings
@@ -46,8 +50,6 @@ IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
 def jar_dir(settings: ConsumerSettings) -> Path:
     if settings.kcl_jar_dir:
         return Path(settings.kcl_jar_dir)
-    import amazon_kclpy  # noqa: PLC0415
-
     return Path(amazon_kclpy.__file__).parent / "jars"
 
 
@@ -98,9 +100,6 @@ def java_command(settings: ConsumerSettings, properties: Path, logback: Path) ->
 
 def _multiprocess_metrics() -> bytes:
     """The aggregate of every shard processor's metrics files (prometheus-client multiprocess mode)."""
-    from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
-    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
-
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
