@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bedrock_usage.json_decimal import dumps
-from bedrock_usage.notifications import NotificationKind
+from bedrock_usage.notifications import NotificationKind, NotificationScope
 from bedrock_usage.periods import period_end
 from bedrock_usage.quota import Decision, Kind, Limits, Quota, Scope
 from bedrock_usage.quota_file import QuotaFileError, parse_quota_file
@@ -127,6 +127,11 @@ def cost_note(kind: str, quota: str = "daily_cost", **changes: Any) -> Note:
                       reason="team research exceeded its daily cost quota: $50.00 of $50.00; Bedrock paused for"
                              " the 3 people counted in it")
     values.update(changes)
+    # As the outbox reads them (notifier/outbox.py): the closed sets as enums.
+    values["scope"] = NotificationScope(values["scope"])
+    for name, enum in (("quota", Quota), ("quota_scope", Scope)):
+        if values.get(name):
+            values[name] = enum(values[name])
     return Note("key", NotificationKind(kind), created_at=RETURNS, id=1, **values)
 
 
