@@ -10,6 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bedrock_usage.quota import Quota, Scope
+
 LANGUAGES = ("en", "es")  # the languages messages are written in (notifier/i18n/): a person's or the default
 
 
@@ -25,20 +27,28 @@ class NotificationKind(StrEnum):
     UNPRICED_MODEL = "unpriced_model"  # for the admins, once per model charged at the fallback price
 
 
+class NotificationScope(StrEnum):
+    """Whom a notification is about: a person, a team, or the admins (an alert, the summary)."""
+
+    USER = "user"
+    TEAM = "team"
+    ADMINS = "admins"
+
+
 @dataclass(frozen=True)
 class Notification:
     """One row of `notifications` (usage and limit are the `usage_count` and `limit_count` columns)."""
 
     dedupe_key: str
     kind: NotificationKind
-    scope: str  # user | team | admins
+    scope: NotificationScope
     principal: str
     created_at: datetime
     display_name: str | None = None
     email: str | None = None
     team: str | None = None
-    quota: str | None = None
-    quota_scope: str | None = None  # whose quota it was: the person's (user) or their team's (team)
+    quota: Quota | None = None
+    quota_scope: Scope | None = None  # whose quota it was: the person's or their team's
     period: str | None = None
     percent: int | None = None
     usage: int | None = None

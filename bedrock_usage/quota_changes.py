@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from pymysql.cursors import Cursor
@@ -20,15 +21,31 @@ from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.quota import Limits, nanos_of, usd
 from bedrock_usage.quota_file import PersonEntry, QuotaFile
 
-_SIGNS = {"added": "+", "changed": "~", "cleared": "-"}
 _CHUNK = 1000  # keys per `IN (...)` list
+
+
+class Section(StrEnum):
+    """The part of the quota file a change is in (the plan prints the value)."""
+
+    TEAM = "team"
+    PERSON = "person"
+    IDENTITY_CENTER = "identity_center"
+
+
+class ChangeAction(StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    CLEARED = "cleared"
+
+
+_SIGNS = {ChangeAction.ADDED: "+", ChangeAction.CHANGED: "~", ChangeAction.CLEARED: "-"}
 
 
 @dataclass(frozen=True)
 class Change:
-    what: str  # team, person, identity_center
+    what: Section
     subject: str
-    action: str  # added, changed, cleared
+    action: ChangeAction
     details: tuple[str, ...]
 
     def line(self) -> str:
@@ -97,14 +114,14 @@ def _teams(cur: Cursor, quota: QuotaFile) -> list[Change]:
         if old is None or (not any(old) and any(new)):
             # A row with nothing set is a team seen in a tag, or declared bare: declaring it is news.
             details = _given(zip(_TEAM_NAMES, new, strict=True))
-            changes.append(Change("team", name, "added", details or ("no limits of its own",)))
+            changes.append(Change(Section.TEAM, name, ChangeAction.ADDED, details or ("no limits of its own",)))
         elif old != new:
-            changes.append(Change("team", name, "changed", _diff(zip(_TEAM_NAMES, old, new, _TEAM_UNSET,
-                                                                     strict=True))))
+            changes.append(Change(Section.TEAM, name, ChangeAction.CHANGED,
+                                  _diff(zip(_TEAM_NAMES, old, new, _TEAM_UNSET, strict=True))))
     for name in sorted(set(rows) - set(quota.teams)):
         old = rows[name]
         if any(old):
-            changes.append(Change("team", name, "cleared", _diff(
+            changes.append(Change(Section.TEAM, name, ChangeAction.CLEARED, _diff(
                 zip(_TEAM_NAMES, old, (None, None, None, None, ()), _TEAM_UNSET, strict=True))))
     return changes
 
@@ -129,7 +146,7 @@ def _people(cur: Cursor, quota: QuotaFile) -> list[Change]:
         team, source, _, _, daily, monthly, daily_usd, monthly_usd, *_ = rows[key]
         daily_cost, monthly_cost = _row_costs(daily_usd, monthly_usd)
         details = (f"team {team} (from the file) → looked up again",) if source == "quota_file" else ()
-        changes.append(Change("person", key, "cleared", details + _diff(
+        changes.append(Change(Section.PERSON, key, ChangeAction.CLEARED, details + _diff(
             (("daily", daily, None, "default"), ("monthly", monthly, None, "default"),
              ("daily cost", daily_cost, None, "default"), ("monthly cost", monthly_cost, None, "default")))))
     return changes
@@ -141,7 +158,7 @@ def _person(p: PersonEntry, row: Sequence[Any] | None) -> Change | None:
     if row is None:
         given = _given(zip(("team", "daily", "monthly", "daily cost", "monthly cost", "email", "name", "language",
                             "timezone"), new, strict=True))
-        return Change("person", p.key, "added", given or ("defaults, team looked up",))
+        return Change(Section.PERSON, p.key, ChangeAction.ADDED, given or ("defaults, team looked up",))
     team, source, email, name, daily, monthly, daily_usd, monthly_usd, language, timezone = row
     old_costs = _row_costs(daily_usd, monthly_usd)
     details: list[str] = []
@@ -155,7 +172,7 @@ def _person(p: PersonEntry, row: Sequence[Any] | None) -> Change | None:
         ("email", email, p.email or email, "none"), ("name", name, p.name or name, "none"),
         ("language", language, p.language, "default"), ("timezone", timezone, p.timezone, "default"),
     ))
-    return Change("person", p.key, "changed", tuple(details)) if details else None
+    return Change(Section.PERSON, p.key, ChangeAction.CHANGED, tuple(details)) if details else None
 
 
 def _identity_center(cur: Cursor, rule: IdentityCenterRule | None) -> list[Change]:
@@ -169,10 +186,11 @@ def _identity_center(cur: Cursor, rule: IdentityCenterRule | None) -> list[Chang
 
     if rule is None:
         assert old is not None
-        return [Change("identity_center", "", "cleared", (f"was {text(old)}", "no Identity Store lookups"))]
+        return [Change(Section.IDENTITY_CENTER, "", ChangeAction.CLEARED,
+                       (f"was {text(old)}", "no Identity Store lookups"))]
     if old is None:
-        return [Change("identity_center", "", "added", (text(rule),))]
+        return [Change(Section.IDENTITY_CENTER, "", ChangeAction.ADDED, (text(rule),))]
     details = [f"was {text(old)}", f"now {text(rule)}"]
     if old.team_from_groups != rule.team_from_groups and len(old.team_from_groups) == len(rule.team_from_groups):
         details.append("group rules changed")
-    return [Change("identity_center", "", "changed", tuple(details))]
+    return [Change(Section.IDENTITY_CENTER, "", ChangeAction.CHANGED, tuple(details))]

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from pymysql.connections import Connection
 
+from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.limits import limits_of
 from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
@@ -73,16 +74,16 @@ class _Quotas:
 class PersonUsage(_Quotas):
     principal: str
     display_name: str | None
-    identity_type: str
+    identity_type: IdentityType
     team: str
-    team_status: str  # TeamStatus
+    team_status: TeamStatus
     date: str
     requests: int
     failed: int
     daily_limit: int | None
     monthly_requests: int
     monthly_limit: int | None
-    state: str  # the worst of the four quotas
+    state: State  # the worst of the four quotas
     cost: int = 0  # nano-dollars, that day
     monthly_cost: int = 0
     daily_cost_limit: int | None = None  # nano-dollars (the override, else the default)
@@ -103,7 +104,7 @@ class TeamUsage(_Quotas):
     daily_limit: int | None
     monthly_requests: int
     monthly_limit: int | None
-    state: str
+    state: State
     members: list[str]  # quota keys counted in the team that day
     cost: int = 0
     monthly_cost: int = 0
@@ -229,13 +230,13 @@ class UsageReader:
                 continue
             effective = limits_of(*limits).or_defaults(self._user_defaults)
             result.append(PersonUsage(
-                principal=str(key), display_name=name, identity_type=str(kind),
+                principal=str(key), display_name=name, identity_type=IdentityType(kind),
                 team=team_or_default(row_team, self._default_team),
                 team_status=(TeamStatus.TEAM if row_team else TeamStatus.NONE if resolved else TeamStatus.UNRESOLVED),
                 date=day.isoformat(),
                 requests=day_c.get("req", 0), failed=day_c.get("err", 0), daily_limit=effective.daily,
                 monthly_requests=month_c.get("req", 0), monthly_limit=effective.monthly,
-                state=_state(day_c, month_c, effective, self._percents).value,
+                state=_state(day_c, month_c, effective, self._percents),
                 **self._money(day_c, month_c, effective),
             ))
         return result
@@ -267,7 +268,7 @@ class UsageReader:
             effective = overrides.get(name, Limits(None, None)).or_defaults(self._team_defaults)
             result.append(TeamUsage(
                 name, day.isoformat(), day_c.get("req", 0), day_c.get("err", 0), effective.daily,
-                month_c.get("req", 0), effective.monthly, _state(day_c, month_c, effective, self._percents).value,
+                month_c.get("req", 0), effective.monthly, _state(day_c, month_c, effective, self._percents),
                 members.get(name, []), **self._money(day_c, month_c, effective)))
         return result
 

@@ -45,7 +45,7 @@ from enforcement.model import (
 from enforcement.notices import Notices, quota_block_reason
 from enforcement.ports import BlockStore, IamDenies
 from enforcement.settings import EnforcerSettings
-from enforcement.targets import PrincipalRecord, Refusal, Target, is_protected, target_of
+from enforcement.targets import PrincipalRecord, Refusal, RefusalReason, Target, is_protected, target_of
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Enforcer:
 
     def _target(self, person: PrincipalRecord | None, key: str) -> Target | Refusal:
         if person is None:
-            return Refusal("unknown_principal", f"{key}: not a known principal")
+            return Refusal(RefusalReason.UNKNOWN_PRINCIPAL, f"{key}: not a known principal")
         return target_of(person, self.account_id, self.settings.session_roles)
 
     def is_protected(self, key: str) -> bool:

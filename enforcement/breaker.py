@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from enforcement.ports import BlockStore
-from enforcement.targets import Refusal, Target
+from enforcement.targets import Refusal, RefusalReason, Target
 
 WINDOW = timedelta(hours=1)
 
@@ -29,5 +29,5 @@ class QuotaDenyBreaker:
         count = self._store.quota_denies_since(self._clock() - WINDOW)
         if count < self._cap:
             return target
-        return Refusal("rate_limit", f"{count} people were denied for quotas in the last hour"
+        return Refusal(RefusalReason.RATE_LIMIT, f"{count} people were denied for quotas in the last hour"
                        f" (MAX_QUOTA_DENIES_PER_HOUR={self._cap}): check the limits, or raise the setting")

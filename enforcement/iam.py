@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from bedrock_usage.retry import backoff_delay
 from enforcement import policies
 from enforcement.policies import PolicyNames, UnreadablePolicy
-from enforcement.targets import Refusal, Target, TargetKind
+from enforcement.targets import Refusal, RefusalReason, Target, TargetKind
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def transient(error: ClientError) -> bool:
 
 def _refusal_of(error: ClientError, what: str) -> IamRefused:
     message = str(error.response.get("Error", {}).get("Message", ""))
-    return IamRefused(Refusal("iam_error", f"{what}: {_code(error)} {message}".strip()))
+    return IamRefused(Refusal(RefusalReason.IAM_ERROR, f"{what}: {_code(error)} {message}".strip()))
 
 
 class IamPolicies:
@@ -180,9 +180,9 @@ class IamPolicies:
             self._ensure_once()
             match target.kind:
                 case TargetKind.USER:
-                    return self._attach("user", target.value)
+                    return self._attach(TargetKind.USER, target.value)
                 case TargetKind.ROLE:
-                    return self._attach("role", target.value)
+                    return self._attach(TargetKind.ROLE, target.value)
                 case TargetKind.SESSION:
                     return self._add_session(target)
         except ClientError as error:
@@ -194,9 +194,9 @@ class IamPolicies:
         try:
             match target.kind:
                 case TargetKind.USER:
-                    return self._detach("user", target.value)
+                    return self._detach(TargetKind.USER, target.value)
                 case TargetKind.ROLE:
-                    return self._detach("role", target.value)
+                    return self._detach(TargetKind.ROLE, target.value)
                 case TargetKind.SESSION:
                     return self._remove_session(target.value)
         except ClientError as error:
@@ -204,23 +204,27 @@ class IamPolicies:
                 raise
             raise _refusal_of(error, f"lift {target}") from None
 
-    def _attach(self, kind: str, name: str) -> Change:
-        operation = "attach_user_policy" if kind == "user" else "attach_role_policy"
+    def _attach(self, kind: TargetKind, name: str) -> Change:
+        """`kind`: a user or a role (sessions are denied through the session policies)."""
+        operation = "attach_user_policy" if kind is TargetKind.USER else "attach_role_policy"
         try:
-            self._call(operation, **{"UserName" if kind == "user" else "RoleName": name}, PolicyArn=self._user_arn)
+            self._call(operation, **{"UserName" if kind is TargetKind.USER else "RoleName": name},
+                       PolicyArn=self._user_arn)
         except ClientError as error:
             if _code(error) == "LimitExceeded":
-                raise IamRefused(Refusal("policy_limit", f"{kind} {name} already has the most managed policies"
-                                                         " IAM allows")) from None
+                raise IamRefused(Refusal(RefusalReason.POLICY_LIMIT,
+                                         f"{kind} {name} already has the most managed policies IAM allows")) from None
             if _code(error) == "NoSuchEntity":
-                raise IamRefused(Refusal("no_such_entity", f"{kind} {name} does not exist in IAM")) from None
+                raise IamRefused(Refusal(RefusalReason.NO_SUCH_ENTITY,
+                                         f"{kind} {name} does not exist in IAM")) from None
             raise
         return Change(True, f"{''.join(p.title() for p in operation.split('_'))} {self._names.user} → {kind} {name}")
 
-    def _detach(self, kind: str, name: str) -> Change:
-        operation = "detach_user_policy" if kind == "user" else "detach_role_policy"
+    def _detach(self, kind: TargetKind, name: str) -> Change:
+        operation = "detach_user_policy" if kind is TargetKind.USER else "detach_role_policy"
         try:
-            self._call(operation, **{"UserName" if kind == "user" else "RoleName": name}, PolicyArn=self._user_arn)
+            self._call(operation, **{"UserName" if kind is TargetKind.USER else "RoleName": name},
+                       PolicyArn=self._user_arn)
         except ClientError as error:
             if _code(error) == "NoSuchEntity":  # not attached, or the user is gone: nothing to lift
                 return Change(False, f"{kind} {name}: deny policy not attached")
@@ -239,13 +243,13 @@ class IamPolicies:
         except ClientError as error:
             if transient(error):
                 raise
-            raise IamRefused(Refusal("policy_unreadable", f"{arn}: {_code(error)}")) from None
+            raise IamRefused(Refusal(RefusalReason.POLICY_UNREADABLE, f"{arn}: {_code(error)}")) from None
         if isinstance(document, str):
             document = unquote(document)  # raw API answers are URL-encoded
         try:
             return policies.session_entries(document)
         except UnreadablePolicy as error:
-            raise IamRefused(Refusal("policy_unreadable", f"{arn}: {error}")) from None
+            raise IamRefused(Refusal(RefusalReason.POLICY_UNREADABLE, f"{arn}: {error}")) from None
 
     def _write_pool(self, arn: str, entries: frozenset[str]) -> None:
         versions = self._call("list_policy_versions", PolicyArn=arn)["Versions"]
@@ -262,7 +266,7 @@ class IamPolicies:
             try:
                 index = policies.place(target.value, pools)
             except policies.PoolFull as error:
-                raise IamRefused(Refusal("pool_full", str(error))) from None
+                raise IamRefused(Refusal(RefusalReason.POOL_FULL, str(error))) from None
             changes = []
             if target.value not in pools[index]:
                 self._write_pool(self._pool_arns[index], pools[index] | {target.value})
@@ -305,7 +309,8 @@ class IamPolicies:
                     self._call("attach_role_policy", RoleName=role_name, PolicyArn=arn)
                 except ClientError as error:
                     if _code(error) == "LimitExceeded":
-                        raise IamRefused(Refusal("policy_limit", f"role {role_name} has no room for {name}")) from None
+                        raise IamRefused(Refusal(RefusalReason.POLICY_LIMIT,
+                                                 f"role {role_name} has no room for {name}")) from None
                     raise
                 made.append(f"AttachRolePolicy {name} → role {role_name}")
         self._roles_with_pool.add(role_name)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bedrock_usage.ids import digest
-from bedrock_usage.notifications import Notification, NotificationKind
+from bedrock_usage.notifications import Notification, NotificationKind, NotificationScope
 from bedrock_usage.quota import Decision, Quota, Scope, format_usd
 from enforcement.model import ActorKind, Block, QuotaContext
 from enforcement.targets import PrincipalRecord, Refusal
@@ -57,11 +57,11 @@ class Notices:
                   action_key: str, protected_until: datetime | None = None) -> Notification:
         """Blocked, unblocked (by a reset or an admin): the message to the person."""
         return Notification(
-            digest(kind, dedupe), kind, "user", key, self.clock(),
+            digest(kind, dedupe), kind, NotificationScope.USER, key, self.clock(),
             display_name=person.display_name if person else None, email=person.email if person else None,
             team=(person.team if person and person.team else None) or (context.team if context else None),
-            quota=context.quota.value if context else None,
-            quota_scope=context.scope.value if context else None, period=context.period if context else None,
+            quota=context.quota if context else None,
+            quota_scope=context.scope if context else None, period=context.period if context else None,
             percent=100 if kind is NotificationKind.BLOCKED else None,
             usage=context.usage if context else None, limit=context.limit if context else None,
             access_returns_at=access_returns_at, protected_until=protected_until, actor=actor, reason=reason,
@@ -72,7 +72,7 @@ class Notices:
         """A quota nearly used up: to the person (or, for a team quota, the team)."""
         return Notification(
             digest("warning", decision.scope, decision.subject, decision.quota, decision.period, decision.percent),
-            NotificationKind.WARNING, decision.scope.value, decision.subject, now,
+            NotificationKind.WARNING, NotificationScope(decision.scope.value), decision.subject, now,
             display_name=person.display_name if person else None, email=person.email if person else None,
             team=decision.team, quota=decision.quota, period=decision.period, percent=decision.percent,
             usage=decision.usage, limit=decision.limit,
@@ -86,8 +86,8 @@ class Notices:
                   f" Bedrock paused for the {members} people counted in it")
         return Notification(
             digest("team_blocked", decision.subject, decision.quota, decision.period, decision.limit),
-            NotificationKind.TEAM_BLOCKED, Scope.TEAM.value, decision.subject, self.clock(), team=decision.subject,
-            quota=decision.quota.value, quota_scope=Scope.TEAM.value, period=decision.period, percent=100,
+            NotificationKind.TEAM_BLOCKED, NotificationScope.TEAM, decision.subject, self.clock(),
+            team=decision.subject, quota=decision.quota, quota_scope=Scope.TEAM, period=decision.period, percent=100,
             usage=decision.usage, limit=decision.limit, access_returns_at=until, actor=ActorKind.SYSTEM,
             reason=reason, action_key=digest("decision", decision.decision_id), shadow=self.shadow)
 
@@ -96,10 +96,10 @@ class Notices:
         """To admins: a deny that could not name the one person. One alert per person, reason and day: a
         reconciler retrying every few minutes does not spam."""
         return Notification(
-            digest("alert", block.principal, refusal.reason, self.clock().date()), NotificationKind.ALERT, "admins",
-            block.principal, self.clock(), display_name=person.display_name if person else None,
-            team=person.team if person else None, quota=block.quota, period=block.period, usage=block.usage,
-            limit=block.limit, actor=actor,
+            digest("alert", block.principal, refusal.reason, self.clock().date()), NotificationKind.ALERT,
+            NotificationScope.ADMINS, block.principal, self.clock(),
+            display_name=person.display_name if person else None, team=person.team if person else None,
+            quota=block.quota, period=block.period, usage=block.usage, limit=block.limit, actor=actor,
             reason=f"could not deny {block.principal} alone ({refusal.reason}): {refusal.detail}",
             action_key=action_key, shadow=self.shadow)
 
@@ -107,7 +107,7 @@ class Notices:
                      now: datetime) -> Notification:
         """To admins: a deny that could not be lifted (it stays in IAM until its policy is repaired)."""
         return Notification(
-            digest("alert", block.principal, "lift", refusal.reason, now.date()), NotificationKind.ALERT, "admins",
-            block.principal, now, quota=block.quota, period=block.period, actor=actor,
+            digest("alert", block.principal, "lift", refusal.reason, now.date()), NotificationKind.ALERT,
+            NotificationScope.ADMINS, block.principal, now, quota=block.quota, period=block.period, actor=actor,
             reason=f"could not lift the deny of {block.principal} ({refusal.reason}): {refusal.detail}",
             action_key=action_key, shadow=self.shadow)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from bedrock_usage.config import SettingsError, Source, Spec, choice, integer, listed
 from bedrock_usage.settings import SharedSettings
+
+
+class EnforcementMode(StrEnum):
+    ENFORCE = "enforce"  # deny over-quota people in IAM
+    SHADOW = "shadow"  # decide, record and notify (marked shadow), but change no IAM policy
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class EnforcerSettings(SharedSettings):
         Spec("ENFORCER_METRICS_PORT", "9102", "Port of the enforcer's Prometheus /metrics and /health endpoint."),
     )
 
-    enforcement_mode: str
+    enforcement_mode: EnforcementMode
     protected_principals: tuple[str, ...]
     deny_policy_name: str
     session_deny_policies: int
@@ -41,7 +47,7 @@ class EnforcerSettings(SharedSettings):
 
     @property
     def shadow(self) -> bool:
-        return self.enforcement_mode == "shadow"
+        return self.enforcement_mode is EnforcementMode.SHADOW
 
     @classmethod
     def read(cls, source: Source) -> dict[str, Any]:
@@ -54,7 +60,8 @@ class EnforcerSettings(SharedSettings):
             raise SettingsError("SESSION_DENY_POLICIES must be at most 8 (a role holds 10 managed policies)")
         return {
             **super().read(source),
-            "enforcement_mode": choice("ENFORCEMENT_MODE", get("ENFORCEMENT_MODE"), ("enforce", "shadow")),
+            "enforcement_mode": EnforcementMode(choice("ENFORCEMENT_MODE", get("ENFORCEMENT_MODE"),
+                                                      tuple(EnforcementMode))),
             "protected_principals": listed(get("PROTECTED_PRINCIPALS")),
             "deny_policy_name": policy_name,
             "session_deny_policies": session_policies,

@@ -56,9 +56,29 @@ class Target:
         return str(self)
 
 
+class RefusalReason(StrEnum):
+    """Why a deny was refused (or could not be lifted): the `refusals` metric's label, and in alerts."""
+
+    OTHER_ACCOUNT = "other_account"  # the person is in another account than the enforcer's
+    UNKNOWN_USER = "unknown_user"  # an IAM user without an ARN on record
+    UNKNOWN_ROLE = "unknown_role"  # no role ARN, or a role owned by Identity Center
+    SSO_ROLE = "sso_role"  # an Identity Center role: never edited
+    SHARED_ROLE = "shared_role"  # a role in SESSION_ROLES: its sessions are the people
+    UNKNOWN_SESSION = "unknown_session"  # no usable session name
+    UNKNOWN_ROLE_ID = "unknown_role_id"  # a session deny would not be scoped to the one person
+    NOT_DENIABLE = "not_deniable"  # an identity type no policy can deny
+    UNKNOWN_PRINCIPAL = "unknown_principal"  # an admin block of someone never seen
+    RATE_LIMIT = "rate_limit"  # the circuit breaker: too many quota denies in the last hour
+    IAM_ERROR = "iam_error"
+    POLICY_LIMIT = "policy_limit"  # the user or role holds the most managed policies already
+    NO_SUCH_ENTITY = "no_such_entity"
+    POLICY_UNREADABLE = "policy_unreadable"
+    POOL_FULL = "pool_full"  # every session deny policy is full
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    reason: str  # short code, a metric label
+    reason: RefusalReason
     detail: str
 
 
@@ -97,37 +117,41 @@ def target_of(person: PrincipalRecord, account_id: str, session_roles: Sequence[
     # An Identity Center user with no account recorded yet (declared in the quota file) is denied here;
     # one seen calling from another account could only be denied in that account.
     if account != account_id and not (person.identity_type is IdentityType.SSO_USER and account is None):
-        return Refusal("other_account", f"{person.key} is in account {account}, the enforcer acts in {account_id}")
+        return Refusal(RefusalReason.OTHER_ACCOUNT,
+                       f"{person.key} is in account {account}, the enforcer acts in {account_id}")
     match person.identity_type:
         case IdentityType.IAM_USER:
             if not person.arn or ":user/" not in person.arn:
-                return Refusal("unknown_user", f"no IAM user ARN for {person.key}")
+                return Refusal(RefusalReason.UNKNOWN_USER, f"no IAM user ARN for {person.key}")
             return Target(TargetKind.USER, _last(person.arn))
         case IdentityType.ROLE:
             if not person.arn or ":role/" not in person.arn:
-                return Refusal("unknown_role", f"no role ARN for {person.key}")
+                return Refusal(RefusalReason.UNKNOWN_ROLE, f"no role ARN for {person.key}")
             if _identity_center(person.arn):
-                return Refusal("sso_role", f"{person.key} is an Identity Center role: never edited")
+                return Refusal(RefusalReason.SSO_ROLE, f"{person.key} is an Identity Center role: never edited")
             if any(fnmatchcase(_last(person.arn), pattern) for pattern in session_roles):
                 # Counted as a whole before SESSION_ROLES named it: its sessions are people now, and
                 # denying the role would deny every one of them.
-                return Refusal("shared_role", f"{person.key} matches SESSION_ROLES: its sessions are people")
+                return Refusal(RefusalReason.SHARED_ROLE,
+                               f"{person.key} matches SESSION_ROLES: its sessions are people")
             return Target(TargetKind.ROLE, _last(person.arn))
         case IdentityType.SSO_USER:
             session = person.session_name
             if not session or not _SESSION_NAME.match(session):
-                return Refusal("unknown_session", f"no usable session name for {person.key}: {session!r}")
+                return Refusal(RefusalReason.UNKNOWN_SESSION, f"no usable session name for {person.key}: {session!r}")
             if session.lower() != person.key.removeprefix(SSO_KEY_PREFIX):
-                return Refusal("unknown_session", f"session name {session!r} is not {person.key}")
+                return Refusal(RefusalReason.UNKNOWN_SESSION, f"session name {session!r} is not {person.key}")
             return Target(TargetKind.SESSION, f"*:{session}")
         case IdentityType.ROLE_SESSION:
             session, role_id = person.session_name, person.role_id
             if not role_id or not _ROLE_ID.match(role_id):
-                return Refusal("unknown_role_id", f"role ID of {person.key} unknown: a deny would not be scoped")
+                return Refusal(RefusalReason.UNKNOWN_ROLE_ID,
+                               f"role ID of {person.key} unknown: a deny would not be scoped")
             if not session or not _SESSION_NAME.match(session):
-                return Refusal("unknown_session", f"no usable session name for {person.key}: {session!r}")
+                return Refusal(RefusalReason.UNKNOWN_SESSION, f"no usable session name for {person.key}: {session!r}")
             if not person.role_arn or _identity_center(person.role_arn):
-                return Refusal("unknown_role", f"role of {person.key} unknown or owned by Identity Center")
+                return Refusal(RefusalReason.UNKNOWN_ROLE, f"role of {person.key} unknown or owned by Identity Center")
             return Target(TargetKind.SESSION, f"{role_id}:{session}", role_name=_last(person.role_arn))
         case _:
-            return Refusal("not_deniable", f"{person.identity_type} identities cannot be denied by a policy")
+            return Refusal(RefusalReason.NOT_DENIABLE,
+                           f"{person.identity_type} identities cannot be denied by a policy")

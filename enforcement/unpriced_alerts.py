@@ -19,8 +19,9 @@ from pymysql.connections import Connection
 
 from bedrock_usage.db import to_db
 from bedrock_usage.ids import digest
-from bedrock_usage.notifications import Notification, NotificationKind
+from bedrock_usage.notifications import Notification, NotificationKind, NotificationScope
 from enforcement import store
+from enforcement.model import ActorKind
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def alert_unpriced(conn: Connection, now: datetime) -> list[str]:
                 cur.execute("SELECT fallback_model, first_seen, calls FROM unpriced_models WHERE model = %s", (model,))
                 fallback, first_seen, calls = cur.fetchone() or (None, None, 0)
             store.enqueue(conn, Notification(
-                dedupe_key(model), NotificationKind.UNPRICED_MODEL, "admins", "admins", now, actor="system",
+                dedupe_key(model), NotificationKind.UNPRICED_MODEL, NotificationScope.ADMINS, "admins", now,
+                actor=ActorKind.SYSTEM,
                 reason=f"model {model} has no price; its calls are charged as {fallback or 'the fallback'}"[:512],
                 payload={"model": model, "fallback_model": fallback, "first_seen": first_seen, "calls": int(calls)}))
             conn.commit()

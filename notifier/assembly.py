@@ -25,14 +25,14 @@ from notifier.outbox import Outbox
 from notifier.recipients import Channel
 from notifier.render import Renderer
 from notifier.service import Notifier
-from notifier.settings import NotifierSettings
+from notifier.settings import EmailBackend, NotifierSettings
 
 
 def senders(settings: NotifierSettings) -> dict[Channel, Sender]:
     made: dict[Channel, Sender] = {}
-    if settings.email_backend == "ses":
+    if settings.email_backend is EmailBackend.SES:
         made[Channel.EMAIL] = SesSender(aws.client(settings, "ses"), settings.email_from)
-    elif settings.email_backend == "smtp":
+    elif settings.email_backend is EmailBackend.SMTP:
         made[Channel.EMAIL] = SmtpSender(
             settings.smtp_host, settings.smtp_port, sender=settings.email_from, username=settings.smtp_username,
             password=settings.smtp_password, starttls=settings.smtp_starttls, ca_file=settings.smtp_ca_file)

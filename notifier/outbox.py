@@ -19,7 +19,8 @@ from pymysql.connections import Connection
 
 from bedrock_usage.db import from_db, to_db
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.notifications import NotificationKind
+from bedrock_usage.notifications import NotificationKind, NotificationScope
+from bedrock_usage.quota import Quota, Scope
 from bedrock_usage.retry import backoff_delay
 from notifier.recipients import Route
 from notifier.render import Note
@@ -47,9 +48,9 @@ def _note(row: Sequence[Any]) -> tuple[Note, list[str]]:
     (id_, dedupe_key, created_at, kind, scope, principal, name, email, team, quota, quota_scope, period, percent,
      usage, limit, returns, protected, actor, reason, shadow, payload, language, zone, admins) = row
     note = Note(
-        dedupe_key=str(dedupe_key), kind=NotificationKind(kind), scope=str(scope), principal=str(principal),
-        created_at=from_db(created_at) or datetime.now(UTC), display_name=name, email=email, team=team, quota=quota,
-        quota_scope=quota_scope,
+        dedupe_key=str(dedupe_key), kind=NotificationKind(kind), scope=NotificationScope(scope),
+        principal=str(principal), created_at=from_db(created_at) or datetime.now(UTC), display_name=name, email=email,
+        team=team, quota=Quota(quota) if quota else None, quota_scope=Scope(quota_scope) if quota_scope else None,
         period=period, percent=percent, usage=usage, limit=limit, access_returns_at=from_db(returns),
         protected_until=from_db(protected), actor=actor, reason=reason, shadow=bool(shadow), id=int(id_),
         payload=json.loads(payload) if payload else {}, language=(language or "").lower() or None,

@@ -19,15 +19,16 @@ from zoneinfo import ZoneInfo
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bedrock_usage.notifications import LANGUAGES, Notification
+from bedrock_usage.notifications import LANGUAGES, Notification, NotificationKind, NotificationScope
 from bedrock_usage.periods import period_end
-from bedrock_usage.quota import Quota, format_usd, nanos_of
+from bedrock_usage.quota import format_usd, nanos_of
 
 HERE = Path(__file__).parent
-KINDS = ("warning", "blocked", "team_blocked", "unblocked", "admin_blocked", "admin_unblocked", "alert", "summary",
-         "unpriced_model")
-TONES = {"warning": "amber", "blocked": "red", "team_blocked": "red", "admin_blocked": "red", "alert": "red",
-         "unblocked": "green", "admin_unblocked": "green", "summary": "neutral", "unpriced_model": "amber"}
+KINDS = tuple(kind.value for kind in NotificationKind)  # as `notify preview` is given them
+TONES = {NotificationKind.WARNING: "amber", NotificationKind.BLOCKED: "red", NotificationKind.TEAM_BLOCKED: "red",
+         NotificationKind.ADMIN_BLOCKED: "red", NotificationKind.ALERT: "red", NotificationKind.UNBLOCKED: "green",
+         NotificationKind.ADMIN_UNBLOCKED: "green", NotificationKind.SUMMARY: "neutral",
+         NotificationKind.UNPRICED_MODEL: "amber"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Note(Notification):
 
 @dataclass(frozen=True)
 class Message:
-    kind: str
+    kind: NotificationKind
     language: str
     subject: str
     text: str
@@ -99,7 +100,7 @@ class Renderer:
 
         context = {"t": t, "lang": lang, "tone": TONES[note.kind], "shadow": note.shadow, "tz": tz.key, "copy": copy,
                    "title": t(f"{note.kind}.title"), "facts": self._facts(note, t, fields), **fields,
-                   "summary": _summary(note.payload, lang, tz) if note.kind == "summary" else None}
+                   "summary": _summary(note.payload, lang, tz) if note.kind is NotificationKind.SUMMARY else None}
         subject = ("[shadow] " if note.shadow else "") + (f"[{fields['name']}] " if copy else "") + t(
             f"{note.kind}.subject")
         return Message(note.kind, lang, subject,
@@ -114,7 +115,7 @@ class Renderer:
         if note.quota and note.period:
             resets = when(period_end(note.quota, note.period, self._quota_tz))
         # A cost quota's usage and limit are nano-dollars: shown as dollars ("$41.20 of $50.00").
-        cost = note.quota is not None and Quota(note.quota).cost
+        cost = note.quota is not None and note.quota.cost
 
         def amount(value: int | None) -> int | str:
             return format_usd(value or 0) if cost else value or 0
@@ -140,22 +141,23 @@ class Renderer:
             if value not in (None, ""):
                 facts.append((t(f"facts.{label}"), str(value)))
 
-        if note.kind in ("summary", "unpriced_model"):
+        if note.kind in (NotificationKind.SUMMARY, NotificationKind.UNPRICED_MODEL):
             return facts
-        add("person", note.display_name or note.principal if note.scope != "team" else None)
+        add("person", note.display_name or note.principal if note.scope is not NotificationScope.TEAM else None)
         add("team", note.team)
-        if note.quota and note.kind in ("warning", "blocked", "team_blocked", "unblocked"):
+        if note.quota and note.kind in (NotificationKind.WARNING, NotificationKind.BLOCKED,
+                                        NotificationKind.TEAM_BLOCKED, NotificationKind.UNBLOCKED):
             add("quota", fields["quota_name"])
-        if note.kind in ("warning", "blocked", "team_blocked"):
+        if note.kind in (NotificationKind.WARNING, NotificationKind.BLOCKED, NotificationKind.TEAM_BLOCKED):
             add("usage", fields["usage"] if note.usage is not None else None)
             add("limit", fields["limit"] if note.limit is not None else None)
-        if note.kind in ("blocked", "team_blocked", "admin_blocked"):
+        if note.kind in (NotificationKind.BLOCKED, NotificationKind.TEAM_BLOCKED, NotificationKind.ADMIN_BLOCKED):
             add("returns", fields["returns"] or t("facts.returns_admin"))
-        if note.kind in ("admin_blocked", "admin_unblocked", "alert"):
+        if note.kind in (NotificationKind.ADMIN_BLOCKED, NotificationKind.ADMIN_UNBLOCKED, NotificationKind.ALERT):
             add("by", note.actor)
-        if note.kind in ("admin_blocked", "admin_unblocked"):
+        if note.kind in (NotificationKind.ADMIN_BLOCKED, NotificationKind.ADMIN_UNBLOCKED):
             add("reason", note.reason)
-        if note.kind == "admin_unblocked":
+        if note.kind is NotificationKind.ADMIN_UNBLOCKED:
             add("protected_until", fields["protected_until"])
         return facts
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from bedrock_usage.ids import digest
+from bedrock_usage.notifications import NotificationKind, NotificationScope
 from bedrock_usage.usage import UsageReader
 from notifier import summary
 from notifier.channels import Sender
@@ -43,7 +44,7 @@ class Notifier:
         note = delivery.note
         personal = delivery.channel == Channel.EMAIL and (note.email or "").lower() == delivery.recipient.lower()
         # Admins get a copy of a person's message, in their own language, saying whose it is.
-        copy = not personal and note.scope == "user" and note.kind != "alert"
+        copy = not personal and note.scope is NotificationScope.USER and note.kind is not NotificationKind.ALERT
         return self.renderer.render(note, None if personal else self.settings.notify_language, copy=copy)
 
     def deliver(self, limit: int = 20) -> int:

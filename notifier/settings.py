@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,12 @@ def _optional_hour(raw: str) -> int | None:
     if hour > 23:
         raise SettingsError(f"DAILY_SUMMARY_HOUR must be 0-23 (or empty), got {hour}")
     return hour
+
+
+class EmailBackend(StrEnum):
+    SES = "ses"
+    SMTP = "smtp"
+    NONE = "none"  # no email; the other channels still work
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class NotifierSettings(SharedSettings):
 
     notify_language: str
     notify_timezone: ZoneInfo
-    email_backend: str
+    email_backend: EmailBackend
     email_from: str
     smtp_host: str
     smtp_port: int
@@ -72,8 +79,8 @@ class NotifierSettings(SharedSettings):
         language = get("NOTIFY_LANGUAGE").strip().lower()
         if language not in LANGUAGES:
             raise SettingsError(f"NOTIFY_LANGUAGE must be one of {', '.join(LANGUAGES)}, got {language!r}")
-        backend = choice("EMAIL_BACKEND", get("EMAIL_BACKEND"), ("ses", "smtp", "none"))
-        if backend == "smtp" and not get("SMTP_HOST").strip():
+        backend = EmailBackend(choice("EMAIL_BACKEND", get("EMAIL_BACKEND"), tuple(EmailBackend)))
+        if backend is EmailBackend.SMTP and not get("SMTP_HOST").strip():
             raise SettingsError("SMTP_HOST is needed with EMAIL_BACKEND=smtp")
         return {
             **super().read(source),

@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bedrock_usage.identity import IdentityType
 from bedrock_usage.json_decimal import dumps
-from bedrock_usage.notifications import NotificationKind
+from bedrock_usage.notifications import NotificationKind, NotificationScope
 from bedrock_usage.periods import period_end
-from bedrock_usage.quota import Decision, Kind, Limits, Quota, Scope
+from bedrock_usage.quota import Decision, Kind, Limits, Quota, Scope, State
 from bedrock_usage.quota_file import QuotaFileError, parse_quota_file
+from bedrock_usage.usage import PersonUsage, TeamStatus
 from enforcement.model import BLOCKING_ORDER, blocking_rank, handling_order
 from notifier.render import Note, Renderer
 
@@ -92,6 +94,16 @@ def test_decimal_json_numbers_keep_their_digits() -> None:
         "who": 'a "quoted" name', "n": 3}
 
 
+def test_usage_json_writes_the_enums_as_the_strings_they_always_were() -> None:
+    """`usage --json` of a person: identity type, team status and state are enums, written as their values."""
+    person = PersonUsage("ana", None, IdentityType.IAM_USER, "t", TeamStatus.UNRESOLVED, "2026-11-25", 1, 0, None,
+                         1, None, State.WARNING)
+    plain = {**person.as_dict(), "identity_type": "iam_user", "team_status": "unresolved", "state": "warning"}
+    assert dumps(person.as_dict(), indent=2) == dumps(plain, indent=2)
+    assert dumps(person.as_dict()) == dumps(plain)  # without indent, the C encoder
+    assert '"state": "warning"' in dumps(person.as_dict())
+
+
 def test_the_block_that_stands_is_monthly_before_daily_and_cost_before_requests() -> None:
     assert [q for q in sorted(Quota, key=blocking_rank, reverse=True)] == [
         Quota.MONTHLY_COST, Quota.MONTHLY_REQUESTS, Quota.DAILY_COST, Quota.DAILY_REQUESTS]
@@ -127,6 +139,11 @@ def cost_note(kind: str, quota: str = "daily_cost", **changes: Any) -> Note:
                       reason="team research exceeded its daily cost quota: $50.00 of $50.00; Bedrock paused for"
                              " the 3 people counted in it")
     values.update(changes)
+    # As the outbox reads them (notifier/outbox.py): the closed sets as enums.
+    values["scope"] = NotificationScope(values["scope"])
+    for name, enum in (("quota", Quota), ("quota_scope", Scope)):
+        if values.get(name):
+            values[name] = enum(values[name])
     return Note("key", NotificationKind(kind), created_at=RETURNS, id=1, **values)
 
 

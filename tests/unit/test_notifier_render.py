@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bedrock_usage.notifications import NotificationKind
+from bedrock_usage.notifications import NotificationKind, NotificationScope
+from bedrock_usage.quota import Quota, Scope
 from notifier.recipients import Channel, Route, routes
 from notifier.render import KINDS, Note, Renderer, catalogue, format_time
 from tests.settings import AllSettings
@@ -53,6 +54,11 @@ def note(kind: str, **changes: Any) -> Note:
             "model": "anthropic.claude-future-v1:0", "fallback_model": "anthropic.claude-opus-4-1-20250805-v1:0",
             "calls": 3, "first_seen": "2026-11-24 10:00:00"}}
     values.update(changes)
+    # As the outbox reads them (notifier/outbox.py): the closed sets as enums.
+    values["scope"] = NotificationScope(values["scope"])
+    for name, enum in (("quota", Quota), ("quota_scope", Scope)):
+        if values.get(name):
+            values[name] = enum(values[name])
     return Note("key", NotificationKind(kind), created_at=RETURNS, id=1, **values)
 
 
