@@ -24,19 +24,18 @@ Handler = Callable[[argparse.Namespace, Any], int]
 class CommandGroup:
     """One level of sub-commands (`bedrockctl`, `bedrockctl notify`, ...)."""
 
-    def __init__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser], path: str) -> None:
+    def __init__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         self._subparsers = subparsers
-        self._path = path
 
     @classmethod
     def root(cls, parser: argparse.ArgumentParser) -> CommandGroup:
-        return cls(parser.add_subparsers(dest="command", required=True), "command")
+        return cls(parser.add_subparsers(dest="command", required=True))
 
     def group(self, name: str, help_: str) -> CommandGroup:
-        """A command with sub-commands of its own (`bedrockctl prices import|show|...`)."""
+        """A command with sub-commands of its own (`bedrockctl prices import|show|...`); argparse names
+        a missing one by `dest` ("the following arguments are required: prices_command")."""
         parser = self._subparsers.add_parser(name, help=help_, description=help_)
-        path = f"{self._path}_{name}".replace("-", "_")
-        return CommandGroup(parser.add_subparsers(dest=path, required=True), path)
+        return CommandGroup(parser.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True))
 
     def add(self, name: str, handler: Callable[[argparse.Namespace, S], int], help_: str, *,
             settings: type[S]) -> argparse.ArgumentParser:

@@ -26,7 +26,6 @@ def db_retention(args: argparse.Namespace, settings: SharedSettings) -> int:
     return 0
 
 
-
 def register(commands: CommandGroup) -> None:
     db_group = commands.group("db", "schema and retention")
     db_group.add("migrate", db_migrate, "apply pending migrations and extend partitions", settings=SharedSettings)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_usage import logs
-from bedrock_usage.commands import CommandGroup, Handler
+from bedrock_usage.commands import CommandGroup, CommandPackage, Handler
 from bedrock_usage.config import SettingsError
 from bedrock_usage.migrate import MigrationError
 from bedrock_usage.pricing.book import NoPrices
@@ -26,7 +26,9 @@ from bedrockctl.processes import PROCESSES
 # Errors an admin fixes (the file, the environment: no credentials, access denied): one line, exit 2.
 USER_ERRORS = (QuotaFileError, MigrationError, NoPrices, FileNotFoundError, ValueError, ClientError, BotoCoreError)
 
-_OWN = (db_commands, limits_commands, usage_commands, cost_commands, price_commands, settings_command)
+# The shell's own commands: over the kernel alone, reading the shared settings.
+_OWN: tuple[CommandPackage, ...] = (db_commands, limits_commands, usage_commands, cost_commands, price_commands,
+                                    settings_command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
     for module in _OWN:
         module.register(commands)
     for process in PROCESSES:
-        process.register(commands)
+        process.commands.register(commands)
     return root
 
 

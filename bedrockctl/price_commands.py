@@ -97,7 +97,7 @@ def register(commands: CommandGroup) -> None:
     p = prices.add("show", prices_show, "the prices in force", settings=SharedSettings)
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", help="one base model ID")
-    p.add_argument("--at", help="YYYY-MM-DD (default: today in QUOTA_TIMEZONE)")
+    p.add_argument("--at", help="YYYY-MM-DD (default: today, UTC: the day AWS bills by)")
     p = prices.add("missing", prices_missing, "models charged at the fallback price because the table has none",
                    settings=SharedSettings)
     p.add_argument("--json", action="store_true")

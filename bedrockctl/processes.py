@@ -6,7 +6,7 @@ class extending `SharedSettings` and, if it runs as a service, `permissions.IAM_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ import enforcement.permissions
 import notifier.commands
 import notifier.permissions
 import producer_config.commands
-from bedrock_usage.commands import CommandGroup
+from bedrock_usage.commands import CommandPackage
 from bedrock_usage.settings import SharedSettings
 from consumer.settings import ConsumerSettings
 from enforcement.settings import EnforcerSettings
@@ -30,16 +30,16 @@ Statement = dict[str, Any]
 @dataclass(frozen=True)
 class Process:
     name: str  # as the README's settings table and the stack's task roles name it
-    register: Callable[[CommandGroup], None]
+    commands: CommandPackage  # its `commands` module
     settings: type[SharedSettings]
     iam_permissions: Sequence[Statement] = ()  # a service's task role; empty: run by an admin
 
 
 PROCESSES = (
-    Process("consumer", consumer.commands.register, ConsumerSettings, consumer.permissions.IAM_PERMISSIONS),
-    Process("enforcer", enforcement.commands.register, EnforcerSettings, enforcement.permissions.IAM_PERMISSIONS),
-    Process("notifier", notifier.commands.register, NotifierSettings, notifier.permissions.IAM_PERMISSIONS),
-    Process("producer", producer_config.commands.register, ProducerSettings),
+    Process("consumer", consumer.commands, ConsumerSettings, consumer.permissions.IAM_PERMISSIONS),
+    Process("enforcer", enforcement.commands, EnforcerSettings, enforcement.permissions.IAM_PERMISSIONS),
+    Process("notifier", notifier.commands, NotifierSettings, notifier.permissions.IAM_PERMISSIONS),
+    Process("producer", producer_config.commands, ProducerSettings),
 )
 SERVICES = tuple(p.name for p in PROCESSES if p.iam_permissions)
 

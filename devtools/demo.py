@@ -51,8 +51,8 @@ from devtools.demo_console import bedrockctl, scrape, step, wait_for_blocks, wai
 from devtools.demo_stories import enforcement_story, mail_story, report, teams_add_up
 from devtools.local_stack import Service, free_port, recreate_database
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
+from devtools.settings import AllSettings
 from devtools.simulate import deliver
-from tests.settings import AllSettings
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from bedrock_usage import db
-from tests.settings import AllSettings
+from devtools.settings import AllSettings
 
 
 def step(text: str) -> None:

@@ -21,8 +21,8 @@ from devtools.demo_cast import ACCOUNT, ANA, JOHN
 from devtools.demo_console import bedrockctl, histogram_mean, scrape, step
 from devtools.local_stack import Service
 from devtools.moto_server import MotoServer
+from devtools.settings import AllSettings
 from enforcement.assembly import assemble_enforcer
-from tests.settings import AllSettings
 
 
 def report(env: dict[str, str], settings: AllSettings, metrics: str, enforcer_metrics: str) -> None:
@@ -117,11 +117,11 @@ def enforcement_story(env: dict[str, str], settings: AllSettings, moto: MotoServ
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     midnight = datetime.now(settings.quota_timezone).replace(hour=0, minute=0, second=0, microsecond=0) \
         + timedelta(days=1, seconds=1)
-    runtime = assemble_enforcer(settings, registry=CollectorRegistry(), clock=lambda: midnight.astimezone(UTC))
+    parts = assemble_enforcer(settings, registry=CollectorRegistry(), clock=lambda: midnight.astimezone(UTC))
     try:
-        lifted = runtime.enforcer.expire_due()
+        lifted = parts.enforcer.expire_due()
     finally:
-        runtime.close()
+        parts.close()
     for result in lifted:
         print(f"unblocked {result.principal}: {result.outcome} ({result.detail})")
     step("The audit trail: bedrockctl audit")

@@ -13,6 +13,9 @@ Read in this order:
 - `decisions.py` a decision from the stream: a warning, or quota blocks (a team's: each member);
 - `status.py`    who is blocked, as bedrockctl shows it;
 - `reconcile.py` desired state vs IAM, both ways;
+- `metering_watch.py`, `unpriced_alerts.py`  calls without a cost; models without a price (one alert each);
 - `stream.py`    the decision stream's consumer group;
-- `assembly.py`, `main.py`  wiring, and the `bedrockctl enforcer run` loop.
+- `settings.py`  the enforcer's own settings (EnforcerSettings);
+- `assembly.py`, `main.py`, `metrics.py`  wiring, the `bedrockctl enforcer run` loop, its metrics;
+- `commands.py`, `permissions.py`  its bedrockctl commands; its task role's IAM permissions.
 """

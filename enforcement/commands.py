@@ -77,7 +77,6 @@ def closest_keys(key: str, known: Sequence[str], n: int = 3) -> list[str]:
 def unknown_key_refusal(settings: EnforcerSettings, key: str) -> str | None:
     """Why blocking `key` is refused: never seen and not in the quota file (a typo would otherwise
     create a block, an audit row and a message for no one), or None."""
-
     conn = db.connect(settings.mysql)
     try:
         with conn.cursor() as cur:
@@ -127,7 +126,6 @@ def block(args: argparse.Namespace, settings: EnforcerSettings) -> int:
 def _block_dry_run(args: argparse.Namespace, settings: EnforcerSettings, parts: EnforcerParts,
                    until: datetime | None) -> int:
     """What `block` would do, from what the enforcer reads before acting; nothing is written."""
-
     enforcer = parts.enforcer
     person = parts.store.principal(args.principal)
     (current,) = parts.status.rows(args.principal)

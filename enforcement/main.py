@@ -61,38 +61,38 @@ class Loop:
         return self.heart.healthy()
 
     def once(self) -> int:
-        rt = self.parts
-        entries = rt.stream.read(count=100, block_ms=1000)
+        parts = self.parts
+        entries = parts.stream.read(count=100, block_ms=1000)
         decided: list[tuple[StreamedDecision, Decision]] = []
         for entry in entries:
             try:
                 decision = entry.decision()
             except (KeyError, ValueError) as error:
                 # A malformed entry can never apply: keep it with its reason, acknowledge it, go on.
-                store.dead_letter(rt.session.conn, dedupe_key=digest("decision-stream", entry.entry_id),
+                store.dead_letter(parts.session.conn, dedupe_key=digest("decision-stream", entry.entry_id),
                                   source="decision-stream", reason="malformed_decision", detail=repr(error),
-                                  raw=repr(entry.fields).encode(), now=rt.enforcer.clock())
-                rt.session.conn.commit()
-                rt.stream.ack([entry.entry_id])
+                                  raw=repr(entry.fields).encode(), now=parts.enforcer.clock())
+                parts.session.conn.commit()
+                parts.stream.ack([entry.entry_id])
                 log.error("malformed decision dead-lettered", extra={"entry": entry.entry_id, "error": repr(error)})
                 continue
             decided.append((entry, decision))
         # One dear call can use up the daily and the monthly cost quota at once: the block that stands is
         # applied first (model.handling_order), and the person's message names it.
         for entry, decision in sorted(decided, key=lambda pair: handling_order(pair[1])):
-            rt.decisions.handle(decision, entry.published_at)
-            rt.stream.ack([entry.entry_id])
+            parts.decisions.handle(decision, entry.published_at)
+            parts.stream.ack([entry.entry_id])
         now = time.monotonic()
         if now >= self._next_expiry:
-            rt.enforcer.expire_due()
-            rt.metrics.stream_lag.set(rt.stream.lag())
+            parts.enforcer.expire_due()
+            parts.metrics.stream_lag.set(parts.stream.lag())
             self._next_expiry = now + EXPIRY_EVERY_SECONDS
         if now >= self._next_reconcile:
-            rt.reconciler.run_once()
+            parts.reconciler.run_once()
             self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         if now >= self._next_metering:  # calls without a cost; models without a price (issue 10)
-            rt.metering.run_once()
-            rt.metrics.unpriced_alerts.inc(len(alert_unpriced(rt.session.conn, rt.enforcer.clock())))
+            parts.metering.run_once()
+            parts.metrics.unpriced_alerts.inc(len(alert_unpriced(parts.session.conn, parts.enforcer.clock())))
             self._next_metering = time.monotonic() + metering_watch.EVERY_SECONDS
         self.heart.beat()
         return len(entries)

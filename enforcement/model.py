@@ -45,8 +45,9 @@ class IamState(StrEnum):
     LIFT_REFUSED = "lift_refused"  # the lift failed (a hand-edited policy): the deny stays until repaired
 
 
-# A deny in force, or about to be: what the `denied` gauge counts and what a lift has to undo.
+# A deny in IAM (or, in shadow mode, one that would be).
 DENY_IN_FORCE = frozenset({IamState.APPLIED, IamState.SHADOW})
+# A deny in force or about to be: what the `denied` gauge counts and what a lift has to undo.
 DENY_WANTED = DENY_IN_FORCE | {IamState.PENDING}
 
 

@@ -174,7 +174,6 @@ class MySQLBlockStore:
 # -- for other writers of the outbox, and bedrockctl --------------------------------------------------
 
 
-
 def enqueue(conn: Connection, note: Notification) -> bool:
     """Queue a notification for the notifier; False if its dedupe key is queued already."""
     values = [_db(getattr(note, n)) for n in _NOTE_FIELDS]

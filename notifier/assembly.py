@@ -66,8 +66,8 @@ class NotifierParts:
 
 
 def assemble_notifier(settings: NotifierSettings, *, registry: CollectorRegistry = REGISTRY,
-                         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                         channels: dict[Channel, Sender] | None = None) -> NotifierParts:
+                      clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                      channels: dict[Channel, Sender] | None = None) -> NotifierParts:
     session = MySQLSession(settings.mysql)
     client = redis_client(settings)
     metrics = NotifierMetrics(registry)

@@ -26,8 +26,8 @@ from bedrock_usage import db
 from bedrock_usage.migrate import first_prices, migrate
 from consumer.assembly import ConsumerParts, assemble_consumer
 from consumer.records import InputRecord
+from devtools.settings import AllSettings
 from devtools.simulate import Person, bedrock_event
-from tests.settings import AllSettings
 
 EVENTS = Path(__file__).parent / "events"
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_test")

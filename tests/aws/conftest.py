@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from devtools.settings import AllSettings
 from enforcement.assembly import EnforcerParts, assemble_enforcer
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
-from tests.settings import AllSettings
 
 ACCOUNT = "123456789012"  # moto's default account
 SSO_ROLE = "AWSReservedSSO_BedrockUsers_0123456789abcdef"
@@ -48,14 +48,14 @@ def user_arn(name: str) -> str:
 
 
 class World:
-    """Builds enforcer runtimes on the test database and Redis, and people to act on."""
+    """Assembles enforcers on the test database and Redis, and people to act on."""
 
     def __init__(self, conn: pymysql.connections.Connection, client: redis.Redis, iam: Any) -> None:
         self.conn, self.redis, self.iam = conn, client, iam
         self.made: list[EnforcerParts] = []
         self.now = NOW
 
-    def runtime(self, **overrides: str) -> EnforcerParts:
+    def parts(self, **overrides: str) -> EnforcerParts:
         settings = AllSettings.from_env(_env(**{"DEFAULT_DAILY_REQUEST_LIMIT": "10", **overrides}))
         rt = assemble_enforcer(settings, registry=CollectorRegistry(), account_id=ACCOUNT, clock=lambda: self.now)
         self.made.append(rt)

@@ -9,10 +9,10 @@ import pytest
 
 from bedrock_usage.identity import IdentityType
 from bedrockctl.main import main
+from devtools.settings import AllSettings
 from enforcement.commands import parse_duration, parse_instant
 from tests.aws.conftest import World, attached_users, user_arn
 from tests.conftest import test_env as _env
-from tests.settings import AllSettings
 
 
 @pytest.fixture
@@ -39,15 +39,15 @@ def test_block_for_a_duration_then_status_json_then_unblock_with_protection(worl
     until = datetime.fromisoformat(status["blocked_until"])
     assert timedelta(hours=3, minutes=59) < until - datetime.now(UTC) <= timedelta(hours=4)
     assert status["reason"] == "runaway notebook" and status["protected_until"] is None
-    rt = world.runtime()
-    assert rt.iam is not None
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"alice"}
+    parts = world.parts()
+    assert parts.iam is not None
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == {"alice"}
 
     code, out = cli("unblock", alice, "--protect", "--reason", "script fixed", "--by", "ops-lead")
     assert code == 0 and "protected from quota blocks until" in out
     status = json.loads(cli("status", alice, "--json")[1])
     assert status["blocked"] is False and status["protected_until"] is not None
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == set()
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == set()
 
     code, out = cli("audit", "--principal", alice)
     assert code == 0 and "runaway notebook" in out and "script fixed" in out and "ops-lead" in out
@@ -76,12 +76,12 @@ def test_a_protected_principal_cannot_be_blocked_by_an_admin_either(world: World
 def test_reconcile_once_reports_what_it_fixed(world: World, cli) -> None:  # type: ignore[no-untyped-def]
     carl = world.person(user_arn("carl"), IdentityType.IAM_USER)
     cli("block", carl, "--for", "1h", "--reason", "test")
-    rt = world.runtime()
-    assert rt.iam is not None
-    world.iam.detach_user_policy(UserName="carl", PolicyArn=rt.iam.user_policy_arn)
+    parts = world.parts()
+    assert parts.iam is not None
+    world.iam.detach_user_policy(UserName="carl", PolicyArn=parts.iam.user_policy_arn)
     code, out = cli("reconcile", "--once")
     assert code == 0 and "denies re-applied 1" in out
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"carl"}
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == {"carl"}
 
 
 def test_bad_durations_and_times_are_clear_errors(world: World, cli) -> None:  # type: ignore[no-untyped-def]
@@ -116,13 +116,13 @@ def test_blocking_a_key_never_seen_is_refused_with_the_closest_known_keys(  # ty
         f"bedrockctl: refused: {user_arn('zed')!r} is not a known person (never seen, not in the quota file)."
         " Use --force to block it anyway.\n")
     assert written() == nothing
-    rt = world.runtime()
-    assert rt.iam is not None
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == set()
+    parts = world.parts()
+    assert parts.iam is not None
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == set()
 
     code, out = cli("block", user_arn("alcie"), "--reason", "on purpose", "--force")
     assert code == 0 and out.startswith(f"blocked {user_arn('alcie')}")
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"alcie"}
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == {"alcie"}
 
 
 def test_block_dry_run_says_what_would_happen_and_writes_nothing(world: World, cli) -> None:  # type: ignore[no-untyped-def]
@@ -135,9 +135,9 @@ def test_block_dry_run_says_what_would_happen_and_writes_nothing(world: World, c
     assert lines[1:] == ["  IAM: deny user:alice", "nothing written"]
     assert [world.rows(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("blocks", "enforcement_actions",
                                                                        "notifications")] == [0, 0, 0]
-    rt = world.runtime()
-    assert rt.iam is not None
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == set()
+    parts = world.parts()
+    assert parts.iam is not None
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == set()
 
     assert cli("block", alice, "--indefinite", "--reason", "left")[0] == 0
     code, out = cli("block", alice, "--reason", "again", "--dry-run")

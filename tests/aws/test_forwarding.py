@@ -13,10 +13,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bedrockctl.main import main
+from devtools.settings import AllSettings
 from producer_config.apply import apply
 from producer_config.rule import RULE_STATE, event_pattern
 from tests.conftest import test_env as _env
-from tests.settings import AllSettings
 
 ACCOUNT = "123456789012"  # moto's
 HOME_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"

@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage.ids import digest
 from bedrock_usage.notifications import Notification, NotificationKind
+from devtools.settings import AllSettings
 from enforcement import store
 from notifier.assembly import NotifierParts, assemble_notifier
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW
 from tests.conftest import test_env as _env
 from tests.servers import smtp_server, webhook_server
-from tests.settings import AllSettings
 
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana"
 

@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from bedrockctl.main import main
+from devtools.settings import AllSettings
 from notifier.assembly import assemble_notifier
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
-from tests.settings import AllSettings
 
 ANA = f"arn:aws:iam::{ACCOUNT}:user/ana"
 LI = f"arn:aws:iam::{ACCOUNT}:user/li"

@@ -10,13 +10,13 @@ import boto3
 import pytest
 
 from bedrockctl.main import main
+from devtools.settings import AllSettings
 from devtools.simulate import matches_rule
 from producer_config import resources
 from producer_config.apply import apply
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE
 from tests.conftest import load_event
 from tests.conftest import test_env as _env
-from tests.settings import AllSettings
 
 
 @pytest.fixture

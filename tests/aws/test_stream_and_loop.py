@@ -31,71 +31,71 @@ def _pending(client: redis.Redis) -> int:
 
 
 def test_the_loop_applies_acks_and_observes_latency(world: World) -> None:
-    rt = world.runtime()
+    parts = world.parts()
     alice = world.person(user_arn("alice"), IdentityType.IAM_USER)
-    rt.stream.ensure_group()
+    parts.stream.ensure_group()
     _publish(world.redis, exceeded(alice))
-    loop = Loop(rt, rt.enforcer.settings)
+    loop = Loop(parts, parts.enforcer.settings)
 
     assert loop.once() == 1
 
-    assert rt.iam is not None
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"alice"}
-    assert _pending(world.redis) == 0 and rt.stream.lag() == 0
-    (histogram,) = rt.metrics.decision_to_deny.collect()
+    assert parts.iam is not None
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == {"alice"}
+    assert _pending(world.redis) == 0 and parts.stream.lag() == 0
+    (histogram,) = parts.metrics.decision_to_deny.collect()
     assert {s.name: s.value for s in histogram.samples}["bedrock_usage_enforcer_decision_to_deny_seconds_count"] == 1
     assert loop.healthy()[0]
 
 
 def test_an_unacked_decision_is_delivered_again_after_a_crash(world: World) -> None:
-    rt = world.runtime()
+    parts = world.parts()
     bob = world.person(user_arn("bob"), IdentityType.IAM_USER)
-    rt.stream.ensure_group()
+    parts.stream.ensure_group()
     _publish(world.redis, exceeded(bob))
-    (entry,) = rt.stream.read()  # delivered, then the process "dies" before applying or acking
+    (entry,) = parts.stream.read()  # delivered, then the process "dies" before applying or acking
     assert _pending(world.redis) == 1
 
-    restarted = DecisionStream(world.redis, STREAM, rt.stream._consumer)  # same task restarted
+    restarted = DecisionStream(world.redis, STREAM, parts.stream._consumer)  # same task restarted
     (again,) = restarted.read()
     assert again.entry_id == entry.entry_id
 
     other = DecisionStream(world.redis, STREAM, "another-task", claim_idle_ms=0)  # or another task claims it
     (claimed,) = other.read()
     assert claimed.entry_id == entry.entry_id
-    rt.decisions.handle(claimed.decision(), claimed.published_at)
+    parts.decisions.handle(claimed.decision(), claimed.published_at)
     other.ack([claimed.entry_id])
     assert _pending(world.redis) == 0
     assert world.rows("SELECT COUNT(*) FROM enforcement_actions") == [(1,)]
 
 
 def test_a_mysql_outage_leaves_the_decision_unacked_until_it_is_back(world: World) -> None:
-    rt = world.runtime()
+    parts = world.parts()
     carl = world.person(user_arn("carl"), IdentityType.IAM_USER)
-    rt.stream.ensure_group()
+    parts.stream.ensure_group()
     _publish(world.redis, exceeded(carl))
-    loop = Loop(rt, rt.enforcer.settings)
-    good = rt.session._params
-    rt.session.reset()
-    rt.session._params = type(good)(good.host, 1, good.user, good.password, good.database)  # nothing listens
+    loop = Loop(parts, parts.enforcer.settings)
+    good = parts.session._params
+    parts.session.reset()
+    parts.session._params = type(good)(good.host, 1, good.user, good.password, good.database)  # nothing listens
     loop.stop.set()  # one failing iteration, no backoff sleep
     with pytest.raises(Exception):  # noqa: B017  (pymysql's OperationalError, seen by the run loop)
         loop.once()
     assert _pending(world.redis) == 1
 
-    rt.session._params = good
-    rt.session.reset()
-    rt.stream.replay_pending()
+    parts.session._params = good
+    parts.session.reset()
+    parts.stream.replay_pending()
     assert loop.once() == 1
     assert _pending(world.redis) == 0
-    assert rt.iam is not None
-    assert attached_users(world.iam, rt.iam.user_policy_arn) == {"carl"}
+    assert parts.iam is not None
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == {"carl"}
 
 
 def test_a_malformed_entry_is_dead_lettered_and_acked(world: World) -> None:
-    rt = world.runtime()
-    rt.stream.ensure_group()
+    parts = world.parts()
+    parts.stream.ensure_group()
     world.redis.xadd(STREAM, {"kind": "exceeded", "scope": "galaxy"})
-    assert Loop(rt, rt.enforcer.settings).once() == 1
+    assert Loop(parts, parts.enforcer.settings).once() == 1
     assert world.rows("SELECT source, reason FROM dead_letters") == [("decision-stream", "malformed_decision")]
     assert _pending(world.redis) == 0
 
@@ -152,8 +152,8 @@ def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls
     from bedrock_usage.http import registry_metrics, serve  # noqa: PLC0415
     from enforcement.metrics import EnforcerMetrics  # noqa: PLC0415
 
-    rt = world.runtime()
-    loop = Loop(rt, rt.enforcer.settings)
+    parts = world.parts()
+    loop = Loop(parts, parts.enforcer.settings)
     registry = CollectorRegistry()
     EnforcerMetrics(registry).denied.set(3)
     server = serve(0, loop.healthy, registry_metrics(registry), host="127.0.0.1")
@@ -172,9 +172,9 @@ def test_metrics_and_health_are_served_and_health_turns_503_when_the_loop_stalls
 
 
 def test_entries_a_dead_consumer_left_are_claimed_later_not_only_at_start(world: World) -> None:
-    rt = world.runtime()
+    parts = world.parts()
     dan = world.person(user_arn("dan"), IdentityType.IAM_USER)
-    rt.stream.ensure_group()
+    parts.stream.ensure_group()
     restarted = DecisionStream(world.redis, STREAM, "task-2", claim_idle_ms=300)
     assert restarted.read(block_ms=10) == []  # started before the other task died
     _publish(world.redis, exceeded(dan))
@@ -191,12 +191,12 @@ def test_entries_a_dead_consumer_left_are_claimed_later_not_only_at_start(world:
 
 
 def test_a_lost_group_is_created_again(world: World) -> None:
-    rt = world.runtime()
-    rt.stream.ensure_group()
+    parts = world.parts()
+    parts.stream.ensure_group()
     world.redis.delete(STREAM)
-    assert rt.stream.read(block_ms=10) == []
+    assert parts.stream.read(block_ms=10) == []
     _publish(world.redis, exceeded(user_arn("eve")))
-    assert len(rt.stream.read(block_ms=10)) == 1
+    assert len(parts.stream.read(block_ms=10)) == 1
 
 
 def test_a_pool_read_right_after_our_write_never_goes_back_to_an_older_version(aws: None) -> None:

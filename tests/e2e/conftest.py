@@ -39,9 +39,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_stack import Service, free_port
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
+from devtools.settings import AllSettings
 from producer_config.rule import partition_key
 from tests.conftest import emptied, flushed, fresh_schema, test_env
-from tests.settings import AllSettings
 
 T = TypeVar("T")
 

@@ -23,11 +23,11 @@ from prometheus_client import CollectorRegistry
 
 from devtools.local_stack import Service, free_port
 from devtools.moto_server import user_keys
+from devtools.settings import AllSettings
 from devtools.simulate import Person, bedrock_event
 from enforcement.assembly import assemble_enforcer
 from producer_config.rule import partition_key
 from tests.e2e.conftest import Stack, e2e_env, rows, wait_until
-from tests.settings import AllSettings
 
 pytestmark = pytest.mark.e2e
 

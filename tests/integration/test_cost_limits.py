@@ -23,9 +23,9 @@ from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.redis_state import RedisState
 from bedrock_usage.usage import UsageReader
 from bedrockctl.main import main
+from devtools.settings import AllSettings
 from tests.conftest import DAY, MONTH
 from tests.conftest import test_env as settings_env
-from tests.settings import AllSettings
 
 ALICE = "arn:aws:iam::111122223333:user/alice"
 BOB = "sso:bob@example.com"

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage import db
 from bedrock_usage.db import to_db
 from bedrockctl.main import main
+from devtools.settings import AllSettings
 from enforcement.metering_watch import FULL_EVERY_SECONDS, MeteringWatch, days_of, statement
 from enforcement.metrics import EnforcerMetrics
 from enforcement.unpriced_alerts import alert_unpriced
@@ -28,7 +29,6 @@ from notifier.outbox import Outbox
 from notifier.recipients import routes
 from notifier.render import Renderer
 from tests.conftest import test_env as settings_env
-from tests.settings import AllSettings
 
 MADRID = ZoneInfo("Europe/Madrid")
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -17,8 +17,8 @@ from botocore.stub import Stubber
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.profiles import InferenceProfiles, ProfileLookupUnavailable
 from bedrock_usage.pricing.rates import PriceScope
+from devtools.settings import AllSettings
 from tests.pricing_stubs import fake_credentials, profile_answer, stub_client
-from tests.settings import AllSettings
 
 GLOBAL = profile_answer("application-global")
 GEO = profile_answer("application-geo")

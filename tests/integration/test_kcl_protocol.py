@@ -29,10 +29,10 @@ from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
 from consumer.kcl_processor import PIPELINE_MIN_RECORDS, RecordProcessor
 from consumer.metrics import ConsumerMetrics
+from devtools.settings import AllSettings
 from devtools.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, TEST_REDIS_URL, envelope
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
-from tests.settings import AllSettings
 
 SHARD = "shardId-000000000000"
 ALICE = Person("alice", sso=False, account="956882123456")

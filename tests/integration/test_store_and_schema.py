@@ -13,7 +13,7 @@ from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.partitions import _partitions, drop_before, ensure_partitions
 from consumer.rows import CallRow
 from consumer.store import Store
-from tests.settings import AllSettings
+from devtools.settings import AllSettings
 
 
 def call(event_id: str, team: str = "platform") -> CallRow:

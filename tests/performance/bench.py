@@ -51,8 +51,8 @@ from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
 from consumer.processor import BatchInFlight, BatchResult
 from consumer.records import InputRecord
+from devtools.settings import AllSettings
 from devtools.simulate import invocation_log, people, subscription_payload, traffic
-from tests.settings import AllSettings
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 PEOPLE = int(os.environ.get("BENCH_PEOPLE", "2000"))

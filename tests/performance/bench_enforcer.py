@@ -35,11 +35,11 @@ from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from devtools.local_stack import Service, free_port, recreate_database
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
+from devtools.settings import AllSettings
 from devtools.simulate import Person, bedrock_event
 from enforcement.assembly import EnforcerParts, assemble_enforcer
 from producer_config.rule import partition_key
 from tests.performance.bench import percentile  # the core benchmark's
-from tests.settings import AllSettings
 
 DECISIONS = int(os.environ.get("BENCH_DECISIONS", "200"))
 RATE = float(os.environ.get("BENCH_RATE", "20"))

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bedrock_usage import db
+from devtools.settings import AllSettings
 from enforcement.metering_watch import RECENT, WINDOW, count, statement
 from tests.conftest import fresh_schema, test_env
-from tests.settings import AllSettings
 
 ROWS = int(os.environ.get("BENCH_METERING_ROWS", "300000"))
 BATCH = 5000

@@ -8,7 +8,7 @@ from pathlib import Path
 import amazon_kclpy
 
 from consumer.daemon import MAIN_CLASS, jar_dir, java_command, render_properties
-from tests.settings import AllSettings
+from devtools.settings import AllSettings
 
 EXECUTABLE = "/srv/venv/bin/python -m consumer.kcl_processor"
 MOTO = "http://127.0.0.1:5000"

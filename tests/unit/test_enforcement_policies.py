@@ -10,10 +10,10 @@ import pytest
 from bedrock_usage.config import SettingsError
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.quota import Quota
+from devtools.settings import AllSettings
 from enforcement import policies
 from enforcement.decisions import period_end
 from enforcement.targets import PrincipalRecord, Refusal, Target, TargetKind, target_of
-from tests.settings import AllSettings
 
 ACCOUNT = "123456789012"
 

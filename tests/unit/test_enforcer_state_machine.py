@@ -37,7 +37,7 @@ class Clock:
 
 
 class Parts:
-    """The enforcer wired on memory stores, as enforcement.runtime.build wires it on MySQL and IAM."""
+    """The enforcer wired on memory stores, as enforcement.assembly.assemble_enforcer wires it on MySQL and IAM."""
 
     def __init__(self, **env: str) -> None:
         self.settings = EnforcerSettings.from_env({"MYSQL_URL": "mysql://nobody@127.0.0.1:1/none",

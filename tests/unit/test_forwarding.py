@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
+from devtools.settings import AllSettings
 from producer_config import forwarding
 from producer_config.forwarding import ForwardNames
 from producer_config.rule import RULE_STATE, event_pattern
 from tests.conftest import load_event
-from tests.settings import AllSettings
 
 ACCOUNT = "111122223333"
 

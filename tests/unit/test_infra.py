@@ -15,9 +15,9 @@ from bedrock_usage.config import SettingsError, regions
 from bedrock_usage.settings import SharedSettings
 from bedrockctl.main import parser
 from bedrockctl.processes import SERVICES, iam_permissions
+from devtools.settings import AllSettings
 from producer_config import forwarding, resources
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
-from tests.settings import AllSettings
 
 TEMPLATE = Path(__file__).parents[2] / "infra" / "cloudformation" / "bedrock-usage-control.yaml"
 FORWARDER = TEMPLATE.parent / "region-forwarder.yaml"

@@ -11,9 +11,9 @@ import pytest
 
 from bedrock_usage.notifications import NotificationKind, NotificationScope
 from bedrock_usage.quota import Quota, Scope
+from devtools.settings import AllSettings
 from notifier.recipients import Channel, Route, routes
 from notifier.render import KINDS, Note, Renderer, catalogue, format_time
-from tests.settings import AllSettings
 
 MADRID = ZoneInfo("Europe/Madrid")
 RETURNS = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 00:00 on the 26th in Madrid

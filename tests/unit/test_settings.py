@@ -13,10 +13,10 @@ from bedrock_usage.config import MySQLParams, SettingsError
 from bedrock_usage.settings import SharedSettings
 from bedrockctl.settings_command import readers
 from consumer.settings import ConsumerSettings
+from devtools.settings import AllSettings
 from enforcement.settings import EnforcerSettings
 from notifier.settings import NotifierSettings
 from producer_config.settings import ProducerSettings
-from tests.settings import AllSettings
 
 SPECS = AllSettings.specs()
 

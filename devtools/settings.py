@@ -1,5 +1,6 @@
-"""Every process's settings in one object, for tests that drive several processes from one environment
-(the product never builds this: each process reads only its own, bedrockctl/processes.py)."""
+"""Every process's settings in one object, for the demo, the benchmark and the tests, which drive several
+processes from one environment (the product never builds this: each process reads only its own, see
+bedrockctl/processes.py)."""
 
 from __future__ import annotations
 
