@@ -3,7 +3,7 @@
 DEFAULT_TEAM is not a team (no team quota applies to it, no team block is decided): it is only what
 such people are listed and reported under. The rule is evaluated in Python (`team_or_default`) and,
 where rows are filtered or grouped in MySQL, in SQL (`team_or_default_sql`); both treat NULL and ''
-alike.
+alike. `is_team` says which names are teams at all.
 """
 
 from __future__ import annotations
@@ -17,3 +17,11 @@ def team_or_default(team: object, default_team: str) -> str:
 def team_or_default_sql(column: str) -> str:
     """The same in SQL; the statement passes DEFAULT_TEAM as the one `%s` parameter it adds."""
     return f"COALESCE(NULLIF({column}, ''), %s)"
+
+
+def is_team(name: str | None, default_team: str) -> bool:
+    """Whether `name` is a team: DEFAULT_TEAM and '' are not teams (no team quota, no team block).
+
+    '' is a person's team not known yet, DEFAULT_TEAM where people with no team are counted; neither
+    groups people who share a quota."""
+    return bool(name) and name != default_team

@@ -27,7 +27,7 @@ from bedrock_usage.pricing.rates import TOKEN_COLUMNS, Tokens
 from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
 from bedrock_usage.redis_state import as_counts
 from bedrock_usage.settings import SharedSettings
-from bedrock_usage.teams import team_or_default, team_or_default_sql
+from bedrock_usage.teams import is_team, team_or_default, team_or_default_sql
 
 
 class TeamStatus(StrEnum):
@@ -253,7 +253,7 @@ class UsageReader:
         DEFAULT_TEAM is not a team: it is never among them."""
         if names is None:
             names = self.team_names()
-        names = sorted(set(names) - {self._default_team, ""})
+        names = sorted({n for n in names if is_team(n, self._default_team)})
         overrides: dict[str, Limits] = {}
         if names:
             with self._conn.cursor() as cur:
@@ -279,7 +279,7 @@ class UsageReader:
             cur.execute("SELECT name FROM teams UNION SELECT DISTINCT team FROM principals WHERE team IS NOT NULL")
             found = {str(n) for (n,) in cur.fetchall()}
         self._conn.commit()
-        return sorted(found - {self._default_team, ""})
+        return sorted(n for n in found if is_team(n, self._default_team))
 
     def members_of(self, teams: Sequence[str], period_id: str) -> dict[str, list[str]]:
         """The people counted in each team in a period (a day `YYYY-MM-DD` or a month `YYYY-MM`): whom a

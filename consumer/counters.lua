@@ -53,6 +53,8 @@ local default_daily, default_monthly, percent_list, default_daily_cost, default_
   string.match(ARGV[5], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
 local is_person = ARGV[1] == 'user'
 
+-- A limit: the subject's override where it is set, else the default ('' for none). The same rule as
+-- bedrock_usage.quota.Limits.or_defaults, written again because a Redis script cannot call Python.
 local function limit_of(override, default)
   if override then return tonumber(override) end
   if default == '' then return nil end

@@ -24,6 +24,7 @@ import redis
 from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Decision, Limits, Scope
+from bedrock_usage.teams import is_team
 
 # Errors meaning "Redis is unreachable or failing over": retry with backoff, do not checkpoint.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -268,7 +269,7 @@ class Counters:
         for item in result.handed:
             group = groups.get((item.team, item.day_id))
             if group is None:
-                decide = item.team != self._no_team
+                decide = is_team(item.team, self._no_team)
                 groups[(item.team, item.day_id)] = group = Group(
                     Scope.TEAM, item.team, item.team, item.day_id, item.month_id, item.expire_at,
                     decide_daily=decide and (today is None or item.day_id >= today[0]),
@@ -322,7 +323,7 @@ class Counters:
         ]
 
     def _group_args(self, group: Group, nonce: str, skip: str, in_flight_entries: int) -> list[str]:
-        decide = group.scope is Scope.USER or group.subject != self._no_team
+        decide = group.scope is Scope.USER or is_team(group.subject, self._no_team)
         flags = f"{1 if decide and group.decide_daily else 0}\x1f{1 if decide and group.decide_monthly else 0}"
         return [
             group.scope.value,

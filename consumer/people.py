@@ -32,6 +32,7 @@ from bedrock_usage import directory_state
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.identity import Principal
 from bedrock_usage.mysql_session import MySQLSession
+from bedrock_usage.teams import team_or_default
 from consumer.lookups import Found, LookupFailed, Lookups
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class PeopleDirectory:
 
     def _charged(self, row_id: Any, team: Any) -> Assignment:
         """A resolved person's assignment from their row: their team, or DEFAULT_TEAM for none."""
-        return Assignment(int(row_id), str(team) if team else self._default_team)
+        return Assignment(int(row_id), team_or_default(team, self._default_team))
 
     def close(self) -> None:
         if self._pool:

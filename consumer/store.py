@@ -20,6 +20,7 @@ import pymysql
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.rates import TOKEN_COLUMNS
 from bedrock_usage.quota import Decision, usd
+from bedrock_usage.teams import team_or_default_sql
 from consumer.rows import CallRow, DeadLetter, Dimension, LogRow, Unpriced, Values, WriteResult
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,8 @@ class Store:
                     for table in _CHARGED_TABLES if known else ():
                         cur.execute(
                             f"UPDATE {table} c JOIN principals p ON p.id = c.principal_id"
-                            " SET c.team = COALESCE(p.team, %s) WHERE c.team = '' AND c.event_date BETWEEN %s AND %s"
+                            f" SET c.team = {team_or_default_sql('p.team')} WHERE c.team = ''"
+                            " AND c.event_date BETWEEN %s AND %s"
                             " AND c.principal_id IN (" + ",".join(["%s"] * len(known)) + ")",
                             [self._default_team, days[0], days[1], *known])
                 for table, key, rows in (("bedrock_calls", "event_id", recharge),

@@ -10,6 +10,7 @@ from datetime import datetime
 from bedrock_usage import periods
 from bedrock_usage.ids import digest
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from bedrock_usage.teams import is_team
 from enforcement.blocks import Enforcer
 from enforcement.model import Action, ActorKind, AuditAction, Outcome, QuotaContext, Result
 from enforcement.notices import warning_reason
@@ -37,7 +38,7 @@ class DecisionHandler:
                                decision.team, decision.decision_id)
         if decision.scope is Scope.USER:
             members = [decision.subject]
-        elif decision.subject in (self.settings.default_team, ""):
+        elif not is_team(decision.subject, self.settings.default_team):
             # People without a team are not a team: nothing decides for them together (the consumer
             # never publishes this; a decision from an older version is dropped, loudly).
             log.error("team decision for people without a team ignored", extra={"decision": decision.to_fields()})
