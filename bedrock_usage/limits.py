@@ -19,6 +19,7 @@ from bedrock_usage.quota import Limits, Scope, nanos_of, usd
 from bedrock_usage.quota_changes import Change
 from bedrock_usage.quota_file import QuotaFile, identity_type_of_key
 from bedrock_usage.redis_state import RedisState
+from bedrock_usage.teams import TeamSource
 
 # identity_type_of_key lives in quota_file now; enforcement/store.py still imports it from here.
 __all__ = ["ApplyReport", "apply", "identity_type_of_key", "limits_of", "plan", "sync_to_redis"]
@@ -151,8 +152,9 @@ def apply(conn: Connection, state: RedisState, quota: QuotaFile) -> ApplyReport:
                 )
             if quota.people:
                 cur.executemany(_UPSERT_PERSON, [
-                    (p.key, identity_type_of_key(p.key).value, p.team, "quota_file" if p.team else "default",
-                     p.email, p.name, p.limits.daily, p.limits.monthly, *dollars(p.limits), p.language, p.timezone,
+                    (p.key, identity_type_of_key(p.key).value, p.team,
+                     (TeamSource.QUOTA_FILE if p.team else TeamSource.DEFAULT).value, p.email, p.name,
+                     p.limits.daily, p.limits.monthly, *dollars(p.limits), p.language, p.timezone,
                      now if p.team else None, version)
                     for p in quota.people.values()
                 ])

@@ -20,6 +20,7 @@ from bedrock_usage import directory_state
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.quota import Limits, nanos_of, usd
 from bedrock_usage.quota_file import PersonEntry, QuotaFile
+from bedrock_usage.teams import TeamSource
 
 _CHUNK = 1000  # keys per `IN (...)` list
 
@@ -145,7 +146,7 @@ def _people(cur: Cursor, quota: QuotaFile) -> list[Change]:
     for key in sorted(set(rows) - set(quota.people)):
         team, source, _, _, daily, monthly, daily_usd, monthly_usd, *_ = rows[key]
         daily_cost, monthly_cost = _row_costs(daily_usd, monthly_usd)
-        details = (f"team {team} (from the file) → looked up again",) if source == "quota_file" else ()
+        details = (f"team {team} (from the file) → looked up again",) if source == TeamSource.QUOTA_FILE else ()
         changes.append(Change(Section.PERSON, key, ChangeAction.CLEARED, details + _diff(
             (("daily", daily, None, "default"), ("monthly", monthly, None, "default"),
              ("daily cost", daily_cost, None, "default"), ("monthly cost", monthly_cost, None, "default")))))
@@ -162,9 +163,9 @@ def _person(p: PersonEntry, row: Sequence[Any] | None) -> Change | None:
     team, source, email, name, daily, monthly, daily_usd, monthly_usd, language, timezone = row
     old_costs = _row_costs(daily_usd, monthly_usd)
     details: list[str] = []
-    if p.team and (source != "quota_file" or team != p.team):
+    if p.team and (source != TeamSource.QUOTA_FILE or team != p.team):
         details.append(f"team {_show(team)} → {p.team}")
-    elif not p.team and source == "quota_file":
+    elif not p.team and source == TeamSource.QUOTA_FILE:
         details.append(f"team {team} (from the file) → looked up again")
     details += _diff((
         ("daily", daily, p.limits.daily, "default"), ("monthly", monthly, p.limits.monthly, "default"),

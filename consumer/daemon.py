@@ -61,7 +61,7 @@ def render_properties(settings: ConsumerSettings, *, executable: str) -> str:
         "applicationName": settings.kcl_application_name,
         "regionName": settings.aws_region,
         "processingLanguage": f"python/{sys.version_info.major}.{sys.version_info.minor}",
-        "initialPositionInStream": settings.kcl_initial_position,
+        "initialPositionInStream": settings.kcl_initial_position.value,
         "retrievalMode": "POLLING",
         "idleTimeBetweenReadsInMillis": settings.kcl_poll_interval_ms,
         "maxRecords": settings.kcl_max_records,

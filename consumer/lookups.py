@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.identity import IdentityType, Principal
+from bedrock_usage.teams import TeamSource
 
 # What the lookups call, declared beside them (infra/ grants exactly this: tests/unit/test_infra.py).
 IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
@@ -46,15 +48,32 @@ _ABSENT = {"NoSuchEntity", "ResourceNotFoundException"}
 DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 
 
+class LookupSource(StrEnum):
+    """Which lookup answered (logged as a resolved team's `source`); NONE: none could tell (nothing to ask,
+    no such user or role)."""
+
+    IDENTITY_CENTER = "identity_center"
+    IAM_TAG = "iam_tag"
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class Found:
     """What a lookup learnt. `team` None: the person has none (from this source)."""
 
-    source: str  # identity_center | iam_tag | none
+    source: LookupSource
     team: str | None = None
     display_name: str | None = None
     email: str | None = None
     tags: dict[str, str] = field(default_factory=dict)  # recorded on the person (Language, TimeZone…)
+
+    @property
+    def team_source(self) -> TeamSource:
+        """What the person's row records as their team's source: this lookup's when it found a team."""
+        if not self.team:
+            return TeamSource.DEFAULT
+        # A lookup that found a team was one of the two that can (NONE asks nothing, finds nothing).
+        return TeamSource(self.source.value)
 
 
 class LookupFailed(Exception):
@@ -104,7 +123,7 @@ class Lookups:
 
     def find(self, principal: Principal, rule: IdentityCenterRule | None) -> Found:
         if not self.needs_asking(principal, rule):
-            return Found("none")
+            return Found(LookupSource.NONE)
         try:
             if principal.identity_type is IdentityType.SSO_USER:
                 assert rule is not None and principal.session_name
@@ -113,7 +132,7 @@ class Lookups:
         except ClientError as error:
             code = _code(error)
             if code in _ABSENT:
-                return Found("none")
+                return Found(LookupSource.NONE)
             raise LookupFailed(code, str(error)) from None
         except BotoCoreError as error:  # endpoint unreachable, timeouts
             raise LookupFailed(type(error).__name__, str(error)) from None
@@ -125,10 +144,10 @@ class Lookups:
         elif principal.role_arn:
             reply = self._iam.list_role_tags(RoleName=principal.role_arn.rsplit("/", 1)[-1])
         else:
-            return Found("none")
+            return Found(LookupSource.NONE)
         tags = {str(t["Key"]): str(t["Value"]) for t in reply.get("Tags", [])}
-        return Found("iam_tag", _clean(tags.get(self._team_tag), TEAM_CHARS), _clean(tags.get("Person"), NAME_CHARS),
-                     _clean(tags.get("Email"), EMAIL_CHARS), tags)
+        return Found(LookupSource.IAM_TAG, _clean(tags.get(self._team_tag), TEAM_CHARS),
+                     _clean(tags.get("Person"), NAME_CHARS), _clean(tags.get("Email"), EMAIL_CHARS), tags)
 
     def _identity_center(self, user_name: str, rule: IdentityCenterRule) -> Found:
         store = self._identity_store(rule.region)
@@ -151,5 +170,5 @@ class Lookups:
                                                          ("TimeZone", "Timezone")) if user.get(attr)}
         if "Language" in tags:  # Identity Center holds e.g. "es-ES"; messages are per language ("es")
             tags["Language"] = tags["Language"].split("-")[0].split("_")[0].lower()
-        return Found("identity_center", _clean(rule.team_for(groups), TEAM_CHARS),
+        return Found(LookupSource.IDENTITY_CENTER, _clean(rule.team_for(groups), TEAM_CHARS),
                      _clean(user.get("DisplayName"), NAME_CHARS), _clean(email, EMAIL_CHARS), tags)

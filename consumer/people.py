@@ -32,8 +32,8 @@ from bedrock_usage import directory_state
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.identity import Principal
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.teams import team_or_default
-from consumer.lookups import Found, LookupFailed, Lookups
+from bedrock_usage.teams import TeamSource, team_or_default
+from consumer.lookups import Found, LookupFailed, Lookups, LookupSource
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +207,9 @@ class PeopleDirectory:
         now = self._monotonic()
         for principal in principals:
             row_id, team, source, resolved_at, asked_ago = rows[principal.key]
-            if source == "quota_file" or resolved_at is not None:
+            if source == TeamSource.QUOTA_FILE or resolved_at is not None:
                 self._entries[principal.key] = self._charged(row_id, team)
-                if source != "quota_file":  # asked again when its answer is old, or the rule changes
+                if source != TeamSource.QUOTA_FILE:  # asked again when its answer is old, or the rule changes
                     self._principals[principal.key] = principal
                     self._asked_at[principal.key] = now - float(asked_ago if asked_ago is not None else 1e9)
             else:
@@ -237,7 +237,7 @@ class PeopleDirectory:
         elif not askable:
             # Nothing to ask: no team, at once, recorded like any answer.
             done: Future[Found] = Future()
-            done.set_result(Found("none"))
+            done.set_result(Found(LookupSource.NONE))
             self._running[key] = done
             return done
         assert self._pool is not None and self._lookups is not None
@@ -292,7 +292,7 @@ class PeopleDirectory:
                 " team_source = IF(team_source = 'quota_file', team_source, %s)"
                 " WHERE quota_key = %s",
                 [(orjson.dumps(found.tags).decode() if found.tags else None, version, found.display_name,
-                  found.email, found.team, found.source if found.team else "default", key)
+                  found.email, found.team, found.team_source.value, key)
                  for key, found in sorted(answers.items())],
             )
             cur.execute("SELECT quota_key, id, team FROM principals WHERE quota_key IN ("
@@ -304,7 +304,7 @@ class PeopleDirectory:
             self._learn(str(key), self._charged(row_id, team))
             self._asked_at[str(key)] = now
             self._retry.pop(str(key), None)
-            log.info("team resolved", extra={"principal": key, "team": team, "source": answers[str(key)].source})
+            log.info("team resolved", extra={"principal": key, "team": team, "source": answers[str(key)].source.value})
 
     def _failed(self, failures: dict[str, LookupFailed]) -> None:
         now = self._monotonic()
@@ -367,9 +367,9 @@ class PeopleDirectory:
             key = str(raw_key)
             if key not in self._entries:
                 continue
-            if source == "quota_file" or resolved_at is not None:
+            if source == TeamSource.QUOTA_FILE or resolved_at is not None:
                 self._learn(key, self._charged(row_id, team))
-                if source == "quota_file":  # nothing to ask about them any more
+                if source == TeamSource.QUOTA_FILE:  # nothing to ask about them any more
                     self._principals.pop(key, None)
                     self._retry.pop(key, None)
                     self._asked_at.pop(key, None)

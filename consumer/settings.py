@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from bedrock_usage.config import SettingsError, Source, Spec, boolean, integer
 from bedrock_usage.settings import SharedSettings
+
+
+class KclInitialPosition(StrEnum):
+    """Where a shard with no checkpoint starts, spelt as the KCL daemon's `initialPositionInStream` wants it."""
+
+    TRIM_HORIZON = "TRIM_HORIZON"  # the oldest record the stream still holds
+    LATEST = "LATEST"  # only records put from now on
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class ConsumerSettings(SharedSettings):
     )
 
     kcl_application_name: str
-    kcl_initial_position: str
+    kcl_initial_position: KclInitialPosition
     kcl_poll_interval_ms: int
     kcl_max_records: int
     kcl_failover_ms: int
@@ -55,12 +63,12 @@ class ConsumerSettings(SharedSettings):
     def read(cls, source: Source) -> dict[str, Any]:
         get = source.get
         position = get("KCL_INITIAL_POSITION").upper()
-        if position not in ("TRIM_HORIZON", "LATEST"):
+        if position not in tuple(KclInitialPosition):
             raise SettingsError(f"KCL_INITIAL_POSITION must be TRIM_HORIZON or LATEST, got {position!r}")
         return {
             **super().read(source),
             "kcl_application_name": get("KCL_APPLICATION_NAME"),
-            "kcl_initial_position": position,
+            "kcl_initial_position": KclInitialPosition(position),
             "kcl_poll_interval_ms": integer("KCL_POLL_INTERVAL_MS", get("KCL_POLL_INTERVAL_MS"), 1),
             "kcl_max_records": integer("KCL_MAX_RECORDS", get("KCL_MAX_RECORDS"), 1),
             "kcl_failover_ms": integer("KCL_FAILOVER_MS", get("KCL_FAILOVER_MS"), 1000),

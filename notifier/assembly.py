@@ -39,9 +39,9 @@ def senders(settings: NotifierSettings) -> dict[Channel, Sender]:
     if settings.alert_sns_topic_arn:
         made[Channel.SNS] = SnsSender(aws.client(settings, "sns"))
     if settings.slack_webhook_url:
-        made[Channel.SLACK] = WebhookSender(settings.slack_webhook_url, "slack")
+        made[Channel.SLACK] = WebhookSender(settings.slack_webhook_url, Channel.SLACK)
     if settings.teams_webhook_url:
-        made[Channel.TEAMS] = WebhookSender(settings.teams_webhook_url, "teams")
+        made[Channel.TEAMS] = WebhookSender(settings.teams_webhook_url, Channel.TEAMS)
     return made
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from notifier.recipients import Channel
 from notifier.render import TONES, Message
 
 TIMEOUT_SECONDS = 10
@@ -23,15 +24,16 @@ def teams_payload(message: Message) -> dict[str, object]:
 
 
 class WebhookSender:
-    def __init__(self, url: str, flavour: str) -> None:
-        if flavour not in ("slack", "teams"):
-            raise ValueError(f"unknown webhook flavour {flavour!r}")
+    def __init__(self, url: str, flavour: Channel) -> None:
+        """`flavour`: the chat channel this webhook posts to (its payload format); email and SNS are not webhooks."""
+        if flavour not in (Channel.SLACK, Channel.TEAMS):
+            raise ValueError(f"unknown webhook flavour {flavour.value!r}")
         self._url, self._flavour = url, flavour
 
     def send(self, message: Message, recipient: str, key: str) -> str:
-        payload = slack_payload(message) if self._flavour == "slack" else teams_payload(message)
+        payload = slack_payload(message) if self._flavour is Channel.SLACK else teams_payload(message)
         request = urllib.request.Request(self._url, data=json.dumps(payload).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as reply:
             reply.read()
-            return f"{self._flavour}:{reply.status}"
+            return f"{self._flavour.value}:{reply.status}"

@@ -12,7 +12,7 @@ import pytest
 from bedrock_usage.config import MySQLParams, SettingsError
 from bedrock_usage.settings import SharedSettings
 from bedrockctl.settings_command import readers
-from consumer.settings import ConsumerSettings
+from consumer.settings import ConsumerSettings, KclInitialPosition
 from devtools.settings import AllSettings
 from enforcement.settings import EnforcerSettings
 from notifier.settings import NotifierSettings
@@ -75,7 +75,7 @@ def test_values_from_the_environment() -> None:
     assert settings.warning_thresholds == (50, 85)
     assert settings.session_roles == ("Dev*", "ci-*")
     assert settings.team_tag_lookup is False
-    assert settings.kcl_initial_position == "LATEST"
+    assert settings.kcl_initial_position is KclInitialPosition.LATEST
     assert settings.log_level == "DEBUG"
     assert settings.aws_endpoint_url == "http://127.0.0.1:5000"
     assert settings.kcl_jar_dir == "/opt/kcl/jars"
