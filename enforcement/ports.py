@@ -1,9 +1,9 @@
-"""What the enforcer needs of its storage and of IAM, as small interfaces.
+"""What the enforcer needs of its storage, of IAM and of the usage counters, as small interfaces.
 
-The block/lift state machine, the decision dispatch, the breaker and the status view depend on these,
-not on MySQL or boto3: `store.MySQLBlockStore` and `iam.IamPolicies` are the adapters run (and tested
-against MariaDB and moto); tests/unit/memory_enforcer_stores.py holds in-memory ones for tests that run
-without servers.
+The block/lift state machine, the decision dispatch, the breaker, the status view and the reconciler
+depend on these, not on MySQL, Redis or boto3: `store.MySQLBlockStore`, `iam.IamPolicies` and
+`bedrock_usage.usage.UsageReader` are the adapters run (and tested against MariaDB, Redis and moto);
+tests/unit/memory_enforcer_stores.py holds in-memory ones for tests that run without servers.
 
 The transaction is the store's: writes are not durable until `commit()`, so that a block, its audit row
 and its notification are kept together or not at all (see blocks.py for the order of writes).
@@ -11,10 +11,12 @@ and its notification are kept together or not at all (see blocks.py for the orde
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Protocol
 
 from bedrock_usage.notifications import Notification
+from bedrock_usage.usage import PersonUsage, TeamUsage
 from enforcement.iam import Change
 from enforcement.model import AuditAction, Block
 from enforcement.targets import PrincipalRecord, Target
@@ -63,3 +65,29 @@ class IamDenies(Protocol):
 
     def lift(self, target: Target) -> Change:
         ...
+
+
+class IamDrift(IamDenies, Protocol):
+    """IAM as the reconciler compares it with the blocks (`iam.IamPolicies` in enforce mode): besides
+    denying and lifting, what is denied now and a shared role's session policies put back. A policy it
+    cannot read or change raises `iam.IamRefused`."""
+
+    def actual(self) -> set[str]:
+        """Every target the product's policies deny now, as `str(Target)` (`user:…`, `role:…`, `session:…`)."""
+
+    def ensure_pool_attached(self, role_name: str) -> list[str]:
+        """Re-attach to a shared role the session policies it no longer carries (a session deny works only
+        through them); what was done, empty when nothing was missing."""
+
+
+class QuotaUsage(Protocol):
+    """Counters and limits as the reconciler reads them (`bedrock_usage.usage.UsageReader`: MySQL and Redis)."""
+
+    def people(self, day: date, *, include_idle: bool = False) -> list[PersonUsage]:
+        """Each person's usage and limits that day (`include_idle`: those without calls too)."""
+
+    def teams(self, day: date, names: Sequence[str] | None = None) -> list[TeamUsage]:
+        """Each team's usage and limits that day (never DEFAULT_TEAM)."""
+
+    def members_of(self, teams: Sequence[str], period_id: str) -> dict[str, list[str]]:
+        """The people counted in each team in a period (`YYYY-MM-DD` or `YYYY-MM`): whom its block covers."""

@@ -25,10 +25,10 @@ from datetime import datetime
 from bedrock_usage.ids import digest
 from bedrock_usage.periods import periods_of
 from bedrock_usage.quota import Quota, Scope
-from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
+from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage
 from enforcement.blocks import Enforcer
 from enforcement.decisions import period_end
-from enforcement.iam import IamPolicies, IamRefused
+from enforcement.iam import IamRefused
 from enforcement.model import (
     BLOCKING_ORDER,
     Action,
@@ -42,6 +42,7 @@ from enforcement.model import (
     Result,
 )
 from enforcement.notices import amount
+from enforcement.ports import IamDrift, QuotaUsage
 from enforcement.targets import Target, target_of
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,9 @@ def _over(holder: PersonUsage | TeamUsage) -> tuple[Quota, int, int] | None:
 
 
 class Reconciler:
-    def __init__(self, enforcer: Enforcer, iam: IamPolicies | None,
-                 usage: Callable[[datetime], UsageReader]) -> None:
+    def __init__(self, enforcer: Enforcer, iam: IamDrift | None, usage: Callable[[datetime], QuotaUsage]) -> None:
         """`iam`: the one the enforcer acts with (None in shadow mode: nothing to compare); `usage(now)`:
-        counters and limits as of now."""
+        counters and limits as of now. Ports, not adapters: tests run it on in-memory IAM and usage."""
         self._enforcer, self._iam, self._reader = enforcer, iam, usage
 
     def run_once(self) -> Report:
@@ -156,7 +156,7 @@ class Reconciler:
                 report.results.append(enforcer.lift_for(block, reason=f"limit raised to {raised_to}"))
                 report.limit_raised += 1
 
-    def _pools_on_roles(self, iam: IamPolicies, active: list[Block], report: Report) -> None:
+    def _pools_on_roles(self, iam: IamDrift, active: list[Block], report: Report) -> None:
         """A session deny works only while its role carries the session policies: put back any that were
         detached by hand from a shared role with someone denied on it."""
         enforcer, store = self._enforcer, self._enforcer.store
@@ -201,7 +201,7 @@ class Reconciler:
             return int(limit)
         return None
 
-    def _compare_iam(self, iam: IamPolicies, report: Report) -> None:
+    def _compare_iam(self, iam: IamDrift, report: Report) -> None:
         enforcer, store = self._enforcer, self._enforcer.store
         # IAM first, then the rows: denies are written row first, IAM second, so a deny applied meanwhile
         # shows up as desired-and-missing (re-applied, harmless), never as unexpected (lifted).

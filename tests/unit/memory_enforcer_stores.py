@@ -3,18 +3,21 @@
 `MemoryBlockStore` keeps a transaction as MariaDB does for the enforcer: writes are seen by the same
 store at once and kept only on `commit()`; `rollback()` (what the loop's session reset amounts to) drops
 them. Uniqueness is as in the schema: one block per principal, one audit row per action key, one
-notification per dedupe key. `MemoryIam` holds the targets denied, and can be told to fail.
+notification per dedupe key. `MemoryIam` holds the targets denied (and the shared roles carrying the
+session policies), and can be told to fail. `MemoryUsage` is the counters and limits the reconciler reads.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from botocore.exceptions import ClientError
 
 from bedrock_usage.notifications import Notification
+from bedrock_usage.usage import PersonUsage, TeamUsage
 from enforcement.iam import Change
 from enforcement.model import DENY_WANTED, Action, ActorKind, AuditAction, Block, Outcome
 from enforcement.targets import PrincipalRecord, Target
@@ -107,10 +110,12 @@ def throttled(operation: str = "AttachUserPolicy") -> ClientError:
 
 
 class MemoryIam:
-    """`ports.IamDenies`: the targets denied. `failures` are raised, one per call, before anything changes."""
+    """`ports.IamDrift`: the targets denied. `failures` are raised, one per call to apply or lift, before
+    anything changes."""
 
     def __init__(self) -> None:
         self.denied: set[str] = set()
+        self.roles_with_pool: set[str] = set()  # shared roles carrying the session policies
         self.failures: list[BaseException] = []
         self.calls = 0
 
@@ -124,6 +129,8 @@ class MemoryIam:
         if str(target) in self.denied:
             return Change(False, f"{target} already denied")
         self.denied.add(str(target))
+        if target.role_name:  # as IamPolicies: a session deny hangs on its role carrying the session policies
+            self.roles_with_pool.add(target.role_name)
         return Change(True, f"deny {target}")
 
     def lift(self, target: Target) -> Change:
@@ -132,3 +139,30 @@ class MemoryIam:
             return Change(False, f"{target}: not denied")
         self.denied.discard(str(target))
         return Change(True, f"lift {target}")
+
+    def actual(self) -> set[str]:
+        return set(self.denied)
+
+    def ensure_pool_attached(self, role_name: str) -> list[str]:
+        if role_name in self.roles_with_pool:
+            return []
+        self.roles_with_pool.add(role_name)
+        return [f"attach the session policies to role {role_name}"]
+
+
+@dataclass
+class MemoryUsage:
+    """`ports.QuotaUsage`: the people's and teams' usage as given (whatever the day), and team members."""
+
+    people_usage: list[PersonUsage] = field(default_factory=list)
+    teams_usage: list[TeamUsage] = field(default_factory=list)
+    members: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # by (team, period)
+
+    def people(self, day: date, *, include_idle: bool = False) -> list[PersonUsage]:
+        return list(self.people_usage)
+
+    def teams(self, day: date, names: Sequence[str] | None = None) -> list[TeamUsage]:
+        return [t for t in self.teams_usage if names is None or t.team in names]
+
+    def members_of(self, teams: Sequence[str], period_id: str) -> dict[str, list[str]]:
+        return {team: self.members[(team, period_id)] for team in teams if (team, period_id) in self.members}

@@ -12,15 +12,17 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.notifications import NotificationKind
-from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from bedrock_usage.quota import Decision, Kind, Quota, Scope, State
+from bedrock_usage.usage import PersonUsage, TeamStatus
 from enforcement.blocks import Enforcer
 from enforcement.decisions import DecisionHandler
 from enforcement.metrics import EnforcerMetrics
 from enforcement.model import Action, ActorKind, IamState, Origin, Outcome
+from enforcement.reconcile import Reconciler
 from enforcement.settings import EnforcerSettings
 from enforcement.status import StatusView
 from enforcement.targets import PrincipalRecord
-from tests.unit.memory_enforcer_stores import MemoryBlockStore, MemoryIam, throttled
+from tests.unit.memory_enforcer_stores import MemoryBlockStore, MemoryIam, MemoryUsage, throttled
 
 ACCOUNT = "123456789012"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # 11:00 in Madrid
@@ -186,3 +188,28 @@ def test_a_warning_past_the_limit_is_superseded_by_the_block() -> None:
     assert (warned.outcome, crossed.outcome) == (Outcome.NOTIFIED, Outcome.SUPERSEDED)
     assert [n.kind for n in parts.store.outbox] == [NotificationKind.WARNING]
     assert parts.iam.calls == 0
+
+
+def test_the_reconciler_puts_back_a_deny_missing_from_iam_once_and_lifts_one_nobody_asked_for() -> None:
+    parts = Parts()
+    ana = parts.user("ana")
+    parts.decisions.handle(exceeded(ana))
+    parts.iam.denied = {"user:bob"}  # by hand: ana's deny detached, bob (never blocked) denied
+    # Ana is still over her quota: her block stands, only its deny is to be put back.
+    usage = MemoryUsage([PersonUsage(
+        principal=ana, display_name="ana", identity_type=IdentityType.IAM_USER, team="research",
+        team_status=TeamStatus.TEAM, date=DAY, requests=10, failed=0, daily_limit=10, monthly_requests=10,
+        monthly_limit=None, state=State.EXCEEDED)])
+    reconciler = Reconciler(parts.enforcer, parts.iam, lambda now: usage)
+
+    first = reconciler.run_once()
+    again = reconciler.run_once()
+
+    assert (first.missing, first.unexpected, first.drift) == (1, 1, 2)
+    assert again.drift == 0
+    assert parts.iam.denied == {"user:ana"}
+    assert parts.store.saved_blocks[ana].iam_state is IamState.APPLIED
+    assert [(a.action, a.outcome, a.actor, a.principal) for a in parts.store.audit] == [
+        (Action.BLOCK, Outcome.APPLIED, ActorKind.SYSTEM, ana),
+        (Action.BLOCK, Outcome.APPLIED, ActorKind.RECONCILER, ana),
+        (Action.UNBLOCK, Outcome.APPLIED, ActorKind.RECONCILER, "user:bob")]
