@@ -7,10 +7,8 @@ is compared line by line. The processor core runs for real (Redis + MariaDB from
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from devtools.settings import AllSettings
 from devtools.simulate import Person
 from tests.conftest import DAY, MONTH, NOW, TEST_REDIS_URL, envelope
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
+from tests.gates import Gate
 
 SHARD = "shardId-000000000000"
 ALICE = Person("alice", sso=False, account="956882123456")
@@ -334,49 +333,9 @@ def test_a_batch_that_crosses_a_threshold_is_checkpointed(
 # -- dependency outages: retry, never checkpoint, then recover --------------------------------------
 
 
-class Gate:
-    """A local TCP port that refuses connections (bound, not listening) until `open()`; then it forwards
-    every connection to `upstream`. Stands for a dependency that is down, then comes back."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self._upstream = upstream
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-
-    def open(self) -> None:
-        self._listener.listen()
-        threading.Thread(target=self._accept, name="gate", daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self._upstream)
-            self._sockets += [client, upstream]
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
-
-    def close(self) -> None:
-        for sock in [self._listener, *self._sockets]:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            target.sendall(data)
-    with contextlib.suppress(OSError):
-        target.shutdown(socket.SHUT_WR)
-
-
 @pytest.fixture
 def redis_gate() -> Iterator[Gate]:
-    gate = Gate(("127.0.0.1", 6379))
+    gate = Gate(("127.0.0.1", 6379), up=False)
     yield gate
     gate.close()
 
@@ -426,7 +385,7 @@ def test_while_redis_is_down_the_batch_is_retried_and_not_checkpointed(
     assert count(mysql, "SELECT COUNT(*) FROM bedrock_calls") == 0
     assert sample(metrics.checkpoints) == 0
 
-    redis_gate.open()
+    redis_gate.up()
     thread.join(timeout=30)
 
     assert not thread.is_alive(), "the processor did not recover once Redis was back"
@@ -443,7 +402,7 @@ def test_while_mysql_is_down_initialize_waits(
     mysql: pymysql.connections.Connection, redis_client: redis.Redis
 ) -> None:
     params = AllSettings.from_env(env_for_tests()).mysql
-    gate = Gate((params.host, params.port))
+    gate = Gate((params.host, params.port), up=False)
     try:
         url = (f"mysql://{quote(params.user, safe='')}:{quote(params.password, safe='')}"
                f"@127.0.0.1:{gate.port}/{params.database}")
@@ -461,7 +420,7 @@ def test_while_mysql_is_down_initialize_waits(
         assert conversation.answers() == []
         assert thread.is_alive()
 
-        gate.open()
+        gate.up()
         thread.join(timeout=30)
 
         assert not thread.is_alive(), "the processor did not recover once MySQL was back"
