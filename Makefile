@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services migrate test test-fast lint demo deploy bench bench-enforcer clean
+.PHONY: setup services migrate test test-fast chaos lint demo deploy bench bench-enforcer clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test: setup services
 # Everything but the KCL daemon end-to-end tests.
 test-fast: setup services
 	$(BIN)/pytest -q tests -m "not e2e"
+
+# The fault-injection suite in its full form (the README's figures); make test runs its short form.
+chaos: setup services
+	CHAOS_FULL=1 $(BIN)/pytest -q -s tests/chaos -m chaos
 
 lint: setup
 	bash infra/local/tools.sh

@@ -25,6 +25,7 @@ import orjson
 from bedrock_usage.identity import IdentityError, Principal, principal_from_identity
 from consumer import invocation_log
 from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, Rejected, Skipped, utc_time
+from consumer.fields import ascii_text, is_identifier, storable
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _LOG_MARKERS = (b"ModelInvocationLog", b"BodyJson", b"BodyS3Path")
@@ -98,7 +99,8 @@ class Decoder:
         if principal is None:
             if len(self._log_principals) >= _PRINCIPAL_CACHE:
                 self._log_principals.clear()
-            principal = self._log_principals[arn] = invocation_log.principal_from_arn(arn, self._session_roles)
+            principal = storable(invocation_log.principal_from_arn(arn, self._session_roles))
+            self._log_principals[arn] = principal
         return principal
 
     def _from_envelope(self, envelope: Mapping[str, Any]) -> Decoded:
@@ -118,6 +120,8 @@ class Decoder:
         event_id = _required_str(record, "eventID")
         if len(event_id) > 64:
             raise _Malformed("invalid_cloudtrail", "eventID longer than 64 characters")
+        if not is_identifier(event_id):
+            raise _Malformed("invalid_cloudtrail", "eventID is not printable ASCII")
         event_time = _parse_time(_required_str(record, "eventTime"))
         identity = record.get("userIdentity")
         if not isinstance(identity, dict):
@@ -131,15 +135,17 @@ class Decoder:
             event_time=event_time,
             principal=principal,
             operation=operation,
-            # Free-text fields are cut to their column sizes: a long value is not a reason to lose a call.
-            model_id=str(model_id)[:255] if model_id else "unknown",
-            region=str(record.get("awsRegion") or "")[:32],
-            account_id=str(record.get("recipientAccountId") or principal.account_id)[:12],
-            request_id=_opt_str(record.get("requestID"), 64),
-            source_ip=_opt_str(record.get("sourceIPAddress"), 128),
+            # Free-text fields are cut to their column sizes, and made ASCII where the column is
+            # (consumer/fields.py): a wrong value in a field the count does not need is no reason to lose a call.
+            model_id=ascii_text(model_id, 255) or "unknown",
+            region=ascii_text(record.get("awsRegion"), 32),
+            account_id=ascii_text(record.get("recipientAccountId"), 12) or principal.account_id,
+            request_id=ascii_text(record.get("requestID"), 64) or None,
+            source_ip=ascii_text(record.get("sourceIPAddress"), 128) or None,
             user_agent=_opt_str(record.get("userAgent"), 4096),
-            error_code=_opt_str(record.get("errorCode"), 64),
-            inference_region=_opt_str(extra.get("inferenceRegion"), 32) if isinstance(extra, dict) else None,
+            error_code=ascii_text(record.get("errorCode"), 64) or None,
+            inference_region=(ascii_text(extra.get("inferenceRegion"), 32) or None) if isinstance(extra, dict)
+            else None,
         )
 
     def _principal(self, identity: dict[str, Any]) -> Principal:
@@ -157,7 +163,7 @@ class Decoder:
             principal, cacheable = None, False
         if principal is None:
             try:
-                principal = principal_from_identity(identity, self._session_roles)
+                principal = storable(principal_from_identity(identity, self._session_roles))
             except IdentityError as error:
                 raise _Malformed("unknown_identity", str(error)) from None
             if cacheable:
@@ -183,7 +189,7 @@ class Decoder:
             message = log_event.get("message") if isinstance(log_event, dict) else None
             if not isinstance(message, str):
                 decoded.append(Rejected("unknown_shape", "log event without a message string",
-                                        invocation_log.redact_text(orjson.dumps(log_event)), index))
+                                        invocation_log.redact_text(_dump(log_event)), index))
                 continue
             body = message.encode("utf-8", "surrogatepass")
             try:
@@ -219,7 +225,12 @@ def _load(data: bytes) -> Any:
 
 
 def _dump(document: Any) -> bytes:
-    return orjson.dumps(document)
+    """A parsed part re-serialised for its dead letter. orjson parses 1,024 levels but writes only 254:
+    deeper, what is kept says so (the record itself stays in the stream for its retention)."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return orjson.dumps({"not_kept": "nested too deep to write back", "type": type(document).__name__})
 
 
 def _required_str(record: Mapping[str, Any], name: str) -> str:

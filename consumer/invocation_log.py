@@ -24,6 +24,7 @@ import orjson
 from bedrock_usage.identity import IdentityError, Principal, principal_from_identity
 from bedrock_usage.pricing.rates import STANDARD_TIER, CacheSplit, Tokens
 from consumer.events import InvocationLog, utc_time
+from consumer.fields import ascii_text, is_identifier
 
 _MAX_TOKENS = 4_294_967_295  # the INT UNSIGNED columns; a larger count is a malformed record
 # Only these envelope fields are kept when a record is stored as a dead letter: the rest may hold text.
@@ -44,6 +45,8 @@ def parse(document: Mapping[str, Any], principal_of: Any) -> InvocationLog:
     request_id = _required(document, "requestId")
     if len(request_id) > 64:
         raise MalformedLog("requestId longer than 64 characters")
+    if not is_identifier(request_id):
+        raise MalformedLog("requestId is not printable ASCII")
     inp, out = _section(document, "input"), _section(document, "output")
     cache_write = _count(inp, "cacheWriteInputTokenCount")
     # Most calls write no cache: then there is nothing to split, and the bodies need not be walked.
@@ -180,7 +183,7 @@ def _tier(document: Mapping[str, Any]) -> str:
     if isinstance(tier, dict):
         tier = tier.get("type")
     if isinstance(tier, str) and tier and tier.lower() not in ("default", "standard", "on_demand"):
-        return tier.lower()[:24]
+        return ascii_text(tier.lower(), 24)
     performance = document.get("performanceConfig")
     if isinstance(performance, dict) and performance.get("latency") == "optimized":
         return "latency-optimized"
@@ -215,7 +218,7 @@ def _required(document: Mapping[str, Any], name: str) -> str:
 
 
 def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    return ascii_text(value, limit)  # every text field of the log's row is an ASCII column
 
 
 def _time(text: str) -> datetime:

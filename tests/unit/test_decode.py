@@ -569,3 +569,81 @@ def test_subscription_whose_log_events_is_not_a_list_is_rejected() -> None:
 
     assert isinstance(rejected, Rejected)
     assert (rejected.reason, rejected.raw) == ("unknown_shape", kept(data))
+
+
+# -- found by the chaos suite's fuzzing (tests/chaos/test_fuzz.py) ---------------------------------
+
+_DEEP = b'{"n":' * 300 + b"1" + b"}" * 300  # orjson parses it (up to 1,024 levels), cannot write it (254)
+
+
+def test_log_file_entry_too_deep_to_write_back_is_rejected_and_the_others_decode() -> None:
+    good = orjson.dumps(bare())
+    items = decode(b'{"Records": [' + good + b"," + _DEEP + b"," + good + b"]}")
+
+    assert [type(i).__name__ for i in items] == ["BedrockCall", "Rejected", "BedrockCall"]
+    rejected = items[1]
+    assert isinstance(rejected, Rejected) and (rejected.reason, rejected.index) == ("unexpected_source", 1)
+    assert orjson.loads(rejected.raw)["not_kept"] == "nested too deep to write back"
+
+
+def test_log_event_too_deep_to_write_back_is_an_unknown_shape() -> None:
+    good = event_bytes("invocation-log-conversestream.json").decode()
+    payload = orjson.dumps({"messageType": "DATA_MESSAGE", "logEvents": [{"message": good}, "DEEP"]})
+    items = decode(gzip.compress(payload.replace(b'"DEEP"', _DEEP)))
+
+    assert items[0] == TOKENS_LOG
+    assert isinstance(items[1], Rejected) and (items[1].reason, items[1].index) == ("unknown_shape", 1)
+
+
+@pytest.mark.parametrize("event_id", ["\u00e9" + "a" * 20, "id\x1fwith\x1eseparators"])
+def test_event_id_that_is_not_printable_ascii_is_rejected(event_id: str) -> None:
+    # Its row's key is ASCII, and the counting script joins IDs with control characters.
+    rejected = only(orjson.dumps(bare(eventID=event_id)))
+    assert isinstance(rejected, Rejected) and rejected.reason == "invalid_cloudtrail"
+
+
+@pytest.mark.parametrize("request_id", ["r\u00e9quest", "id\x1fx"])
+def test_log_request_id_that_is_not_printable_ascii_is_rejected(request_id: str) -> None:
+    record = load_event("invocation-log-no-body.json")
+    record["requestId"] = request_id
+    rejected = only(orjson.dumps(record))
+    assert isinstance(rejected, Rejected) and rejected.reason == "invalid_invocation_log"
+
+
+def test_identity_too_long_for_its_row_is_rejected_not_a_batch_the_database_refuses() -> None:
+    name = "u" * 600  # quota_key is 512 characters: the people table would refuse it, and every retry
+    identity = {**bare()["userIdentity"], "userName": name,
+                "arn": "arn:aws:iam::111122223333:user/" + name}
+    rejected = only(orjson.dumps(bare(userIdentity=identity)))
+    assert isinstance(rejected, Rejected) and rejected.reason == "unknown_identity"
+    assert "longer than 512" in rejected.detail
+
+
+@pytest.mark.parametrize("arn", ["arn:aws:iam::111122223333:user/jos\u00e9",
+                                 "arn:aws:sts::111122223333:assumed-role/r\u00f4le/session",
+                                 "arn:aws:iam::1111222233334444:user/bob"])
+def test_logged_identity_that_cannot_be_stored_is_rejected(arn: str) -> None:
+    record = load_event("invocation-log-no-body.json")
+    record["identity"] = {"arn": arn}
+    rejected = only(orjson.dumps(record))
+    assert isinstance(rejected, Rejected) and rejected.reason == "unknown_identity"
+
+
+def test_wrong_values_in_optional_ascii_fields_are_cut_and_made_ascii_and_the_call_kept() -> None:
+    record = bare(awsRegion="r\u00e9gion-\u00fc", recipientAccountId={"\u00fc": 1}, errorCode="Thr\u00f6ttled",
+                  sourceIPAddress=["10.0.0.1"])
+    record["requestParameters"] = {"modelId": {"\u00e9": "x"}}
+    call = only(orjson.dumps(record))
+
+    assert isinstance(call, BedrockCall)
+    assert (call.region, call.account_id, call.error_code, call.source_ip, call.model_id) == (
+        "r?gion-?", "956882123456", "Thr?ttled", None, "unknown")
+
+
+def test_wrong_values_in_a_logs_ascii_fields_are_made_ascii_and_the_log_kept() -> None:
+    record = load_event("invocation-log-no-body.json")
+    record.update(modelId="anthropic.cl\u00e5ude", region=7, serviceTier="fl\u00ebx", accountId="\u00e9" * 20)
+    log = only(orjson.dumps(record))
+
+    assert isinstance(log, InvocationLog)
+    assert (log.model_id, log.region, log.tier, log.account_id) == ("anthropic.cl?ude", "", "fl?x", "?" * 12)
