@@ -21,19 +21,14 @@ from typing import Any
 import orjson
 import redis
 
+from bedrock_usage import redis_errors
 from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Decision, Limits, Scope
 from bedrock_usage.teams import is_team
 
-# Errors meaning "Redis is unreachable or failing over": retry with backoff, do not checkpoint.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ReadOnlyError,
-)
+# Errors meaning "Redis is unreachable, failing over or full": retry with backoff, do not checkpoint.
+TRANSIENT_ERRORS = redis_errors.TRANSIENT
 
 
 def event_hash(event_id: str) -> str:
@@ -198,7 +193,8 @@ class Counters:
             # Its own nonce: never the same field as this batch's new events of that person and day.
             self._settle(keys=[self._keys.hold(person), self._keys.forward(person)], args=[team, nonce + "s", skip],
                          client=pipe)
-        replies = pipe.execute()[1 if held else 0:]
+        with redis_errors.full_as_oom():
+            replies = pipe.execute()[1 if held else 0:]
         handed: dict[tuple[str, bytes], HandOff] = {}
         for group, reply in zip([*people, *teams], replies, strict=False):
             self._read(group, reply, result, handed, nonce)
@@ -279,7 +275,9 @@ class Counters:
         ordered = list(groups.values())
         for group in ordered:
             self._script(keys=self._group_keys(group), args=self._group_args(group, "", "", 0), client=pipe)
-        for group, reply in zip(ordered, pipe.execute(), strict=True):
+        with redis_errors.full_as_oom():
+            replies = pipe.execute()
+        for group, reply in zip(ordered, replies, strict=True):
             self._collect_pending(Scope.TEAM, group.subject, reply[5:5 + int(reply[4])], result)
 
     def finish(self, result: CountResult) -> None:

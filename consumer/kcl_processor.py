@@ -2,11 +2,12 @@
 
 stdout is the daemon's protocol channel: nothing here prints; logs go to stderr.
 
-- process_records: run the batch through the processor core. On Redis/MySQL outages retry with
-  capped backoff, *without* returning (returning would let the daemon move on) and without
-  checkpointing. Checkpoint at the batch's highest sequence number (compared as integers) once its
-  effects are durable: at once for small (live) batches; for full batches (a backlog), the MySQL
-  commit of one batch overlaps the counting of the next and the checkpoint follows one call later.
+- process_records: run the batch through the processor core. On Redis/MySQL outages (Redis full under
+  noeviction is one: bedrock_usage.redis_errors) retry with capped backoff, *without* returning
+  (returning would let the daemon move on) and without checkpointing. Checkpoint at the batch's highest
+  sequence number (compared as integers) once its effects are durable: at once for small (live) batches;
+  for full batches (a backlog), the MySQL commit of one batch overlaps the counting of the next and the
+  checkpoint follows one call later.
 - A non-transient exception is a bug: kclpy would swallow it and the batch would be skipped
   (its loop catches everything but SystemExit), so we exit instead. The daemon then shuts down, is
   restarted (ECS), and re-processes from the last checkpoint — idempotently.
@@ -29,7 +30,7 @@ from amazon_kclpy import kcl
 from amazon_kclpy.v3 import processor as kcl_v3
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage import db, logs
+from bedrock_usage import db, logs, redis_errors
 from bedrock_usage.keys import Keys
 from bedrock_usage.retry import retry_transient
 from consumer.assembly import ConsumerParts, assemble_consumer, sync_limits
@@ -170,8 +171,13 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
 
     def _on_retry(self, error: BaseException, attempt: int) -> None:
         parts = self._require()
-        dependency = ("redis" if isinstance(error, REDIS_TRANSIENT) else
-                      "prices" if isinstance(error, METERING_TRANSIENT) else "mysql")
+        if redis_errors.is_full(error):
+            # Not an outage that ends by itself: counters must expire or memory be raised. Say so.
+            dependency = "redis_full"
+            log.error(redis_errors.FULL_MESSAGE, extra={"shard": self._shard, "attempt": attempt})
+        else:
+            dependency = ("redis" if isinstance(error, REDIS_TRANSIENT) else
+                          "prices" if isinstance(error, METERING_TRANSIENT) else "mysql")
         parts.metrics.dependency_retries.labels(dependency).inc()
         parts.reset_connections()
 

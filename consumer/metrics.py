@@ -72,7 +72,9 @@ class ConsumerMetrics:
             ["shard"], multiprocess_mode="livemax", registry=registry,
         )
         self.dependency_retries = Counter(
-            "bedrock_usage_dependency_retries", "Batch attempts that failed on Redis or MySQL and were retried.",
+            "bedrock_usage_dependency_retries", "Batch attempts that failed on a dependency and were retried (nothing"
+            " checkpointed meanwhile), by dependency: redis (unreachable, failing over), redis_full (at maxmemory"
+            " under noeviction), mysql, prices.",
             ["dependency"], registry=registry,
         )
         self.lookup_failures = Counter(

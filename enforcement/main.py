@@ -17,7 +17,7 @@ from types import FrameType
 import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bedrock_usage import db, logs
+from bedrock_usage import db, logs, redis_errors
 from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.ids import digest
@@ -34,13 +34,16 @@ log = logging.getLogger("enforcer")
 
 EXPIRY_EVERY_SECONDS = 5.0
 TRANSIENT: tuple[type[BaseException], ...] = (
-    redis.ConnectionError, redis.TimeoutError, redis.exceptions.LockError, redis.exceptions.ReadOnlyError,
+    *redis_errors.TRANSIENT,  # Redis full (noeviction) included: the lock, the stream group need memory
+    redis.exceptions.LockError,
     *db.TRANSIENT_ERRORS,
     BotoCoreError, ClientError,
 )
 
 
 def _dependency(error: BaseException) -> str:
+    if redis_errors.is_full(error):
+        return "redis_full"
     if isinstance(error, redis.RedisError):
         return "redis"
     if isinstance(error, db.TRANSIENT_ERRORS):
@@ -108,6 +111,8 @@ class Loop:
                 self.heart.failed(error)
                 self.parts.metrics.dependency_errors.labels(_dependency(error)).inc()
                 delay = backoff_delay(attempt, cap=30.0)
+                if redis_errors.is_full(error):
+                    log.error(redis_errors.FULL_MESSAGE, extra={"attempt": attempt})
                 log.warning("dependency failed; decisions stay unacknowledged, retrying", extra={
                     "error": self.heart.last_error, "attempt": attempt, "delay_s": round(delay, 2)})
                 self.parts.session.reset()

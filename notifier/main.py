@@ -13,9 +13,7 @@ import threading
 import time
 from types import FrameType
 
-import redis
-
-from bedrock_usage import db, logs
+from bedrock_usage import db, logs, redis_errors
 from bedrock_usage.heartbeat import Heartbeat
 from bedrock_usage.http import serve
 from bedrock_usage.retry import backoff_delay
@@ -26,7 +24,9 @@ log = logging.getLogger("notifier")
 
 IDLE_SECONDS = 1.0
 SUMMARY_CHECK_SECONDS = 60.0
-TRANSIENT: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, *db.TRANSIENT_ERRORS)
+# Every Redis outage, full (noeviction) included: the notifier only reads Redis today, which a full Redis
+# still serves, but any write added later must wait a full Redis out, not crash-loop the notifier.
+TRANSIENT: tuple[type[BaseException], ...] = (*redis_errors.TRANSIENT, *db.TRANSIENT_ERRORS)
 
 
 class Loop:
@@ -62,6 +62,8 @@ class Loop:
             except TRANSIENT as error:
                 attempt += 1
                 self.heart.failed(error)
+                if redis_errors.is_full(error):
+                    log.error(redis_errors.FULL_MESSAGE, extra={"attempt": attempt})
                 log.warning("dependency failed, retrying", extra={"error": self.heart.last_error,
                                                                   "attempt": attempt})
                 self.parts.session.reset()

@@ -194,3 +194,23 @@ def test_the_stacks_source_regions_are_what_the_setting_accepts(template: dict[s
         assert not valid
     else:
         assert valid
+
+
+def test_the_stacks_redis_never_evicts_and_can_be_a_cluster(template: dict[str, Any]) -> None:
+    # An evicting policy (ElastiCache's default volatile-lru) would silently drop counters: all have a TTL.
+    resources_ = template["Resources"]
+    cache = resources_["Cache"]["Properties"]
+    group = resources_["CacheParameterGroup"]
+    assert cache["CacheParameterGroupName"] == {"Ref": "CacheParameterGroup"}
+    assert group["Properties"]["Properties"]["maxmemory-policy"] == "noeviction"
+    assert group["Properties"]["CacheParameterGroupFamily"] == f"redis{cache['EngineVersion'].split('.')[0]}"
+    # Cluster mode: shards and replicas per shard with cluster-enabled, else one primary and a replica.
+    assert group["Properties"]["Properties"]["cluster-enabled"] == {"Fn::If": ["RedisCluster", "yes", "no"]}
+    assert cache["NumNodeGroups"] == {"Fn::If": ["RedisCluster", {"Ref": "RedisShards"}, {"Ref": "AWS::NoValue"}]}
+    assert cache["NumCacheClusters"] == {"Fn::If": ["RedisCluster", {"Ref": "AWS::NoValue"}, 2]}
+    # Each task reaches a cluster through its configuration endpoint (a cluster has no primary endpoint).
+    for name in ("ConsumerTaskDefinition", "EnforcerTaskDefinition", "NotifierTaskDefinition"):
+        (container,) = resources_[name]["Properties"]["ContainerDefinitions"]
+        (url,) = [e["Value"] for e in container["Environment"] if e["Name"] == "REDIS_URL"]
+        on_cluster = url["Fn::If"][1]["Fn::If"]
+        assert on_cluster[0] == "RedisCluster" and "ConfigurationEndPoint" in on_cluster[1]["Fn::Sub"]
