@@ -1,25 +1,30 @@
 """`make bench`: the processor core against real Redis and MariaDB, beside the seed system's way.
 
-1. core: ~200,000 generated records from 2,000 people — half EventBridge events of calls, half their
-   model invocation logs (CloudWatch Logs subscription payloads of ~3 KB, bodies included) — in
-   KCL-sized batches (10,000 records), through the same processor core the KCL consumer runs: events/s,
-   decision latency (batch received → decision published) p50/p99 for request and for cost decisions
-   (a log's arrival → its cost decision), Redis bytes per person.
+1. core: ~200,000 generated records from 2,000 people in 20 teams — half EventBridge events of calls, half
+   their model invocation logs (CloudWatch Logs subscription payloads of ~3 KB, bodies included) — fed as
+   production feeds them: processRecords messages (JSON, base64 `data`) read by amazon_kclpy's own
+   KCLProcess loop into our RecordProcessor (consumer/kcl_processor.py), in batches no larger than one
+   GetRecords call returns (10,000 records or 10 MB), the processor's checkpoints answered
+   (tests/performance/kcl_feed.py): records/s, decision latency (batch handed over → decision published)
+   p50/p99 for request and for cost decisions, Redis MEMORY USAGE per person and per team (team keys
+   included, dedupe sets apart), bytes per row of the growing tables (information_schema).
 2. baseline, same run: what the seed system did per call: insert the row, COUNT(*) the person's rows
    for the day and for the month, update the user, commit (its Lambda handled one call at a time); per
    log: look the model's price up, update the call's row with tokens and cost, SUM the person's cost for
    the day and the month, update the user, commit.
    Timed on the last BASELINE_EVENTS events, its table holding the earlier events of the same day, as
-   the core's did when it met them.
-3. history: `bedrock_calls` filled to millions of rows of earlier days, then a fresh 200,000 events of
-   today: events/s again, and the baseline again with the same earlier days in its table (its monthly
-   COUNT(*) then reads what it would in the middle of a month).
+   the core's did when it met them. The ratio core / baseline is the figure that carries between machines.
+3. history (skipped with BENCH_PREFILL_ROWS=0): `bedrock_calls` filled to millions of rows of earlier days,
+   then a fresh 200,000 records of today: records/s again, and the baseline again with the same earlier
+   days in its table (its monthly COUNT(*) then reads what it would in the middle of a month).
 
-Targets (issue #2): core >= 25,000 events/s on one core, >= 50x the baseline, <= 10 % slower with
-millions of rows already in the table. The last line prints both rates and their ratio.
-AllSettings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_BATCH, BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS,
-BENCH_LOGS (0: calls only, the earlier releases' workload), BENCH_MYSQL_URL (database is dropped and
-recreated), BENCH_REDIS_URL (flushed).
+Targets (issues #2, #12): core >= 50x the baseline, <= 10 % slower with millions of rows already in the
+table. Ends with a `bench: summary {json}` line, also merged into BENCH_RESULTS (bench-results.json), which
+`python -m devtools.sizing` reads.
+AllSettings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_TEAMS, BENCH_BATCH (records a batch at most, <= 10,000),
+BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS, BENCH_LOGS (0: calls only, the earlier releases' workload),
+BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed), BENCH_RESULTS.
+Smoke run: BENCH_EVENTS=20000 BENCH_PEOPLE=200 BENCH_BASELINE_EVENTS=2000 BENCH_PREFILL_ROWS=0.
 """
 
 from __future__ import annotations
