@@ -249,9 +249,10 @@ def run_baseline(s: AllSettings, data: list[bytes], label: str, *, with_history:
     params = s.mysql
     conn = pymysql.connect(host=params.host, port=params.port, user=params.user, password=params.password)
     with conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS bedrock_usage_bench_seed")
-        cur.execute("CREATE DATABASE bedrock_usage_bench_seed")
-        cur.execute("USE bedrock_usage_bench_seed")
+        # Named after the bench database, so that two benchmarks on one server keep apart.
+        cur.execute(f"DROP DATABASE IF EXISTS `{params.database}_seed`")
+        cur.execute(f"CREATE DATABASE `{params.database}_seed`")
+        cur.execute(f"USE `{params.database}_seed`")
         for statement in SEED_SCHEMA:
             cur.execute(statement)
     conn.commit()
