@@ -1,25 +1,30 @@
 """`make bench`: the processor core against real Redis and MariaDB, beside the seed system's way.
 
-1. core: ~200,000 generated records from 2,000 people — half EventBridge events of calls, half their
-   model invocation logs (CloudWatch Logs subscription payloads of ~3 KB, bodies included) — in
-   KCL-sized batches (10,000 records), through the same processor core the KCL consumer runs: events/s,
-   decision latency (batch received → decision published) p50/p99 for request and for cost decisions
-   (a log's arrival → its cost decision), Redis bytes per person.
+1. core: ~200,000 generated records from 2,000 people in 20 teams — half EventBridge events of calls, half
+   their model invocation logs (CloudWatch Logs subscription payloads of ~3 KB, bodies included) — fed as
+   production feeds them: processRecords messages (JSON, base64 `data`) read by amazon_kclpy's own
+   KCLProcess loop into our RecordProcessor (consumer/kcl_processor.py), in batches no larger than one
+   GetRecords call returns (10,000 records or 10 MB), the processor's checkpoints answered
+   (tests/performance/kcl_feed.py): records/s, decision latency (batch handed over → decision published)
+   p50/p99 for request and for cost decisions, Redis MEMORY USAGE per person and per team (team keys
+   included, dedupe sets apart), bytes per row of the growing tables (information_schema).
 2. baseline, same run: what the seed system did per call: insert the row, COUNT(*) the person's rows
    for the day and for the month, update the user, commit (its Lambda handled one call at a time); per
    log: look the model's price up, update the call's row with tokens and cost, SUM the person's cost for
    the day and the month, update the user, commit.
    Timed on the last BASELINE_EVENTS events, its table holding the earlier events of the same day, as
-   the core's did when it met them.
-3. history: `bedrock_calls` filled to millions of rows of earlier days, then a fresh 200,000 events of
-   today: events/s again, and the baseline again with the same earlier days in its table (its monthly
-   COUNT(*) then reads what it would in the middle of a month).
+   the core's did when it met them. The ratio core / baseline is the figure that carries between machines.
+3. history (skipped with BENCH_PREFILL_ROWS=0): `bedrock_calls` filled to millions of rows of earlier days,
+   then a fresh 200,000 records of today: records/s again, and the baseline again with the same earlier
+   days in its table (its monthly COUNT(*) then reads what it would in the middle of a month).
 
-Targets (issue #2): core >= 25,000 events/s on one core, >= 50x the baseline, <= 10 % slower with
-millions of rows already in the table. The last line prints both rates and their ratio.
-AllSettings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_BATCH, BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS,
-BENCH_LOGS (0: calls only, the earlier releases' workload), BENCH_MYSQL_URL (database is dropped and
-recreated), BENCH_REDIS_URL (flushed).
+Targets (issues #2, #12): core >= 50x the baseline, <= 10 % slower with millions of rows already in the
+table. Ends with a `bench: summary {json}` line, also merged into BENCH_RESULTS (bench-results.json), which
+`python -m devtools.sizing` reads.
+AllSettings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_TEAMS, BENCH_BATCH (records a batch at most, <= 10,000),
+BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS, BENCH_LOGS (0: calls only, the earlier releases' workload),
+BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed), BENCH_RESULTS.
+Smoke run: BENCH_EVENTS=20000 BENCH_PEOPLE=200 BENCH_BASELINE_EVENTS=2000 BENCH_PREFILL_ROWS=0.
 """
 
 from __future__ import annotations
@@ -31,13 +36,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
 import pymysql
 import redis
-from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db, limits, quota_file
 from bedrock_usage.keys import Keys
@@ -45,14 +49,14 @@ from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import midnight
 from bedrock_usage.pricing.book import PriceBook
 from bedrock_usage.pricing.model_ids import parse_model_id
+from bedrock_usage.quota import Decision
 from bedrock_usage.redis_state import RedisState, redis_client
-from consumer.assembly import assemble_consumer
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
-from consumer.processor import BatchInFlight, BatchResult
-from consumer.records import InputRecord
 from devtools.settings import AllSettings
 from devtools.simulate import invocation_log, people, subscription_payload, traffic
+from tests.performance.kcl_feed import run_kcl, split
+from tests.performance.results import report, table_bytes
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 PEOPLE = int(os.environ.get("BENCH_PEOPLE", "2000"))
@@ -65,6 +69,7 @@ LOGS = os.environ.get("BENCH_LOGS", "1") != "0"
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 TZ = ZoneInfo("Europe/Madrid")
+TARGET_RATIO = 50  # issue 12: the core >= 50x the seed system's per-call way, measured in the same run
 
 
 def say(text: str) -> None:
@@ -152,50 +157,73 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_core(s: AllSettings, data: list[bytes], label: str) -> float:
-    parts = assemble_consumer(s, source="bench", registry=CollectorRegistry())
-    records = [InputRecord(d, "shardId-000000000000", str(i)) for i, d in enumerate(data, start=1)]
+def run_core(s: AllSettings, data: list[bytes], label: str) -> dict[str, Any]:
+    """The records through kclpy's message loop into the KCL RecordProcessor, as the daemon feeds it."""
+    batches = split(data, max_records=BATCH)
+    batch_of: dict[str, int] = {}  # the event a decision names → its batch (setup, not timed)
+    decoder = Decoder()
+    for index, batch in enumerate(batches):
+        for i in batch:
+            for item in decoder.decode(data[i]):
+                if isinstance(item, BedrockCall):
+                    batch_of[item.event_id] = index
+                elif isinstance(item, InvocationLog):
+                    batch_of[item.request_id] = index
+    run = run_kcl(s, data, batches)
+    if run.checkpoints[-1] != str(len(data)):
+        raise RuntimeError(f"{label}: the last checkpoint was {run.checkpoints[-1]}, not {len(data)}")
     latencies: list[float] = []
     cost_latencies: list[float] = []
-    decisions = 0
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    # As the KCL record processor does with full batches: count batch N+1 while batch N is committed.
-    done: list[BatchResult] = []
-    in_flight: BatchInFlight | None = None
-    for start in range(0, len(records), BATCH):
-        flight = parts.processor.submit(records[start:start + BATCH])
-        if in_flight is not None:
-            done.append(in_flight.wait())
-        in_flight = flight
-    if in_flight is not None:
-        done.append(in_flight.wait())
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    for result in done:
-        if result.decision_latency is not None:
-            latencies += [result.decision_latency] * sum(1 for d in result.decisions if not d.quota.cost)
-            cost_latencies += [result.decision_latency] * sum(1 for d in result.decisions if d.quota.cost)
-            decisions += len(result.decisions)
-    parts.close()
-    rate = len(records) / elapsed
-    say(f"{label}: {len(records)} events in {elapsed:.2f} s = {rate:,.0f} events/s"
-        f" (process CPU {cpu:.2f} s: {cpu / elapsed:.0%} of one core), {decisions} decisions")
+    client = redis.Redis.from_url(REDIS_URL)
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(Keys(s.redis_key_prefix).decisions))
+    for entry_id, fields in entries:
+        decision = Decision.from_fields(fields)
+        published = int(entry_id.split(b"-")[0]) / 1000
+        if decision.event_id not in batch_of:
+            continue
+        latency = published - run.batch_sent[batch_of[decision.event_id]]
+        (cost_latencies if decision.quota.cost else latencies).append(latency)
+    rate = len(data) / run.elapsed
+    record_bytes = [sum(len(data[i]) for i in b) for b in batches]
+    say(f"{label}: {len(data)} records through kclpy (JSON + base64, checkpoint replies) in {len(batches)} batches"
+        f" (GetRecords-sized: <= {BATCH:,} records and <= 10 MB; the largest {max(len(b) for b in batches):,}"
+        f" records, {max(record_bytes) / 2**20:.1f} MB of data) in {run.elapsed:.2f} s = {rate:,.0f} records/s"
+        f" (process CPU {run.cpu:.2f} s: {run.cpu / run.elapsed:.0%} of one core), {len(entries)} decisions,"
+        f" {len(run.checkpoints)} checkpoints")
     if latencies:
-        say(f"{label}: request decision latency (batch of {BATCH} received -> decision published)"
+        say(f"{label}: request decision latency (batch handed to the processor -> decision published)"
             f" p50 {percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms")
     if cost_latencies:
-        say(f"{label}: cost decision latency (a log's batch received -> its cost decision published)"
+        say(f"{label}: cost decision latency (a log's batch handed over -> its cost decision published)"
             f" p50 {percentile(cost_latencies, 50) * 1000:.0f} ms, p99 {percentile(cost_latencies, 99) * 1000:.0f} ms"
             f" ({len(cost_latencies)} cost decisions)")
-    return rate
+    return {"records": len(data), "records_per_s": rate, "cpu_share": run.cpu / run.elapsed,
+            "record_bytes": sum(record_bytes), "batches": len(batches), "decisions": len(entries),
+            "decision_p50_s": percentile(latencies, 50) if latencies else None,
+            "decision_p99_s": percentile(latencies, 99) if latencies else None,
+            "cost_decision_p99_s": percentile(cost_latencies, 99) if cost_latencies else None}
 
 
-def redis_bytes_per_person(s: AllSettings) -> float:
+def redis_memory(s: AllSettings) -> dict[str, float]:
+    """MEMORY USAGE over every key of each kind: per person ({u:…}) and per team ({t:…}), the dedupe sets
+    (which grow with the calls of the month) apart from the rest (which grows with people and teams)."""
     client = redis.Redis.from_url(REDIS_URL)
-    total, people_seen = 0, set()
-    for key in client.scan_iter(match=f"{s.redis_key_prefix}:{{u:*", count=5000):
-        total += int(client.memory_usage(key, samples=0) or 0)
-        people_seen.add(key.split(b"}")[0])
-    return total / max(1, len(people_seen))
+    out: dict[str, float] = {}
+    for kind, tag in (("person", "u"), ("team", "t")):
+        subjects: set[bytes] = set()
+        fixed = seen = entries = 0
+        for key in client.scan_iter(match=f"{s.redis_key_prefix}:{{{tag}:*", count=5000):
+            size = int(client.memory_usage(key, samples=0) or 0)
+            subjects.add(key.split(b"}")[0])
+            if b"}:s:" in key:
+                seen += size
+                entries += int(client.scard(key))
+            else:
+                fixed += size
+        n = max(1, len(subjects))
+        out |= {f"{kind}s": len(subjects), f"{kind}_bytes": (fixed + seen) / n, f"{kind}_fixed_bytes": fixed / n,
+                f"{kind}_seen_entries": entries, f"{kind}_seen_bytes_per_entry": seen / max(1, entries)}
+    return out
 
 
 SEED_SCHEMA = (
@@ -221,9 +249,10 @@ def run_baseline(s: AllSettings, data: list[bytes], label: str, *, with_history:
     params = s.mysql
     conn = pymysql.connect(host=params.host, port=params.port, user=params.user, password=params.password)
     with conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS bedrock_usage_bench_seed")
-        cur.execute("CREATE DATABASE bedrock_usage_bench_seed")
-        cur.execute("USE bedrock_usage_bench_seed")
+        # Named after the bench database, so that two benchmarks on one server keep apart.
+        cur.execute(f"DROP DATABASE IF EXISTS `{params.database}_seed`")
+        cur.execute(f"CREATE DATABASE `{params.database}_seed`")
+        cur.execute(f"USE `{params.database}_seed`")
         for statement in SEED_SCHEMA:
             cur.execute(statement)
     conn.commit()
@@ -360,8 +389,8 @@ def prefill(s: AllSettings, target: int) -> int:
 
 def main() -> int:
     s = settings()
-    say(f"bench: {EVENTS} records (half invocation logs), {PEOPLE} people, batches of {BATCH},"
-        f" MySQL {s.mysql.host}:{s.mysql.port}, Redis {REDIS_URL}")
+    say(f"bench: {EVENTS} records (half invocation logs), {PEOPLE} people in {TEAMS} teams, batches of <= {BATCH}"
+        f" records and <= 10 MB, MySQL {s.mysql.host}:{s.mysql.port}, Redis {REDIS_URL}")
     fresh_stores(s)
     data = generate(EVENTS, seed=1)
     spend = cost_per_person(s, data)
@@ -369,23 +398,37 @@ def main() -> int:
     say(f"cost quota: ${spend:.2f} a person a day (what the average person spends in the run)")
     assign_teams(s)
     core = run_core(s, data, "core")
-    say(f"redis: {redis_bytes_per_person(s):,.0f} bytes per person (counters, dedupe sets, limits)")
+    memory = redis_memory(s)
+    say(f"redis: {memory['person_bytes']:,.0f} bytes per person ({memory['person_fixed_bytes']:,.0f} counters,"
+        f" limits, hand-offs + dedupe sets of {memory['person_seen_bytes_per_entry']:,.1f} bytes per event);"
+        f" {memory['team_bytes']:,.0f} bytes per team ({memory['team_fixed_bytes']:,.0f} counters, members +"
+        f" dedupe sets of {memory['team_seen_bytes_per_entry']:,.1f} bytes per event), MEMORY USAGE over"
+        f" {memory['persons']:.0f} people's and {memory['teams']:.0f} teams' keys")
     baseline = run_baseline(s, data, "seed baseline")
+    summary: dict[str, Any] = {"records": EVENTS, "people": PEOPLE, "teams": TEAMS, "logs": LOGS, "core": core,
+                               "baseline_records_per_s": baseline, "ratio": core["records_per_s"] / baseline,
+                               "redis": memory, "mysql": table_bytes(s.mysql), "target_ratio": TARGET_RATIO}
+    say(f"on a first day (no history): core {core['records_per_s']:,.0f} records/s, seed baseline {baseline:,.0f}"
+        f" records/s, ratio {summary['ratio']:,.1f}x (target >= {TARGET_RATIO}x)")
 
-    t0 = time.perf_counter()
-    rows = prefill(s, PREFILL_ROWS)
-    say(f"history: bedrock_calls holds {rows:,} rows of earlier days (prepared in {time.perf_counter() - t0:.0f} s)")
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    assign_teams(s)  # the limits cache with Redis
-    later = generate(EVENTS, seed=2)
-    baseline_later = run_baseline(s, later, "seed baseline with history", with_history=True)
-    with_history = run_core(s, later, "core with history")
-    slowdown = (core - with_history) / core
-    say(f"with {rows:,} rows already in the table: {slowdown:+.1%} slower (target <= 10 %)")
-    say(f"on a first day (no history): core {core:,.0f} events/s, seed baseline {baseline:,.0f} events/s,"
-        f" ratio {core / baseline:,.1f}x")
-    say(f"core {with_history:,.0f} events/s; seed baseline {baseline_later:,.0f} events/s;"
-        f" ratio {with_history / baseline_later:,.1f}x (both beside {rows:,} rows of earlier days)")
+    if PREFILL_ROWS > 0:
+        t0 = time.perf_counter()
+        rows = prefill(s, PREFILL_ROWS)
+        say(f"history: bedrock_calls holds {rows:,} rows of earlier days (prepared in"
+            f" {time.perf_counter() - t0:.0f} s)")
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        assign_teams(s)  # the limits cache with Redis
+        later = generate(EVENTS, seed=2)
+        baseline_later = run_baseline(s, later, "seed baseline with history", with_history=True)
+        with_history = run_core(s, later, "core with history")
+        slowdown = (core["records_per_s"] - with_history["records_per_s"]) / core["records_per_s"]
+        say(f"with {rows:,} rows already in the table: {slowdown:+.1%} slower (target <= 10 %)")
+        say(f"core {with_history['records_per_s']:,.0f} records/s; seed baseline {baseline_later:,.0f} records/s;"
+            f" ratio {with_history['records_per_s'] / baseline_later:,.1f}x (both beside {rows:,} rows of"
+            " earlier days)")
+        summary["history"] = {"rows": rows, "core": with_history, "baseline_records_per_s": baseline_later,
+                              "ratio": with_history["records_per_s"] / baseline_later, "slowdown": slowdown}
+    report("bench", summary)
     return 0
 
 
