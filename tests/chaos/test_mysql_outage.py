@@ -3,12 +3,11 @@ taking batches while MariaDB goes away for OUTAGE seconds (a gate in front of it
 refuses new ones). While it is down nothing is checkpointed, the process does not stop, and afterwards every
 person's and every team's requests in Redis and in MySQL are exactly what was sent, each crossing decided once.
 
-Short form in `make test` (a few seconds down); CHAOS_FULL=1 (`make chaos`): 30 seconds down, more traffic.
+Short form in `make test` (3 seconds down, 480 calls); `make chaos`: 30 seconds down, 4,000 calls.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ from bedrock_usage.quota_file import parse_quota_file
 from bedrock_usage.redis_state import RedisState
 from devtools.settings import AllSettings
 from devtools.simulate import Person
+from tests.chaos.conftest import ChaosScale
 from tests.conftest import DAY
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
 from tests.gates import Gate
@@ -44,11 +44,6 @@ from tests.integration.test_kcl_protocol import (
 
 pytestmark = pytest.mark.chaos
 
-FULL = os.environ.get("CHAOS_FULL") == "1"
-OUTAGE_SECONDS = 30.0 if FULL else 3.0
-BATCHES = 40 if FULL else 12
-PER_BATCH = 100 if FULL else 40
-SEED = int(os.environ.get("CHAOS_SEED", "1212"))
 
 TEAMS = {"research": 120, "platform": 10_000}  # team daily limits: research's is crossed, platform's is not
 PEOPLE = [Person(f"chaos-{i}", sso=i % 2 == 1) for i in range(6)]
@@ -93,21 +88,24 @@ def _wait_for(condition: Any, timeout: float) -> bool:
 
 
 def test_mysql_down_mid_stream_nothing_checkpointed_then_exact(
-    gated: tuple[AllSettings, Gate], mysql: pymysql.connections.Connection, redis_client: redis.Redis
+    gated: tuple[AllSettings, Gate], mysql: pymysql.connections.Connection, redis_client: redis.Redis,
+    chaos_scale: ChaosScale, chaos_seed: int,
 ) -> None:
     settings, gate = gated
-    rng = random.Random(SEED)
-    print(f"CHAOS_SEED={SEED}, {BATCHES} batches of {PER_BATCH}, MySQL down {OUTAGE_SECONDS:.0f} s")
+    outage_seconds = chaos_scale.pick(3.0, 30.0)
+    batches, per_batch = chaos_scale.pick((12, 40), (40, 100))
+    rng = random.Random(chaos_seed)
+    print(f"{batches} batches of {per_batch}, MySQL down {outage_seconds:.0f} s")
     sent: Counter[str] = Counter()
     messages: list[dict[str, Any]] = [INITIALIZE]
     sequence = 0
-    for _ in range(BATCHES):
+    for _ in range(batches):
         batch = []
-        for _ in range(PER_BATCH):
+        for _ in range(per_batch):
             person = rng.choice(PEOPLE)
             sequence += 1
             sent[person.quota_key] += 1
-            batch.append(record(call(person, seed=SEED * 1_000_000 + sequence), str(sequence)))
+            batch.append(record(call(person, seed=chaos_seed * 1_000_000 + sequence), str(sequence)))
         messages += [process_records(*batch), checkpoint_reply(str(sequence))]
     messages += [SHUTDOWN_REQUESTED, checkpoint_reply(str(sequence))]
 
@@ -116,12 +114,12 @@ def test_mysql_down_mid_stream_nothing_checkpointed_then_exact(
     thread.start()
     try:
         # Mid-stream: a third of the batches checkpointed, then MySQL goes away.
-        assert _wait_for(lambda: len(_checkpoints(conversation)) >= BATCHES // 3, 60), "no progress before the fault"
+        assert _wait_for(lambda: len(_checkpoints(conversation)) >= batches // 3, 60), "no progress before the fault"
         gate.down()
         time.sleep(1.0)  # a batch already durable when the gate went down may still be acknowledged
         before = _checkpoints(conversation)
         retries_before = sample(conversation.metrics.dependency_retries, dependency="mysql")
-        time.sleep(OUTAGE_SECONDS - 1.0)
+        time.sleep(outage_seconds - 1.0)
         during = _checkpoints(conversation)
         retries_during = sample(conversation.metrics.dependency_retries, dependency="mysql")
         alive = thread.is_alive()
@@ -135,7 +133,7 @@ def test_mysql_down_mid_stream_nothing_checkpointed_then_exact(
     assert not thread.is_alive(), "the processor did not recover once MySQL was back"
     assert conversation.errors.getvalue() == ""
     checkpoints = _checkpoints(conversation)
-    assert checkpoints[-1] == str(sequence) and len(checkpoints) >= BATCHES
+    assert checkpoints[-1] == str(sequence) and len(checkpoints) >= batches
 
     # Exactly what was sent, per person and per team, in MySQL and in Redis.
     with mysql.cursor() as cur:
