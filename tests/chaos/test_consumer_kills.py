@@ -4,11 +4,12 @@ The real `bedrockctl consumer run` (supervisor, KCL MultiLangDaemon JVM, one Pyt
 shard) reads a 2-shard stream on moto while a feeder puts calls and their invocation logs (half of the events
 each) for a dozen people in two teams. Again and again, a moment at random after the daemon's current life
 has committed its first batch, either the JVM or one of its record processors is SIGKILLed. A dead record
-processor takes the daemon down with it (the MultiLangDaemon exits when a child's protocol breaks), so after
-either kill the supervisor exits and is started again, as ECS would: the new worker takes the dead one's
-leases over once they expire and re-reads from the last checkpoints. At the end every person's and team's
-requests and cost, in Redis (day and month) and in MySQL, are exactly what was computed from the traffic, and
-every crossing of every quota is decided once.
+processor takes the daemon down with it (the MultiLangDaemon, its child's protocol broken, shuts the other
+shards down for up to its shutdown grace of 10 s and exits 1), so after either kill the supervisor exits and
+is started again, as ECS would: the new worker takes the dead one's leases over once they expire and re-reads
+from the last checkpoints. At the end every person's and team's requests and cost, in Redis (day and month)
+and in MySQL, are exactly what was computed from the traffic, and every crossing of every quota is decided
+once.
 
 Short form in `make test` (1,500 calls + 1,500 logs, 2 kills); CHAOS_FULL=1 (`make chaos`): 25,000 + 25,000
 events, 20 kills. CHAOS_SEED picks the traffic, the limits, the victims and the moments.
@@ -50,12 +51,17 @@ schema, mysql, redis_client, moto, stack = e2e.schema, e2e.mysql, e2e.redis_clie
 def _kill(consumer: RunningConsumer, kind: str, rng: random.Random) -> None:
     """SIGKILL the daemon's JVM, or one of its record processors chosen at random."""
     while True:
-        victims = consumer.record_processors() if kind == PROCESSOR else [consumer.jvm()]
-        assert victims and victims[0] is not None, f"no {kind} to kill"
+        if kind == PROCESSOR:  # one may be between two leases for a moment
+            victims = wait_until(consumer.record_processors, bool, timeout=30, what="a record processor to kill",
+                                 alive=[consumer], interval=0.1)
+        else:
+            jvm = wait_until(consumer.jvm, lambda pid: pid is not None, timeout=30, what="the daemon's JVM",
+                             alive=[consumer], interval=0.1)
+            victims = [jvm] if jvm is not None else []
         try:
-            os.kill(rng.choice(victims), signal.SIGKILL)  # type: ignore[arg-type]
+            os.kill(rng.choice(victims), signal.SIGKILL)
             return
-        except ProcessLookupError:  # a processor that had just ended (its lease lost): choose again
+        except ProcessLookupError:  # it had just ended: choose again
             continue
 
 

@@ -36,9 +36,10 @@ SEED = int(os.environ.get("CHAOS_SEED", "1212"))
 CALLS = 10_000 if FULL else 1_000  # and as many invocation logs
 SHARDS = 4
 FAILOVER_MS = 2000
-# The KCL takes a dead worker's lease once it has seen the lease unrenewed for the failover time, checking
-# every 2 (failover + 25 ms): at worst about three failover times after the kill. Slack for moto and the JVM.
-TAKEOVER_SECONDS = 3 * FAILOVER_MS / 1000 + 5
+# The KCL takes a dead worker's lease once it has seen it unrenewed for the failover time, looking every
+# 2 (failover + 25 ms) plus the time a scan of the lease table takes: three to four failover times after the
+# kill at worst, and moto and a busy JVM add to it.
+TAKEOVER_SECONDS = 4 * FAILOVER_MS / 1000 + 8
 # A new worker steals one lease per check (maxLeasesToStealAtOneTime = 1) from the busiest worker until both
 # hold 2: two checks, a few more where both renew and steal at once.
 BALANCE_SECONDS = 60
