@@ -216,7 +216,8 @@ def assert_exact(traffic: Traffic, mysql: pymysql.connections.Connection, redis_
                  warning_percents: Sequence[int]) -> int:
     """Per person and per team, requests and cost in MySQL and in Redis (day and month) are exactly those
     computed; every crossing is decided once. Returns how many decisions the stream carries twice (a
-    republish after a crash, by design: the enforcer deduplicates on decision_id)."""
+    republish: after a crash, or by another processor counting the same person before the batch that decided
+    it is committed; by design, the enforcer deduplicates on decision_id)."""
     people_requests = dict(traffic.requests)
     people_cost = dict(traffic.cost)
     team_requests = dict(traffic.by_team(traffic.requests))

@@ -116,4 +116,5 @@ def test_sigkills_at_random_moments_while_calls_and_logs_flow_count_everything_o
           f" processor), {KILLS + 1} lives, {seconds:.0f} s; the supervisor exited {statistics.median(exits):.1f} s"
           f" (median) after a kill, {max(exits):.1f} s (max); counting again after a kill in"
           f" {statistics.median(downtimes):.1f} s (median), {max(downtimes):.1f} s (max);"
-          f" {republished} decisions published again after a crash (same decision_id)")
+          f" {republished} stream entries repeating a decision (same decision_id: redone batches, or another"
+          " shard counting the same person before the batch that decided it was committed)")

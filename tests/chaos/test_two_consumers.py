@@ -156,7 +156,8 @@ def test_two_daemons_share_the_shards_take_over_a_killed_ones_and_give_them_back
     print(f"balanced 2/2 after {balanced_at:.1f} s; one killed: all {SHARDS} leases with the survivor"
           f" {taken_over_in:.1f} s later ({moved_to_survivor} moves); restarted: 2/2 again {given_back_in:.1f} s"
           f" later ({moved_back} moves); {len(watcher.moves)} owner changes in all, {seconds:.0f} s;"
-          f" {republished} decisions published again after the kill (same decision_id)")
+          f" {republished} stream entries repeating a decision (same decision_id: redone batches, or another"
+          " shard counting the same person before the batch that decided it was committed)")
     for at, shard, old, new in watcher.moves:
         print(f"  {at:6.1f} s  {shard}: {_short(old)} → {_short(new)}")
 
