@@ -179,6 +179,12 @@ def matches_rule(event: dict[str, Any]) -> bool:
 def deliver(kinesis: Any, stream: str, events: Iterable[dict[str, Any]], *, batch: int = 500) -> int:
     """Put matching events into the stream as the rule's Kinesis target would: the whole envelope as
     UTF-8 JSON, partitioned by the rule's PartitionKeyPath. Returns how many were put."""
+    return put_records(kinesis, stream, ((orjson.dumps(event), partition_key(event))
+                                         for event in events if matches_rule(event)), batch=batch)
+
+
+def put_records(kinesis: Any, stream: str, records: Iterable[tuple[bytes, str]], *, batch: int = 500) -> int:
+    """Put (data, partition key) records into the stream, `batch` per PutRecords. Returns how many were put."""
     entries: list[dict[str, Any]] = []
     sent = 0
 
@@ -191,10 +197,8 @@ def deliver(kinesis: Any, stream: str, events: Iterable[dict[str, Any]], *, batc
             sent += len(entries)
             entries = []
 
-    for event in events:
-        if not matches_rule(event):
-            continue
-        entries.append({"Data": orjson.dumps(event), "PartitionKey": partition_key(event)})
+    for data, key in records:
+        entries.append({"Data": data, "PartitionKey": key})
         if len(entries) >= batch:
             flush()
     flush()

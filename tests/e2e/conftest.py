@@ -97,6 +97,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # gone meanwhile
+        return ""
+
+
 def _kill_quietly(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -143,6 +150,18 @@ class RunningConsumer:
 
     def running(self) -> bool:
         return self.consumer.process is not None and self.consumer.process.poll() is None
+
+    def jvm(self) -> int | None:
+        """The pid of the KCL MultiLangDaemon (the supervisor's java child), while it runs."""
+        if not self.running():
+            return None
+        return next((pid for pid in _children(self.pid) if "MultiLangDaemon" in _command_line(pid)), None)
+
+    def record_processors(self) -> list[int]:
+        """The pids of the record processors the daemon runs (one per shard it holds)."""
+        if not self.running():
+            return []
+        return [pid for pid in _children(self.pid) if "consumer.kcl_processor" in _command_line(pid)]
 
     def metric(self, name: str, **labels: str) -> float:
         """The current value of one sample of the consumer's /metrics (0 while nothing was counted)."""
@@ -210,8 +229,8 @@ class Stack:
         port = free_port()
         env = {
             **self.moto.env(),
-            **e2e_env(STREAM_NAME=self.stream, KCL_APPLICATION_NAME=application, KCL_FAILOVER_MS="3000",
-                       METRICS_PORT=str(port), **overrides),
+            **e2e_env(**{"STREAM_NAME": self.stream, "KCL_APPLICATION_NAME": application, "KCL_FAILOVER_MS": "3000",
+                         "METRICS_PORT": str(port), **overrides}),
         }
         AllSettings.from_env(env)  # a bad override is a clear error here, not a consumer that never starts
         log_path = self.logs / f"consumer-{len(self.consumers) + 1}-{application}.log"
@@ -280,6 +299,18 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
+@contextlib.contextmanager
+def log_tails_on_failure(stack: Stack, last: int = 3) -> Iterator[None]:
+    """For tests outside this directory (the hook below only sees tests/e2e): print the tails of the last
+    consumers' logs when the block fails; pytest shows them with the failure."""
+    try:
+        yield
+    except BaseException:
+        for running in stack.consumers[-last:]:
+            print(f"--- consumer log tail ({running.log_path})\n{_tail(running.log_path)}")
+        raise
+
+
 @pytest.fixture
 def stack(
     moto: MotoServer,
@@ -288,12 +319,13 @@ def stack(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
-    """A fresh 2-shard stream for the test; every consumer it starts is gone after the test. Depends on the
-    data-store fixtures so that they are emptied before any consumer starts and flushed only after the last
-    one is dead."""
+    """A fresh stream for the test (2 shards; another number through indirect parametrization:
+    `@pytest.mark.parametrize("stack", [4], indirect=True)`); every consumer it starts is gone after the
+    test. Depends on the data-store fixtures so that they are emptied before any consumer starts and flushed
+    only after the last one is dead."""
     stream = f"e2e-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:6]}"
     kinesis = moto.client("kinesis")
-    ensure_stream(kinesis, stream, shards=2)
+    ensure_stream(kinesis, stream, shards=getattr(request, "param", 2))
     built = Stack(moto, stream, tmp_path, kinesis, moto.client("dynamodb"))
     request.node.e2e_stack = built
     try:
