@@ -14,6 +14,7 @@ decisions — runs on Redis Cluster. The decision stream is a single key of its 
     <prefix>:{t:TEAM}:m:2024-10-01  set   quota keys counted in the team that day (…:m:2024-10: that month)
     <prefix>:held                   set   quota keys with held events (so any consumer can settle them)
     <prefix>:decisions              stream the decisions, consumed by the enforcer's group
+    <prefix>:marker                 string the Redis marker's epoch id (bedrock_usage/redis_marker.py)
 """
 
 from __future__ import annotations
@@ -61,3 +62,15 @@ class Keys:
     @property
     def decisions(self) -> str:
         return f"{self.prefix}:decisions"
+
+    def marker(self, for_key: str = "") -> str:
+        """The marker key the counting script checks beside `for_key` (its first key).
+
+        One key on a single Redis. On Redis Cluster a script may only touch keys of one hash slot, so this
+        is the one place to return a marker of `for_key`'s slot instead (and `markers` to list them all,
+        for whoever writes the marker)."""
+        return f"{self.prefix}:marker"
+
+    def markers(self) -> list[str]:
+        """Every marker key, as the writer of a new marker sets them."""
+        return [self.marker()]

@@ -27,6 +27,7 @@ from consumer.metering import Metering
 from consumer.metrics import ConsumerMetrics
 from consumer.people import PeopleDirectory
 from consumer.processor import Processor
+from consumer.redis_guard import RedisGuard
 from consumer.role_paths import RolePaths
 from consumer.settings import ConsumerSettings
 from consumer.store import Store
@@ -45,6 +46,7 @@ class ConsumerParts:
     caller_session: MySQLSession  # the caller's thread: people, prices, role keys, limits sync, rebuild
     people: PeopleDirectory
     profiles: InferenceProfiles
+    guard: RedisGuard
 
     def reset_connections(self) -> None:
         """After a transient failure: drop the MySQL connections (Redis reconnects by itself), once
@@ -104,6 +106,15 @@ def assemble_consumer(
         stream_maxlen=settings.decision_stream_maxlen,
         default_team=settings.default_team,
     )
+    def replay(marker: str) -> tuple[int, int]:
+        from consumer.rebuild import replay as replay_rows  # noqa: PLC0415 (rebuild assembles a consumer itself)
+
+        report = replay_rows(settings, marker, clock())
+        return report.rows, report.new
+
+    guard = RedisGuard(client=client, keys=keys, mysql=settings.mysql, counters=counters, metrics=metrics,
+                       replay=replay, timezone_=settings.quota_timezone,
+                       wait_seconds=settings.redis_rebuild_wait_seconds, clock=clock)
     # Prices and role paths are read on the caller's thread, like the people directory: its session.
     metering = Metering(caller_session, fallback=settings.price_fallback,
                         refresh_seconds=settings.prices_refresh_seconds,
@@ -121,8 +132,9 @@ def assemble_consumer(
         metrics=metrics,
         clock=clock,
         sweep_seconds=settings.directory_refresh_seconds,
+        guard=guard,
     )
-    return ConsumerParts(processor, metrics, client, store_session, caller_session, people, profiles)
+    return ConsumerParts(processor, metrics, client, store_session, caller_session, people, profiles, guard)
 
 
 def _lookups(settings: ConsumerSettings, iam: Any | None, account: str) -> Lookups:

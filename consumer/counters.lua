@@ -22,6 +22,7 @@
 -- KEYS[4] limit overrides       KEYS[5] pending decisions
 -- person: KEYS[6] forward hash  KEYS[7] hold hash
 -- team:   KEYS[6] members of the day   KEYS[7] members of the month (quota keys counted in the team)
+-- KEYS[8] the Redis marker (bedrock_usage/redis_marker.py)
 -- ARGV[1] scope  ARGV[2] subject  ARGV[3] team (for a person: the team charged; '' = not known yet)
 -- ARGV[4] period: "<day id>\31<month id>\31<expire-at, unix s>\31<decide daily 1/0>\31<decide monthly 1/0>"
 -- ARGV[5] policy: "<default daily limit>\31<default monthly limit>\31<warning percentages, comma-separated>
@@ -33,6 +34,8 @@
 --         comma-separated): hand-off fields are "<team>\31<day>\31<month>\31<expire-at>\31<nonce>"
 -- ARGV[9] how many of the person's forward entries those batches hold (while a backlog is pipelined,
 --         the batch before this one is still in flight): only more than that are read
+-- ARGV[10] the marker's epoch the caller expects: anything else in KEYS[8] (nothing: Redis lost its data)
+--         and the script counts nothing and answers an error starting with BUMARKER
 -- then one per event: "<hash>\31<kind>\31<id>\31<time>\31<principal>" where kind is '1' (a counted call),
 -- '0' (a failed call: recorded, uses no quota) or 'L<cost>,<input>,<output>,<cache read>,<cache write 5m>,
 -- <cache write 1h>' (an invocation log: its cost in nano-dollars and tokens; its id is the requestId, its hash
@@ -45,7 +48,12 @@
 --          number of pending decisions, pending decision JSON..., then for a person the forward hash's
 --          other entries as field, value pairs (left by a batch that was not committed)}
 
-local FIXED = 9
+local FIXED = 10
+-- First of all: a Redis that forgot (or was rebuilt since the caller last looked) counts nothing at all.
+local marker = redis.call('GET', KEYS[8])
+if marker ~= ARGV[10] then
+  return redis.error_reply('BUMARKER expected ' .. ARGV[10] .. ', found ' .. (marker or 'nothing'))
+end
 local SEP = '\30'  -- between the events of one forward/hold entry
 local day_id, month_id, expire_at, decide_daily, decide_monthly =
   string.match(ARGV[4], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')

@@ -25,10 +25,12 @@ from bedrock_usage import redis_errors
 from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Decision, Limits, Scope
+from bedrock_usage.redis_marker import RedisForgot, refused
 from bedrock_usage.teams import is_team
 
-# Errors meaning "Redis is unreachable, failing over or full": retry with backoff, do not checkpoint.
-TRANSIENT_ERRORS = redis_errors.TRANSIENT
+# Errors meaning "Redis is unreachable, failing over or full", or "Redis forgot (its marker is not the one
+# expected)": retry with backoff, do not checkpoint.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*redis_errors.TRANSIENT, RedisForgot)
 
 
 def event_hash(event_id: str) -> str:
@@ -159,6 +161,9 @@ class Counters:
         here = Path(__file__).parent
         self._script = client.register_script((here / "counters.lua").read_text())
         self._settle = client.register_script((here / "settle.lua").read_text())
+        # The marker epoch Redis must hold for the scripts to count (consumer/redis_guard.py keeps it); ''
+        # until known: nothing is counted before the marker has been read.
+        self.marker = ""
 
     def count(
         self, groups: Sequence[Group], *, settle: Sequence[tuple[str, str]] = (), today: tuple[str, str] | None = None,
@@ -191,10 +196,10 @@ class Counters:
                          client=pipe)
         for person, team in settle:
             # Its own nonce: never the same field as this batch's new events of that person and day.
-            self._settle(keys=[self._keys.hold(person), self._keys.forward(person)], args=[team, nonce + "s", skip],
-                         client=pipe)
-        with redis_errors.full_as_oom():
-            replies = pipe.execute()[1 if held else 0:]
+            hold = self._keys.hold(person)
+            self._settle(keys=[hold, self._keys.forward(person), self._keys.marker(hold)],
+                         args=[team, nonce + "s", skip, self.marker], client=pipe)
+        replies = self._execute(pipe)[1 if held else 0:]
         handed: dict[tuple[str, bytes], HandOff] = {}
         for group, reply in zip([*people, *teams], replies, strict=False):
             self._read(group, reply, result, handed, nonce)
@@ -275,10 +280,22 @@ class Counters:
         ordered = list(groups.values())
         for group in ordered:
             self._script(keys=self._group_keys(group), args=self._group_args(group, "", "", 0), client=pipe)
-        with redis_errors.full_as_oom():
-            replies = pipe.execute()
+        replies = self._execute(pipe)
         for group, reply in zip(ordered, replies, strict=True):
             self._collect_pending(Scope.TEAM, group.subject, reply[5:5 + int(reply[4])], result)
+
+    @staticmethod
+    def _execute(pipe: Any) -> list[Any]:
+        """Run a pipeline of scripts: Redis full raised as OutOfMemoryError, the marker refusal as
+        RedisForgot (scripts before it in the pipeline may have counted, on data that was then lost, or
+        kept: a redo of the batch dedupes them)."""
+        try:
+            with redis_errors.full_as_oom():
+                return list(pipe.execute())
+        except redis.exceptions.ResponseError as error:
+            if refused(error):
+                raise RedisForgot(str(error)) from error
+            raise
 
     def finish(self, result: CountResult) -> None:
         """The batch is committed: remove what it handed over (its own entries and those it adopted)."""
@@ -318,6 +335,7 @@ class Counters:
             k.limits(scope, subject),
             k.pending(scope, subject),
             *extra,
+            k.marker(k.seen(scope, subject, group.day_id)),
         ]
 
     def _group_args(self, group: Group, nonce: str, skip: str, in_flight_entries: int) -> list[str]:
@@ -333,19 +351,24 @@ class Counters:
             nonce,
             skip,
             str(in_flight_entries),
+            self.marker,
             *group.events,
         ]
 
     def publish(self, pending: Sequence[PendingDecision]) -> list[str]:
         """Append decisions to the stream (one round trip). A republish after a crash carries the same
         decision_id, which is what the enforcer deduplicates on."""
-        if not pending:
+        return self.republish([item.decision for item in pending])
+
+    def republish(self, decisions: Sequence[Decision]) -> list[str]:
+        """Append decisions to the stream: those just decided, or (after a rebuild) those recorded in MySQL."""
+        if not decisions:
             return []
         pipe = self._redis.pipeline(transaction=False)
-        for item in pending:
+        for decision in decisions:
             pipe.xadd(
                 self._keys.decisions,
-                dict(item.decision.to_fields()),  # type: ignore[arg-type]
+                dict(decision.to_fields()),  # type: ignore[arg-type]
                 maxlen=self._stream_maxlen,
                 approximate=True,
             )

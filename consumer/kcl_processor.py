@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db, logs, redis_errors
 from bedrock_usage.keys import Keys
+from bedrock_usage.redis_marker import RedisForgot
 from bedrock_usage.retry import retry_transient
 from consumer.assembly import ConsumerParts, assemble_consumer, sync_limits
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
@@ -175,6 +176,8 @@ class RecordProcessor(kcl_v3.RecordProcessorBase):  # type: ignore[misc]
             # Not an outage that ends by itself: counters must expire or memory be raised. Say so.
             dependency = "redis_full"
             log.error(redis_errors.FULL_MESSAGE, extra={"shard": self._shard, "attempt": attempt})
+        elif isinstance(error, RedisForgot):
+            dependency = "redis_marker"  # Redis forgot, or was rebuilt since: repaired, the batch is redone
         else:
             dependency = ("redis" if isinstance(error, REDIS_TRANSIENT) else
                           "prices" if isinstance(error, METERING_TRANSIENT) else "mysql")

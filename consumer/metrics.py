@@ -74,7 +74,8 @@ class ConsumerMetrics:
         self.dependency_retries = Counter(
             "bedrock_usage_dependency_retries", "Batch attempts that failed on a dependency and were retried (nothing"
             " checkpointed meanwhile), by dependency: redis (unreachable, failing over), redis_full (at maxmemory"
-            " under noeviction), mysql, prices.",
+            " under noeviction), redis_marker (Redis without the marker expected: repaired, then redone), mysql,"
+            " prices.",
             ["dependency"], registry=registry,
         )
         self.lookup_failures = Counter(
@@ -91,6 +92,24 @@ class ConsumerMetrics:
         self.settled_people = Counter(
             "bedrock_usage_settled_people",
             "People whose held calls were moved to their team once it became known.", registry=registry,
+        )
+        self.redis_data_lost = Counter(
+            "bedrock_usage_redis_data_lost", "Times Redis was found without its marker (emptied: FLUSHALL, a failover"
+            " to an empty replica, a restart without persistence) and rebuilt from MySQL before counting resumed.",
+            registry=registry,
+        )
+        self.redis_unmarked = Gauge(
+            "bedrock_usage_redis_unmarked", "1 while this consumer counts nothing because Redis does not hold the"
+            " marker it expects (being rebuilt, by it or another consumer); 0 once counting resumed.",
+            multiprocess_mode="livemax", registry=registry,
+        )
+        self.redis_rebuilding = Gauge(
+            "bedrock_usage_redis_rebuilding", "1 while this consumer rebuilds Redis from MySQL.",
+            multiprocess_mode="livemax", registry=registry,
+        )
+        self.redis_rebuild_seconds = Histogram(
+            "bedrock_usage_redis_rebuild_seconds", "Time to rebuild Redis from MySQL after it lost its data.",
+            buckets=(1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0), registry=registry,
         )
         self.checkpoints = Counter(
             "bedrock_usage_checkpoints", "Checkpoints taken.", registry=registry

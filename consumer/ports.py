@@ -81,6 +81,17 @@ class UsageCounters(Protocol):
         ...
 
 
+class MarkerGuard(Protocol):
+    """Knows the Redis marker the counting scripts check, and repairs Redis when they refuse
+    (consumer/redis_guard.py)."""
+
+    def ensure(self) -> object:
+        """Before counting: learn the marker to expect, if not known yet (repairing Redis if need be)."""
+
+    def refused(self) -> object:
+        """A script refused: repair Redis (or wait for whoever does). The batch is redone after."""
+
+
 class RowStore(Protocol):
     """The batch's rows, in two steps on the processor's MySQL thread: `stage` (uncommitted, overlapping
     the counting), then `commit` or `abort`. Inserts are idempotent on the natural keys."""

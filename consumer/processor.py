@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from bedrock_usage.pricing.rates import PARTS
 from bedrock_usage.quota import Decision, usd
+from bedrock_usage.redis_marker import RedisForgot
 from consumer.counters import CountResult, Group, PendingDecision
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog, Rejected, Skipped
@@ -43,7 +44,7 @@ from consumer.metering import Metered
 from consumer.metrics import ConsumerMetrics
 from consumer.people import Assignment
 from consumer.plan import Planner
-from consumer.ports import People, Pricing, RoleKeys, RowStore, UsageCounters
+from consumer.ports import MarkerGuard, People, Pricing, RoleKeys, RowStore, UsageCounters
 from consumer.records import InputRecord
 from consumer.rows import DeadLetter, Unpriced, WriteResult
 
@@ -128,7 +129,9 @@ class Processor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sweep_seconds: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        guard: MarkerGuard | None = None,
     ) -> None:
+        """`guard`: the Redis marker's (None: stores that cannot forget, as the unit tests' in-memory ones)."""
         self._decoder = decoder
         self._people = people
         self._metering = metering
@@ -148,6 +151,7 @@ class Processor:
         self._sweep_seconds = sweep_seconds
         self._monotonic = monotonic
         self._swept_at = float("-inf")
+        self._guard = guard
 
     def close(self) -> None:
         self._mysql.shutdown(wait=True)
@@ -233,8 +237,17 @@ class Processor:
             for fields in self._nonces.values():
                 for person, n in fields.items():
                     entries[person] = entries.get(person, 0) + n
-        counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today,
-                                      nonce=batch.nonce, in_flight=in_flight, in_flight_entries=entries)
+        if self._guard is not None:
+            self._guard.ensure()
+        try:
+            counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today,
+                                          nonce=batch.nonce, in_flight=in_flight, in_flight_entries=entries)
+        except RedisForgot:
+            # Nothing of this batch is kept as counted, nothing checkpointed: Redis is repaired (or we wait
+            # for whoever repairs it) before the batch is redone, so no batch is counted on a Redis that forgot.
+            if self._guard is not None:
+                self._guard.refused()
+            raise
         batch.counted = counted
         # A decision of an earlier batch still in flight comes back from the pending set until that
         # batch is committed; it is published once (a crash forgets this, and republishes it).

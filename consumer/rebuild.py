@@ -1,5 +1,9 @@
 """`bedrockctl counters rebuild`: refill Redis from MySQL, the record.
 
+Run by the consumer itself when Redis lost its data (consumer/redis_guard.py: under a MySQL lock, with the
+marker's `rebuilding` placeholder, which the replay's scripts count with), and by an operator through the same
+guard (`rebuild`: a forced repair, which writes a new marker at the end).
+
 The calls and invocation logs of every period Redis still covers are replayed through the same counting
 script, with
 decisions switched off (they were taken when the calls first arrived), each for its person and for the
@@ -47,10 +51,25 @@ _LOGS = ("SELECT l.request_id, l.event_time, l.event_date, p.quota_key, l.team, 
 
 
 def rebuild(settings: ConsumerSettings, now: datetime | None = None) -> RebuildReport:
+    """An operator's rebuild: the guard's, forced (the lock, the placeholder, a new marker at the end)."""
+    now = now or datetime.now(UTC)
+    parts = assemble_consumer(settings, source="rebuild", registry=CollectorRegistry(), lookups=False,
+                              clock=lambda: now)
+    try:
+        repair = parts.guard.repair(force=True)
+    finally:
+        parts.close()
+    return RebuildReport(repair.rows, repair.new, redis_horizon(now, settings.quota_timezone,
+                                                               settings.counter_grace_days))
+
+
+def replay(settings: ConsumerSettings, marker: str, now: datetime | None = None) -> RebuildReport:
+    """Count MySQL's rows of the periods Redis covers into Redis, with decisions off, expecting `marker`."""
     now = now or datetime.now(UTC)
     since = redis_horizon(now, settings.quota_timezone, settings.counter_grace_days)
     parts = assemble_consumer(settings, source="rebuild", registry=CollectorRegistry(), lookups=False)
-    counters = parts.processor.counters
+    counters = parts.guard.counters
+    counters.marker = marker
     grace = timedelta(days=settings.counter_grace_days)
     rows = new = 0
 

@@ -41,6 +41,9 @@ class ConsumerSettings(SharedSettings):
         Spec("DIRECTORY_REFRESH_SECONDS", "10", "How often each consumer process reads the changes to people and"
              " teams made elsewhere (`limits apply`, other consumers' lookups)."),
         Spec("DECISION_STREAM_MAXLEN", "1000000", "Approximate cap on the decision stream's length."),
+        Spec("REDIS_REBUILD_WAIT_SECONDS", "60", "How long a consumer that finds Redis without its marker waits,"
+             " per attempt, while another consumer rebuilds it from MySQL (counting nothing meanwhile) before"
+             " retrying the batch as after an outage."),
         Spec("METRICS_PORT", "9101", "Port of the consumer's Prometheus /metrics and /health endpoint."),
     )
 
@@ -57,6 +60,7 @@ class ConsumerSettings(SharedSettings):
     team_lookup_max_age_seconds: int
     directory_refresh_seconds: int
     decision_stream_maxlen: int
+    redis_rebuild_wait_seconds: int
     metrics_port: int
 
     @classmethod
@@ -82,5 +86,6 @@ class ConsumerSettings(SharedSettings):
                                                    60),
             "directory_refresh_seconds": integer("DIRECTORY_REFRESH_SECONDS", get("DIRECTORY_REFRESH_SECONDS"), 1),
             "decision_stream_maxlen": integer("DECISION_STREAM_MAXLEN", get("DECISION_STREAM_MAXLEN"), 1000),
+            "redis_rebuild_wait_seconds": integer("REDIS_REBUILD_WAIT_SECONDS", get("REDIS_REBUILD_WAIT_SECONDS"), 1),
             "metrics_port": integer("METRICS_PORT", get("METRICS_PORT"), 0),
         }
