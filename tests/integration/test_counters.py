@@ -7,6 +7,7 @@ import itertools
 import pytest
 import redis
 
+from bedrock_usage import redis_marker
 from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Kind, Limits, Scope, crossed
@@ -19,8 +20,15 @@ FAR_FUTURE = 4_102_444_800  # 2100-01-01: expiry is not what these tests are abo
 
 def counters(client: redis.Redis, daily: int | None = 10, monthly: int | None = 100,
              percents: tuple[int, ...] = (60, 85)) -> Counters:
-    return Counters(client, KEYS, user_defaults=Limits(daily, monthly), team_defaults=Limits(None, 50),
-                    warning_percents=percents, stream_maxlen=10_000, default_team="unassigned")
+    return marked(client, Counters(client, KEYS, user_defaults=Limits(daily, monthly), team_defaults=Limits(None, 50),
+                                   warning_percents=percents, stream_maxlen=10_000, default_team="unassigned"))
+
+
+def marked(client: redis.Redis, c: Counters) -> Counters:
+    """The Redis marker the scripts check (tests/integration/test_redis_marker.py), as a consumer finds it."""
+    c.marker = "test-epoch"
+    redis_marker.put(client, KEYS, c.marker)
+    return c
 
 
 def group(events: range | list[int], *, scope: Scope = Scope.USER, subject: str = "arn:aws:iam::1:user/a",
@@ -239,9 +247,9 @@ USD = 1_000_000_000  # nano-dollars
 
 def cost_counters(client: redis.Redis, daily_cost: int | None = 10 * USD, monthly_cost: int | None = 100 * USD,
                   team_daily_cost: int | None = None) -> Counters:
-    return Counters(client, KEYS, user_defaults=Limits(None, None, daily_cost, monthly_cost),
-                    team_defaults=Limits(None, None, team_daily_cost, None), warning_percents=(60, 85),
-                    stream_maxlen=10_000, default_team="unassigned")
+    return marked(client, Counters(client, KEYS, user_defaults=Limits(None, None, daily_cost, monthly_cost),
+                                   team_defaults=Limits(None, None, team_daily_cost, None), warning_percents=(60, 85),
+                                   stream_maxlen=10_000, default_team="unassigned"))
 
 
 def log_group(costs: list[int], *, first: int = 0, subject: str = "arn:aws:iam::1:user/a", team: str = "team-a",
