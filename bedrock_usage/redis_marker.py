@@ -73,9 +73,10 @@ def refused(error: BaseException) -> bool:
     return isinstance(error, redis.exceptions.ResponseError) and REFUSAL in str(error)
 
 
-def lock_name(prefix: str) -> str:
-    """The MySQL GET_LOCK of one deployment's rebuild (names are limited to 64 characters)."""
-    return "bu_redis_rebuild:" + hashlib.sha256(prefix.encode()).hexdigest()[:32]
+def lock_name(database: str, prefix: str) -> str:
+    """The MySQL GET_LOCK of one deployment's rebuild. Locks are server-wide: named after the database and the
+    key prefix, so deployments sharing a MySQL server never wait for each other (names: 64 characters at most)."""
+    return "bu_redis_rebuild:" + hashlib.sha256(f"{database}\0{prefix}".encode()).hexdigest()[:32]
 
 
 # -- MySQL: the marker of record ------------------------------------------------------------------

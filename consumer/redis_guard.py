@@ -88,7 +88,7 @@ class RedisGuard:
         self._counters, self._metrics, self._replay = counters, metrics, replay
         self._tz, self._wait, self._clock = timezone_, wait_seconds, clock
         self._poll, self._sleep = poll_seconds, sleep
-        self._lock = redis_marker.lock_name(keys.prefix)
+        self._lock = redis_marker.lock_name(mysql.database, keys.prefix)
 
     @property
     def counters(self) -> Counters:
