@@ -77,6 +77,12 @@ def test_the_alerts_cover_lag_silence_dead_letters_enforcement_notifier_and_down
         "BedrockUsageServiceDown"}
 
 
+def test_a_redis_that_forgot_is_alerted_and_so_is_a_rebuild_that_does_not_finish() -> None:
+    rules = rule_exprs()
+    assert "bedrock_usage_redis_data_lost_total" in rules["BedrockUsageRedisDataLost"]
+    assert "bedrock_usage_redis_unmarked" in rules["BedrockUsageRedisNotRebuilt"]
+
+
 def test_the_cost_panels_and_alerts_are_there() -> None:
     assert set(rule_exprs()) >= {"BedrockUsageSpendSpike", "BedrockUsageUnmeteredCalls", "BedrockUsageUnpricedModel"}
     titles = {p["title"] for p in json.loads(DASHBOARD.read_text())["panels"]}
