@@ -43,7 +43,7 @@ import orjson
 import pymysql
 import redis
 
-from bedrock_usage import db, limits, quota_file
+from bedrock_usage import db, limits, quota_file, redis_marker
 from bedrock_usage.keys import Keys
 from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import midnight
@@ -106,7 +106,20 @@ def fresh_stores(s: AllSettings) -> None:
         cur.execute(f"DROP DATABASE IF EXISTS `{s.mysql.database}`")
     conn.close()
     migrate(s.mysql)
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    empty_redis(s)
+
+
+def empty_redis(s: AllSettings) -> None:
+    """Redis emptied on purpose, and a fresh marker written with it (bedrock_usage/redis_marker.py): else the
+    consumer would take the empty Redis for one that lost its data and rebuild it from MySQL, in the timing."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    conn = db.connect(s.mysql)
+    try:
+        redis_marker.stamp(conn, client, Keys(s.redis_key_prefix), by="bench")
+    finally:
+        conn.close()
+        client.close()
 
 
 def generate(count: int, seed: int) -> list[bytes]:
@@ -416,7 +429,7 @@ def main() -> int:
         rows = prefill(s, PREFILL_ROWS)
         say(f"history: bedrock_calls holds {rows:,} rows of earlier days (prepared in"
             f" {time.perf_counter() - t0:.0f} s)")
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        empty_redis(s)
         assign_teams(s)  # the limits cache with Redis
         later = generate(EVENTS, seed=2)
         baseline_later = run_baseline(s, later, "seed baseline with history", with_history=True)
