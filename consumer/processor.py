@@ -243,8 +243,7 @@ class Processor:
             counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today,
                                           nonce=batch.nonce, in_flight=in_flight, in_flight_entries=entries)
         except RedisForgot:
-            # Nothing of this batch is kept as counted, nothing checkpointed: Redis is repaired (or we wait
-            # for whoever repairs it) before the batch is redone, so no batch is counted on a Redis that forgot.
+            # Not checkpointed: Redis is repaired (or whoever repairs it awaited), then the batch is redone.
             if self._guard is not None:
                 self._guard.refused()
             raise
