@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services migrate test test-fast chaos lint demo deploy bench bench-enforcer clean
+.PHONY: setup services migrate test test-fast test-cluster chaos lint demo deploy bench bench-cluster bench-enforcer clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ test: setup services
 # Everything but the KCL daemon end-to-end tests.
 test-fast: setup services
 	$(BIN)/pytest -q tests -m "not e2e"
+
+# The end-to-end tests (the real KCL daemon) and the cluster's own tests on a Redis Cluster of three masters,
+# started on free local ports by the tests themselves (redis-server and redis-cli on PATH; 6379 is not used).
+test-cluster: setup services
+	TEST_REDIS_CLUSTER=1 $(BIN)/pytest -q tests/e2e tests/integration/test_redis_cluster.py
 
 # The fault-injection suite in its full form (the README's figures); make test runs its short form.
 chaos: setup services
@@ -57,6 +62,10 @@ deploy: setup
 bench: setup services
 	$(BIN)/python -m tests.performance.bench
 	$(BIN)/python -m tests.performance.bench_enforcer
+
+# The consumer's benchmark on a local Redis Cluster of three masters (figures beside `make bench`'s).
+bench-cluster: setup services
+	BENCH_REDIS_CLUSTER=1 $(BIN)/python -m tests.performance.bench
 
 # Only the enforcer's part of the benchmark (decision → deny, PutRecord → deny).
 bench-enforcer: setup services

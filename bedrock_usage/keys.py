@@ -14,10 +14,15 @@ decisions — runs on Redis Cluster. The decision stream is a single key of its 
     <prefix>:{t:TEAM}:m:2024-10-01  set   quota keys counted in the team that day (…:m:2024-10: that month)
     <prefix>:held                   set   quota keys with held events (so any consumer can settle them)
     <prefix>:decisions              stream the decisions, consumed by the enforcer's group
-    <prefix>:marker                 string the Redis marker's epoch id (bedrock_usage/redis_marker.py)
+    <prefix>:marker                 string the Redis marker's epoch id (bedrock_usage/redis_marker.py); on a
+                                           cluster one per hash slot: <prefix>:{<tag of the slot>}:marker
 """
 
 from __future__ import annotations
+
+from functools import cache
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from bedrock_usage.quota import Scope
 
@@ -27,9 +32,27 @@ def _tag_safe(subject: str) -> str:
     return subject.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
+@cache
+def _slot_tags() -> tuple[str, ...]:
+    """For each of the cluster's 16,384 hash slots, a short hash tag that falls in it (found once, by trying
+    m0, m1, … : about 170,000 CRC16s, a fraction of a second)."""
+    tags: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+    missing, i = REDIS_CLUSTER_HASH_SLOTS, 0
+    while missing:
+        tag = f"m{i}"
+        slot = key_slot(tag.encode())
+        if tags[slot] is None:
+            tags[slot] = tag
+            missing -= 1
+        i += 1
+    return tuple(t for t in tags if t is not None)
+
+
 class Keys:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, cluster: bool = False) -> None:
+        """`cluster`: Redis Cluster (REDIS_CLUSTER=true): the marker is then one key per hash slot."""
         self.prefix = prefix
+        self.cluster = cluster
 
     def scope(self, scope: Scope, subject: str) -> str:
         return f"{self.prefix}:{{{'u' if scope is Scope.USER else 't'}:{_tag_safe(subject)}}}"
@@ -66,11 +89,15 @@ class Keys:
     def marker(self, for_key: str = "") -> str:
         """The marker key the counting script checks beside `for_key` (its first key).
 
-        One key on a single Redis. On Redis Cluster a script may only touch keys of one hash slot, so this
-        is the one place to return a marker of `for_key`'s slot instead (and `markers` to list them all,
-        for whoever writes the marker)."""
-        return f"{self.prefix}:marker"
+        One key on a single Redis. On Redis Cluster a script may only touch keys of one hash slot: the marker
+        of `for_key`'s slot. One per slot, not one per master: a slot keeps its marker when it moves (a
+        reshard), and a master that forgot (a failover to an empty replica) lost the markers of its slots."""
+        if not self.cluster:
+            return f"{self.prefix}:marker"
+        return f"{self.prefix}:{{{_slot_tags()[key_slot(for_key.encode())]}}}:marker"
 
     def markers(self) -> list[str]:
-        """Every marker key, as the writer of a new marker sets them."""
-        return [self.marker()]
+        """Every marker key (one, or one per slot), as the writer of a new marker sets them."""
+        if not self.cluster:
+            return [self.marker()]
+        return [f"{self.prefix}:{{{tag}}}:marker" for tag in _slot_tags()]

@@ -29,6 +29,10 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.BusyLoadingError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ReadOnlyError,  # a failover: the node we hold became a replica
+    # Redis Cluster (REDIS_CLUSTER=true): a failover in progress, or slots without a master for now.
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.SlotNotCoveredError,
 )
 FULL: tuple[type[BaseException], ...] = (redis.exceptions.OutOfMemoryError,)
 TRANSIENT: tuple[type[BaseException], ...] = UNAVAILABLE + FULL

@@ -26,6 +26,7 @@ import redis
 from pymysql.connections import Connection
 
 from bedrock_usage.keys import Keys
+from bedrock_usage.redis_state import RedisClient
 
 # The counting scripts' error reply when the marker is not the expected one (checked before counting).
 REFUSAL = "BUMARKER"
@@ -124,22 +125,30 @@ def anything_counted(conn: Connection) -> bool:
 
 # -- Redis: the copy the scripts check --------------------------------------------------------------
 
-def in_redis(client: redis.Redis, keys: Keys) -> str | None:
-    value = client.get(keys.marker())
+def in_redis(client: RedisClient, keys: Keys) -> str | None:
+    """The marker Redis holds; on a cluster, the one every slot holds (None if any slot lost its own)."""
+    if isinstance(client, redis.RedisCluster):
+        values = set(client.mget_nonatomic(keys.markers()))
+        value = values.pop() if len(values) == 1 else None
+    else:
+        value = client.get(keys.marker())
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def put(client: redis.Redis, keys: Keys, value: str) -> None:
+def put(client: RedisClient, keys: Keys, value: str) -> None:
     """Write `value` into every marker key (no expiry: the marker lives as long as Redis's data)."""
+    if isinstance(client, redis.RedisCluster):
+        client.mset_nonatomic(dict.fromkeys(keys.markers(), value))
+        return
     pipe = client.pipeline(transaction=False)
     for key in keys.markers():
         pipe.set(key, value)
     pipe.execute()
 
 
-def stamp(conn: Connection, client: redis.Redis, keys: Keys, by: str | None = None) -> str:
+def stamp(conn: Connection, client: RedisClient, keys: Keys, by: str | None = None) -> str:
     """Write a fresh marker, ready, to MySQL and Redis at once, with no rebuild: for a Redis known to hold
     exactly what MySQL says (both new, or emptied together by a test or the benchmark). Returns the epoch."""
     epoch = new_epoch()

@@ -4,7 +4,7 @@ at start-up, and the enforcer's reconciler)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import redis
 
@@ -12,12 +12,20 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Limits, Scope
 from bedrock_usage.settings import SharedSettings
 
+# Either client: a single Redis, or a Redis Cluster (REDIS_CLUSTER=true). Every key a script or a multi-key
+# command touches shares one hash tag (bedrock_usage.keys), so the same code runs on both; what differs is
+# how a batch of calls is pipelined (consumer/script_pipeline.py) and what "every key" means (each master).
+RedisClient: TypeAlias = redis.Redis | redis.RedisCluster
 
-def redis_client(settings: SharedSettings) -> redis.Redis:
-    """The Redis client every process uses (timeouts, so an outage is an error to retry, not a hang)."""
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-    )
+
+def redis_client(settings: SharedSettings) -> RedisClient:
+    """The Redis client every process uses (timeouts, so an outage is an error to retry, not a hang). On a
+    cluster, REDIS_URL names any node (or ElastiCache's configuration endpoint): the client discovers the
+    others and follows the slots (MOVED, ASK) itself."""
+    options: dict[str, Any] = {"socket_timeout": 10, "socket_connect_timeout": 5, "health_check_interval": 30}
+    if settings.redis_cluster:
+        return redis.RedisCluster.from_url(settings.redis_url, **options)
+    return redis.Redis.from_url(settings.redis_url, **options)
 
 
 def text(value: Any) -> str:
@@ -31,7 +39,7 @@ def as_counts(raw: dict[Any, Any]) -> dict[str, int]:
 
 
 class RedisState:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Self
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 from bedrock_usage.config import (
@@ -19,6 +20,7 @@ from bedrock_usage.config import (
     SettingsError,
     Source,
     Spec,
+    boolean,
     integer,
     listed,
     optional_int,
@@ -29,6 +31,8 @@ from bedrock_usage.quota import Limits
 
 SHARED_SPECS: tuple[Spec, ...] = (
     Spec("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding counters, limits cache and the decision stream."),
+    Spec("REDIS_CLUSTER", "false", "Redis is a Redis Cluster (ElastiCache cluster mode): REDIS_URL names any one"
+         " node (or the configuration endpoint), database 0."),
     Spec("MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage", "MySQL 8 / MariaDB database of record."),
     Spec("MYSQL_PASSWORD", "", "MySQL password, when not in MYSQL_URL (ECS injects it from Secrets Manager)."),
     Spec("AWS_ENDPOINT_URL", None, "Override for every AWS endpoint (moto locally); unset in AWS."),
@@ -75,6 +79,7 @@ class SharedSettings:
     OWN_SPECS: ClassVar[tuple[Spec, ...]] = SHARED_SPECS
 
     redis_url: str
+    redis_cluster: bool
     mysql: MySQLParams
     mysql_url: str
     aws_endpoint_url: str | None
@@ -132,6 +137,10 @@ class SharedSettings:
         fallback = get("PRICE_FALLBACK").strip()
         if not fallback or any(c.isspace() for c in fallback):
             raise SettingsError(f"PRICE_FALLBACK must be provider, dearest or a model ID, got {fallback!r}")
+        redis_cluster = boolean("REDIS_CLUSTER", get("REDIS_CLUSTER"))
+        if redis_cluster and urlparse(get("REDIS_URL")).path.strip("/") not in ("", "0"):
+            raise SettingsError("REDIS_URL must name database 0 (or none) when REDIS_CLUSTER is true:"
+                                " a Redis Cluster has only database 0")
         default_team = get("DEFAULT_TEAM").strip()
         if not default_team:
             raise SettingsError("DEFAULT_TEAM must not be empty")
@@ -141,6 +150,7 @@ class SharedSettings:
 
         return {
             "redis_url": get("REDIS_URL"),
+            "redis_cluster": redis_cluster,
             "mysql": _mysql(source),
             "mysql_url": get("MYSQL_URL"),
             "aws_endpoint_url": get("AWS_ENDPOINT_URL") or None,

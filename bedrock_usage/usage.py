@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import redis
 from pymysql.connections import Connection
 
 from bedrock_usage.identity import IdentityType
@@ -25,7 +24,7 @@ from bedrock_usage.limits import limits_of
 from bedrock_usage.periods import first_of_next_month, month_of, redis_horizon
 from bedrock_usage.pricing.rates import TOKEN_COLUMNS, Tokens
 from bedrock_usage.quota import Limits, Quota, Scope, State, nanos_of, state_of
-from bedrock_usage.redis_state import as_counts
+from bedrock_usage.redis_state import RedisClient, as_counts
 from bedrock_usage.settings import SharedSettings
 from bedrock_usage.teams import is_team, team_or_default, team_or_default_sql
 
@@ -134,7 +133,7 @@ def _state(day: Mapping[str, int], month: Mapping[str, int], limits: Limits, per
 
 class UsageReader:
     def __init__(
-        self, conn: Connection, client: redis.Redis, keys: Keys, *, user_defaults: Limits,
+        self, conn: Connection, client: RedisClient, keys: Keys, *, user_defaults: Limits,
         team_defaults: Limits, default_team: str, warning_percents: Sequence[int], horizon: date,
     ) -> None:
         self._conn, self._redis, self._keys = conn, client, keys
@@ -144,7 +143,7 @@ class UsageReader:
         self._horizon = horizon
 
     @classmethod
-    def for_settings(cls, conn: Connection, client: redis.Redis, settings: SharedSettings,
+    def for_settings(cls, conn: Connection, client: RedisClient, settings: SharedSettings,
                      now: datetime) -> UsageReader:
         """The reader every process uses: the settings' defaults, and the Redis horizon as of `now`."""
         return cls(

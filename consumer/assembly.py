@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from bedrock_usage import aws, limits
 from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.profiles import InferenceProfiles
-from bedrock_usage.redis_state import RedisState, redis_client
+from bedrock_usage.redis_state import RedisClient, RedisState, redis_client
 from consumer.counters import Counters
 from consumer.decode import Decoder
 from consumer.lookups import LookupFailed, Lookups
@@ -41,7 +40,7 @@ class ConsumerParts:
 
     processor: Processor
     metrics: ConsumerMetrics
-    redis: redis.Redis
+    redis: RedisClient
     store_session: MySQLSession  # the processor's MySQL thread
     caller_session: MySQLSession  # the caller's thread: people, prices, role keys, limits sync, rebuild
     people: PeopleDirectory
@@ -76,7 +75,7 @@ def assemble_consumer(
 ) -> ConsumerParts:
     """`lookups` False: nobody is looked up (a rebuild replays rows already charged)."""
     client = redis_client(settings)
-    keys = Keys(settings.redis_key_prefix)
+    keys = Keys(settings.redis_key_prefix, cluster=settings.redis_cluster)
     store_session = MySQLSession(settings.mysql)
     metrics = ConsumerMetrics(registry)
     caller_session = MySQLSession(settings.mysql)

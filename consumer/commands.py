@@ -32,7 +32,7 @@ def counters_marker(args: argparse.Namespace, settings: ConsumerSettings) -> int
     client = redis_client(settings)
     try:
         marker = redis_marker.read(conn)
-        found = redis_marker.in_redis(client, Keys(settings.redis_key_prefix))
+        found = redis_marker.in_redis(client, Keys(settings.redis_key_prefix, cluster=settings.redis_cluster))
         with conn.cursor() as cur:
             cur.execute("SELECT reason, started_at, finished_at, rows_replayed, written_by FROM redis_rebuilds"
                         " ORDER BY id DESC LIMIT 5")

@@ -5,8 +5,9 @@ then one per team and day over the events the people's scripts handed over; then
 published, and the hand-offs removed once the batch is committed in MySQL. Charging a team only what
 its person counted first is what keeps a redo after a team change from counting an event for two teams;
 keeping each batch's hand-off until its commit is what lets a redo charge its rows to the same team.
-The script is registered once and re-loaded by redis-py when Redis has lost it (NoScriptError,
-e.g. after a failover or SCRIPT FLUSH).
+The script is registered once and re-loaded when Redis has lost it (NoScriptError, e.g. after a failover
+or SCRIPT FLUSH). On a Redis Cluster each script call's keys share one scope's hash tag, and a batch's calls
+go to each master in one pipeline of its own (consumer/script_pipeline.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from bedrock_usage.keys import Keys
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.quota import Decision, Limits, Scope
 from bedrock_usage.redis_marker import RedisForgot, refused
+from bedrock_usage.redis_state import RedisClient
 from bedrock_usage.teams import is_team
+from consumer.script_pipeline import ScriptPipeline
 
 # Errors meaning "Redis is unreachable, failing over or full", or "Redis forgot (its marker is not the one
 # expected)": retry with backoff, do not checkpoint.
@@ -136,7 +139,7 @@ def _merge(handed: dict[tuple[str, bytes], HandOff], item: HandOff) -> None:
 class Counters:
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         keys: Keys,
         *,
         user_defaults: Limits,
@@ -187,18 +190,17 @@ class Counters:
         held = sorted({g.subject for g in people if g.forward and g.team == ""})
         if not (people or teams or settle):
             return result
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = ScriptPipeline(self._redis)
         if held:  # before holding anything: whoever learns the team first can then settle it
-            pipe.sadd(self._keys.held, *held)
+            pipe.command("SADD", self._keys.held, *held)
         for group in [*people, *teams]:
             entries = (in_flight_entries or {}).get(group.subject, 0) if group.scope is Scope.USER else 0
-            self._script(keys=self._group_keys(group), args=self._group_args(group, nonce, skip, entries),
-                         client=pipe)
+            pipe.script(self._script, self._group_keys(group), self._group_args(group, nonce, skip, entries))
         for person, team in settle:
             # Its own nonce: never the same field as this batch's new events of that person and day.
             hold = self._keys.hold(person)
-            self._settle(keys=[hold, self._keys.forward(person), self._keys.marker(hold)],
-                         args=[team, nonce + "s", skip, self.marker], client=pipe)
+            pipe.script(self._settle, [hold, self._keys.forward(person), self._keys.marker(hold)],
+                        [team, nonce + "s", skip, self.marker])
         replies = self._execute(pipe)[1 if held else 0:]
         handed: dict[tuple[str, bytes], HandOff] = {}
         for group, reply in zip([*people, *teams], replies, strict=False):
@@ -276,10 +278,10 @@ class Counters:
                     decide_daily=decide and (today is None or item.day_id >= today[0]),
                     decide_monthly=decide and (today is None or item.month_id >= today[1]))
             group.events.extend(item.events)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = ScriptPipeline(self._redis)
         ordered = list(groups.values())
         for group in ordered:
-            self._script(keys=self._group_keys(group), args=self._group_args(group, "", "", 0), client=pipe)
+            pipe.script(self._script, self._group_keys(group), self._group_args(group, "", "", 0))
         replies = self._execute(pipe)
         for group, reply in zip(ordered, replies, strict=True):
             self._collect_pending(Scope.TEAM, group.subject, reply[5:5 + int(reply[4])], result)

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import redis
 from pymysql.connections import Connection
 
 from bedrock_usage import db, redis_marker
@@ -40,6 +39,7 @@ from bedrock_usage.config import MySQLParams
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from bedrock_usage.redis_marker import Marker, MarkerState, RedisForgot
+from bedrock_usage.redis_state import RedisClient
 from consumer.counters import Counters
 from consumer.metrics import ConsumerMetrics
 
@@ -70,7 +70,7 @@ class RedisGuard:
     def __init__(
         self,
         *,
-        client: redis.Redis,
+        client: RedisClient,
         keys: Keys,
         mysql: MySQLParams,
         counters: Counters,

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from bedrock_usage import aws
 from bedrock_usage.keys import Keys
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.redis_state import redis_client
+from bedrock_usage.redis_state import RedisClient, redis_client
 from bedrock_usage.usage import UsageReader
 from enforcement.blocks import Enforcer
 from enforcement.decisions import DecisionHandler
@@ -39,7 +38,7 @@ class EnforcerParts:
     status: StatusView
     reconciler: Reconciler
     stream: DecisionStream
-    redis: redis.Redis
+    redis: RedisClient
     session: MySQLSession
     store: MySQLBlockStore
     iam: IamPolicies | None  # None in shadow mode

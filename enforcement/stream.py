@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from bedrock_usage.quota import Decision
-from bedrock_usage.redis_state import text
+from bedrock_usage.redis_state import RedisClient, text
 
 GROUP = "enforcer"
 
@@ -39,7 +39,7 @@ class StreamedDecision:
 
 
 class DecisionStream:
-    def __init__(self, client: redis.Redis, key: str, consumer: str, *, claim_idle_ms: int = 60_000) -> None:
+    def __init__(self, client: RedisClient, key: str, consumer: str, *, claim_idle_ms: int = 60_000) -> None:
         self._redis, self._key, self._consumer = client, key, consumer
         self._claim_idle_ms = claim_idle_ms
         self._replay = True  # first read this consumer's own pending entries (a restart, a failure)

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from bedrock_usage import aws
 from bedrock_usage.mysql_session import MySQLSession
-from bedrock_usage.redis_state import redis_client
+from bedrock_usage.redis_state import RedisClient, redis_client
 from bedrock_usage.usage import UsageReader
 from notifier.channels import Sender
 from notifier.channels.ses import SesSender
@@ -56,7 +55,7 @@ class NotifierParts:
     notifier: Notifier
     outbox: Outbox
     session: MySQLSession
-    redis: redis.Redis
+    redis: RedisClient
     metrics: NotifierMetrics
     usage_reader: Callable[[], UsageReader]
 

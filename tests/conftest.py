@@ -2,11 +2,13 @@
 
 Tests use their own database and Redis logical database, so a demo's data is never touched:
 TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306/bedrock_usage_test) and TEST_REDIS_URL
-(default redis://127.0.0.1:6379/9).
+(default redis://127.0.0.1:6379/9). TEST_REDIS_CLUSTER=1 runs them on a Redis Cluster of their own instead
+(three masters on free local ports, REDIS_CLUSTER=true): `make test-cluster`.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
@@ -26,12 +28,29 @@ from bedrock_usage import db
 from bedrock_usage.migrate import first_prices, migrate
 from consumer.assembly import ConsumerParts, assemble_consumer
 from consumer.records import InputRecord
+from devtools.redis_cluster import LocalRedisCluster
 from devtools.settings import AllSettings
 from devtools.simulate import Person, bedrock_event
 
 EVENTS = Path(__file__).parent / "events"
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def _on_cluster() -> LocalRedisCluster | None:
+    """TEST_REDIS_CLUSTER=1: the suite's Redis is a local three-master Redis Cluster of its own (started once,
+    here, because the URLs below are read by value when modules import them; stopped when pytest exits)."""
+    if os.environ.get("TEST_REDIS_CLUSTER", "").lower() not in ("1", "true", "yes"):
+        return None
+    cluster = LocalRedisCluster()
+    cluster.start()
+    atexit.register(cluster.stop)
+    return cluster
+
+
+REDIS_CLUSTER = _on_cluster()
+if REDIS_CLUSTER is not None:
+    TEST_REDIS_URL = REDIS_CLUSTER.url
 
 
 def _now() -> datetime:
@@ -70,6 +89,8 @@ def test_env(**overrides: str) -> dict[str, str]:
         "REDIS_KEY_PREFIX": "test",
         "AWS_REGION": "us-east-1",
     }
+    if REDIS_CLUSTER is not None:
+        env["REDIS_CLUSTER"] = "true"
     env.update(overrides)
     return env
 
@@ -102,9 +123,17 @@ def emptied(settings: AllSettings) -> Iterator[pymysql.connections.Connection]:
     conn.close()
 
 
+def test_redis(url: str) -> redis.Redis:
+    """A client of the tests' Redis: a cluster client under TEST_REDIS_CLUSTER (its FLUSHDB, KEYS and SCAN
+    reach every master). Typed as redis.Redis: the tests call the commands both clients have."""
+    if REDIS_CLUSTER is not None and url == REDIS_CLUSTER.url:
+        return redis.RedisCluster.from_url(url)  # type: ignore[return-value]
+    return redis.Redis.from_url(url)
+
+
 def flushed(url: str) -> Iterator[redis.Redis]:
-    """A Redis client whose logical database is flushed before and after."""
-    client = redis.Redis.from_url(url)
+    """A Redis client whose logical database is flushed before and after (on a cluster: every master)."""
+    client = test_redis(url)
     client.flushdb()
     yield client
     client.flushdb()

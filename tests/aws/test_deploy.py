@@ -33,10 +33,10 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         server.stop()
 
 
-def _deploy(moto: MotoServer, ec2: Any, **more: str) -> subprocess.CompletedProcess[str]:
+def _deploy(moto: MotoServer, ec2: Any, stack: str = STACK, **more: str) -> subprocess.CompletedProcess[str]:
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] == vpc][:2]
-    env = {**os.environ, **moto.env(), "STACK_NAME": STACK, "DEPLOY_YES": "1", "DEPLOY_PARAMS": "/nonexistent",
+    env = {**os.environ, **moto.env(), "STACK_NAME": stack, "DEPLOY_YES": "1", "DEPLOY_PARAMS": "/nonexistent",
            "CFN_VpcId": vpc, "CFN_PrivateSubnetIds": ",".join(subnets), "CFN_EmailFrom": "bedrock-usage@example.com",
            "CFN_ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bedrock-usage-control:test",
            "CFN_ExistingRedisUrl": "rediss://redis.internal:6379/0", "CFN_ExistingMysqlEndpoint": "mysql.internal:3306",
@@ -80,7 +80,7 @@ def test_make_deploy_shows_the_change_set_then_creates_the_stack(moto: MotoServe
     (container,) = definition["containerDefinitions"]
     environment = {e["name"]: e["value"] for e in container["environment"]}
     assert container["command"] == ["enforcer", "run"] and environment["ENFORCEMENT_MODE"] == "shadow"
-    assert environment["REDIS_URL"] == "rediss://redis.internal:6379/0"
+    assert environment["REDIS_URL"] == "rediss://redis.internal:6379/0" and environment["REDIS_CLUSTER"] == "false"
     assert moto.client("dynamodb").describe_table(TableName=f"{STACK}-consumer")["Table"]["TableStatus"] == "ACTIVE"
     assert any(t["TopicArn"] == resources["AlertTopic"] for t in moto.client("sns").list_topics()["Topics"])
     assert moto.client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{STACK}")["logGroups"]
@@ -128,3 +128,20 @@ def test_make_deploy_forwards_each_source_region_to_the_home_bus(moto: MotoServe
     assert _forwarder_rule(moto, "us-west-2")
     assert not [s for s in moto.client("cloudformation", "eu-west-1").list_stacks()["StackSummaries"]
                 if s["StackName"] == f"{STACK}-forwarder" and s["StackStatus"] != "DELETE_COMPLETE"]
+
+
+def test_make_deploy_tells_every_task_when_redis_is_a_cluster(moto: MotoServer) -> None:
+    """RedisClusterMode=true (here with an existing cluster: moto creates no ElastiCache): every task gets
+    REDIS_CLUSTER=true beside the URL of one node or the configuration endpoint."""
+    url, stack = "rediss://clustercfg.redis.internal:6379/0", f"{STACK}-cluster"  # a stack of its own, created
+    run = _deploy(moto, moto.client("ec2"), stack, CFN_RedisClusterMode="true", CFN_ExistingRedisUrl=url)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in moto.client("cloudformation")
+                 .list_stack_resources(StackName=stack)["StackResourceSummaries"] if r["LogicalResourceId"]}
+    ecs = moto.client("ecs")
+    for name in ("ConsumerTaskDefinition", "EnforcerTaskDefinition", "NotifierTaskDefinition",
+                 "MigrateTaskDefinition"):
+        (container,) = ecs.describe_task_definition(taskDefinition=resources[name])["taskDefinition"][
+            "containerDefinitions"]
+        environment = {e["name"]: e["value"] for e in container["environment"]}
+        assert (environment["REDIS_URL"], environment["REDIS_CLUSTER"]) == (url, "true"), name

@@ -14,11 +14,14 @@ break a server (out of memory, a restart) starts a private `redis-server` of its
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
+from tests.chaos.private_redis import PrivateRedis
 
 T = TypeVar("T")
 
@@ -60,6 +63,16 @@ def chaos_seed(request: pytest.FixtureRequest, chaos_scale: ChaosScale) -> int:
     print(line)
     request.node.add_report_section("setup", "chaos", line)
     return seed
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of the case's own (tests/chaos/private_redis.py), stopped at its end."""
+    server = PrivateRedis()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -35,6 +35,14 @@ from devtools.simulate import Person, bedrock_event, invocation_log, put_records
 from producer_config.rule import partition_key
 from tests.conftest import DAY, MONTH, NOW
 from tests.e2e.conftest import rows
+from tests.integration.test_kcl_protocol import (
+    INITIALIZE,
+    SHUTDOWN_REQUESTED,
+    Conversation,
+    checkpoint_reply,
+    process_records,
+    record,
+)
 
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # no geographic prefix: its regional price
 PRICE_FILE = Path(__file__).resolve().parents[2] / "infra" / "prices" / "bedrock-prices.yaml"
@@ -193,6 +201,34 @@ class Feeder(threading.Thread):
         self.join(timeout)
         assert self.error is None, f"putting records failed: {self.error!r}"
         assert not self.is_alive(), f"the records were not all put within {timeout} s"
+
+
+def kcl_messages(traffic: Traffic, per_batch: int) -> tuple[list[dict[str, Any]], int]:
+    """The traffic as the daemon hands it to one record processor (no stream in between): initialize, batches
+    of `per_batch` records each answered by a checkpoint, shutdown. Returns the messages and how many batches."""
+    messages: list[dict[str, Any]] = [INITIALIZE]
+    batches = 0
+    for start in range(0, len(traffic.records), per_batch):
+        portion = traffic.records[start:start + per_batch]
+        last = start + len(portion)
+        messages += [process_records(*(record(data, str(start + i + 1)) for i, (data, _) in enumerate(portion))),
+                     checkpoint_reply(str(last))]
+        batches += 1
+    return [*messages, SHUTDOWN_REQUESTED, checkpoint_reply(str(len(traffic.records)))], batches
+
+
+def checkpoints(conversation: Conversation) -> list[str]:
+    """The sequence numbers the processor has checkpointed so far, in order."""
+    return [a["sequenceNumber"] for a in conversation.answers() if a.get("action") == "checkpoint"]
+
+
+def wait_for(condition: Callable[[], object], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 # -- the end -------------------------------------------------------------------------------------

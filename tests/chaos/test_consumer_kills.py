@@ -30,14 +30,15 @@ import redis
 
 from devtools.settings import AllSettings
 from tests.chaos import flow
+from tests.chaos.conftest import CHAOS_FULL, chaos_seed_value
 from tests.conftest import DAY
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import RunningConsumer, Stack, e2e_env, log_tails_on_failure, quota_day_now, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
-FULL = os.environ.get("CHAOS_FULL") == "1"
-SEED = int(os.environ.get("CHAOS_SEED", "1212"))
+FULL = CHAOS_FULL
+SEED = chaos_seed_value()  # one rule for the suite: CHAOS_SEED, or its fixed default
 CALLS = 25_000 if FULL else 1_500  # and as many invocation logs
 KILLS = 20 if FULL else 2  # half of them of the JVM, half of a record processor, in a random order
 DAEMON, PROCESSOR = "daemon", "record processor"

@@ -1,26 +1,23 @@
 """Redis at its memory limit under `maxmemory-policy noeviction` (issue 12): an outage, not a crash.
 
 A private redis-server (the shared one is never reconfigured) with noeviction. The real KCL record processor,
-fed by the daemon's protocol, takes batches; mid-stream maxmemory is lowered to what Redis holds, so the
-next batches fill it and Redis answers OOM. While it is full the batch is retried (the dependency retry
-metric says redis_full, the log says Redis is full), nothing is checkpointed and the process does not exit;
-once maxmemory is raised the same batch completes and every person's and team's requests, in Redis and in
-MySQL, are exactly what was sent, each crossing decided once. The enforcer's loop, too, waits a full Redis
-out with the decision unacknowledged, then applies it once.
+fed by the daemon's protocol, takes batches of calls and invocation logs; mid-stream maxmemory is lowered to
+what Redis holds, so the next batches fill it and Redis answers OOM. While it is full the batch is retried
+(the dependency retry metric says redis_full, the log says Redis is full), nothing is checkpointed and the
+process does not exit; once maxmemory is raised the same batch completes and every person's and team's
+requests and cost, in Redis and in MySQL, are exactly those computed as the traffic was built, each crossing
+decided once. The enforcer's loop, too, waits a full Redis out with the decision unacknowledged, then applies
+it once.
 
-Short form in `make test` (Redis full for ~3 s); CHAOS_FULL=1 (`make chaos`): longer, more traffic.
+Short form in `make test` (Redis full for 3 s); CHAOS_FULL=1 (`make chaos`): 15 s, more traffic.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import subprocess
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -29,130 +26,39 @@ import redis
 from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
-from bedrock_usage import limits, redis_errors
+from bedrock_usage import redis_errors
 from bedrock_usage.keys import Keys
-from bedrock_usage.quota import Scope, threshold_count
-from bedrock_usage.quota_file import parse_quota_file
+from bedrock_usage.quota import Scope
 from bedrock_usage.redis_state import RedisState
 from consumer.assembly import assemble_consumer
 from consumer.records import InputRecord
-from devtools.local_stack import free_port
 from devtools.settings import AllSettings
 from devtools.simulate import Person
 from enforcement.main import Loop
 from enforcement.stream import GROUP
 from tests.aws.conftest import SSO_ROLE, World, exceeded, pool_values
+from tests.chaos import flow
+from tests.chaos.conftest import ChaosScale
+from tests.chaos.private_redis import PrivateRedis
 from tests.conftest import DAY
 from tests.conftest import test_env as env_for_tests  # aliased: pytest would collect a test_* name
-from tests.integration.test_kcl_protocol import (
-    INITIALIZE,
-    SHUTDOWN_REQUESTED,
-    Conversation,
-    call,
-    checkpoint_reply,
-    process_records,
-    record,
-    sample,
-)
+from tests.integration.test_kcl_protocol import Conversation, call, sample
 
 pytestmark = pytest.mark.chaos
 
-FULL = os.environ.get("CHAOS_FULL") == "1"
-FULL_SECONDS = 15.0 if FULL else 3.0
-BATCHES = 30 if FULL else 12
-PER_BATCH = 100 if FULL else 40
-SEED = int(os.environ.get("CHAOS_SEED", "1213"))
-
-TEAMS = {"research": 120, "platform": 10_000}  # team daily limits: research's is crossed, platform's is not
-PEOPLE = [Person(f"oom-{i}", sso=i % 2 == 1) for i in range(6)]
-TEAM_OF = {p.quota_key: ("research" if i < 3 else "platform") for i, p in enumerate(PEOPLE)}
-DAILY_LIMIT = 30
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, so its memory limit can be changed (CONFIG SET) without touching
-    the shared one. Like the stack's ElastiCache: noeviction, no persistence."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-
-    def used_memory(self) -> int:
-        return int(self.client.info("memory")["used_memory"])
-
-    def limit(self, max_bytes: int) -> None:
-        """maxmemory (0: no limit), as an operator raising the node's memory would."""
-        self.client.config_set("maxmemory", max_bytes)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _quota_file() -> str:
-    teams = "".join(f"  {name}: {{daily_limit: {limit}}}\n" for name, limit in TEAMS.items())
-    users = "".join(f'  "{p.quota_key}": {{team: {TEAM_OF[p.quota_key]}, daily_limit: {DAILY_LIMIT}}}\n'
-                    for p in PEOPLE)
-    return f"teams:\n{teams}users:\n{users}"
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _checkpoints(conversation: Conversation) -> list[str]:
-    return [a["sequenceNumber"] for a in conversation.answers() if a.get("action") == "checkpoint"]
+PEOPLE = [Person(f"oom-{i}", sso=i % 2 == 1) for i in range(3)]
 
 
 def test_redis_full_is_an_outage_retried_without_checkpoint_then_exact(
-    private_redis: PrivateRedis, mysql: pymysql.connections.Connection, caplog: pytest.LogCaptureFixture
+    private_redis: PrivateRedis, mysql: pymysql.connections.Connection, caplog: pytest.LogCaptureFixture,
+    chaos_scale: ChaosScale, chaos_seed: int,
 ) -> None:
     settings = AllSettings.from_env(env_for_tests(REDIS_URL=private_redis.url))
-    limits.apply(mysql, RedisState(private_redis.client, Keys("test")),
-                 parse_quota_file(_quota_file(), default_team=settings.default_team))
-    rng = random.Random(SEED)
-    print(f"CHAOS_SEED={SEED}, {BATCHES} batches of {PER_BATCH}, Redis full {FULL_SECONDS:.0f} s")
-    sent: Counter[str] = Counter()
-    messages: list[dict[str, Any]] = [INITIALIZE]
-    sequence = 0
-    for _ in range(BATCHES):
-        batch = []
-        for _ in range(PER_BATCH):
-            person = rng.choice(PEOPLE)
-            sequence += 1
-            sent[person.quota_key] += 1
-            batch.append(record(call(person, seed=SEED * 1_000_000 + sequence), str(sequence)))
-        messages += [process_records(*batch), checkpoint_reply(str(sequence))]
-    messages += [SHUTDOWN_REQUESTED, checkpoint_reply(str(sequence))]
+    full_seconds = chaos_scale.pick(3.0, 15.0)
+    traffic = flow.build(chaos_scale.pick(400, 2400), chaos_seed)
+    flow.apply_quota_file(traffic, mysql, private_redis.client, settings.default_team)
+    messages, batches = flow.kcl_messages(traffic, per_batch=chaos_scale.pick(40, 100))
+    print(f"{flow.totals_line(traffic)}; {batches} batches, Redis full {full_seconds:.0f} s")
 
     caplog.set_level(logging.ERROR, logger="consumer.kcl")
     conversation = Conversation(settings, *messages)
@@ -164,15 +70,16 @@ def test_redis_full_is_an_outage_retried_without_checkpoint_then_exact(
 
     try:
         # Mid-stream: a third of the batches checkpointed, then Redis may hold no more than it holds now.
-        assert _wait_for(lambda: len(_checkpoints(conversation)) >= BATCHES // 3, 60), "no progress before the fault"
+        assert flow.wait_for(lambda: len(flow.checkpoints(conversation)) >= batches // 3, 60), \
+            "no progress before the fault"
         private_redis.limit(private_redis.used_memory())
-        _wait_for(lambda: full_retries() > 0 or not thread.is_alive(), 20)
+        flow.wait_for(lambda: full_retries() > 0 or not thread.is_alive(), 20)
         assert thread.is_alive(), "the record processor exited on a full Redis"
         assert full_retries() > 0, "Redis never filled up"
         time.sleep(0.5)  # a batch already durable when Redis filled up may still be acknowledged
-        before, retries_before = _checkpoints(conversation), full_retries()
-        time.sleep(FULL_SECONDS)
-        during, retries_during = _checkpoints(conversation), full_retries()
+        before, retries_before = flow.checkpoints(conversation), full_retries()
+        time.sleep(full_seconds)
+        during, retries_during = flow.checkpoints(conversation), full_retries()
         alive = thread.is_alive()
         outage_retries = sample(conversation.metrics.dependency_retries, dependency="redis")
         refused = private_redis.client.info("stats").get("total_error_replies", 0)
@@ -188,39 +95,10 @@ def test_redis_full_is_an_outage_retried_without_checkpoint_then_exact(
     assert outage_retries == 0  # told apart from Redis being unreachable
     assert not thread.is_alive(), "the processor did not recover once Redis had room"
     assert conversation.errors.getvalue() == ""
-    checkpoints = _checkpoints(conversation)
-    assert checkpoints[-1] == str(sequence) and len(checkpoints) >= BATCHES
-    print(f"Redis full: {retries_during:.0f} retries, {len(before)} of {BATCHES} batches checkpointed before")
-
-    # Exactly what was sent, per person and per team, in MySQL and in Redis: nothing lost, nothing doubled.
-    with mysql.cursor() as cur:
-        cur.execute("SELECT p.quota_key, COUNT(*) FROM bedrock_calls c JOIN principals p ON p.id = c.principal_id"
-                    " GROUP BY p.quota_key")
-        stored = {str(k): int(n) for k, n in cur.fetchall()}
-        cur.execute("SELECT team, COUNT(*) FROM bedrock_calls GROUP BY team")
-        stored_teams = {str(t): int(n) for t, n in cur.fetchall()}
-        cur.execute("SELECT scope, subject, percent, COUNT(*) FROM decisions WHERE quota = 'daily_requests'"
-                    " GROUP BY scope, subject, percent")
-        decided = {(str(s), str(subject), int(p)): int(n) for s, subject, p, n in cur.fetchall()}
-    mysql.commit()
-    sent_teams: Counter[str] = Counter()
-    for key, n in sent.items():
-        sent_teams[TEAM_OF[key]] += n
-    assert stored == dict(sent)
-    assert stored_teams == dict(sent_teams)
-    state = RedisState(private_redis.client, Keys("test"))
-    assert {key: state.usage(Scope.USER, key, DAY).get("req", 0) for key in sent} == dict(sent)
-    assert {team: state.usage(Scope.TEAM, team, DAY).get("req", 0) for team in sent_teams} == dict(sent_teams)
-
-    expected = {}
-    for scope, totals, limit_of in ((Scope.USER, sent, lambda _: DAILY_LIMIT), (Scope.TEAM, sent_teams, TEAMS.get)):
-        for subject, n in totals.items():
-            limit = limit_of(subject)
-            assert limit is not None
-            for percent in (*settings.warning_thresholds, 100):
-                if n >= (limit if percent == 100 else threshold_count(limit, percent)):
-                    expected[(scope.value, subject, percent)] = 1
-    assert decided == expected
+    checkpoints = flow.checkpoints(conversation)
+    assert checkpoints[-1] == str(len(traffic.records)) and len(checkpoints) >= batches
+    print(f"Redis full: {retries_during:.0f} retries, {len(before)} of {batches} batches checkpointed before")
+    flow.assert_exact(traffic, mysql, private_redis.client, settings.warning_thresholds)
 
 
 def test_a_full_redis_refuses_the_counting_scripts_before_they_write_anything(
@@ -285,7 +163,7 @@ def test_the_enforcer_waits_a_full_redis_out_then_applies_the_decision_once(
         def full_errors() -> float:
             return sample(parts.metrics.dependency_errors, dependency="redis_full")
 
-        _wait_for(lambda: full_errors() > 0 or not thread.is_alive(), 10)
+        flow.wait_for(lambda: full_errors() > 0 or not thread.is_alive(), 10)
         assert thread.is_alive(), "the enforcer's loop stopped on a full Redis"
         assert full_errors() > 0, "the enforcer never met the full Redis"
         time.sleep(1.0)
@@ -294,7 +172,7 @@ def test_the_enforcer_waits_a_full_redis_out_then_applies_the_decision_once(
         assert int(private_redis.client.xpending(Keys("test").decisions, GROUP)["pending"]) == 1
         assert world.rows("SELECT COUNT(*) FROM enforcement_actions") == [(0,)]
         private_redis.limit(0)
-        assert _wait_for(lambda: int(private_redis.client.xpending(Keys("test").decisions, GROUP)["pending"]) == 0,
+        assert flow.wait_for(lambda: int(private_redis.client.xpending(Keys("test").decisions, GROUP)["pending"]) == 0,
                          20), "the decision was not applied once Redis had room"
     finally:
         loop.stop.set()

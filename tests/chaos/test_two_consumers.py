@@ -11,7 +11,6 @@ change of owner is a lease move. Short form in `make test` (1,000 calls + 1,000 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -25,14 +24,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from devtools.settings import AllSettings
 from tests.chaos import flow
+from tests.chaos.conftest import CHAOS_FULL, chaos_seed_value
 from tests.conftest import DAY
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import Stack, e2e_env, log_tails_on_failure, quota_day_now, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
-FULL = os.environ.get("CHAOS_FULL") == "1"
-SEED = int(os.environ.get("CHAOS_SEED", "1212"))
+FULL = CHAOS_FULL
+SEED = chaos_seed_value()  # one rule for the suite: CHAOS_SEED, or its fixed default
 CALLS = 10_000 if FULL else 1_000  # and as many invocation logs
 SHARDS = 4
 FAILOVER_MS = 2000

@@ -41,12 +41,14 @@ from devtools.local_stack import Service, free_port
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
 from devtools.settings import AllSettings
 from producer_config.rule import partition_key
-from tests.conftest import emptied, flushed, fresh_schema, test_env
+from tests.conftest import REDIS_CLUSTER, emptied, flushed, fresh_schema, test_env
 
 T = TypeVar("T")
 
 E2E_MYSQL_URL = os.environ.get("TEST_E2E_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_e2e")
-E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/10")
+# Under TEST_REDIS_CLUSTER the suite's own cluster (tests/conftest.py): a cluster has only database 0.
+E2E_REDIS_URL = (REDIS_CLUSTER.url if REDIS_CLUSTER is not None
+                 else os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/10"))
 
 LOG_TAIL_LINES = 80
 # The daemon's shutdown repeats this warning dozens of times; it says nothing about the test.

@@ -335,7 +335,8 @@ def test_a_batch_that_crosses_a_threshold_is_checkpointed(
 
 @pytest.fixture
 def redis_gate() -> Iterator[Gate]:
-    gate = Gate(("127.0.0.1", 6379), up=False)
+    target = urlparse(TEST_REDIS_URL)  # the tests' Redis, wherever it is
+    gate = Gate((target.hostname or "127.0.0.1", target.port or 6379), up=False)
     yield gate
     gate.close()
 

@@ -181,3 +181,22 @@ def test_a_logs_role_key_is_decided_once_so_a_replay_never_charges_it_twice(
     assert state.usage(Scope.USER, "arn:aws:iam::111122223333:role/ci-runner", DAY)["logs"] == 1
     assert "logs" not in state.usage(Scope.USER, "arn:aws:iam::111122223333:role/build/ci-runner", DAY)
     assert _one(mysql, "SELECT quota_key FROM role_keys") == "arn:aws:iam::111122223333:role/ci-runner"
+
+
+def test_a_call_and_its_log_in_one_batch_and_again_after_the_call_alone(
+    make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection
+) -> None:
+    """A call whose log is in the same batch is written with its tokens at once; a call already there
+    without them (written before, its log unknown then) still takes them when it comes again with its log."""
+    consumer = make_consumer()
+    calls, logs = _calls_and_logs(10, seed=3)
+    consumer.processor.process(records(calls[:5]) + _payload_records(logs[:5]))
+    consumer.processor.process(records(calls[5:]))  # these calls' logs are not known yet
+    assert _one(mysql, "SELECT COUNT(*) FROM bedrock_calls WHERE input_tokens IS NULL") == 5
+    # A redo of those calls, their logs with them (one of the first five too): all rows hold their log's figures.
+    consumer.processor.process(records(calls[4:]) + _payload_records(logs[4:], start=900))
+    assert _one(mysql, "SELECT COUNT(*) FROM bedrock_calls c JOIN invocation_logs l ON l.request_id = c.request_id"
+                       " WHERE c.input_tokens = l.input_tokens AND c.output_tokens = l.output_tokens"
+                       " AND c.cache_read_tokens = l.cache_read_tokens"
+                       " AND c.cache_write_5m_tokens = l.cache_write_5m_tokens"
+                       " AND c.cache_write_1h_tokens = l.cache_write_1h_tokens AND c.cost_usd = l.cost_usd") == 10

@@ -23,7 +23,8 @@ table. Ends with a `bench: summary {json}` line, also merged into BENCH_RESULTS 
 `python -m devtools.sizing` reads.
 AllSettings: BENCH_EVENTS, BENCH_PEOPLE, BENCH_TEAMS, BENCH_BATCH (records a batch at most, <= 10,000),
 BENCH_BASELINE_EVENTS, BENCH_PREFILL_ROWS, BENCH_LOGS (0: calls only, the earlier releases' workload),
-BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed), BENCH_RESULTS.
+BENCH_MYSQL_URL (database is dropped and recreated), BENCH_REDIS_URL (flushed), BENCH_RESULTS,
+BENCH_REDIS_CLUSTER=1 (Redis is a local three-master Redis Cluster of the run's own instead: `make bench-cluster`).
 Smoke run: BENCH_EVENTS=20000 BENCH_PEOPLE=200 BENCH_BASELINE_EVENTS=2000 BENCH_PREFILL_ROWS=0.
 """
 
@@ -53,6 +54,7 @@ from bedrock_usage.quota import Decision
 from bedrock_usage.redis_state import RedisState, redis_client
 from consumer.decode import Decoder
 from consumer.events import BedrockCall, InvocationLog
+from devtools.redis_cluster import LocalRedisCluster
 from devtools.settings import AllSettings
 from devtools.simulate import invocation_log, people, subscription_payload, traffic
 from tests.performance.kcl_feed import run_kcl, split
@@ -68,6 +70,15 @@ TEAMS = int(os.environ.get("BENCH_TEAMS", "20"))
 LOGS = os.environ.get("BENCH_LOGS", "1") != "0"
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bedrock_usage_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+REDIS_CLUSTER = os.environ.get("BENCH_REDIS_CLUSTER", "") not in ("", "0")
+
+
+def bench_redis() -> redis.Redis:
+    """A client of the run's Redis (a cluster client under BENCH_REDIS_CLUSTER: FLUSHDB and SCAN reach every
+    master); typed as redis.Redis, the commands used here being both clients'."""
+    if REDIS_CLUSTER:
+        return redis.RedisCluster.from_url(REDIS_URL)  # type: ignore[return-value]
+    return redis.Redis.from_url(REDIS_URL)
 TZ = ZoneInfo("Europe/Madrid")
 TARGET_RATIO = 50  # issue 12: the core >= 50x the seed system's per-call way, measured in the same run
 
@@ -82,6 +93,7 @@ def settings(cost_per_person: Decimal = Decimal(50)) -> AllSettings:
     # from the quota file (no lookup to wait for).
     calls = EVENTS // 2 if LOGS else EVENTS
     return AllSettings.from_env({}, MYSQL_URL=MYSQL_URL, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX="bench",
+                             REDIS_CLUSTER="true" if REDIS_CLUSTER else "false",
                              TEAM_TAG_LOOKUP="false", DEFAULT_DAILY_REQUEST_LIMIT=str(max(1, calls // PEOPLE)),
                              DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(max(1, calls // TEAMS)),
                              DEFAULT_DAILY_COST_LIMIT_USD=f"{max(cost_per_person, Decimal('0.01')):.2f}",
@@ -112,11 +124,11 @@ def fresh_stores(s: AllSettings) -> None:
 def empty_redis(s: AllSettings) -> None:
     """Redis emptied on purpose, and a fresh marker written with it (bedrock_usage/redis_marker.py): else the
     consumer would take the empty Redis for one that lost its data and rebuild it from MySQL, in the timing."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = bench_redis()
     client.flushdb()
     conn = db.connect(s.mysql)
     try:
-        redis_marker.stamp(conn, client, Keys(s.redis_key_prefix), by="bench")
+        redis_marker.stamp(conn, client, Keys(s.redis_key_prefix, cluster=s.redis_cluster), by="bench")
     finally:
         conn.close()
         client.close()
@@ -187,7 +199,7 @@ def run_core(s: AllSettings, data: list[bytes], label: str) -> dict[str, Any]:
         raise RuntimeError(f"{label}: the last checkpoint was {run.checkpoints[-1]}, not {len(data)}")
     latencies: list[float] = []
     cost_latencies: list[float] = []
-    client = redis.Redis.from_url(REDIS_URL)
+    client = bench_redis()
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(Keys(s.redis_key_prefix).decisions))
     for entry_id, fields in entries:
         decision = Decision.from_fields(fields)
@@ -220,7 +232,7 @@ def run_core(s: AllSettings, data: list[bytes], label: str) -> dict[str, Any]:
 def redis_memory(s: AllSettings) -> dict[str, float]:
     """MEMORY USAGE over every key of each kind: per person ({u:…}) and per team ({t:…}), the dedupe sets
     (which grow with the calls of the month) apart from the rest (which grows with people and teams)."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = bench_redis()
     out: dict[str, float] = {}
     for kind, tag in (("person", "u"), ("team", "t")):
         subjects: set[bytes] = set()
@@ -401,9 +413,23 @@ def prefill(s: AllSettings, target: int) -> int:
 
 
 def main() -> int:
+    global REDIS_URL  # noqa: PLW0603 -- the run's Redis, read by every helper of this module
+    if REDIS_CLUSTER:
+        cluster = LocalRedisCluster()
+        cluster.start()
+        REDIS_URL = cluster.url
+        try:
+            return _main()
+        finally:
+            cluster.stop()
+    return _main()
+
+
+def _main() -> int:
     s = settings()
     say(f"bench: {EVENTS} records (half invocation logs), {PEOPLE} people in {TEAMS} teams, batches of <= {BATCH}"
-        f" records and <= 10 MB, MySQL {s.mysql.host}:{s.mysql.port}, Redis {REDIS_URL}")
+        f" records and <= 10 MB, MySQL {s.mysql.host}:{s.mysql.port}, Redis {REDIS_URL}"
+        f"{' (a Redis Cluster of three masters)' if REDIS_CLUSTER else ''}")
     fresh_stores(s)
     data = generate(EVENTS, seed=1)
     spend = cost_per_person(s, data)
@@ -418,7 +444,8 @@ def main() -> int:
         f" dedupe sets of {memory['team_seen_bytes_per_entry']:,.1f} bytes per event), MEMORY USAGE over"
         f" {memory['persons']:.0f} people's and {memory['teams']:.0f} teams' keys")
     baseline = run_baseline(s, data, "seed baseline")
-    summary: dict[str, Any] = {"records": EVENTS, "people": PEOPLE, "teams": TEAMS, "logs": LOGS, "core": core,
+    summary: dict[str, Any] = {"records": EVENTS, "people": PEOPLE, "teams": TEAMS, "logs": LOGS,
+                               "redis_cluster": REDIS_CLUSTER, "core": core,
                                "baseline_records_per_s": baseline, "ratio": core["records_per_s"] / baseline,
                                "redis": memory, "mysql": table_bytes(s.mysql), "target_ratio": TARGET_RATIO}
     say(f"on a first day (no history): core {core['records_per_s']:,.0f} records/s, seed baseline {baseline:,.0f}"
@@ -441,7 +468,7 @@ def main() -> int:
             " earlier days)")
         summary["history"] = {"rows": rows, "core": with_history, "baseline_records_per_s": baseline_later,
                               "ratio": with_history["records_per_s"] / baseline_later, "slowdown": slowdown}
-    report("bench", summary)
+    report("bench-cluster" if REDIS_CLUSTER else "bench", summary)  # devtools.sizing reads "bench"
     return 0
 
 

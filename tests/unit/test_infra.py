@@ -214,3 +214,9 @@ def test_the_stacks_redis_never_evicts_and_can_be_a_cluster(template: dict[str, 
         (url,) = [e["Value"] for e in container["Environment"] if e["Name"] == "REDIS_URL"]
         on_cluster = url["Fn::If"][1]["Fn::If"]
         assert on_cluster[0] == "RedisCluster" and "ConfigurationEndPoint" in on_cluster[1]["Fn::Sub"]
+    # …and is told it is one (REDIS_CLUSTER): every task, the migration's too (it can rebuild counters).
+    for name in ("ConsumerTaskDefinition", "EnforcerTaskDefinition", "NotifierTaskDefinition",
+                 "MigrateTaskDefinition"):
+        (container,) = resources_[name]["Properties"]["ContainerDefinitions"]
+        (flag,) = [e["Value"] for e in container["Environment"] if e["Name"] == "REDIS_CLUSTER"]
+        assert flag == {"Fn::If": ["RedisCluster", "true", "false"]}

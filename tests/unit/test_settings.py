@@ -287,3 +287,14 @@ def test_a_shared_bad_value_stops_every_process() -> None:
     for klass in (ConsumerSettings, EnforcerSettings, NotifierSettings, ProducerSettings):
         with pytest.raises(SettingsError, match="QUOTA_TIMEZONE"):
             klass.from_env({"QUOTA_TIMEZONE": "Mars/Olympus"})
+
+
+def test_redis_cluster_is_off_by_default_and_needs_database_0() -> None:
+    assert SharedSettings.from_env({}).redis_cluster is False
+    on = SharedSettings.from_env({"REDIS_CLUSTER": "true", "REDIS_URL": "rediss://cfg.example:6379"})
+    assert on.redis_cluster is True
+    assert SharedSettings.from_env({"REDIS_CLUSTER": "yes", "REDIS_URL": "redis://node:7000/0"}).redis_cluster
+    with pytest.raises(SettingsError, match="REDIS_URL must name database 0"):
+        SharedSettings.from_env({"REDIS_CLUSTER": "true", "REDIS_URL": "redis://node:7000/9"})
+    with pytest.raises(SettingsError, match="REDIS_CLUSTER"):
+        SharedSettings.from_env({"REDIS_CLUSTER": "sometimes"})
