@@ -135,7 +135,8 @@ class Enforcer:
             # Already blocked for longer (an indefinite admin block, a monthly quota), or as long for a quota
             # named first (model.BLOCKING_ORDER): that block stands, with its origin and reason; this action
             # only makes sure its deny is in place, and the person's message names the block that stands.
-            block = replace(current, iam_target=iam_target, iam_state=IamState.PENDING, shadow=self.shadow)
+            block = replace(current, iam_target=iam_target, iam_state=IamState.PENDING, shadow=self.shadow,
+                            action_key=action_key)
             if context is not None and current.origin is Origin.QUOTA and current.quota and current.scope:
                 # The same message as the standing block's own (its dedupe key): queued once in all.
                 named = QuotaContext(current.scope, current.quota, current.period or "", current.usage or 0,
@@ -152,7 +153,7 @@ class Enforcer:
                 blocked_until=merged_until,
                 protected_until=None if origin is Origin.ADMIN or current is None else current.protected_until,
                 iam_target=iam_target, iam_state=IamState.PENDING, shadow=self.shadow,
-                team=context.team if context and context.scope is Scope.TEAM else None,
+                team=context.team if context and context.scope is Scope.TEAM else None, action_key=action_key,
             )
         in_force = was_active and current is not None and current.iam_state in DENY_IN_FORCE
         if isinstance(target, Target) and origin is Origin.QUOTA and not in_force:
@@ -215,7 +216,7 @@ class Enforcer:
         person = store.principal(block.principal)
         store.commit()
         target = self._target(person, block.principal)
-        action = AuditAction(digest("reapply", uuid.uuid4()), now, ActorKind.RECONCILER, Action.BLOCK,
+        action = AuditAction(self._repair_key(block), now, ActorKind.RECONCILER, Action.BLOCK,
                              Outcome.REFUSED, block.principal, reason, block.scope, block.quota, block.period,
                              block.usage, block.limit, None, block.blocked_until, None, self.shadow)
         if (isinstance(target, Target) and block.origin is Origin.QUOTA
@@ -238,6 +239,28 @@ class Enforcer:
         log.warning("deny re-applied", extra={"principal": block.principal, "reason": reason,
                                               "iam": change.description})
         return Result(block.principal, Action.BLOCK, outcome, change.description, block.blocked_until)
+
+    @staticmethod
+    def _repair_key(block: Block) -> str:
+        """A pending deny is the unfinished action that asked for it: finished under that action's key, it
+        is one audit row whether the reconciler or the re-delivered decision gets there first (a kill
+        mid-deny once left two). A deny removed by hand, or a refusal retried, is a new action."""
+        if block.iam_state is IamState.PENDING and block.action_key:
+            return block.action_key
+        return digest("reapply", uuid.uuid4())
+
+    def complete(self, block: Block) -> None:
+        """A pending deny found in IAM: applied, then interrupted before its row and audit said so. The
+        row says so now, and the action is recorded under its own key (nothing if it already was)."""
+        store = self.store
+        store.save_block(replace(block, iam_state=IamState.APPLIED))
+        if block.action_key:
+            store.record(AuditAction(
+                block.action_key, self.clock(), ActorKind.RECONCILER, Action.BLOCK, Outcome.APPLIED,
+                block.principal, "completing a deny left pending (found in IAM)", block.scope, block.quota,
+                block.period, block.usage, block.limit, None, block.blocked_until,
+                f"found in IAM: {block.iam_target}", self.shadow))
+        store.commit()
 
     # -- lifting ----------------------------------------------------------------------------------
 
