@@ -29,8 +29,6 @@ from enforcement.status import StatusView
 from enforcement.store import MySQLBlockStore
 from enforcement.stream import DecisionStream
 
-LOCK_TIMEOUT_SECONDS = 60
-
 
 @dataclass
 class EnforcerParts:
@@ -68,8 +66,8 @@ def assemble_enforcer(settings: EnforcerSettings, *, registry: CollectorRegistry
         iam = IamPolicies(
             aws.client(settings, "iam", own_retries=True), account,
             PolicyNames(settings.deny_policy_name, settings.session_deny_policies),
-            lock=lambda: client.lock(lock_name, timeout=LOCK_TIMEOUT_SECONDS,
-                                     blocking_timeout=LOCK_TIMEOUT_SECONDS),
+            lock=lambda: client.lock(lock_name, timeout=settings.iam_lock_timeout_seconds,
+                                     blocking_timeout=settings.iam_lock_timeout_seconds),
             on_retry=lambda code: metrics.iam_retries.labels(code).inc(),
         )
     session = MySQLSession(settings.mysql)
@@ -82,7 +80,8 @@ def assemble_enforcer(settings: EnforcerSettings, *, registry: CollectorRegistry
         return usage(clock()).members_of([team], period).get(team, [])
 
     enforcer = Enforcer(settings, store=store, iam=iam, account_id=account, metrics=metrics, clock=clock)
-    stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}")
+    stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}",
+                            claim_idle_ms=settings.decision_claim_idle_seconds * 1000)
     metering = MeteringWatch(lambda: session.conn, metrics, after_seconds=settings.unmetered_after_seconds,
                              tz=settings.quota_timezone, clock=clock)
     return EnforcerParts(
