@@ -20,6 +20,7 @@ from bedrock_usage.usage import UsageReader
 from enforcement.blocks import Enforcer
 from enforcement.decisions import DecisionHandler
 from enforcement.iam import IamPolicies
+from enforcement.lanes import Lane, Lanes
 from enforcement.metering_watch import MeteringWatch
 from enforcement.metrics import EnforcerMetrics
 from enforcement.policies import PolicyNames
@@ -43,8 +44,11 @@ class EnforcerParts:
     iam: IamPolicies | None  # None in shadow mode
     metrics: EnforcerMetrics
     metering: MeteringWatch
+    lanes: Lanes | None = None  # a team's members denied several at a time (ENFORCER_IAM_CONCURRENCY > 1)
 
     def close(self) -> None:
+        if self.lanes is not None:
+            self.lanes.close()
         self.session.close()
         self.redis.close()
 
@@ -80,11 +84,18 @@ def assemble_enforcer(settings: EnforcerSettings, *, registry: CollectorRegistry
         return usage(clock()).members_of([team], period).get(team, [])
 
     enforcer = Enforcer(settings, store=store, iam=iam, account_id=account, metrics=metrics, clock=clock)
+
+    def lane() -> Lane:  # another enforcer on a connection of its own, sharing IAM and the breaker
+        lane_session = MySQLSession(settings.mysql)
+        return Lane(Enforcer(settings, store=MySQLBlockStore(lane_session), iam=iam, account_id=account,
+                             metrics=metrics, clock=clock, breaker=enforcer.breaker), lane_session.reset)
+
+    lanes = Lanes(settings.enforcer_iam_concurrency, lane) if settings.enforcer_iam_concurrency > 1 else None
     stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}",
                             claim_idle_ms=settings.decision_claim_idle_seconds * 1000)
     metering = MeteringWatch(lambda: session.conn, metrics, after_seconds=settings.unmetered_after_seconds,
                              tz=settings.quota_timezone, clock=clock)
     return EnforcerParts(
-        enforcer, DecisionHandler(enforcer, members=members),
+        enforcer, DecisionHandler(enforcer, members=members, lanes=lanes),
         StatusView(store, protected_principals=settings.protected_principals, clock=clock),
-        Reconciler(enforcer, iam, usage), stream, client, session, store, iam, metrics, metering)
+        Reconciler(enforcer, iam, usage), stream, client, session, store, iam, metrics, metering, lanes)

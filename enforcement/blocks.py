@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -68,14 +69,16 @@ def _stands(current: Block, until: datetime | None, context: QuotaContext | None
 
 class Enforcer:
     def __init__(self, settings: EnforcerSettings, *, store: BlockStore, iam: IamDenies | None, account_id: str,
-                 metrics: EnforcerMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 metrics: EnforcerMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 breaker: QuotaDenyBreaker | None = None) -> None:
+        """`breaker`: shared by the enforcers of one process that act at once (lanes.Lanes), else its own."""
         if iam is None and not settings.shadow:
             raise ValueError("an IAM adapter is needed unless ENFORCEMENT_MODE=shadow")
         self.settings, self.store, self.iam = settings, store, iam
         self.account_id, self.metrics, self.clock = account_id, metrics, clock
         self.shadow = settings.shadow
         self.notices = Notices(shadow=self.shadow, clock=clock)
-        self.breaker = QuotaDenyBreaker(store, max_per_hour=settings.max_quota_denies_per_hour, clock=clock)
+        self.breaker = breaker or QuotaDenyBreaker(max_per_hour=settings.max_quota_denies_per_hour, clock=clock)
 
     def _target(self, person: PrincipalRecord | None, key: str) -> Target | Refusal:
         if person is None:
@@ -156,31 +159,30 @@ class Enforcer:
                 team=context.team if context and context.scope is Scope.TEAM else None, action_key=action_key,
             )
         in_force = was_active and current is not None and current.iam_state in DENY_IN_FORCE
-        if isinstance(target, Target) and origin is Origin.QUOTA and not in_force:
-            target = self.breaker.admit(target)
-        if isinstance(target, Refusal):
-            return self._refuse(block, target, audit(Outcome.REFUSED), person)
-        store.save_block(block)
-        store.commit()  # the desired state first: the reconciler completes what a crash interrupts
+        with self._admitted(target, key, ask=origin is Origin.QUOTA and not in_force) as target:
+            if isinstance(target, Refusal):
+                return self._refuse(block, target, audit(Outcome.REFUSED), person)
+            store.save_block(block)
+            store.commit()  # the desired state first: the reconciler completes what a crash interrupts
 
-        try:
-            change, outcome, state = self._apply(target)
-        except IamRefused as refused:
-            return self._refuse(block, refused.refusal, audit(Outcome.REFUSED), person)
-        store.save_block(replace(block, iam_state=state, iam_detail=change.description[:512]))
-        inserted = store.record(audit(outcome, change.description, merged_until))
-        kind, dedupe = notify
-        store.enqueue(self.notices.to_person(kind, dedupe, person, key, context=note_context,
-                                             access_returns_at=merged_until, actor=actor, reason=note_reason,
-                                             action_key=action_key))
-        store.commit()
-        self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.of(actor)).inc()
-        if published_at is not None and inserted:
-            self.metrics.decision_to_deny.observe(max(0.0, (self.clock() - published_at).total_seconds()))
-        self.refresh_denied()
-        log.info("blocked", extra={"principal": key, "outcome": outcome.value, "until": str(merged_until),
-                                   "reason": reason, "actor": actor, "iam": change.description})
-        return Result(key, Action.BLOCK, outcome, change.description, merged_until)
+            try:
+                change, outcome, state = self._apply(target)
+            except IamRefused as refused:
+                return self._refuse(block, refused.refusal, audit(Outcome.REFUSED), person)
+            store.save_block(replace(block, iam_state=state, iam_detail=change.description[:512]))
+            inserted = store.record(audit(outcome, change.description, merged_until))
+            kind, dedupe = notify
+            store.enqueue(self.notices.to_person(kind, dedupe, person, key, context=note_context,
+                                                 access_returns_at=merged_until, actor=actor, reason=note_reason,
+                                                 action_key=action_key))
+            store.commit()
+            self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.of(actor)).inc()
+            if published_at is not None and inserted:
+                self.metrics.decision_to_deny.observe(max(0.0, (self.clock() - published_at).total_seconds()))
+            self.refresh_denied()
+            log.info("blocked", extra={"principal": key, "outcome": outcome.value, "until": str(merged_until),
+                                       "reason": reason, "actor": actor, "iam": change.description})
+            return Result(key, Action.BLOCK, outcome, change.description, merged_until)
 
     def _apply(self, target: Target) -> tuple[Change, Outcome, IamState]:
         if self.iam is None:
@@ -219,26 +221,40 @@ class Enforcer:
         action = AuditAction(self._repair_key(block), now, ActorKind.RECONCILER, Action.BLOCK,
                              Outcome.REFUSED, block.principal, reason, block.scope, block.quota, block.period,
                              block.usage, block.limit, None, block.blocked_until, None, self.shadow)
-        if (isinstance(target, Target) and block.origin is Origin.QUOTA
-                and block.iam_state in (IamState.REFUSED, IamState.PENDING)):
-            target = self.breaker.admit(target)
+        ask = block.origin is Origin.QUOTA and block.iam_state in (IamState.REFUSED, IamState.PENDING)
+        with self._admitted(target, block.principal, ask=ask) as target:
+            try:
+                if isinstance(target, Refusal):
+                    raise IamRefused(target)
+                change, outcome, state = self._apply(target)
+            except IamRefused as refused:
+                if block.iam_state is IamState.REFUSED:  # still refused: counted, not recorded again
+                    store.commit()
+                    self.metrics.refusals.labels(refused.refusal.reason).inc()
+                    return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refused.refusal.detail)
+                return self._refuse(block, refused.refusal, action, person)
+            store.save_block(replace(block, iam_target=str(target), iam_state=state,
+                                     iam_detail=change.description[:512]))
+            store.record(replace(action, outcome=outcome, iam_change=change.description))
+            store.commit()
+            self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.RECONCILER).inc()
+            log.warning("deny re-applied", extra={"principal": block.principal, "reason": reason,
+                                                  "iam": change.description})
+            return Result(block.principal, Action.BLOCK, outcome, change.description, block.blocked_until)
+
+    @contextmanager
+    def _admitted(self, target: Target | Refusal, key: str, *, ask: bool) -> Iterator[Target | Refusal]:
+        """The circuit breaker's answer for a quota deny (`ask`), held until the deny is recorded or has
+        failed: in between, the breaker counts it (lanes deny several people at once)."""
+        if not (ask and isinstance(target, Target)):
+            yield target
+            return
+        admitted = self.breaker.admit(target, key, self.store)
         try:
-            if isinstance(target, Refusal):
-                raise IamRefused(target)
-            change, outcome, state = self._apply(target)
-        except IamRefused as refused:
-            if block.iam_state is IamState.REFUSED:  # still refused: counted, not recorded again
-                store.commit()
-                self.metrics.refusals.labels(refused.refusal.reason).inc()
-                return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refused.refusal.detail)
-            return self._refuse(block, refused.refusal, action, person)
-        store.save_block(replace(block, iam_target=str(target), iam_state=state, iam_detail=change.description[:512]))
-        store.record(replace(action, outcome=outcome, iam_change=change.description))
-        store.commit()
-        self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.RECONCILER).inc()
-        log.warning("deny re-applied", extra={"principal": block.principal, "reason": reason,
-                                              "iam": change.description})
-        return Result(block.principal, Action.BLOCK, outcome, change.description, block.blocked_until)
+            yield admitted
+        finally:
+            if isinstance(admitted, Target):
+                self.breaker.release(key)
 
     @staticmethod
     def _repair_key(block: Block) -> str:

@@ -42,6 +42,8 @@ class ThrottlingProxy:
         self._lock = threading.Lock()
         self.iam_calls = 0
         self.throttled = 0
+        self.in_flight = 0  # IAM calls being answered now
+        self.most_in_flight = 0  # the most at once: whether the client calls IAM concurrently
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,12 +51,18 @@ class ThrottlingProxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if is_iam(self.headers.get("Authorization", "")) and proxy._throttle():
-                    self._answer(400, {"Content-Type": "text/xml"},
-                                 THROTTLED_BODY.format(request_id=uuid.uuid4()).encode())
+                if not is_iam(self.headers.get("Authorization", "")):
+                    self._answer(*proxy._forward(self.command, self.path, dict(self.headers), body))
                     return
-                status, headers, answer = proxy._forward(self.command, self.path, dict(self.headers), body)
-                self._answer(status, headers, answer)
+                proxy._flight(+1)
+                try:
+                    if proxy._throttle():
+                        self._answer(400, {"Content-Type": "text/xml"},
+                                     THROTTLED_BODY.format(request_id=uuid.uuid4()).encode())
+                        return
+                    self._answer(*proxy._forward(self.command, self.path, dict(self.headers), body))
+                finally:
+                    proxy._flight(-1)
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
@@ -74,6 +82,11 @@ class ThrottlingProxy:
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _flight(self, change: int) -> None:
+        with self._lock:
+            self.in_flight += change
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
 
     def _throttle(self) -> bool:
         with self._lock:
