@@ -103,8 +103,9 @@ def test_a_team_of_100_is_denied_several_at_a_time_each_once_with_iam_throttled(
         PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/bedrock-usage-control/BedrockUsageControlDeny",
         EntityFilter="User") for u in page["PolicyUsers"]}
     assert attached == {f"hundred-{i:03d}" for i in range(0, 100, 2)}
-    sessions = "".join(str(iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"])[
-        "PolicyVersion"]["Document"]) for p in iam.list_policies(Scope="Local")["Policies"] if "Sessions" in p["PolicyName"])
+    sessions = "".join(
+        str(iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"])["PolicyVersion"]["Document"])
+        for p in iam.list_policies(Scope="Local")["Policies"] if "Sessions" in p["PolicyName"])
     assert all(sessions.count(f"*:hundred.{i:03d}@example.com") == 1 for i in range(1, 100, 2))
     keys = {key: digest("decision", decision.decision_id, key) for key in members}
     assert sorted(_rows(mysql, "SELECT principal, action_key FROM enforcement_actions")) == sorted(keys.items())

@@ -1,7 +1,8 @@
 """IAM throttling on half the enforcer's calls, and the enforcer SIGKILLed mid-deny again and again (issue 12).
 
 Exceeded decisions for N people (half IAM users, half Identity Center sessions, which take the session
-policies' read-modify-write under the IAM lock) are published on the decision stream. The real `bedrockctl
+policies' read-modify-write under the IAM lock) are published on the decision stream: one each for half of
+them, and one team decision for the other half (expanded to its members, denied several at a time). The real `bedrockctl
 enforcer run` takes them, against moto behind a `ThrottlingProxy` that answers a seeded random half of the
 IAM calls with IAM's own Throttling error. At random moments mid-deny — a block row written but its deny
 not yet recorded, or an audit row just committed but its decision not yet acknowledged — the enforcer is
@@ -47,6 +48,7 @@ SSO_ROLE = "AWSReservedSSO_BedrockUsers_0123456789abcdef"
 SSO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/{SSO_ROLE}"
 SSO_ROLE_ID = "AROAEXAMPLESSOROLE01"
 LIMIT = 10  # DEFAULT_DAILY_REQUEST_LIMIT, and each decision's limit: the reconciler sees no raised limit
+TEAM, TEAM_LIMIT = "chaos", 100  # DEFAULT_TEAM_DAILY_REQUEST_LIMIT, and the team decision's limit
 PENDING_SQL = "SELECT COUNT(*) FROM blocks WHERE iam_state = 'pending'"
 AUDIT_SQL = "SELECT COUNT(*) FROM enforcement_actions"
 
@@ -83,7 +85,12 @@ def _people(conn: pymysql.connections.Connection, iam: Any, count: int) -> list[
 
 def _decision(key: str) -> Decision:
     return Decision(Kind.EXCEEDED, Scope.USER, key, Quota.DAILY_REQUESTS, DAY, 100, LIMIT, LIMIT,
-                    f"evt-chaos-{key}", NOW.isoformat(), key, "chaos")
+                    f"evt-chaos-{key}", NOW.isoformat(), key, TEAM)
+
+
+def _team_decision(last_caller: str) -> Decision:
+    return Decision(Kind.EXCEEDED, Scope.TEAM, TEAM, Quota.DAILY_REQUESTS, DAY, 100, TEAM_LIMIT, TEAM_LIMIT,
+                    "evt-chaos-team", NOW.isoformat(), last_caller, TEAM)
 
 
 def _count(conn: pymysql.connections.Connection, sql: str) -> int:
@@ -153,14 +160,20 @@ def test_iam_throttled_and_the_enforcer_killed_mid_deny_every_block_applied_and_
     rng = random.Random(chaos_seed)
     iam = moto.client("iam")  # straight to moto: the test's own reads are never throttled
     people = _people(mysql, iam, count)
+    alone, members = [k for k, _ in people[: count // 2]], [k for k, _ in people[count // 2:]]
+    redis_client.sadd(Keys("test").members(TEAM, DAY), *members)  # counted in the team today
+    decisions = [_decision(key) for key in alone]
+    team_decision = _team_decision(members[-1])
+    decisions.insert(rng.randrange(len(decisions) + 1), team_decision)
     stream = Keys("test").decisions
-    for key, _ in people:
-        redis_client.xadd(stream, _decision(key).to_fields())  # type: ignore[arg-type]
+    for decision in decisions:
+        redis_client.xadd(stream, decision.to_fields())  # type: ignore[arg-type]
 
     started = time.monotonic()
     with ThrottlingProxy(moto.url, share=0.5, seed=chaos_seed) as proxy:
         env = {**_env(), **moto.env(), "AWS_ENDPOINT_URL": proxy.url, "LOG_LEVEL": "INFO",
-               "DEFAULT_DAILY_REQUEST_LIMIT": str(LIMIT), "ENFORCER_METRICS_PORT": str(free_port()),
+               "DEFAULT_DAILY_REQUEST_LIMIT": str(LIMIT), "DEFAULT_TEAM_DAILY_REQUEST_LIMIT": str(TEAM_LIMIT),
+               "ENFORCER_METRICS_PORT": str(free_port()),
                "DECISION_CLAIM_IDLE_SECONDS": "2", "IAM_LOCK_TIMEOUT_SECONDS": "5",
                "RECONCILE_INTERVAL_SECONDS": "5"}
         log = tmp_path / "enforcer.log"
@@ -206,12 +219,13 @@ def test_iam_throttled_and_the_enforcer_killed_mid_deny_every_block_applied_and_
         mysql.commit()
         return found
 
-    keys = {key: digest("decision", _decision(key).decision_id, key) for key, _ in people}
+    keys = {key: digest("decision", _decision(key).decision_id, key) for key in alone}
+    keys.update({key: digest("decision", team_decision.decision_id, key) for key in members})
     assert sorted(rows("SELECT principal, blocked, iam_state, action_key FROM blocks")) == sorted(
         (key, 1, "applied", action) for key, action in keys.items())
     audit = rows("SELECT principal, action, action_key FROM enforcement_actions")
     assert sorted(audit) == sorted((key, "block", action) for key, action in keys.items()), Counter(
         p for p, _, _ in audit).most_common(3)
     notes = rows("SELECT principal, kind FROM notifications")
-    assert sorted(notes) == sorted((key, "blocked") for key in keys)
+    assert sorted(notes) == sorted([*((key, "blocked") for key in keys), (TEAM, "team_blocked")])
     assert _stream_settled(redis_client, stream)
