@@ -19,6 +19,7 @@ from bedrock_usage.usage import UsageReader
 from enforcement.blocks import Enforcer
 from enforcement.decisions import DecisionHandler
 from enforcement.iam import IamPolicies
+from enforcement.lanes import Lane, Lanes
 from enforcement.metering_watch import MeteringWatch
 from enforcement.metrics import EnforcerMetrics
 from enforcement.policies import PolicyNames
@@ -27,8 +28,6 @@ from enforcement.settings import EnforcerSettings
 from enforcement.status import StatusView
 from enforcement.store import MySQLBlockStore
 from enforcement.stream import DecisionStream
-
-LOCK_TIMEOUT_SECONDS = 60
 
 
 @dataclass
@@ -44,8 +43,11 @@ class EnforcerParts:
     iam: IamPolicies | None  # None in shadow mode
     metrics: EnforcerMetrics
     metering: MeteringWatch
+    lanes: Lanes | None = None  # a team's members denied several at a time (ENFORCER_IAM_CONCURRENCY > 1)
 
     def close(self) -> None:
+        if self.lanes is not None:
+            self.lanes.close()
         self.session.close()
         self.redis.close()
 
@@ -67,8 +69,8 @@ def assemble_enforcer(settings: EnforcerSettings, *, registry: CollectorRegistry
         iam = IamPolicies(
             aws.client(settings, "iam", own_retries=True), account,
             PolicyNames(settings.deny_policy_name, settings.session_deny_policies),
-            lock=lambda: client.lock(lock_name, timeout=LOCK_TIMEOUT_SECONDS,
-                                     blocking_timeout=LOCK_TIMEOUT_SECONDS),
+            lock=lambda: client.lock(lock_name, timeout=settings.iam_lock_timeout_seconds,
+                                     blocking_timeout=settings.iam_lock_timeout_seconds),
             on_retry=lambda code: metrics.iam_retries.labels(code).inc(),
         )
     session = MySQLSession(settings.mysql)
@@ -81,10 +83,18 @@ def assemble_enforcer(settings: EnforcerSettings, *, registry: CollectorRegistry
         return usage(clock()).members_of([team], period).get(team, [])
 
     enforcer = Enforcer(settings, store=store, iam=iam, account_id=account, metrics=metrics, clock=clock)
-    stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}")
+
+    def lane() -> Lane:  # another enforcer on a connection of its own, sharing IAM and the breaker
+        lane_session = MySQLSession(settings.mysql)
+        return Lane(Enforcer(settings, store=MySQLBlockStore(lane_session), iam=iam, account_id=account,
+                             metrics=metrics, clock=clock, breaker=enforcer.breaker), lane_session.reset)
+
+    lanes = Lanes(settings.enforcer_iam_concurrency, lane) if settings.enforcer_iam_concurrency > 1 else None
+    stream = DecisionStream(client, keys.decisions, f"{socket.gethostname()}-{os.getpid()}",
+                            claim_idle_ms=settings.decision_claim_idle_seconds * 1000)
     metering = MeteringWatch(lambda: session.conn, metrics, after_seconds=settings.unmetered_after_seconds,
                              tz=settings.quota_timezone, clock=clock)
     return EnforcerParts(
-        enforcer, DecisionHandler(enforcer, members=members),
+        enforcer, DecisionHandler(enforcer, members=members, lanes=lanes),
         StatusView(store, protected_principals=settings.protected_principals, clock=clock),
-        Reconciler(enforcer, iam, usage), stream, client, session, store, iam, metrics, metering)
+        Reconciler(enforcer, iam, usage), stream, client, session, store, iam, metrics, metering, lanes)

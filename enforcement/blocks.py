@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -68,14 +69,16 @@ def _stands(current: Block, until: datetime | None, context: QuotaContext | None
 
 class Enforcer:
     def __init__(self, settings: EnforcerSettings, *, store: BlockStore, iam: IamDenies | None, account_id: str,
-                 metrics: EnforcerMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 metrics: EnforcerMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 breaker: QuotaDenyBreaker | None = None) -> None:
+        """`breaker`: shared by the enforcers of one process that act at once (lanes.Lanes), else its own."""
         if iam is None and not settings.shadow:
             raise ValueError("an IAM adapter is needed unless ENFORCEMENT_MODE=shadow")
         self.settings, self.store, self.iam = settings, store, iam
         self.account_id, self.metrics, self.clock = account_id, metrics, clock
         self.shadow = settings.shadow
         self.notices = Notices(shadow=self.shadow, clock=clock)
-        self.breaker = QuotaDenyBreaker(store, max_per_hour=settings.max_quota_denies_per_hour, clock=clock)
+        self.breaker = breaker or QuotaDenyBreaker(max_per_hour=settings.max_quota_denies_per_hour, clock=clock)
 
     def _target(self, person: PrincipalRecord | None, key: str) -> Target | Refusal:
         if person is None:
@@ -135,7 +138,8 @@ class Enforcer:
             # Already blocked for longer (an indefinite admin block, a monthly quota), or as long for a quota
             # named first (model.BLOCKING_ORDER): that block stands, with its origin and reason; this action
             # only makes sure its deny is in place, and the person's message names the block that stands.
-            block = replace(current, iam_target=iam_target, iam_state=IamState.PENDING, shadow=self.shadow)
+            block = replace(current, iam_target=iam_target, iam_state=IamState.PENDING, shadow=self.shadow,
+                            action_key=action_key)
             if context is not None and current.origin is Origin.QUOTA and current.quota and current.scope:
                 # The same message as the standing block's own (its dedupe key): queued once in all.
                 named = QuotaContext(current.scope, current.quota, current.period or "", current.usage or 0,
@@ -152,34 +156,33 @@ class Enforcer:
                 blocked_until=merged_until,
                 protected_until=None if origin is Origin.ADMIN or current is None else current.protected_until,
                 iam_target=iam_target, iam_state=IamState.PENDING, shadow=self.shadow,
-                team=context.team if context and context.scope is Scope.TEAM else None,
+                team=context.team if context and context.scope is Scope.TEAM else None, action_key=action_key,
             )
         in_force = was_active and current is not None and current.iam_state in DENY_IN_FORCE
-        if isinstance(target, Target) and origin is Origin.QUOTA and not in_force:
-            target = self.breaker.admit(target)
-        if isinstance(target, Refusal):
-            return self._refuse(block, target, audit(Outcome.REFUSED), person)
-        store.save_block(block)
-        store.commit()  # the desired state first: the reconciler completes what a crash interrupts
+        with self._admitted(target, key, ask=origin is Origin.QUOTA and not in_force) as target:
+            if isinstance(target, Refusal):
+                return self._refuse(block, target, audit(Outcome.REFUSED), person)
+            store.save_block(block)
+            store.commit()  # the desired state first: the reconciler completes what a crash interrupts
 
-        try:
-            change, outcome, state = self._apply(target)
-        except IamRefused as refused:
-            return self._refuse(block, refused.refusal, audit(Outcome.REFUSED), person)
-        store.save_block(replace(block, iam_state=state, iam_detail=change.description[:512]))
-        inserted = store.record(audit(outcome, change.description, merged_until))
-        kind, dedupe = notify
-        store.enqueue(self.notices.to_person(kind, dedupe, person, key, context=note_context,
-                                             access_returns_at=merged_until, actor=actor, reason=note_reason,
-                                             action_key=action_key))
-        store.commit()
-        self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.of(actor)).inc()
-        if published_at is not None and inserted:
-            self.metrics.decision_to_deny.observe(max(0.0, (self.clock() - published_at).total_seconds()))
-        self.refresh_denied()
-        log.info("blocked", extra={"principal": key, "outcome": outcome.value, "until": str(merged_until),
-                                   "reason": reason, "actor": actor, "iam": change.description})
-        return Result(key, Action.BLOCK, outcome, change.description, merged_until)
+            try:
+                change, outcome, state = self._apply(target)
+            except IamRefused as refused:
+                return self._refuse(block, refused.refusal, audit(Outcome.REFUSED), person)
+            store.save_block(replace(block, iam_state=state, iam_detail=change.description[:512]))
+            inserted = store.record(audit(outcome, change.description, merged_until))
+            kind, dedupe = notify
+            store.enqueue(self.notices.to_person(kind, dedupe, person, key, context=note_context,
+                                                 access_returns_at=merged_until, actor=actor, reason=note_reason,
+                                                 action_key=action_key))
+            store.commit()
+            self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.of(actor)).inc()
+            if published_at is not None and inserted:
+                self.metrics.decision_to_deny.observe(max(0.0, (self.clock() - published_at).total_seconds()))
+            self.refresh_denied()
+            log.info("blocked", extra={"principal": key, "outcome": outcome.value, "until": str(merged_until),
+                                       "reason": reason, "actor": actor, "iam": change.description})
+            return Result(key, Action.BLOCK, outcome, change.description, merged_until)
 
     def _apply(self, target: Target) -> tuple[Change, Outcome, IamState]:
         if self.iam is None:
@@ -215,29 +218,65 @@ class Enforcer:
         person = store.principal(block.principal)
         store.commit()
         target = self._target(person, block.principal)
-        action = AuditAction(digest("reapply", uuid.uuid4()), now, ActorKind.RECONCILER, Action.BLOCK,
+        action = AuditAction(self._repair_key(block), now, ActorKind.RECONCILER, Action.BLOCK,
                              Outcome.REFUSED, block.principal, reason, block.scope, block.quota, block.period,
                              block.usage, block.limit, None, block.blocked_until, None, self.shadow)
-        if (isinstance(target, Target) and block.origin is Origin.QUOTA
-                and block.iam_state in (IamState.REFUSED, IamState.PENDING)):
-            target = self.breaker.admit(target)
+        ask = block.origin is Origin.QUOTA and block.iam_state in (IamState.REFUSED, IamState.PENDING)
+        with self._admitted(target, block.principal, ask=ask) as target:
+            try:
+                if isinstance(target, Refusal):
+                    raise IamRefused(target)
+                change, outcome, state = self._apply(target)
+            except IamRefused as refused:
+                if block.iam_state is IamState.REFUSED:  # still refused: counted, not recorded again
+                    store.commit()
+                    self.metrics.refusals.labels(refused.refusal.reason).inc()
+                    return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refused.refusal.detail)
+                return self._refuse(block, refused.refusal, action, person)
+            store.save_block(replace(block, iam_target=str(target), iam_state=state,
+                                     iam_detail=change.description[:512]))
+            store.record(replace(action, outcome=outcome, iam_change=change.description))
+            store.commit()
+            self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.RECONCILER).inc()
+            log.warning("deny re-applied", extra={"principal": block.principal, "reason": reason,
+                                                  "iam": change.description})
+            return Result(block.principal, Action.BLOCK, outcome, change.description, block.blocked_until)
+
+    @contextmanager
+    def _admitted(self, target: Target | Refusal, key: str, *, ask: bool) -> Iterator[Target | Refusal]:
+        """The circuit breaker's answer for a quota deny (`ask`), held until the deny is recorded or has
+        failed: in between, the breaker counts it (lanes deny several people at once)."""
+        if not (ask and isinstance(target, Target)):
+            yield target
+            return
+        admitted = self.breaker.admit(target, key, self.store)
         try:
-            if isinstance(target, Refusal):
-                raise IamRefused(target)
-            change, outcome, state = self._apply(target)
-        except IamRefused as refused:
-            if block.iam_state is IamState.REFUSED:  # still refused: counted, not recorded again
-                store.commit()
-                self.metrics.refusals.labels(refused.refusal.reason).inc()
-                return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refused.refusal.detail)
-            return self._refuse(block, refused.refusal, action, person)
-        store.save_block(replace(block, iam_target=str(target), iam_state=state, iam_detail=change.description[:512]))
-        store.record(replace(action, outcome=outcome, iam_change=change.description))
+            yield admitted
+        finally:
+            if isinstance(admitted, Target):
+                self.breaker.release(key)
+
+    @staticmethod
+    def _repair_key(block: Block) -> str:
+        """A pending deny is the unfinished action that asked for it: finished under that action's key, it
+        is one audit row whether the reconciler or the re-delivered decision gets there first (a kill
+        mid-deny once left two). A deny removed by hand, or a refusal retried, is a new action."""
+        if block.iam_state is IamState.PENDING and block.action_key:
+            return block.action_key
+        return digest("reapply", uuid.uuid4())
+
+    def complete(self, block: Block) -> None:
+        """A pending deny found in IAM: applied, then interrupted before its row and audit said so. The
+        row says so now, and the action is recorded under its own key (nothing if it already was)."""
+        store = self.store
+        store.save_block(replace(block, iam_state=IamState.APPLIED))
+        if block.action_key:
+            store.record(AuditAction(
+                block.action_key, self.clock(), ActorKind.RECONCILER, Action.BLOCK, Outcome.APPLIED,
+                block.principal, "completing a deny left pending (found in IAM)", block.scope, block.quota,
+                block.period, block.usage, block.limit, None, block.blocked_until,
+                f"found in IAM: {block.iam_target}", self.shadow))
         store.commit()
-        self.metrics.actions.labels(Action.BLOCK, outcome, ActorKind.RECONCILER).inc()
-        log.warning("deny re-applied", extra={"principal": block.principal, "reason": reason,
-                                              "iam": change.description})
-        return Result(block.principal, Action.BLOCK, outcome, change.description, block.blocked_until)
 
     # -- lifting ----------------------------------------------------------------------------------
 

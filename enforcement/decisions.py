@@ -12,6 +12,7 @@ from bedrock_usage.ids import digest
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
 from bedrock_usage.teams import is_team
 from enforcement.blocks import Enforcer
+from enforcement.lanes import Lanes
 from enforcement.model import Action, ActorKind, AuditAction, Outcome, QuotaContext, Result
 from enforcement.notices import warning_reason
 from enforcement.settings import EnforcerSettings
@@ -25,9 +26,11 @@ def period_end(quota: Quota | str, period: str, settings: EnforcerSettings) -> d
 
 
 class DecisionHandler:
-    def __init__(self, enforcer: Enforcer, *, members: Callable[[str, str], list[str]]) -> None:
-        """`members(team, period)`: the people counted in a team in a quota period, whom its block covers."""
-        self.enforcer, self.members = enforcer, members
+    def __init__(self, enforcer: Enforcer, *, members: Callable[[str, str], list[str]],
+                 lanes: Lanes | None = None) -> None:
+        """`members(team, period)`: the people counted in a team in a quota period, whom its block covers;
+        `lanes`: a team's members denied several at a time (else one after another)."""
+        self.enforcer, self.members, self.lanes = enforcer, members, lanes
         self.settings, self.store, self.metrics = enforcer.settings, enforcer.store, enforcer.metrics
 
     def handle(self, decision: Decision, published_at: datetime | None = None) -> list[Result]:
@@ -47,10 +50,18 @@ class DecisionHandler:
             # Exactly the people counted in the team in that period: not whoever is in it now.
             members = self.members(decision.subject, decision.period)
         until = period_end(decision.quota, decision.period, self.settings)
-        results = [self.enforcer.block_for_quota(key, context, until=until, actor=ActorKind.SYSTEM,
-                                                 published_at=published_at,
-                                                 action_key=digest("decision", decision.decision_id, key))
-                   for key in members]
+
+        def block(enforcer: Enforcer, key: str) -> Result:
+            return enforcer.block_for_quota(key, context, until=until, actor=ActorKind.SYSTEM,
+                                            published_at=published_at,
+                                            action_key=digest("decision", decision.decision_id, key))
+
+        if self.lanes is not None and len(members) > 1 and until > self.enforcer.clock():
+            self.store.ensure_rows(members)  # each lane then locks its person's row alone (see the port)
+            self.store.commit()
+            results = self.lanes.map(members, block)
+        else:
+            results = [block(self.enforcer, key) for key in members]
         if decision.scope is Scope.TEAM and any(r.outcome is not Outcome.STALE for r in results):
             self.store.enqueue(self.enforcer.notices.team_blocked(decision, until, len(members)))
             self.store.commit()

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from bedrock_usage.retry import backoff_delay
 from enforcement import policies
+from enforcement.group_commit import GroupCommit
 from enforcement.policies import PolicyNames, UnreadablePolicy
 from enforcement.targets import Refusal, RefusalReason, Target, TargetKind
 
@@ -104,6 +105,7 @@ class IamPolicies:
         # read right after a write may still show the previous default version; building on that would
         # undo the write. A default version older than ours is read as ours.
         self._written: dict[str, tuple[int, frozenset[str]]] = {}
+        self._session_adds: GroupCommit[str, str] = GroupCommit(self._add_sessions)
 
     @property
     def user_policy_arn(self) -> str:
@@ -261,19 +263,34 @@ class IamPolicies:
         self._written[arn] = (_version_number(created["PolicyVersion"]["VersionId"]), entries)
 
     def _add_session(self, target: Target) -> Change:
-        with self._lock():
-            pools = [self._read_pool(arn) for arn in self._pool_arns]
-            try:
-                index = policies.place(target.value, pools)
-            except policies.PoolFull as error:
-                raise IamRefused(Refusal(RefusalReason.POOL_FULL, str(error))) from None
-            changes = []
-            if target.value not in pools[index]:
-                self._write_pool(self._pool_arns[index], pools[index] | {target.value})
-                changes.append(f"CreatePolicyVersion {self._names.sessions[index]} + aws:userid {target.value}")
+        # Grouped with the sessions other threads (a team's lanes) are adding meanwhile: one write for all.
+        changes = [change] if (change := self._session_adds.submit(target.value)) else []
         if target.role_name:
             changes += self._attach_pool(target.role_name)
         return Change(bool(changes), "; ".join(changes) or f"{target.value} already denied")
+
+    def _add_sessions(self, values: list[str]) -> dict[str, str | Exception]:
+        """Add sessions to the pools in one read-modify-write: for each, the change made ("" if it was
+        there already) or its refusal (no room left)."""
+        answers: dict[str, str | Exception] = {}
+        with self._lock():
+            pools = [self._read_pool(arn) for arn in self._pool_arns]
+            changed: set[int] = set()
+            for value in values:
+                try:
+                    index = policies.place(value, pools)
+                except policies.PoolFull as error:
+                    answers[value] = IamRefused(Refusal(RefusalReason.POOL_FULL, str(error)))
+                    continue
+                if value in pools[index]:
+                    answers[value] = ""
+                    continue
+                pools[index] = pools[index] | {value}
+                changed.add(index)
+                answers[value] = f"CreatePolicyVersion {self._names.sessions[index]} + aws:userid {value}"
+            for index in sorted(changed):
+                self._write_pool(self._pool_arns[index], pools[index])
+        return answers
 
     def _remove_session(self, value: str) -> Change:
         changes = []

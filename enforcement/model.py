@@ -104,6 +104,8 @@ class Block:
     iam_detail: str | None = None
     shadow: bool = False
     team: str | None = None  # of a team-quota block: the team whose quota it was
+    # The action that last asked for this deny: a deny a crash left pending is completed under its key.
+    action_key: str | None = None
 
     def active(self, now: datetime) -> bool:
         return self.blocked and (self.blocked_until is None or self.blocked_until > now)

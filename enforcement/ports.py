@@ -11,7 +11,7 @@ and its notification are kept together or not at all (see blocks.py for the orde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -36,6 +36,11 @@ class BlockStore(Protocol):
     def due(self, now: datetime) -> list[Block]:
         """Blocks whose time is up (indefinite blocks never are)."""
 
+    def ensure_rows(self, keys: Sequence[str]) -> None:
+        """A row for each person where none exists yet (not blocked: the same as no row), so that locking
+        a person's row locks that row alone. Locking a row that does not exist locks the gap around it,
+        and two actors inserting into one gap deadlock: lanes denying a team's new members at once did."""
+
     def save_block(self, block: Block) -> None:
         ...
 
@@ -45,9 +50,10 @@ class BlockStore(Protocol):
     def enqueue(self, note: Notification) -> bool:
         """Queue a notification for the notifier; False if its dedupe key is queued already."""
 
-    def quota_denies_since(self, since: datetime) -> int:
+    def quota_denies_since(self, since: datetime, *, also: Collection[str] = ()) -> int:
         """The circuit breaker's count: people whose block was put in force for a quota (by the enforcer
-        or the reconciler, not by an admin) since then."""
+        or the reconciler, not by an admin) since then, together with the people `also` (being denied,
+        not yet recorded), each person once."""
 
     def denied_count(self, now: datetime) -> int:
         """People whose deny is in force or wanted now."""

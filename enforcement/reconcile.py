@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bedrock_usage.ids import digest
@@ -219,8 +219,7 @@ class Reconciler:
         for block in active:
             if block.iam_target in actual:
                 if block.iam_state is IamState.PENDING:  # applied, then interrupted before the row said so
-                    store.save_block(replace(block, iam_state=IamState.APPLIED))
-                    store.commit()
+                    enforcer.complete(block)
                 continue
             result = enforcer.reapply(block, reason="drift: the deny was missing from IAM"
                                       if block.iam_state is IamState.APPLIED

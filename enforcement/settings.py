@@ -29,6 +29,13 @@ class EnforcerSettings(SharedSettings):
              " shared roles and permission sets)."),
         Spec("MAX_QUOTA_DENIES_PER_HOUR", "100", "Circuit breaker: past this many people denied for quotas in an"
              " hour, further quota denies are refused and alerted (0: no limit). Admin blocks are not limited."),
+        Spec("DECISION_CLAIM_IDLE_SECONDS", "60", "How long a decision a dead enforcer took but never finished"
+             " waits before another enforcer (or its restarted task) claims it. Longer than the slowest"
+             " decision (a team's, IAM throttled), or a live enforcer's decision is taken over while it works."),
+        Spec("IAM_LOCK_TIMEOUT_SECONDS", "60", "The lock serialising writes of the session deny policies: how"
+             " long a holder may keep it (it expires if the holder dies) and a writer waits for it."),
+        Spec("ENFORCER_IAM_CONCURRENCY", "8", "How many people of a team decision are denied at once (IAM calls"
+             " in flight; each with its own MySQL connection). 1: one after another."),
         Spec("RECONCILE_INTERVAL_SECONDS", "300", "How often the enforcer compares desired and actual IAM state."),
         Spec("UNMETERED_AFTER_SECONDS", "900", "A successful call whose invocation log has not come this long"
              " after it is unmetered (no cost known): counted in a metric, alerted, and listed in the daily"
@@ -41,6 +48,9 @@ class EnforcerSettings(SharedSettings):
     deny_policy_name: str
     session_deny_policies: int
     max_quota_denies_per_hour: int
+    decision_claim_idle_seconds: int
+    iam_lock_timeout_seconds: int
+    enforcer_iam_concurrency: int
     reconcile_interval_seconds: int
     unmetered_after_seconds: int
     enforcer_metrics_port: int
@@ -66,6 +76,10 @@ class EnforcerSettings(SharedSettings):
             "deny_policy_name": policy_name,
             "session_deny_policies": session_policies,
             "max_quota_denies_per_hour": integer("MAX_QUOTA_DENIES_PER_HOUR", get("MAX_QUOTA_DENIES_PER_HOUR"), 0),
+            "decision_claim_idle_seconds": integer("DECISION_CLAIM_IDLE_SECONDS",
+                                                   get("DECISION_CLAIM_IDLE_SECONDS"), 1),
+            "iam_lock_timeout_seconds": integer("IAM_LOCK_TIMEOUT_SECONDS", get("IAM_LOCK_TIMEOUT_SECONDS"), 1),
+            "enforcer_iam_concurrency": integer("ENFORCER_IAM_CONCURRENCY", get("ENFORCER_IAM_CONCURRENCY"), 1),
             "reconcile_interval_seconds": integer("RECONCILE_INTERVAL_SECONDS", get("RECONCILE_INTERVAL_SECONDS"), 5),
             "unmetered_after_seconds": integer("UNMETERED_AFTER_SECONDS", get("UNMETERED_AFTER_SECONDS"), 60),
             "enforcer_metrics_port": integer("ENFORCER_METRICS_PORT", get("ENFORCER_METRICS_PORT"), 0),

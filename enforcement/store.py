@@ -10,7 +10,7 @@ their string values and read back as enums here, at the boundary.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import astuple, fields
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -135,6 +135,12 @@ class MySQLBlockStore:
                         " ORDER BY blocked_until", (to_db(now),))
             return [_block(r) for r in cur.fetchall()]
 
+    def ensure_rows(self, keys: Sequence[str]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany("INSERT IGNORE INTO blocks (principal, blocked, origin, reason, actor)"
+                            " VALUES (%s, 0, %s, '', %s)",
+                            [(key, Origin.QUOTA.value, ActorKind.SYSTEM.value) for key in keys])
+
     def save_block(self, block: Block) -> None:
         values = [_db(v) for v in astuple(block)]
         updates = ", ".join(f"{c} = VALUES({c})" for c in _BLOCK_COLUMNS[1:])
@@ -162,12 +168,17 @@ class MySQLBlockStore:
     def enqueue(self, note: Notification) -> bool:
         return enqueue(self.conn, note)
 
-    def quota_denies_since(self, since: datetime) -> int:
+    def quota_denies_since(self, since: datetime, *, also: Collection[str] = ()) -> int:
+        denied = (f"FROM enforcement_actions WHERE at >= %s AND action = %s AND outcome IN ({_in(_DENIED)})"
+                  " AND actor IN (%s, %s)")
+        params = (to_db(since), Action.BLOCK.value, ActorKind.SYSTEM.value, ActorKind.RECONCILER.value)
         with self.conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(DISTINCT principal) FROM enforcement_actions WHERE at >= %s AND action = %s"
-                        f" AND outcome IN ({_in(_DENIED)}) AND actor IN (%s, %s)",
-                        (to_db(since), Action.BLOCK.value, ActorKind.SYSTEM.value, ActorKind.RECONCILER.value))
+            cur.execute(f"SELECT COUNT(DISTINCT principal) {denied}", params)
             (count,) = cur.fetchone() or (0,)
+            if also:  # the people being denied who are not in the trail already
+                cur.execute(f"SELECT DISTINCT principal {denied} AND principal IN ({', '.join(['%s'] * len(also))})",
+                            (*params, *also))
+                count += len(set(also) - {row[0] for row in cur.fetchall()})
         return int(count)
 
 

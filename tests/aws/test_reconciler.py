@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from bedrock_usage.identity import IdentityType
+from bedrock_usage.ids import digest
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
 from enforcement import policies
@@ -202,3 +206,77 @@ def test_a_team_block_stays_when_its_person_moves_to_a_team_under_its_quota(worl
         report = parts.reconciler.run_once()
         assert (report.limit_raised, report.missed) == (0, 0)
     assert world.rows("SELECT blocked, team FROM blocks") == [(1, "ml")]
+
+
+def _iam_fails_once(parts: Any, operation: str) -> None:
+    """The next `operation` call answers an AWS-side failure (HTTP 500), as a deny interrupted after its
+    block row was committed: the decision stays unacknowledged, the row pending."""
+    assert parts.iam is not None
+    client = parts.iam._iam
+    calls = {"n": 0}
+
+    def fail(**kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "boom"},
+                               "ResponseMetadata": {"HTTPStatusCode": 500}}, operation)
+
+    client.meta.events.register(f"before-call.iam.{operation}", fail)
+
+
+def test_a_deny_interrupted_before_iam_and_completed_by_the_reconciler_is_audited_once(world: World) -> None:
+    """The decision's deny is interrupted after its row (IAM fails); the reconciler completes it; the
+    decision comes again. One audit row (the decision's key) and one notification, never two."""
+    parts = world.parts()
+    kim = world.person(user_arn("kim"), IdentityType.IAM_USER, email="kim@example.com")
+    decision = exceeded(kim)
+    _iam_fails_once(parts, "AttachUserPolicy")
+    with pytest.raises(ClientError):
+        parts.decisions.handle(decision)
+    assert world.rows("SELECT iam_state FROM blocks") == [("pending",)]
+
+    report = parts.reconciler.run_once()
+    assert report.missing == 1
+    assert parts.iam is not None
+    assert attached_users(world.iam, parts.iam.user_policy_arn) == {"kim"}
+    parts.decisions.handle(decision)  # re-delivered: it was never acknowledged
+
+    key = digest("decision", decision.decision_id, kim)
+    assert world.rows("SELECT action_key, action FROM enforcement_actions WHERE principal = %s", kim) == [
+        (key, "block")]
+    assert world.rows("SELECT action_key FROM blocks") == [(key,)]
+    assert world.rows("SELECT kind FROM notifications") == [("blocked",)]
+    assert parts.reconciler.run_once().drift == 0
+
+
+def test_a_deny_applied_but_not_recorded_is_recorded_once_under_the_decisions_key(world: World) -> None:
+    """Killed after the IAM call, before its audit row: the reconciler finds the deny in IAM and records
+    the action under the decision's key; the re-delivered decision then adds nothing."""
+    parts = world.parts()
+    lea = world.person(user_arn("lea"), IdentityType.IAM_USER)
+    decision = exceeded(lea)
+    parts.decisions.handle(decision)
+    with world.conn.cursor() as cur:  # the state a kill between IAM and the audit commit leaves
+        cur.execute("DELETE FROM enforcement_actions")
+        cur.execute("DELETE FROM notifications")
+        cur.execute("UPDATE blocks SET iam_state = 'pending'")
+    world.conn.commit()
+
+    parts.reconciler.run_once()
+    parts.decisions.handle(decision)
+
+    key = digest("decision", decision.decision_id, lea)
+    assert world.rows("SELECT action_key, outcome FROM enforcement_actions") == [(key, "applied")]
+    assert world.rows("SELECT iam_state FROM blocks") == [("applied",)]
+    assert world.rows("SELECT COUNT(*) FROM notifications") == [(1,)]
+
+
+def test_a_deny_removed_by_hand_after_it_was_recorded_is_a_new_audited_action(world: World) -> None:
+    parts = world.parts()
+    mo = world.person(user_arn("mo"), IdentityType.IAM_USER)
+    parts.decisions.handle(exceeded(mo))
+    assert parts.iam is not None
+    world.iam.detach_user_policy(UserName="mo", PolicyArn=parts.iam.user_policy_arn)
+    parts.reconciler.run_once()
+    assert [r[0] for r in world.rows("SELECT actor FROM enforcement_actions ORDER BY id")] == [
+        "system", "reconciler"]

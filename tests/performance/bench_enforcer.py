@@ -161,20 +161,22 @@ class TeamRun:
     breaker_cap: int
 
 
-def team_decision(moto: MotoServer) -> TeamRun:
+def team_decision(moto: MotoServer, concurrency: int) -> TeamRun:
     """A real team decision: TEAM_SIZE people of one team (half IAM users, half Identity Center sessions)
     each make a call, through the consumer's processor core; the last call uses up the team's daily
     request quota and the consumer publishes the team's "exceeded" decision; the enforcer (default
-    breaker) expands it to the people counted in the team today and denies each in IAM.
+    breaker) expands it to the people counted in the team today and denies each in IAM, `concurrency` at a
+    time (ENFORCER_IAM_CONCURRENCY; 1 is how it was before issue 12: one after another).
 
     A fresh database: the breaker counts quota denies of the last hour, and the steady run's are a
     different hour's here. One more person's deny is then tried in the same hour, to show the breaker."""
     settings = AllSettings.from_env(env(moto, DEFAULT_TEAM_DAILY_REQUEST_LIMIT=str(TEAM_SIZE),
-                                        DEFAULT_DAILY_REQUEST_LIMIT="1000"))
+                                        DEFAULT_DAILY_REQUEST_LIMIT="1000", ENFORCER_IAM_CONCURRENCY=str(concurrency)))
     fresh_stores(settings)
     iam = moto.client("iam")
-    members = [Person(f"team-bench-{i:03d}" if i % 2 == 0 else f"team.bench.{i:03d}@example.com", sso=i % 2 == 1,
-                      account=ACCOUNT) for i in range(TEAM_SIZE)]
+    run = f"c{concurrency}"  # people of their own in each run: moto keeps the IAM users of the one before
+    members = [Person(f"team-bench-{run}-{i:03d}" if i % 2 == 0 else f"team.bench.{run}.{i:03d}@example.com",
+                      sso=i % 2 == 1, account=ACCOUNT) for i in range(TEAM_SIZE)]
     for person in members:
         if not person.sso:
             iam.create_user(UserName=person.name)
@@ -211,7 +213,7 @@ def team_decision(moto: MotoServer) -> TeamRun:
                     for r in results:
                         outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
         denied = denied_in_iam(iam, settings, [p for p in members if not p.sso], [p for p in members if p.sso])
-        extra = provision(rt, iam, 1, start=90000)[0]
+        extra = provision(rt, iam, 1, start=90000 + concurrency)[0]
         [after] = rt.decisions.handle(exceeded(extra, settings), datetime.now(UTC))
         return TeamRun(seconds, outcomes, denied, f"{after.outcome.value}: {after.detail}",
                        settings.max_quota_denies_per_hour)
@@ -282,10 +284,15 @@ def main() -> int:
             f" max {max(steady) * 1000:.0f} ms (target p99 < 1000 ms)")
         say(f"team decision: {TEAM_SIZE} people of one team call (half IAM users, half SSO sessions), the consumer"
             " core publishes the team's exceeded decision, the enforcer expands it to the members")
-        team = team_decision(moto)
-        say(f"  all {TEAM_SIZE} members: {team.outcomes} in {team.seconds:.2f} s from the decision's publication"
-            f" ({TEAM_SIZE / team.seconds:.0f} denies/s); read back from IAM: {team.denied_in_iam} denied"
-            " (target: all within 5 s)")
+        concurrency = AllSettings.from_env(env(moto)).enforcer_iam_concurrency
+        one_by_one = team_decision(moto, 1)
+        say(f"  one after another (ENFORCER_IAM_CONCURRENCY=1, as before): {one_by_one.outcomes} in"
+            f" {one_by_one.seconds:.2f} s; read back from IAM: {one_by_one.denied_in_iam} denied")
+        team = team_decision(moto, concurrency)
+        say(f"  {concurrency} at a time (ENFORCER_IAM_CONCURRENCY={concurrency}, the default): all {TEAM_SIZE}"
+            f" members {team.outcomes} in {team.seconds:.2f} s from the decision's publication"
+            f" ({TEAM_SIZE / team.seconds:.0f} denies/s, {one_by_one.seconds / team.seconds:.1f}x faster);"
+            f" read back from IAM: {team.denied_in_iam} denied (target: all within 5 s)")
         say(f"  breaker (MAX_QUOTA_DENIES_PER_HOUR={team.breaker_cap}, the default): one more quota deny in the"
             f" same hour -> {team.next_deny}")
         say(f"PutRecord → deny, end to end (KCL daemon + enforcer processes), {E2E_PEOPLE} people")
@@ -298,7 +305,8 @@ def main() -> int:
             f" (target < 2000 ms): {'targets met' if ok else 'TARGET MISSED'}")
         report("bench-enforcer", {
             "decision_to_deny_p50_s": percentile(steady, 50), "decision_to_deny_p99_s": percentile(steady, 99),
-            "team_size": TEAM_SIZE, "team_all_denied_s": team.seconds, "team_denied_in_iam": team.denied_in_iam,
+            "team_size": TEAM_SIZE, "team_all_denied_s": team.seconds, "team_concurrency": concurrency,
+            "team_one_by_one_s": one_by_one.seconds, "team_denied_in_iam": team.denied_in_iam,
             "team_outcomes": team.outcomes, "breaker_cap": team.breaker_cap, "breaker_next_deny": team.next_deny,
             "put_record_to_deny_p50_s": statistics.median(e2e), "put_record_to_deny_max_s": max(e2e),
             "targets": {"decision_to_deny_p99_s": 1.0, "team_all_denied_s": 5.0, "put_record_to_deny_s": 2.0}})

@@ -10,7 +10,7 @@ session policies), and can be told to fail. `MemoryUsage` is the counters and li
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from bedrock_usage.notifications import Notification
 from bedrock_usage.usage import PersonUsage, TeamUsage
 from enforcement.iam import Change
-from enforcement.model import DENY_WANTED, Action, ActorKind, AuditAction, Block, Outcome
+from enforcement.model import DENY_WANTED, Action, ActorKind, AuditAction, Block, Origin, Outcome
 from enforcement.targets import PrincipalRecord, Target
 
 _DENIED = (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.SHADOW)
@@ -82,6 +82,10 @@ class MemoryBlockStore:
     def save_block(self, block: Block) -> None:
         self._working.blocks[block.principal] = block
 
+    def ensure_rows(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._working.blocks.setdefault(key, Block(key, False, Origin.QUOTA, "", ActorKind.SYSTEM))
+
     def record(self, action: AuditAction) -> bool:
         if action.action_key in self._working.actions:
             return False
@@ -94,10 +98,10 @@ class MemoryBlockStore:
         self._working.notes[note.dedupe_key] = note
         return True
 
-    def quota_denies_since(self, since: datetime) -> int:
+    def quota_denies_since(self, since: datetime, *, also: Collection[str] = ()) -> int:
         return len({a.principal for a in self._working.actions.values()
                     if a.at >= since and a.action is Action.BLOCK and a.outcome in _DENIED
-                    and a.actor in (ActorKind.SYSTEM, ActorKind.RECONCILER)})
+                    and a.actor in (ActorKind.SYSTEM, ActorKind.RECONCILER)} | set(also))
 
     def denied_count(self, now: datetime) -> int:
         return sum(1 for b in self._working.blocks.values() if b.blocked and b.iam_state in DENY_WANTED
