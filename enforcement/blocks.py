@@ -207,7 +207,10 @@ class Enforcer:
         store.commit()
         self.metrics.refusals.labels(refusal.reason).inc()
         self.metrics.actions.labels(Action.BLOCK, Outcome.REFUSED, ActorKind.of(action.actor)).inc()
-        log.error("deny refused: it could not be scoped to the one person", extra={
+        # The breaker refuses a deny it could scope: say which kind of refusal this is.
+        why = ("the circuit breaker's hourly cap" if refusal.reason is RefusalReason.RATE_LIMIT
+               else "it could not be scoped to the one person")
+        log.error(f"deny refused: {why}", extra={
             "principal": block.principal, "reason": refusal.reason, "detail": refusal.detail})
         return Result(block.principal, Action.BLOCK, Outcome.REFUSED, refusal.detail, block.blocked_until)
 

@@ -40,7 +40,7 @@ class IamState(StrEnum):
     PENDING = "pending"  # the desired state is written, IAM not yet changed (or not yet known to be)
     APPLIED = "applied"  # the deny is in IAM
     SHADOW = "shadow"  # ENFORCEMENT_MODE=shadow: the deny would be in IAM
-    REFUSED = "refused"  # the deny could not be scoped to the one person: not in IAM, alerted
+    REFUSED = "refused"  # not in IAM, alerted: it could not be scoped to the one person, or the breaker
     LIFTED = "lifted"  # the deny was lifted
     LIFT_REFUSED = "lift_refused"  # the lift failed (a hand-edited policy): the deny stays until repaired
 
@@ -75,7 +75,7 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"  # IAM already in that state
     SHADOW = "shadow"  # ENFORCEMENT_MODE=shadow: recorded, IAM untouched
     NOTIFIED = "notified"  # warnings: a notification only
-    REFUSED = "refused"  # could not be scoped to the one person: nothing applied
+    REFUSED = "refused"  # nothing applied: not scoped to the one person, or the breaker's cap
     PROTECTED = "protected"  # a protected principal: never denied
     SHIELDED = "shielded"  # an admin's unblock --protect is in force
     STALE = "stale"  # the decision's period is over
