@@ -5,6 +5,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY requirements ./requirements
 COPY bedrockctl ./bedrockctl
+COPY audit ./audit
 COPY bedrock_usage ./bedrock_usage
 COPY consumer ./consumer
 COPY enforcement ./enforcement

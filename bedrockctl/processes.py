@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import audit.commands
 import consumer.commands
 import consumer.permissions
 import enforcement.commands
@@ -17,6 +18,7 @@ import enforcement.permissions
 import notifier.commands
 import notifier.permissions
 import producer_config.commands
+from audit.settings import AuditSettings
 from bedrock_usage.commands import CommandPackage
 from bedrock_usage.settings import SharedSettings
 from consumer.settings import ConsumerSettings
@@ -40,6 +42,7 @@ PROCESSES = (
     Process("enforcer", enforcement.commands, EnforcerSettings, enforcement.permissions.IAM_PERMISSIONS),
     Process("notifier", notifier.commands, NotifierSettings, notifier.permissions.IAM_PERMISSIONS),
     Process("producer", producer_config.commands, ProducerSettings),
+    Process("audit", audit.commands, AuditSettings),
 )
 SERVICES = tuple(p.name for p in PROCESSES if p.iam_permissions)
 
