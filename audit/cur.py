@@ -234,7 +234,7 @@ def file_lines(path: Path, cost: CostColumn, codes: frozenset[str]) -> Iterator[
             yield from _csv_lines(_opened_text(raw, _gzipped(name)), str(path), cost, codes)
 
 
-def _spooled_parquet(body: IO[bytes], where: str, cost: CostColumn, codes: frozenset[str]) -> Iterator[CurLine]:
+def _spooled_parquet(body: Any, where: str, cost: CostColumn, codes: frozenset[str]) -> Iterator[CurLine]:
     """Parquet needs a seekable file (its footer is at the end): copy to disk, never to memory."""
     fd, name = tempfile.mkstemp(suffix=".parquet", prefix="bedrock-cur-")
     try:
