@@ -64,8 +64,9 @@ def _run(args: argparse.Namespace, settings: AuditSettings) -> int:
         notes.append("a region is 'unlisted' when the record holds no call from it in the period (give --regions,"
                      " i.e. SOURCE_REGIONS, to check against the list instead)")
     title = (f"Bedrock cost billed (CUR 2.0) against metered (invocation logs), per principal and UTC day,"
-             f" {start} to {end} (end excluded)")
-    return emit(reconcile(bill, record, listed=listed, tolerance=tolerance, title=title, notes=notes), Format(args.format), args.out)
+             f" {start} to {end - timedelta(days=1)}")
+    report = reconcile(bill, record, listed=listed, tolerance=tolerance, title=title, notes=notes)
+    return emit(report, Format(args.format), args.out)
 
 
 def register(commands: CommandGroup) -> None:
