@@ -53,7 +53,8 @@ def env(monkeypatch: pytest.MonkeyPatch, mysql: pymysql.connections.Connection, 
 def _traffic(consumer: ConsumerParts) -> None:
     """Calls of Alice and Bob on three UTC days, each with its invocation log."""
     rng = random.Random(13)
-    calls = [envelope(person, NOW - timedelta(days=days, minutes=7 * i), seed=100 * days + i + (50 if person.sso else 0))
+    calls = [envelope(person, NOW - timedelta(days=days, minutes=7 * i),
+                      seed=100 * days + i + (50 if person.sso else 0))
              for person in (ALICE, BOB) for days in (0, 1, 2) for i in range(4)]
     logs = [invocation_log(call, rng) for call in calls]
     consumer.processor.process(records(calls))
@@ -141,7 +142,7 @@ def test_a_bill_that_matches_the_metering_agrees_and_only_bedrock_usage_is_compa
     capsys: pytest.CaptureFixture[str], tmp_path: Path,
 ) -> None:
     _traffic(make_consumer())
-    cur = write_parquet(billed_as_metered(mysql) + noise(),
+    write_parquet(billed_as_metered(mysql) + noise(),
                         tmp_path / "export/data/BILLING_PERIOD=2026-11/part-0.snappy.parquet")
     metered = sum((cost for _, _, cost, _ in _logged(mysql)), Decimal(0))
 
@@ -180,7 +181,7 @@ def test_unmetered_unknown_and_unlisted_region_lines_are_named_and_differ(
     assert status == 1
     rows = _rows(report)
     alice = rows[(ALICE.quota_key, old.date().isoformat())]
-    assert (alice["status"], Decimal(alice["billed_usd"]), Decimal(alice["metered_usd"])) == ("differ", Decimal("0.75"), 0)
+    assert (alice["status"], alice["billed_usd"], alice["metered_usd"]) == ("differ", Decimal("0.75"), 0)
     assert "not metered" in alice["causes"]
     carol_row = rows[(carol, old.date().isoformat())]
     assert "principal not known" in carol_row["causes"] and "unlisted region ap-south-1" in carol_row["causes"]
@@ -222,7 +223,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield client
 
 
-def test_an_export_on_s3_is_read_whole_parquet_and_csv(
+def test_an_export_on_s3_is_read_whole_parquet_and_csv(  # noqa: PLR0917
     env: None, make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection,
     capsys: pytest.CaptureFixture[str], tmp_path: Path, s3: Any,
 ) -> None:
