@@ -221,21 +221,21 @@ def causes(key: str, day: date, billed: Decimal, record: Metered, *, billed_regi
     found = []
     here = record.days.get((key, day), MeteredDay())
     if key not in record.known:
-        found.append("principal not known to the consumer (none of its calls reached the stream)")
+        found.append("principal not known (no call of theirs reached the consumer)")
     unlisted = sorted(billed_regions - listed)
     if unlisted:
-        found.append(f"calls in unlisted region {', '.join(unlisted)} (not in SOURCE_REGIONS: not counted)")
+        found.append(f"calls in unlisted region {', '.join(unlisted)}")
     if billed and not here.logs:
-        found.append("not metered: billed, no invocation log")
+        found.append("not metered (no invocation log that day)")
     gaps = record.unmetered.get((key, day), {})
     if gaps:
-        found.append("calls without an invocation log (logging off or not subscribed there?): "
+        found.append("calls without an invocation log (logging off there?): "
                      + ", ".join(f"{n} in {region}" for region, n in sorted(gaps.items())))
     if here.unpriced_logs:
-        found.append(f"unpriced model {here.unpriced_models}: {here.unpriced_logs} calls charged at the fallback"
-                     " price")
+        found.append(f"unpriced model {here.unpriced_models} (calls charged at the fallback price:"
+                     f" {here.unpriced_logs})")
     if here.logs and not billed:
-        found.append("metered, not billed (the CUR may not hold this day yet, or the principal differs)")
+        found.append("metered, not billed (a day the CUR does not hold yet?)")
     return found
 
 
