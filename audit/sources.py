@@ -49,6 +49,10 @@ _PAGE = 10_000
 _THROTTLED = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
                         "KMSThrottlingException", "InternalFailure", "ServiceUnavailable"})
 _MAX_ATTEMPTS = 20
+# What the replay's role needs, beside the calls that need it.
+STREAM_PERMISSIONS = ("kinesis:DescribeStreamSummary", "kinesis:ListShards", "kinesis:GetShardIterator",
+                      "kinesis:GetRecords")
+S3_PERMISSIONS = ("s3:ListBucket", "s3:GetObject")
 
 
 class SourceError(Exception):
