@@ -127,11 +127,15 @@ def stream_batches(
     page_records: int = _PAGE, min_call_interval: float = _MIN_CALL_INTERVAL,
     now: Callable[[], datetime] = lambda: datetime.now(UTC), sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[list[InputRecord]]:
-    """The records that arrived in [period.start - margin, period.end + margin), every shard once, merged by
-    arrival time. Raises StreamRetentionError (before reading anything) when the stream no longer holds the
-    period's start."""
-    check_retention(kinesis, stream, period, now())
-    reader = _StreamReader(kinesis, stream, start=period.start - margin, stop=period.end + margin,
+    """The records that arrived in [period.start - margin, period.end + margin) and before the call, every
+    shard once, merged by arrival time. Raises StreamRetentionError (before reading anything) when the stream
+    no longer holds the period's start."""
+    started = now()
+    check_retention(kinesis, stream, period, started)
+    # What arrives after the replay started is not read: an open shard under steady traffic would otherwise
+    # keep it reading until the period's end plus the margin, when the period is today's.
+    stop = min(period.end + margin, started)
+    reader = _StreamReader(kinesis, stream, start=period.start - margin, stop=stop,
                            page_records=page_records, min_call_interval=min_call_interval, sleep=sleep)
     batch: list[InputRecord] = []
     for record in reader.records(list_shards(kinesis, stream, sleep=sleep)):

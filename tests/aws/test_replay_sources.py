@@ -126,6 +126,10 @@ def test_the_stream_gives_the_records_that_arrived_in_the_period_each_once_in_or
     everything = [r for batch in _read(kinesis, Period(start, end, UTC_ZONE, exact=True)) for r in batch]
     assert sorted(_doc(r)["name"] for r in everything) == sorted(before + inside + after)
 
+    # A replay reads what the stream held when it started, never what arrives while it reads.
+    so_far = [r for batch in _read(kinesis, Period(start, end, UTC_ZONE, exact=True), now=lambda: end) for r in batch]
+    assert sorted(_doc(r)["name"] for r in so_far) == sorted(before + inside)
+
 
 def test_a_reshard_in_the_period_is_read_across_parents_and_children_each_record_once(
     kinesis: Any, reshard_as_aws: None,
