@@ -136,3 +136,17 @@ def _ingest_file(parts: ConsumerParts, path: Path, summary: Summary) -> None:
     finally:
         parts.close()
     summary.files += 1
+
+
+def documents_in(raw: bytes, name: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, document) of a file's bytes, read as `_documents` reads a file named `name` (for sources
+    that are not local files: `bedrockctl replay --s3`)."""
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    stem = name.removesuffix(".gz")
+    if stem.endswith(".jsonl") or stem.endswith(".ndjson") or _several_documents(raw):
+        for number, line in enumerate(raw.splitlines(), start=1):
+            if line.strip():
+                yield number, line
+    else:
+        yield 1, raw
