@@ -85,6 +85,9 @@ def test_over_quota_user_is_denied_by_iam_then_restored_at_the_reset(
         # The reset: the expiry job run at the period's end (a clock past it, not a wait until midnight).
         for name, value in admin.items():
             monkeypatch.setenv(name, value)
+        # A fresh default session: botocore keeps the credentials it first resolved, and an earlier test in
+        # this process may have resolved moto's anonymous ones, which moto refuses once authorisation is on.
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
         settings = AllSettings.from_env({**env})
         reset = assemble_enforcer(settings, registry=CollectorRegistry(), account_id=ACCOUNT,
                       clock=lambda: until.replace(tzinfo=UTC) + timedelta(seconds=1))
