@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from bedrock_usage.db import from_db, to_db
 from bedrock_usage.periods import first_of_next_month
+from bedrock_usage.quota import Quota, usd
 
 # The enforcer's outcomes (enforcement.model.Outcome) after which a deny stands (or, in shadow mode, would).
 DENY_OUTCOMES = frozenset({"applied", "unchanged", "shadow"})
@@ -36,6 +38,13 @@ class DecisionRow:
     limit: int
     event_id: str  # the call (or log) that crossed it
     event_time: datetime
+
+    @property
+    def amounts(self) -> tuple[int | Decimal, int | Decimal]:
+        """Usage and limit as a report shows them: requests, or dollars (exact) for a cost quota."""
+        if Quota(self.quota).cost:
+            return usd(self.usage), usd(self.limit)
+        return self.usage, self.limit
 
     @property
     def key(self) -> tuple[str, str, str, str, int]:

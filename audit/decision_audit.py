@@ -10,8 +10,9 @@ What an auditor asks of the blocks, answered from the two databases:
   deny was applied in the audit trail (zero when a deny was already in force);
 - **blocks with no crossing behind them**: a quota deny applied live with no exceeded crossing of that
   quota and period covering the person in the replay (or only a later one).
-Admin blocks are not quota blocks: listed apart, never findings. Nor are crossings the enforcer left
-alone by design (a protected principal, an admin's `unblock --protect` shield).
+Admin blocks are not quota blocks: listed apart, never findings. Nor are crossings the enforcer left alone
+by design (a protected principal, an admin's `unblock --protect` shield). Usage and limits are requests,
+or exact dollars for a cost quota.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Due:
 
     def cells(self) -> list[Any]:
         d = self.decision
-        return [self.principal, d.scope, d.subject, d.quota, d.period, d.usage, d.limit, _iso(self.due), d.event_id]
+        return [self.principal, d.scope, d.subject, d.quota, d.period, *d.amounts, _iso(self.due), d.event_id]
 
 
 def _iso(instant: datetime | None) -> str | None:
@@ -116,7 +117,7 @@ def _compare(live: list[DecisionRow], replay: list[DecisionRow]) -> tuple[Sectio
 
 
 def _side(d: DecisionRow) -> list[Any]:
-    return [d.usage, d.limit, _iso(d.event_time)]
+    return [*d.amounts, _iso(d.event_time)]
 
 
 def _blocks_due(dues: list[Due], actions: list[ActionRow], timeline: DenyTimeline,

@@ -96,7 +96,7 @@ def outcomes_section(replay_conn: Any, period: Period, *, title: str = "under_ot
     for d in read_decisions(replay_conn, period.start, period.end):
         for principal, at in _covered(d, members):
             row = reached[principal, d.scope, d.subject, d.quota, d.period]
-            row["limit"] = d.limit
+            row["limit"] = d.amounts[1]
             row["percent"] = max(row.get("percent", 0), d.percent)
             kind = "blocked_at" if d.kind == "exceeded" else "warned_at"
             row[kind] = min(row.get(kind, at), at)

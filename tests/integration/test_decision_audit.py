@@ -141,3 +141,21 @@ def test_a_block_with_no_crossing_in_the_replay_is_listed_and_an_admin_block_is_
     assert sorted((r["difference"], r["percent"], r["live_limit"]) for r in found["decisions"]) == [
         ("live only", 60, 3), ("live only", 85, 3), ("live only", 100, 3)]
     assert found["missed_blocks"] == [] and found["late_blocks"] == []
+
+
+def test_a_protected_principal_left_unblocked_is_no_missed_block(stage: Stage) -> None:
+    stage.iam_users(CAROL)
+    events = calls(CAROL, _minutes_ago(9, 8, 7), seed=10)
+    live = stage.consumer(replay=False, DEFAULT_DAILY_REQUEST_LIMIT="3").processor.process(in_order(events))
+    stage.consumer(replay=True, DEFAULT_DAILY_REQUEST_LIMIT="3").processor.process(in_order(events))
+    stage.now = NOW - timedelta(minutes=6)
+    (result,) = stage.enforcer(PROTECTED_PRINCIPALS=CAROL.quota_key).decisions.handle(
+        exceeded(live.decisions, CAROL.quota_key))
+    assert result.outcome.value == "protected"
+
+    sections, finding = audit_decisions(stage.live, stage.replay, stage.period)
+
+    found = _by_name(sections)
+    assert not finding and found["missed_blocks"] == []
+    (exempt,) = found["blocks_not_applied_by_design"]
+    assert exempt["principal"] == CAROL.quota_key and exempt["live"].startswith("protected at ")
