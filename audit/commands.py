@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from audit import bill_command
 from bedrock_usage.commands import CommandGroup
 
 
 def register(commands: CommandGroup) -> None:
-    del commands  # replay and bill reconcile add themselves here
+    bill_command.register(commands)  # bedrockctl bill reconcile

@@ -203,18 +203,22 @@ class Feeder(threading.Thread):
         assert not self.is_alive(), f"the records were not all put within {timeout} s"
 
 
-def kcl_messages(traffic: Traffic, per_batch: int) -> tuple[list[dict[str, Any]], int]:
-    """The traffic as the daemon hands it to one record processor (no stream in between): initialize, batches
-    of `per_batch` records each answered by a checkpoint, shutdown. Returns the messages and how many batches."""
-    messages: list[dict[str, Any]] = [INITIALIZE]
-    batches = 0
+def kcl_portions(traffic: Traffic, per_batch: int) -> list[list[dict[str, Any]]]:
+    """The traffic as the daemon hands it to one record processor (no stream in between), a batch at a time:
+    each portion is a processRecords of `per_batch` records and the reply to its checkpoint."""
+    portions = []
     for start in range(0, len(traffic.records), per_batch):
         portion = traffic.records[start:start + per_batch]
-        last = start + len(portion)
-        messages += [process_records(*(record(data, str(start + i + 1)) for i, (data, _) in enumerate(portion))),
-                     checkpoint_reply(str(last))]
-        batches += 1
-    return [*messages, SHUTDOWN_REQUESTED, checkpoint_reply(str(len(traffic.records)))], batches
+        portions.append([process_records(*(record(data, str(start + i + 1)) for i, (data, _) in enumerate(portion))),
+                         checkpoint_reply(str(start + len(portion)))])
+    return portions
+
+
+def kcl_messages(traffic: Traffic, per_batch: int) -> tuple[list[dict[str, Any]], int]:
+    """The whole conversation at once: initialize, the portions, shutdown. Returns it and how many batches."""
+    portions = kcl_portions(traffic, per_batch)
+    return ([INITIALIZE, *(m for portion in portions for m in portion), SHUTDOWN_REQUESTED,
+             checkpoint_reply(str(len(traffic.records)))], len(portions))
 
 
 def checkpoints(conversation: Conversation) -> list[str]:
