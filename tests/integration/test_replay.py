@@ -9,7 +9,7 @@ import argparse
 import gzip
 import random
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,8 +68,8 @@ def live(mysql: pymysql.connections.Connection, redis_client: redis.Redis,
     calls_file.write_bytes(b"\n".join(orjson.dumps(e) for e in events + duplicates) + b"\n")
     logs_file = tmp_path / "logs.jsonl.gz"
     logs_file.write_bytes(gzip.compress(b"\n".join(orjson.dumps(entry) for entry in logs) + b"\n"))
-    return {"files": [calls_file, logs_file], "events": events, "lines": len(events) + len(duplicates) + len(logs), "crowd": crowd, "conn": mysql,
-            "redis": redis_client}
+    return {"files": [calls_file, logs_file], "events": events, "lines": len(events) + len(duplicates) + len(logs),
+            "crowd": crowd, "conn": mysql, "redis": redis_client}
 
 
 def _run(files: list[Path], tmp_path: Path, *extra: str, start: str | None = None, end: str | None = None,
