@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from audit.settings import AuditSettings
 from bedrock_usage.commands import CommandGroup
 from consumer.ingest import file_batches
 from consumer.records import InputRecord
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(Exception):
@@ -49,6 +52,11 @@ def replay(args: argparse.Namespace, settings: AuditSettings) -> int:
         report = replay_report(settings, period, batches, source=source, keep=args.keep, progress=Progress())
     except (PeriodError, SourceError, OSError) as error:
         print(f"bedrockctl replay: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a store that failed midway: the namespace is dropped, no verdict was reached
+        log.exception("replay failed")
+        print(f"bedrockctl replay: the replay failed ({type(error).__name__}: {error}); nothing was compared",
+              file=sys.stderr)
         return 2
     return emit(report, Format(args.format), args.out)
 
