@@ -62,6 +62,7 @@ deploy: setup
 bench: setup services
 	$(BIN)/python -m tests.performance.bench
 	$(BIN)/python -m tests.performance.bench_enforcer
+	$(BIN)/python -m tests.performance.bench_replay
 
 # The consumer's benchmark on a local Redis Cluster of three masters (figures beside `make bench`'s).
 bench-cluster: setup services

@@ -72,8 +72,10 @@ def assemble_consumer(
     registry: CollectorRegistry = REGISTRY,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     lookups: bool = True,
+    keep_event: Callable[[datetime], bool] | None = None,
 ) -> ConsumerParts:
-    """`lookups` False: nobody is looked up (a rebuild replays rows already charged)."""
+    """`lookups` False: nobody is looked up (a rebuild replays rows already charged; a replay charges the
+    people as MySQL knows them). `keep_event`: only events whose time it accepts count (a replay's period)."""
     client = redis_client(settings)
     keys = Keys(settings.redis_key_prefix, cluster=settings.redis_cluster)
     store_session = MySQLSession(settings.mysql)
@@ -119,7 +121,7 @@ def assemble_consumer(
                         refresh_seconds=settings.prices_refresh_seconds,
                         profiles=profiles)
     processor = Processor(
-        decoder=Decoder(settings.session_roles),
+        decoder=Decoder(settings.session_roles, keep=keep_event),
         people=people,
         metering=metering,
         role_paths=RolePaths(caller_session, iam=iam, account_id=account),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ import orjson
 
 from bedrock_usage.identity import IdentityError, Principal, principal_from_identity
 from consumer import invocation_log
-from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, Rejected, Skipped, utc_time
+from consumer.events import COUNTED_OPERATIONS, BedrockCall, Decoded, InvocationLog, Rejected, Skipped, utc_time
 from consumer.fields import ascii_text, is_identifier, storable
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -42,10 +42,13 @@ class _Malformed(ValueError):
 
 
 class Decoder:
-    """Decodes records; holds only configuration (which roles key by session)."""
+    """Decodes records; holds only configuration (which roles key by session, which event times to keep)."""
 
-    def __init__(self, session_roles: Sequence[str] = ()) -> None:
+    def __init__(self, session_roles: Sequence[str] = (), keep: Callable[[datetime], bool] | None = None) -> None:
+        """`keep`: a predicate on an event's time (a call's eventTime, a log's timestamp); the events it turns
+        down are skipped (`outside_period`), neither counted nor recorded: a replay of a period (audit/)."""
         self._session_roles = tuple(session_roles)
+        self._keep = keep
         self._principals: dict[tuple[Any, ...], Principal] = {}
         self._log_principals: dict[str, Principal] = {}
 
@@ -57,6 +60,13 @@ class Decoder:
         return self.decode_document(document, data)
 
     def decode_document(self, document: Any, raw: bytes) -> list[Decoded]:
+        decoded = self._decode_document(document, raw)
+        if self._keep is None:
+            return decoded
+        return [_outside(item) if isinstance(item, BedrockCall | InvocationLog) and not self._keep(_time_of(item))
+                else item for item in decoded]
+
+    def _decode_document(self, document: Any, raw: bytes) -> list[Decoded]:
         if not isinstance(document, dict):
             return [Rejected("unknown_shape", f"a JSON {type(document).__name__}, not an object", _safe_raw(raw), 0)]
         if "detail-type" in document and "detail" in document:
@@ -204,6 +214,15 @@ class Decoder:
                 decoded.append(Rejected("unknown_shape", "log event is not a ModelInvocationLog",
                                         invocation_log.redact(document, body), index))
         return decoded
+
+
+def _time_of(item: BedrockCall | InvocationLog) -> datetime:
+    return item.event_time if isinstance(item, BedrockCall) else item.timestamp
+
+
+def _outside(item: BedrockCall | InvocationLog) -> Skipped:
+    ident = item.event_id if isinstance(item, BedrockCall) else item.request_id
+    return Skipped("outside_period", f"{ident} at {_time_of(item).isoformat()}")
 
 
 def _load(data: bytes) -> Any:

@@ -61,7 +61,8 @@ class InvocationLog:
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """Well-formed input that is not ours to count: a CloudWatch Logs control message
-    (`control_message`), or a Bedrock call that uses no quota (`not_counted_operation`)."""
+    (`control_message`), a Bedrock call that uses no quota (`not_counted_operation`), or an event outside
+    the period a replay covers (`outside_period`)."""
 
     reason: str
     detail: str

@@ -71,7 +71,8 @@ class Summary:
         )
 
 
-def _documents(path: Path) -> Iterator[tuple[int, bytes]]:
+def documents(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, document) of a file in any format above, gzip'd or not."""
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
@@ -100,11 +101,12 @@ def _several_documents(raw: bytes) -> bool:
     return False
 
 
-def _batches(path: Path) -> Iterator[list[InputRecord]]:
+def file_batches(path: Path, size: int = BATCH) -> Iterator[list[InputRecord]]:
+    """The input records of one file, `size` at a time (also what `bedrockctl replay --files` reads)."""
     batch: list[InputRecord] = []
-    for number, data in _documents(path):
+    for number, data in documents(path):
         batch.append(InputRecord(data, shard_id=None, sequence_number=str(number)))
-        if len(batch) >= BATCH:
+        if len(batch) >= size:
             yield batch
             batch = []
     if batch:
@@ -124,7 +126,7 @@ def ingest_paths(settings: ConsumerSettings, paths: Sequence[Path]) -> Summary:
 def _ingest_file(parts: ConsumerParts, path: Path, summary: Summary) -> None:
     transient = REDIS_TRANSIENT + db.TRANSIENT_ERRORS + METERING_TRANSIENT
     try:
-        for batch in _batches(path):
+        for batch in file_batches(path):
             summary.add(retry_transient(
                 lambda b=batch: parts.processor.process(b),  # type: ignore[misc]
                 transient, on_retry=lambda e, a: parts.reset_connections(), max_attempts=8,

@@ -48,7 +48,7 @@ from devtools.demo_cast import (
     traffic,
 )
 from devtools.demo_console import bedrockctl, scrape, step, wait_for_blocks, wait_for_logs, wait_for_rows
-from devtools.demo_stories import enforcement_story, mail_story, report, teams_add_up
+from devtools.demo_stories import enforcement_story, mail_story, replay_agrees, report, teams_add_up
 from devtools.local_stack import Service, free_port, recreate_database
 from devtools.moto_server import MotoServer, ensure_stream, precreate_leases
 from devtools.settings import AllSettings
@@ -159,13 +159,14 @@ def main() -> int:
         sent = mail_story(settings, moto, notifier, work, notifier_port)
         step("The admins' daily summary, as it will read tomorrow morning: bedrockctl notify preview summary")
         print(bedrockctl(env, "notify", "preview", "summary").rstrip())
+        agreed = replay_agrees(env, work, deliveries, logs)
     finally:
         consumer.stop()
         enforcer.stop()
         notifier.stop()
         moto.stop()
     print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
-    return 0 if rows == distinct and metered and blocked and restored and sent and balanced else 1
+    return 0 if rows == distinct and metered and blocked and restored and sent and balanced and agreed else 1
 
 
 if __name__ == "__main__":

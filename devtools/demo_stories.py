@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -51,6 +53,24 @@ def report(env: dict[str, str], settings: AllSettings, metrics: str, enforcer_me
     mean, count = histogram_mean(enforcer_metrics, "bedrock_usage_enforcer_decision_to_deny_seconds")
     if count:
         print(f"mean time from a decision to its deny in IAM: {mean * 1000:.0f} ms over {count:.0f} denies")
+
+
+def replay_agrees(env: dict[str, str], work: Path, deliveries: list[dict[str, Any]],
+                  logs: list[dict[str, Any]]) -> bool:
+    """The demo's own traffic, written to files, replayed into an isolated namespace: it agrees with the record."""
+    step("The audit: the same events replayed from files into an isolated namespace, beside the record"
+         " (bedrockctl replay --files …)")
+    (work / "events.jsonl").write_bytes(b"\n".join(json.dumps(e).encode() for e in deliveries) + b"\n")
+    (work / "logs.jsonl").write_bytes(b"\n".join(json.dumps(e).encode() for e in logs) + b"\n")
+    times = sorted(e["detail"]["eventTime"] for e in deliveries)
+    out = subprocess.run([str(Path(sys.executable).parent / "bedrockctl"), "replay", "--from", times[0], "--to",
+                          times[-1], "--files", str(work / "events.jsonl"), str(work / "logs.jsonl")],
+                         env=env, capture_output=True, text=True, check=False)
+    report_lines = out.stdout.rstrip().splitlines()
+    print("\n".join([report_lines[0], *[ln for ln in report_lines if ln.startswith(("totals:", "note:"))],
+                     report_lines[-1]]) if report_lines else out.stderr.rstrip())
+    print(f"exit status {out.returncode} (0: the replay and the record agree)")
+    return out.returncode == 0
 
 
 def teams_add_up(env: dict[str, str]) -> bool:

@@ -647,3 +647,17 @@ def test_wrong_values_in_a_logs_ascii_fields_are_made_ascii_and_the_log_kept() -
 
     assert isinstance(log, InvocationLog)
     assert (log.model_id, log.region, log.tier, log.account_id) == ("anthropic.cl?ude", "", "fl?x", "?" * 12)
+
+
+def test_events_the_keep_predicate_turns_down_are_skipped_as_outside_the_period() -> None:
+    seen: list[datetime] = []
+
+    def keep(at: datetime) -> bool:  # a replay's period: calls of 2024-10-01 only
+        seen.append(at)
+        return at.date() == datetime(2024, 10, 1, tzinfo=UTC).date()
+
+    decoder = Decoder(keep=keep)
+    assert decoder.decode(event_bytes("cloudtrail-logfile.json")) == [INVOKE, CONVERSE_SSO, THROTTLED]
+    [skipped] = decoder.decode(event_bytes("invocation-log-conversestream.json"))
+    assert skipped == Skipped("outside_period", f"{TOKENS_LOG.request_id} at 2026-04-19T23:57:01+00:00")
+    assert seen == [INVOKE.event_time] * 3 + [TOKENS_LOG.timestamp]
