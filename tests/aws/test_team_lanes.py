@@ -12,16 +12,17 @@ from typing import Any
 import pymysql
 import pytest
 import redis
+from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.ids import digest
 from bedrock_usage.keys import Keys
-from bedrock_usage.quota import Scope
+from bedrock_usage.quota import Decision, Scope
 from devtools.moto_server import MotoServer
 from devtools.settings import AllSettings
 from enforcement.assembly import EnforcerParts, assemble_enforcer
-from enforcement.model import Outcome
+from enforcement.model import Outcome, Result
 from tests.aws.conftest import ACCOUNT, SSO_ROLE_ARN, SSO_ROLE_ID, exceeded
 from tests.aws_faults import ThrottlingProxy
 from tests.conftest import DAY
@@ -75,6 +76,19 @@ def _parts(proxy: ThrottlingProxy, **overrides: str) -> EnforcerParts:
     return assemble_enforcer(settings, registry=CollectorRegistry(), account_id=ACCOUNT)
 
 
+def _handled(parts: EnforcerParts, decision: Decision, deliveries: int = 4) -> list[Result]:
+    """Handle the decision as the stream delivers it: again after a failure (a deny whose IAM calls stayed
+    throttled past the adapter's retries raises, and the unacknowledged decision comes back). The second
+    delivery must finish the members the first did not, and record nothing twice (checked by the callers)."""
+    for delivery in range(1, deliveries + 1):
+        try:
+            return parts.decisions.handle(decision)
+        except ClientError:
+            if delivery == deliveries:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _rows(conn: pymysql.connections.Connection, sql: str) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
         cur.execute(sql)
@@ -91,13 +105,14 @@ def test_a_team_of_100_is_denied_several_at_a_time_each_once_with_iam_throttled(
     parts = _parts(proxy, ENFORCER_IAM_CONCURRENCY="8", MAX_QUOTA_DENIES_PER_HOUR="0")
     decision = exceeded(TEAM, scope=Scope.TEAM, usage=500, limit=500, team=TEAM)
     try:
-        results = parts.decisions.handle(decision)
+        results = _handled(parts, decision)
         parts.decisions.handle(decision)  # re-delivered: nothing more
     finally:
         parts.close()
 
     assert sorted(r.principal for r in results) == sorted(members)
-    assert {r.outcome for r in results} == {Outcome.APPLIED}
+    # Applied now, or already by an earlier delivery (unchanged): each audited once either way (below).
+    assert {r.outcome for r in results} <= {Outcome.APPLIED, Outcome.UNCHANGED}
     assert proxy.throttled > 0 and proxy.most_in_flight > 1, (proxy.figures, proxy.most_in_flight)
     attached = {u["UserName"] for page in iam.get_paginator("list_entities_for_policy").paginate(
         PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/bedrock-usage-control/BedrockUsageControlDeny",
