@@ -19,8 +19,8 @@ import pymysql
 import pytest
 import redis
 
-from audit.replay_command import replay
 from audit.namespace import delete_prefix, namespace_settings
+from audit.replay_command import replay
 from audit.settings import AuditSettings
 from bedrock_usage import db
 from bedrock_usage.periods import midnight
