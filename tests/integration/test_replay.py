@@ -19,8 +19,8 @@ import pymysql
 import pytest
 import redis
 
-from audit.commands import replay
 from audit.namespace import delete_prefix, namespace_settings
+from audit.replay_command import replay
 from audit.settings import AuditSettings
 from bedrock_usage import db
 from bedrock_usage.periods import midnight
@@ -48,8 +48,11 @@ def live(mysql: pymysql.connections.Connection, redis_client: redis.Redis,
             cur.execute("INSERT INTO principals (quota_key, identity_type, team, team_source, resolved_at)"
                         " VALUES (%s, %s, %s, 'iam_tag', UTC_TIMESTAMP(3))",
                         (crowd[index].quota_key, "sso_user" if crowd[index].sso else "iam_user", team))
-        # One person with a daily limit override of their own (copied, and synced into the namespace's Redis).
-        cur.execute("UPDATE principals SET daily_request_limit = 30 WHERE quota_key = %s", (crowd[0].quota_key,))
+        # One person with a daily limit override of their own (copied, and synced into the namespace's Redis),
+        # never reached: this live processor's clock stays at NOW, so it decides nothing for yesterday, where
+        # the replay's clock follows the events and would (a decision only the replay took; usage is the point
+        # here, the decisions part has its own tests on moto: tests/aws/test_replay_command.py).
+        cur.execute("UPDATE principals SET daily_request_limit = 500 WHERE quota_key = %s", (crowd[0].quota_key,))
     mysql.commit()
     start = midnight(YESTERDAY, TZ) + timedelta(minutes=30)
     events = list(traffic(crowd, 500, start, NOW - timedelta(minutes=3) - start, seed=5))
