@@ -131,7 +131,8 @@ def usage_part(ns: Namespace, period: Period) -> tuple[list[Section], dict[str, 
     return compared.sections, compared.totals, compared.differs
 
 
-# The decisions/blocks comparison joins here (another builder), when merged.
+# The usage comparison; `bedrockctl replay` adds the decisions audit and the what-if parts
+# (audit/replay_parts.py).
 PARTS: tuple[SectionBuilder, ...] = (usage_part,)
 
 

@@ -168,6 +168,21 @@ class Counters:
         # until known: nothing is counted before the marker has been read.
         self.marker = ""
 
+    def marker_keys(self, groups: Sequence[Group]) -> tuple[str, ...]:
+        """The marker keys the groups' scripts check (one on a single Redis, their slots' on a cluster)."""
+        k = self._keys
+        return tuple(sorted({k.marker(k.seen(g.scope, g.subject, g.day_id)) for g in groups}))
+
+    def still_marked(self, epoch: str, keys: Sequence[str]) -> bool:
+        """Whether Redis still holds `epoch` in every one of `keys`: asked once a counted batch is committed.
+        A Redis that forgot in between may have been rebuilt from MySQL before that commit landed."""
+        if not keys:
+            return True
+        client = self._redis
+        values = (client.mget_nonatomic(list(keys)) if isinstance(client, redis.RedisCluster)
+                  else client.mget(list(keys)))
+        return all(v is not None and (v.decode() if isinstance(v, bytes) else str(v)) == epoch for v in values)
+
     def count(
         self, groups: Sequence[Group], *, settle: Sequence[tuple[str, str]] = (), today: tuple[str, str] | None = None,
         nonce: str = "", in_flight: Sequence[str] = (), in_flight_entries: Mapping[str, int] | None = None,

@@ -73,16 +73,7 @@ class Summary:
 
 def documents(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, document) of a file in any format above, gzip'd or not."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    stem = path.name.removesuffix(".gz")
-    if stem.endswith(".jsonl") or stem.endswith(".ndjson") or _several_documents(raw):
-        for number, line in enumerate(raw.splitlines(), start=1):
-            if line.strip():
-                yield number, line
-    else:
-        yield 1, raw
+    return documents_in(path.read_bytes(), path.name)
 
 
 def _several_documents(raw: bytes) -> bool:
@@ -141,7 +132,7 @@ def _ingest_file(parts: ConsumerParts, path: Path, summary: Summary) -> None:
 
 
 def documents_in(raw: bytes, name: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, document) of a file's bytes, read as `_documents` reads a file named `name` (for sources
+    """(line number, document) of a file's bytes, read as `documents` reads a file named `name` (for sources
     that are not local files: `bedrockctl replay --s3`)."""
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)

@@ -54,6 +54,14 @@ class UsageCounters(Protocol):
     `held_people` on the caller's thread). Every call is idempotent on the events' keys: a batch counted
     twice counts once."""
 
+    marker: str  # the Redis marker epoch the scripts check ('' until known)
+
+    def marker_keys(self, groups: Sequence[Group]) -> tuple[str, ...]: ...
+
+    def still_marked(self, epoch: str, keys: Sequence[str]) -> bool:
+        """Whether Redis still holds `epoch` in `keys`, asked once a counted batch is committed."""
+        ...
+
     def count(
         self, groups: Sequence[Group], *, settle: Sequence[tuple[str, str]] = (), today: tuple[str, str] | None = None,
         nonce: str = "", in_flight: Sequence[str] = (), in_flight_entries: Mapping[str, int] | None = None,

@@ -88,6 +88,7 @@ class _Batch:
     days: tuple[date, date] | None  # the batch's first and last quota day
     settle_since: date  # held rows older than this stay as they are (their periods are closed)
     counted: CountResult | None = None
+    marked: tuple[str, tuple[str, ...]] = ("", ())  # the marker epoch it was counted under, and its keys
     # (quota day, event time, eventID, team): rows a redo staged with a team other than the one Redis
     # charged when the batch was first counted (a team change in between): the row follows Redis.
     recharge: list[tuple[date, datetime, str, str]] = field(default_factory=list)
@@ -239,6 +240,7 @@ class Processor:
                     entries[person] = entries.get(person, 0) + n
         if self._guard is not None:
             self._guard.ensure()
+        batch.marked = (self.counters.marker, self.counters.marker_keys(groups))
         try:
             counted = self.counters.count(groups, settle=[(key, a.team) for key, a in batch.settle], today=today,
                                           nonce=batch.nonce, in_flight=in_flight, in_flight_entries=entries)
@@ -301,6 +303,11 @@ class Processor:
                                settle=[(a.id, a.team) for _, a in batch.settle], settle_since=batch.settle_since,
                                unknown=batch.unknown, days=batch.days, recharge=batch.recharge,
                                recharge_logs=batch.recharge_logs, unpriced=batch.unpriced)
+            epoch, keys = batch.marked
+            if epoch and not self.counters.still_marked(epoch, keys):
+                # Redis forgot after this batch counted, and a rebuild may have read MySQL before this commit:
+                # redone, not checkpointed (its seen sets, rebuilt or not, make it count once).
+                raise RedisForgot("Redis lost its marker while the batch was committed: redone")
         except BaseException:
             self._redis.submit(self._abandon, batch, pending)
             raise

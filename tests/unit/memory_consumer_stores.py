@@ -138,6 +138,7 @@ class MemoryCounters:
         self._default_team = default_team
         self._lock = threading.Lock()
         self.failures = _Failures()
+        self.marker = ""  # no marker in memory: nothing to forget
         self.seen: dict[tuple[Scope, str, str], set[str]] = {}
         self.requests: dict[tuple[Scope, str, str], int] = {}
         self.cost_nanos: dict[tuple[Scope, str, str], int] = {}
@@ -146,6 +147,12 @@ class MemoryCounters:
         self.hold: dict[str, list[_Held]] = {}
         self.held: set[str] = set()
         self.stream: list[Decision] = []
+
+    def marker_keys(self, groups: Sequence[Group]) -> tuple[str, ...]:
+        return ()
+
+    def still_marked(self, epoch: str, keys: Sequence[str]) -> bool:
+        return True
 
     def fail_next(self, method: str, error: BaseException) -> None:
         self.failures.fail_next(method, error)
