@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from audit.period import Period
 from bedrock_usage.retry import backoff_delay
 from consumer.ingest import documents_in
-from consumer.records import InputRecord
+from consumer.records import InputRecord, in_batches
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +137,7 @@ def stream_batches(
     stop = min(period.end + margin, started)
     reader = _StreamReader(kinesis, stream, start=period.start - margin, stop=stop,
                            page_records=page_records, min_call_interval=min_call_interval, sleep=sleep)
-    batch: list[InputRecord] = []
-    for record in reader.records(list_shards(kinesis, stream, sleep=sleep)):
-        batch.append(record)
-        if len(batch) >= batch_records:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    yield from in_batches(reader.records(list_shards(kinesis, stream, sleep=sleep)), batch_records)
 
 
 class _StreamReader:
@@ -282,17 +275,14 @@ def s3_batches(s3: Any, url: str, period: Period, *, batch_records: int = 5000,
     touches, one day either side (files are delivered minutes after their events, so an event's file can sit
     under the next day's folder). Each file's records in order; the files in order of delivery."""
     bucket, prefix = parse_s3_url(url)
-    batch: list[InputRecord] = []
-    for key in object_keys(s3, bucket, prefix, period, sleep=sleep):
-        answer = _call(lambda k=key: s3.get_object(Bucket=bucket, Key=k), sleep)  # type: ignore[misc]
-        arrival = int(answer["LastModified"].timestamp() * 1000)
-        for record in object_records(key, answer["Body"].read(), arrival):
-            batch.append(record)
-            if len(batch) >= batch_records:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+
+    def records() -> Iterator[InputRecord]:
+        for key in object_keys(s3, bucket, prefix, period, sleep=sleep):
+            answer = _call(lambda k=key: s3.get_object(Bucket=bucket, Key=k), sleep)  # type: ignore[misc]
+            arrival = int(answer["LastModified"].timestamp() * 1000)
+            yield from object_records(key, answer["Body"].read(), arrival)
+
+    yield from in_batches(records(), batch_records)
 
 
 def object_records(key: str, raw: bytes, arrival_ms: int | None = None) -> Iterator[InputRecord]:

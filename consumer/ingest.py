@@ -23,7 +23,7 @@ from consumer.assembly import ConsumerParts, assemble_consumer
 from consumer.counters import TRANSIENT_ERRORS as REDIS_TRANSIENT
 from consumer.metering import TRANSIENT_ERRORS as METERING_TRANSIENT
 from consumer.processor import BatchResult
-from consumer.records import InputRecord
+from consumer.records import InputRecord, in_batches
 from consumer.settings import ConsumerSettings
 
 BATCH = 5000
@@ -94,14 +94,8 @@ def _several_documents(raw: bytes) -> bool:
 
 def file_batches(path: Path, size: int = BATCH) -> Iterator[list[InputRecord]]:
     """The input records of one file, `size` at a time (also what `bedrockctl replay --files` reads)."""
-    batch: list[InputRecord] = []
-    for number, data in documents(path):
-        batch.append(InputRecord(data, shard_id=None, sequence_number=str(number)))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    return in_batches((InputRecord(data, shard_id=None, sequence_number=str(number))
+                       for number, data in documents(path)), size)
 
 
 def ingest_paths(settings: ConsumerSettings, paths: Sequence[Path]) -> Summary:
