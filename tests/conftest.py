@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import boto3
 import orjson
 import pymysql
 import pytest
 import redis
+from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import db
@@ -181,3 +183,14 @@ def envelope(person: Person, when: datetime, *, seed: int | None = None, error: 
 
 def records(events: list[dict[str, Any]], shard: str = "shardId-000000000000", start: int = 1) -> list[InputRecord]:
     return [InputRecord(orjson.dumps(e), shard, str(start + i)) for i, e in enumerate(events)]
+
+
+@pytest.fixture
+def moto_iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """IAM in moto's in-process mock, with its fixed test credentials (no real ones are ever looked up)."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("iam", region_name="us-east-1")

@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ from tests.integration.test_replay import (  # noqa: F401 (an autouse fixture: a
     _replay_databases,
     _snapshot,
 )
+from tests.integration.two_namespaces import hand_cost
 
 ACCOUNT = "123456789012"  # moto's: the enforcer acts on these people's IAM users
 STREAM = "bedrock-usage-events"
@@ -180,17 +181,6 @@ def test_a_replay_of_the_stream_equals_the_live_record_and_leaves_the_live_state
     assert _replay_databases(on_stream["conn"]) == []
 
 
-def _cost(logs: list[dict[str, Any]], price: dict[str, Decimal]) -> Decimal:
-    """By hand: each log's tokens times the price per million, rounded half up to the nano-dollar per call
-    (the simulated bodies write to the 5-minute cache only, and read none)."""
-    nanos = 0
-    for log in logs:
-        exact = (log["input"]["inputTokenCount"] * price["input"] + log["output"]["outputTokenCount"] * price["output"]
-                 + log["input"]["cacheWriteInputTokenCount"] * price["cache_write_5m"])
-        nanos += int((exact * 1000).to_integral_value(ROUND_HALF_UP))
-    return Decimal(nanos).scaleb(-9)
-
-
 _RATES = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 
@@ -233,13 +223,13 @@ prices:
     assert set(people) == {e["detail"]["userIdentity"]["arn"] for e in on_stream["events"]
                            if "errorCode" not in e["detail"]}
     for who, row in people.items():
-        charged, repriced = _cost(nova[who], live), _cost(nova[who], doubled)
+        charged, repriced = hand_cost(nova[who], live), hand_cost(nova[who], doubled)
         # Under-charged by the doubled part of their Nova input tokens; every other model's cost unchanged.
         assert row["overcharged_usd"] == charged - repriced == row["live_cost_usd"] - row["repriced_cost_usd"]
         assert row["verdict"] == ("under-charged" if nova[who] else "same")
         assert row["live_logs"] == row["replay_logs"]
     under = sum((charged - repriced for charged, repriced in
-                 ((_cost(logs, live), _cost(logs, doubled)) for logs in nova.values())), Decimal(0))
+                 ((hand_cost(logs, live), hand_cost(logs, doubled)) for logs in nova.values())), Decimal(0))
     assert report["totals"]["undercharged_usd"] == -under > 0 and report["totals"]["overcharged_usd"] == 0
 
 

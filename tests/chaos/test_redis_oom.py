@@ -17,13 +17,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
 import pytest
 import redis
-from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
 from bedrock_usage import redis_errors
@@ -130,22 +128,10 @@ def test_a_full_redis_refuses_the_counting_scripts_before_they_write_anything(
         p.quota_key: 4 for p in people}
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        import boto3  # noqa: PLC0415  (inside the mock: no real credentials are ever looked up)
-
-        yield boto3.client("iam", region_name="us-east-1")
-
-
 def test_the_enforcer_waits_a_full_redis_out_then_applies_the_decision_once(
-    private_redis: PrivateRedis, mysql: pymysql.connections.Connection, aws: Any
+    private_redis: PrivateRedis, mysql: pymysql.connections.Connection, moto_iam: Any
 ) -> None:
-    world = World(mysql, private_redis.client, aws)
+    world = World(mysql, private_redis.client, moto_iam)
     parts = world.parts(REDIS_URL=private_redis.url)
     world.iam.create_role(RoleName=SSO_ROLE, Path="/aws-reserved/sso.amazonaws.com/eu-west-1/",
                           AssumeRolePolicyDocument="{}")

@@ -16,7 +16,6 @@ from tests.integration.two_namespaces import (  # noqa: F401 (fixtures)
     calls,
     exceeded,
     in_order,
-    moto_iam,
     person,
     replay_mysql,
     replay_schema,

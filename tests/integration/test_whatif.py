@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from tests.integration.two_namespaces import (  # noqa: F401 (fixtures)
     REPLAY_PREFIX,
     Stage,
     calls,
+    hand_cost,
     in_order,
-    moto_iam,
     person,
     replay_mysql,
     replay_schema,
@@ -74,17 +74,6 @@ def _regional_price(conn: pymysql.connections.Connection, model: str) -> dict[st
     return dict(zip(FIXED, row, strict=True))
 
 
-def _cost(logs: list[dict[str, Any]], price: dict[str, Decimal]) -> Decimal:
-    """By hand: each log's tokens times the price per million, rounded half up to the nano-dollar per call
-    (the bodies say every cache write was a 5-minute one)."""
-    nanos = 0
-    for log in logs:
-        exact = (log["input"]["inputTokenCount"] * price["input"] + log["output"]["outputTokenCount"] * price["output"]
-                 + log["input"]["cacheWriteInputTokenCount"] * price["cache_write_5m"])
-        nanos += int((exact * 1000).to_integral_value(ROUND_HALF_UP))
-    return Decimal(nanos).scaleb(-9)
-
-
 def test_a_changed_price_file_shows_each_persons_overcharge_exactly(stage: Stage, tmp_path: Path) -> None:
     alice, bob, carol = _traffic(ALICE, SONNET, 12, 1), _traffic(BOB, SONNET, 5, 2), _traffic(CAROL, NOVA, 4, 3)
     events = alice[0] + bob[0] + carol[0]
@@ -103,7 +92,7 @@ def test_a_changed_price_file_shows_each_persons_overcharge_exactly(stage: Stage
     rows = {(r["scope"], r["subject"]): r for r in section.as_dicts()}
     for who, made in ((ALICE, alice), (BOB, bob)):
         row = rows["user", who.quota_key]
-        charged, fixed = _cost(made[1], live_sonnet), _cost(made[1], FIXED)
+        charged, fixed = hand_cost(made[1], live_sonnet), hand_cost(made[1], FIXED)
         assert (row["live_cost_usd"], row["repriced_cost_usd"]) == (charged, fixed)
         assert row["overcharged_usd"] == charged - fixed > 0 and row["verdict"] == "over-charged"
         assert row["live_logs"] == row["replay_logs"] == len(made[1])

@@ -9,14 +9,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pymysql
 import pytest
 import redis
-from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
 from audit.period import Period, parse_period
@@ -53,16 +52,6 @@ def replay_schema() -> AllSettings:
 @pytest.fixture
 def replay_mysql(replay_schema: AllSettings) -> Iterator[pymysql.connections.Connection]:
     yield from emptied(replay_schema)
-
-
-@pytest.fixture
-def moto_iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("iam", region_name="us-east-1")
 
 
 @dataclass
@@ -131,3 +120,14 @@ def exceeded(decisions: list[Decision], subject: str) -> Decision:
 def in_order(events: list[dict[str, Any]], start: int = 1) -> list[Any]:
     """Events as records in time order (as a person's calls reach their shard)."""
     return records(sorted(events, key=lambda e: str(e["detail"]["eventTime"])), start=start)
+
+
+def hand_cost(logs: list[dict[str, Any]], price: dict[str, Decimal]) -> Decimal:
+    """By hand: each log's tokens times the price per million, rounded half up to the nano-dollar per call
+    (the simulated bodies write to the 5-minute cache only, and read none)."""
+    nanos = 0
+    for log in logs:
+        exact = (log["input"]["inputTokenCount"] * price["input"] + log["output"]["outputTokenCount"] * price["output"]
+                 + log["input"]["cacheWriteInputTokenCount"] * price["cache_write_5m"])
+        nanos += int((exact * 1000).to_integral_value(ROUND_HALF_UP))
+    return Decimal(nanos).scaleb(-9)
