@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/kcl.txt
+$(STAMP): pyproject.toml requirements/kcl.txt console/web/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	# The KCL jars come inside this wheel, pinned by hash (see requirements/kcl.txt and the README).
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/kcl.txt
+	# The console's browser scripts (htmx, Chart.js), exactly as the lockfile pins them; served by the console.
+	npm ci --prefix console/web --no-audit --no-fund --ignore-scripts --silent
 	touch $(STAMP)
 
 services:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import audit.commands
+import console.commands
+import console.permissions
 import consumer.commands
 import consumer.permissions
 import enforcement.commands
@@ -21,6 +23,7 @@ import producer_config.commands
 from audit.settings import AuditSettings
 from bedrock_usage.commands import CommandPackage
 from bedrock_usage.settings import SharedSettings
+from console.settings import ConsoleSettings
 from consumer.settings import ConsumerSettings
 from enforcement.settings import EnforcerSettings
 from notifier.settings import NotifierSettings
@@ -43,6 +46,7 @@ PROCESSES = (
     Process("notifier", notifier.commands, NotifierSettings, notifier.permissions.IAM_PERMISSIONS),
     Process("producer", producer_config.commands, ProducerSettings),
     Process("audit", audit.commands, AuditSettings),
+    Process("console", console.commands, ConsoleSettings, console.permissions.IAM_PERMISSIONS),
 )
 SERVICES = tuple(p.name for p in PROCESSES if p.iam_permissions)
 
