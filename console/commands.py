@@ -10,7 +10,7 @@ from console.settings import ConsoleSettings
 
 
 def console_run(args: argparse.Namespace, settings: ConsoleSettings) -> int:
-    from console import server  # the web stack is loaded by the console alone, not by every bedrockctl command
+    from console import server  # noqa: PLC0415 — the web stack is loaded by the console alone, not every command
 
     return server.run(settings)
 

@@ -1,0 +1,167 @@
+"""The console's ASGI app: its parts built once from the settings, the sign-in check every page and API
+call goes through, and the error pages. The routes are in pages.py (HTML) and api.py (JSON, /api/)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pymysql.connections import Connection
+
+from bedrock_usage import db
+from bedrock_usage.redis_state import redis_client
+from console import api, pages, render
+from console.access import Forbidden, TeamAdmins
+from console.auth import AlbTokenVerifier, LocalLogin, NotSignedIn
+from console.health import HealthBoard
+from console.settings import ConsoleAuth, ConsoleSettings
+from console.usage_view import UsageSnapshots
+from console.views import Views
+
+log = logging.getLogger("console")
+
+HERE = Path(__file__).parent
+# The browser scripts, installed from npm with the lockfile (make setup; the image's build stage).
+VENDOR = {
+    "htmx.min.js": HERE / "web/node_modules/htmx.org/dist/htmx.min.js",
+    "chart.umd.js": HERE / "web/node_modules/chart.js/dist/chart.umd.js",
+}
+
+
+class Pool:
+    """A few MySQL connections kept open between requests (a TLS handshake to RDS costs more than a page)."""
+
+    def __init__(self, settings: ConsoleSettings, size: int = 8) -> None:
+        self._settings, self._idle = settings, queue.LifoQueue[Connection](maxsize=size)
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        try:
+            conn = self._idle.get_nowait()
+            conn.ping(reconnect=True)
+        except queue.Empty:
+            conn = db.connect(self._settings.mysql)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # in an unknown state: not returned to the pool
+            raise
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def connect(self) -> Connection:
+        return db.connect(self._settings.mysql)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter("bedrock_usage_console_requests", "Console requests by route and status.",
+                                ["route", "status"], registry=registry)
+        self.seconds = Histogram("bedrock_usage_console_request_seconds", "Time to answer a console request.",
+                                 ["route"], registry=registry,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0))
+        self.refused = Counter("bedrock_usage_console_sign_in_refused", "Requests refused: no valid identity.",
+                               registry=registry)
+
+
+def check_assets() -> None:
+    missing = [str(path) for path in VENDOR.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError("the console's browser scripts are not installed (run `make setup`, or"
+                                f" `npm ci --prefix console/web`): missing {', '.join(missing)}")
+
+
+def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None = None) -> FastAPI:
+    check_assets()
+    app = FastAPI(title="Bedrock Usage Control console", version="1",
+                  description="What the console's pages show, as JSON. Amounts are exact decimal dollars.",
+                  openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)  # no CDN-loaded docs UI
+    pool = Pool(settings)
+    client = redis_client(settings)
+    metrics = Metrics(registry or CollectorRegistry())
+    health = HealthBoard(settings.console_service_urls)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.pool = pool
+    app.state.views = Views(settings, pool.connection, UsageSnapshots(pool.connect, client, settings), health)
+    app.state.team_admins = TeamAdmins(pool.connect)
+    app.state.login = LocalLogin(settings.console_local_admin) if settings.console_auth is ConsoleAuth.LOCAL else None
+    app.state.verifier = (AlbTokenVerifier(settings.console_alb_arn, settings.console_alb_keys_url,
+                                           groups_claim=settings.console_groups_claim)
+                          if settings.console_auth is ConsoleAuth.ALB else None)
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/static/vendor/{name}", include_in_schema=False)
+    def vendor(name: str) -> Response:
+        path = VENDOR.get(name)
+        if path is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        return Response(path.read_bytes(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/health", include_in_schema=False)
+    def healthy() -> PlainTextResponse:
+        try:
+            with pool.connection() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            client.ping()
+        except Exception as error:  # any failure of a dependency is the answer, not a crash
+            return PlainTextResponse(f"{type(error).__name__}: {error}\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    @app.get("/metrics", include_in_schema=False)
+    def scrape() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "other")
+        metrics.requests.labels(name, str(response.status_code)).inc()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    def not_signed_in(request: Request, error: NotSignedIn) -> Response:
+        metrics.refused.inc()
+        log.warning("console: request refused: %s", error)  # the reason, never the token
+        return _error(request, 401, "Not signed in", str(error))
+
+    @app.exception_handler(Forbidden)
+    def forbidden(request: Request, error: Forbidden) -> Response:
+        return _error(request, 403, "Not allowed", str(error))
+
+    @app.exception_handler(LookupError)
+    def not_found(request: Request, error: LookupError) -> Response:
+        return _error(request, 404, "Not found", str(error.args[0] if error.args else error))
+
+    @app.exception_handler(ValueError)
+    def bad_request(request: Request, error: ValueError) -> Response:
+        return _error(request, 400, "Not done", str(error))
+
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    return app
+
+
+def _error(request: Request, status: int, title: str, detail: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": title, "detail": detail}, status_code=status)
+    return HTMLResponse(render.page(request, "error.html", None, title=title, detail=detail, status=status),
+                        status_code=status)
+

@@ -1,0 +1,92 @@
+"""The health page: each service's own /health answer and the few figures of its /metrics an admin looks
+at first (consumer lag, pending decisions, outbox depth, unmetered calls), read with short timeouts and kept
+for a few seconds, so that a service that hangs slows no page."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+# The figures shown, by metric family (summed over their label sets; lag: the worst shard).
+FIGURES: dict[str, tuple[str, str]] = {
+    "bedrock_usage_millis_behind_latest": ("max", "consumer lag (ms behind the stream's tip)"),
+    "bedrock_usage_enforcer_pending_decisions": ("sum", "decisions waiting for the enforcer"),
+    "bedrock_usage_enforcer_denied_people": ("sum", "people denied in IAM"),
+    "bedrock_usage_notifier_outbox_depth": ("sum", "messages waiting to be sent"),
+    "bedrock_usage_notifier_oldest_pending_seconds": ("max", "oldest waiting message (s)"),
+    "bedrock_usage_unmetered_calls": ("sum", "successful calls with no invocation log (24 h)"),
+    "bedrock_usage_redis_unmarked": ("max", "Redis without its marker (1 = rebuilding)"),
+}
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    name: str
+    url: str
+    healthy: bool
+    status: str  # the /health body, or why it could not be read
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+def _get(url: str, timeout: float) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return int(reply.status), reply.read(1 << 20).decode(errors="replace")
+    except urllib.error.HTTPError as error:  # 503 with its reason is an answer
+        return int(error.code), error.read(4096).decode(errors="replace")
+
+
+def figures_of(text: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        how = FIGURES.get(family.name)
+        if how is None:
+            continue
+        values = [s.value for s in family.samples if s.name == family.name]
+        if values:
+            found[family.name] = max(values) if how[0] == "max" else sum(values)
+    return found
+
+
+def check(name: str, base: str, timeout: float = 2.0) -> ServiceHealth:
+    try:
+        status, body = _get(f"{base}/health", timeout)
+    except (OSError, ValueError) as error:
+        return ServiceHealth(name, base, False, f"unreachable: {error}")
+    figures: dict[str, float] = {}
+    try:
+        _, metrics = _get(f"{base}/metrics", timeout)
+        figures = figures_of(metrics)
+    except (OSError, ValueError):
+        pass  # the health answer stands on its own
+    return ServiceHealth(name, base, status == 200, body.strip()[:500] or str(status), figures)
+
+
+class HealthBoard:
+    def __init__(self, services: Sequence[tuple[str, str]], *, ttl_seconds: float = 10.0) -> None:
+        self._services, self._ttl = list(services), ttl_seconds
+        self._cached: tuple[float, list[ServiceHealth]] | None = None
+        self._lock = threading.Lock()
+
+    def services(self) -> list[ServiceHealth]:
+        with self._lock:
+            if self._cached and time.monotonic() - self._cached[0] < self._ttl:
+                return self._cached[1]
+        if not self._services:
+            return []
+        with ThreadPoolExecutor(max_workers=len(self._services)) as pool:
+            found = list(pool.map(lambda s: check(*s), self._services))
+        with self._lock:
+            self._cached = (time.monotonic(), found)
+        return found
+
+    def figure(self, name: str) -> float | None:
+        values = [s.figures[name] for s in self.services() if name in s.figures]
+        return sum(values) if values else None

@@ -1,0 +1,236 @@
+"""People and teams with today's and the month's usage, from the counters (Redis; MySQL for months Redis
+no longer holds) through the same reader as `bedrockctl usage`, so that the console and the command line
+never disagree. Every person's counters are read in one pipeline and kept for a few seconds: sorting,
+filtering and paging 10,000 people is then a matter of microseconds per request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pymysql.connections import Connection
+
+from bedrock_usage.printing import dollars
+from bedrock_usage.quota import Quota, usd
+from bedrock_usage.redis_state import RedisClient
+from bedrock_usage.settings import SharedSettings
+from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    principal: str
+    display_name: str | None
+    team: str
+    team_status: str
+    requests: int
+    failed: int
+    monthly_requests: int
+    cost_usd: Decimal
+    monthly_cost_usd: Decimal
+    daily_limit: int | None
+    monthly_limit: int | None
+    daily_cost_limit_usd: Decimal | None
+    monthly_cost_limit_usd: Decimal | None
+    percent_of_strictest: int  # the highest of usage / limit over the four quotas, in %
+    strictest_quota: str | None
+    state: str  # ok | warning | exceeded (the counters' view)
+    blocked: bool  # denied now (the enforcer's view)
+    active_today: bool
+    active_month: bool
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    team: str
+    requests: int
+    failed: int
+    monthly_requests: int
+    cost_usd: Decimal
+    monthly_cost_usd: Decimal
+    daily_limit: int | None
+    monthly_limit: int | None
+    daily_cost_limit_usd: Decimal | None
+    monthly_cost_limit_usd: Decimal | None
+    percent_of_strictest: int
+    strictest_quota: str | None
+    state: str
+    people_today: int
+    people: int  # members now (principals whose team it is)
+    blocked_people: int
+
+
+def _strictest(u: PersonUsage | TeamUsage) -> tuple[int, str | None]:
+    best, which = 0, None
+    for quota in Quota:
+        limit = u.limit_of(quota)
+        if limit:
+            percent = int(u.usage_of(quota) * 100 // limit)
+            if which is None or percent > best:
+                best, which = percent, quota.value
+    return best, which
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    day: date
+    people: list[PersonRow]
+    teams: list[TeamRow]
+    taken_at: datetime
+
+
+class UsageSnapshots:
+    """Everyone's usage for a day, read at most every `ttl_seconds` (per day asked for)."""
+
+    def __init__(self, connect: Callable[[], Connection], redis: RedisClient, settings: SharedSettings, *,
+                 ttl_seconds: float = 5.0) -> None:
+        self._connect, self._redis, self._settings, self._ttl = connect, redis, settings, ttl_seconds
+        self._cache: dict[date, tuple[float, Snapshot]] = {}
+        self._lock = threading.Lock()
+
+    def today(self) -> date:
+        return datetime.now(self._settings.quota_timezone).date()
+
+    def of(self, day: date | None = None) -> Snapshot:
+        day = day or self.today()
+        with self._lock:  # one reader at a time: a burst of requests reads Redis once
+            cached = self._cache.get(day)
+            if cached and time.monotonic() - cached[0] < self._ttl:
+                return cached[1]
+            snapshot = self._read(day)
+            if len(self._cache) > 8:
+                self._cache.clear()
+            self._cache[day] = (time.monotonic(), snapshot)
+            return snapshot
+
+    def _read(self, day: date) -> Snapshot:
+        conn = self._connect()
+        try:
+            now = datetime.now(UTC)
+            reader = UsageReader.for_settings(conn, self._redis, self._settings, now)
+            people = reader.people(day, include_idle=True)
+            teams = reader.teams(day)
+            with conn.cursor() as cur:
+                cur.execute("SELECT principal FROM blocks WHERE blocked = 1 AND (blocked_until IS NULL"
+                            " OR blocked_until > UTC_TIMESTAMP(3))")
+                blocked = {str(p) for (p,) in cur.fetchall()}
+                cur.execute("SELECT team, COUNT(*) FROM principals WHERE team IS NOT NULL GROUP BY team")
+                sizes = {str(t): int(n) for t, n in cur.fetchall()}
+            conn.commit()
+        finally:
+            conn.close()
+        person_rows = [self._person(p, p.principal in blocked) for p in people]
+        blocked_by_team: dict[str, int] = {}
+        for row in person_rows:
+            if row.blocked:
+                blocked_by_team[row.team] = blocked_by_team.get(row.team, 0) + 1
+        team_rows = [self._team(t, sizes.get(t.team, 0), blocked_by_team.get(t.team, 0)) for t in teams]
+        return Snapshot(day, person_rows, team_rows, datetime.now(UTC))
+
+    @staticmethod
+    def _person(p: PersonUsage, blocked: bool) -> PersonRow:
+        percent, quota = _strictest(p)
+        return PersonRow(
+            principal=p.principal, display_name=p.display_name, team=p.team, team_status=p.team_status.value,
+            requests=p.requests, failed=p.failed, monthly_requests=p.monthly_requests,
+            cost_usd=usd(p.cost), monthly_cost_usd=usd(p.monthly_cost), daily_limit=p.daily_limit,
+            monthly_limit=p.monthly_limit, daily_cost_limit_usd=dollars(p.daily_cost_limit),
+            monthly_cost_limit_usd=dollars(p.monthly_cost_limit), percent_of_strictest=percent,
+            strictest_quota=quota, state=p.state.value, blocked=blocked,
+            active_today=bool(p.requests or p.failed or p.cost),
+            active_month=bool(p.requests or p.failed or p.cost or p.monthly_requests or p.monthly_cost))
+
+    @staticmethod
+    def _team(t: TeamUsage, size: int, blocked: int) -> TeamRow:
+        percent, quota = _strictest(t)
+        return TeamRow(
+            team=t.team, requests=t.requests, failed=t.failed, monthly_requests=t.monthly_requests,
+            cost_usd=usd(t.cost), monthly_cost_usd=usd(t.monthly_cost), daily_limit=t.daily_limit,
+            monthly_limit=t.monthly_limit, daily_cost_limit_usd=dollars(t.daily_cost_limit),
+            monthly_cost_limit_usd=dollars(t.monthly_cost_limit), percent_of_strictest=percent,
+            strictest_quota=quota, state=t.state.value, people_today=len(t.members), people=size,
+            blocked_people=blocked)
+
+
+def in_scope(rows: Iterable[PersonRow], scope: frozenset[str] | None) -> list[PersonRow]:
+    return list(rows) if scope is None else [r for r in rows if r.team in scope]
+
+
+def teams_in_scope(rows: Iterable[TeamRow], scope: frozenset[str] | None) -> list[TeamRow]:
+    return list(rows) if scope is None else [r for r in rows if r.team in scope]
+
+
+# -- the people table: search, filter, sort, page ---------------------------------------------------
+
+SORTS: dict[str, Callable[[PersonRow], Any]] = {
+    "principal": lambda r: r.principal.lower(),
+    "name": lambda r: (r.display_name or r.principal).lower(),
+    "team": lambda r: (r.team.lower(), r.principal.lower()),
+    "requests": lambda r: r.requests,
+    "monthly_requests": lambda r: r.monthly_requests,
+    "cost": lambda r: r.cost_usd,
+    "monthly_cost": lambda r: r.monthly_cost_usd,
+    "percent": lambda r: r.percent_of_strictest,
+    "state": lambda r: (r.blocked, ("ok", "warning", "exceeded").index(r.state), r.percent_of_strictest),
+}
+STATES = ("ok", "warning", "exceeded", "blocked")
+ACTIVITY = ("month", "today", "all")
+
+
+@dataclass(frozen=True)
+class PeopleQuery:
+    q: str = ""
+    team: str = ""
+    state: str = ""
+    active: str = "month"  # people counted this month (what `bedrockctl usage` lists), today, or everyone
+    sort: str = "monthly_cost"
+    order: str = "desc"
+    page: int = 1
+    page_size: int = 50
+
+    def checked(self) -> PeopleQuery:
+        problems = []
+        if self.sort not in SORTS:
+            problems.append(f"sort must be one of {', '.join(SORTS)}")
+        if self.order not in ("asc", "desc"):
+            problems.append("order must be asc or desc")
+        if self.state and self.state not in STATES:
+            problems.append(f"state must be one of {', '.join(STATES)}")
+        if self.active not in ACTIVITY:
+            problems.append(f"active must be one of {', '.join(ACTIVITY)}")
+        if not 1 <= self.page_size <= 1000 or self.page < 1:
+            problems.append("page must be >= 1 and page_size between 1 and 1000")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def select_people(rows: Sequence[PersonRow], query: PeopleQuery) -> list[PersonRow]:
+    """Every row matching the query, sorted (all pages): what the CSV export writes."""
+    needle = query.q.strip().lower()
+
+    def keep(r: PersonRow) -> bool:
+        if (query.active == "month" and not r.active_month) or (query.active == "today" and not r.active_today):
+            return False
+        if query.team and r.team != query.team:
+            return False
+        if query.state == "blocked":
+            if not r.blocked:
+                return False
+        elif query.state and r.state != query.state:
+            return False
+        return not needle or needle in r.principal.lower() or needle in (r.display_name or "").lower()
+
+    # Ties broken by the key, so that pages never overlap or skip.
+    chosen = sorted((r for r in rows if keep(r)), key=lambda r: r.principal)
+    return sorted(chosen, key=SORTS[query.sort], reverse=query.order == "desc")
+
+
+def page_of(rows: Sequence[PersonRow], query: PeopleQuery) -> list[PersonRow]:
+    start = (query.page - 1) * query.page_size
+    return list(rows[start:start + query.page_size])
