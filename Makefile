@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml requirements/kcl.txt console/web/package-lock.json
 	# The KCL jars come inside this wheel, pinned by hash (see requirements/kcl.txt and the README).
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/kcl.txt
 	# The console's browser scripts (htmx, Chart.js), exactly as the lockfile pins them; served by the console.
+	command -v npm >/dev/null 2>&1 || bash infra/local/services.sh
 	npm ci --prefix console/web --no-audit --no-fund --ignore-scripts --silent
 	touch $(STAMP)
 

@@ -16,10 +16,13 @@ from bedrockctl.processes import PROCESSES
 
 
 def readers() -> list[tuple[Spec, str]]:
-    """Each variable once, the shared ones first (read by every process), then each process's own."""
+    """Each variable once, the shared ones first (read by every process), then each process's own, with
+    every process that reads it (the console reads the enforcer's settings: it blocks through its code)."""
     rows = [(spec, "all") for spec in SharedSettings.OWN_SPECS]
     for process in PROCESSES:
-        rows += [(spec, process.name) for spec in process.settings.__dict__.get("OWN_SPECS", ())]
+        for spec in process.settings.__dict__.get("OWN_SPECS", ()):
+            names = [p.name for p in PROCESSES if spec in p.settings.specs()]
+            rows.append((spec, ", ".join([process.name, *(n for n in names if n != process.name)])))
     return rows
 
 

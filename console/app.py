@@ -103,7 +103,7 @@ def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None 
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.get("/static/vendor/{name}", include_in_schema=False)
+    @app.get("/vendor/{name}", include_in_schema=False)
     def vendor(name: str) -> Response:
         path = VENDOR.get(name)
         if path is None:

@@ -14,6 +14,7 @@ log = logging.getLogger("console")
 
 
 def run(settings: ConsoleSettings) -> int:
+    settings.check_serving()
     logs.setup("console", settings.log_level)
     app = create_app(settings)
     if settings.console_auth is ConsoleAuth.LOCAL:

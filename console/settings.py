@@ -55,14 +55,20 @@ class ConsoleSettings(EnforcerSettings):
     console_service_urls: tuple[tuple[str, str], ...]
     console_local_admin: str
 
+    def check_serving(self) -> None:
+        """What serving needs beyond well-formed values (checked by `console run`, not by every reader of
+        these settings: the demo and the tests build every process's settings from one environment)."""
+        if self.console_auth is ConsoleAuth.ALB and not self.console_alb_arn:
+            raise SettingsError("CONSOLE_ALB_ARN is required when CONSOLE_AUTH=alb: the console accepts only"
+                                " tokens its own load balancer signed")
+
     @classmethod
     def read(cls, source: Source) -> dict[str, Any]:
         get = source.get
         auth = ConsoleAuth(choice("CONSOLE_AUTH", get("CONSOLE_AUTH"), tuple(ConsoleAuth)))
         alb_arn = get("CONSOLE_ALB_ARN").strip()
-        if auth is ConsoleAuth.ALB and not _ALB_ARN.match(alb_arn):
-            raise SettingsError("CONSOLE_ALB_ARN must be the ARN of the console's application load balancer"
-                                f" when CONSOLE_AUTH=alb, got {alb_arn!r}")
+        if alb_arn and not _ALB_ARN.match(alb_arn):
+            raise SettingsError(f"CONSOLE_ALB_ARN must be an application load balancer's ARN, got {alb_arn!r}")
         urls = []
         for item in listed(get("CONSOLE_SERVICE_URLS")):
             name, sep, url = item.partition("=")

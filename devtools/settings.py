@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.settings import ConsoleSettings
 from consumer.settings import ConsumerSettings
-from enforcement.settings import EnforcerSettings
 from notifier.settings import NotifierSettings
 from producer_config.settings import ProducerSettings
 
 
 @dataclass(frozen=True)
-class AllSettings(ConsumerSettings, EnforcerSettings, NotifierSettings, ProducerSettings):
+class AllSettings(ConsumerSettings, ConsoleSettings, NotifierSettings, ProducerSettings):
     pass

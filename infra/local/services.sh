@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Make sure the local services the demo and the tests need are installed and running:
-# MariaDB (MySQL-compatible), Redis, and a Java runtime for the KCL MultiLangDaemon.
+# MariaDB (MySQL-compatible), Redis, and a Java runtime for the KCL MultiLangDaemon; npm (the console's
+# browser scripts are installed from the npm registry with their lockfile) and Debian's chromium (the
+# console's browser tests drive it with Playwright: Playwright's own browser download is never used).
 # Installs with apt on Debian/Ubuntu when something is missing. Idempotent.
 set -euo pipefail
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 [ -x /usr/sbin/mariadbd ] || command -v mysqld >/dev/null 2>&1 || need_apt+=(mariadb-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then

@@ -12,6 +12,7 @@ import pytest
 from bedrock_usage.config import MySQLParams, SettingsError
 from bedrock_usage.settings import SharedSettings
 from bedrockctl.settings_command import readers
+from console.settings import ConsoleSettings
 from consumer.settings import ConsumerSettings, KclInitialPosition
 from devtools.settings import AllSettings
 from enforcement.settings import EnforcerSettings
@@ -255,7 +256,7 @@ def test_the_readme_says_which_process_reads_each_setting() -> None:
 
 def test_every_setting_is_read_by_exactly_one_settings_class_or_shared() -> None:
     owners = [spec.name for klass in (SharedSettings, ConsumerSettings, EnforcerSettings, NotifierSettings,
-                                      ProducerSettings) for spec in klass.__dict__["OWN_SPECS"]]
+                                      ProducerSettings, ConsoleSettings) for spec in klass.__dict__["OWN_SPECS"]]
 
     assert sorted(owners) == sorted(spec.name for spec in SPECS)
 
@@ -267,6 +268,18 @@ def test_a_bad_kcl_setting_stops_only_the_consumer(klass: type[SharedSettings]) 
     assert klass.from_env(env).aws_region == "us-east-1"
     with pytest.raises(SettingsError, match="KCL_INITIAL_POSITION"):
         ConsumerSettings.from_env(env)
+
+
+def test_the_console_reads_the_enforcers_settings_and_needs_its_alb_to_serve() -> None:
+    settings = ConsoleSettings.from_env({"PROTECTED_PRINCIPALS": "arn:aws:iam::*:user/breakglass-*"})
+    assert settings.protected_principals == ("arn:aws:iam::*:user/breakglass-*",)  # blocks as the enforcer does
+    with pytest.raises(SettingsError, match="CONSOLE_ALB_ARN is required"):
+        settings.check_serving()
+    ConsoleSettings.from_env({}, CONSOLE_AUTH="local").check_serving()
+    with pytest.raises(SettingsError, match="CONSOLE_ALB_ARN must be"):
+        ConsoleSettings.from_env({}, CONSOLE_ALB_ARN="arn:aws:iam::1:role/x")
+    with pytest.raises(SettingsError, match="CONSOLE_SERVICE_URLS"):
+        ConsoleSettings.from_env({}, CONSOLE_SERVICE_URLS="consumer:9101")
 
 
 def test_a_bad_notifier_setting_stops_only_the_notifier() -> None:
