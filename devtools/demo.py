@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bedrock_usage.redis_state import redis_client
+from devtools import demo_web
 from devtools.demo_cast import (
     ACCOUNT,
     ANA,
@@ -73,6 +74,7 @@ def main() -> int:
     }
     settings = AllSettings.from_env(env)
     consumer = Service(env, work / "consumer.log")
+    web: Service | None = None
     enforcer = Service(env, work / "enforcer.log", command=("enforcer", "run"))
     try:
         kinesis = moto.client("kinesis")
@@ -160,13 +162,16 @@ def main() -> int:
         step("The admins' daily summary, as it will read tomorrow morning: bedrockctl notify preview summary")
         print(bedrockctl(env, "notify", "preview", "summary").rstrip())
         agreed = replay_agrees(env, work, deliveries, logs)
+        web, shown = demo_web.story({**env, **keys["bedrock-usage-control"]}, work)
     finally:
+        if web is not None:
+            web.stop(timeout=10)
         consumer.stop()
         enforcer.stop()
         notifier.stop()
         moto.stop()
     print(f"\nDone. Data kept in {settings.mysql.database} (MySQL) and Redis keys demo:*; work dir {work}.")
-    return 0 if rows == distinct and metered and blocked and restored and sent and balanced and agreed else 1
+    return 0 if rows == distinct and metered and blocked and restored and sent and balanced and agreed and shown else 1
 
 
 if __name__ == "__main__":
