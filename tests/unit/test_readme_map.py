@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("bedrockctl", "audit", "bedrock_usage", "consumer", "enforcement", "notifier", "producer_config",
+PACKAGES = ("bedrockctl", "audit", "console", "bedrock_usage", "consumer", "enforcement", "notifier", "producer_config",
             "devtools")
 EVERY_PACKAGE_HAS = ("settings.py", "commands.py", "permissions.py", "assembly.py", "metrics.py")
 
