@@ -70,21 +70,38 @@ def check(name: str, base: str, timeout: float = 2.0) -> ServiceHealth:
 
 
 class HealthBoard:
-    def __init__(self, services: Sequence[tuple[str, str]], *, ttl_seconds: float = 10.0) -> None:
-        self._services, self._ttl = list(services), ttl_seconds
-        self._cached: tuple[float, list[ServiceHealth]] | None = None
-        self._lock = threading.Lock()
+    """The services' health, checked in a background thread every `every_seconds`: a page reads the last
+    answers and never waits for a service that hangs."""
 
-    def services(self) -> list[ServiceHealth]:
-        with self._lock:
-            if self._cached and time.monotonic() - self._cached[0] < self._ttl:
-                return self._cached[1]
+    def __init__(self, services: Sequence[tuple[str, str]], *, every_seconds: float = 10.0) -> None:
+        self._services, self._every = list(services), every_seconds
+        self._found: list[ServiceHealth] | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    def _check_all(self) -> list[ServiceHealth]:
         if not self._services:
             return []
         with ThreadPoolExecutor(max_workers=len(self._services)) as pool:
-            found = list(pool.map(lambda s: check(*s), self._services))
+            return list(pool.map(lambda s: check(*s), self._services))
+
+    def _loop(self) -> None:
+        while True:
+            found = self._check_all()
+            with self._lock:
+                self._found = found
+            time.sleep(self._every)
+
+    def services(self) -> list[ServiceHealth]:
         with self._lock:
-            self._cached = (time.monotonic(), found)
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._loop, name="health-board", daemon=True).start()
+            found = self._found
+        if found is None:  # the first page after start waits for the first round (2 s at most)
+            found = self._check_all()
+            with self._lock:
+                self._found = self._found or found
         return found
 
     def figure(self, name: str) -> float | None:

@@ -108,13 +108,25 @@ class UsageSnapshots:
             self._cache[day] = (time.monotonic(), snapshot)
             return snapshot
 
-    def _read(self, day: date) -> Snapshot:
+    def of_person(self, key: str, day: date) -> PersonRow | None:
+        """One person on a day: from today's snapshot, else read for them alone (an old day's counters may
+        come from MySQL: never everyone's)."""
+        found = self.of(day).people if day == self.today() else self._read(day, user=key).people
+        return next((p for p in found if p.principal == key), None)
+
+    def of_team(self, name: str, day: date) -> tuple[TeamRow | None, list[PersonRow]]:
+        """A team and its people on a day (today's snapshot, else read for that team alone)."""
+        snap = self.of(day) if day == self.today() else self._read(day, team=name)
+        row = next((t for t in snap.teams if t.team == name), None)
+        return row, [p for p in snap.people if p.team == name]
+
+    def _read(self, day: date, *, user: str | None = None, team: str | None = None) -> Snapshot:
         conn = self._connect()
         try:
             now = datetime.now(UTC)
             reader = UsageReader.for_settings(conn, self._redis, self._settings, now)
-            people = reader.people(day, include_idle=True)
-            teams = reader.teams(day)
+            people = reader.people(day, user=user, team=team, include_idle=True)
+            teams = [] if user else reader.teams(day, [team] if team else None)
             with conn.cursor() as cur:
                 cur.execute("SELECT principal FROM blocks WHERE blocked = 1 AND (blocked_until IS NULL"
                             " OR blocked_until > UTC_TIMESTAMP(3))")

@@ -3,7 +3,7 @@ two never disagree. Every view takes the viewer and shows only the teams they ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 from pymysql.connections import Connection
 
-from bedrock_usage.teams import team_or_default
 from console import history, trail
 from console.access import Forbidden, Viewer
 from console.health import HealthBoard, ServiceHealth
@@ -179,8 +178,8 @@ class Views:
         pages = max(1, -(-len(chosen) // query.page_size))
         return PeoplePage(snap.day.isoformat(), len(chosen), query.page, pages, query.page_size, rows, teams)
 
-    def _person_row(self, viewer: Viewer, key: str, snap: Snapshot) -> PersonRow:
-        row = next((p for p in snap.people if p.principal == key), None)
+    def _person_row(self, viewer: Viewer, key: str, day: date) -> PersonRow:
+        row = self.snapshots.of_person(key, day)
         if row is None:
             raise LookupError(f"no person {key!r}")
         if not viewer.may_see_team(row.team):
@@ -189,13 +188,12 @@ class Views:
 
     def require_person(self, viewer: Viewer, key: str) -> PersonRow:
         """The person, if the viewer may see (and so act on) them: their team now is one of the viewer's."""
-        return self._person_row(viewer, key, self._snapshot())
+        return self._person_row(viewer, key, self.snapshots.today())
 
     def person(self, viewer: Viewer, key: str, day: date | None = None) -> PersonPage:
         today = self.snapshots.today()
         day = day or today
-        snap = self._snapshot(day)
-        row = self._person_row(viewer, key, snap)
+        row = self._person_row(viewer, key, day)
         with self._db() as conn:
             with conn.cursor() as cur:
                 cur.execute("SELECT id FROM principals WHERE quota_key = %s", (key,))
@@ -241,11 +239,10 @@ class Views:
     def team(self, viewer: Viewer, name: str, day: date | None = None) -> TeamPage:
         viewer.require_team(name)
         day = day or self.snapshots.today()
-        snap = self._snapshot(day)
-        row = next((t for t in snap.teams if t.team == name), None)
+        row, people = self.snapshots.of_team(name, day)
         if row is None:
             raise LookupError(f"no team {name!r}")
-        members = sorted((p for p in snap.people if p.team == name), key=lambda p: (-p.monthly_cost_usd, p.principal))
+        members = sorted(people, key=lambda p: (-p.monthly_cost_usd, p.principal))
         with self._db() as conn:
             hours = history.day_hours(conn, "team", name, day, self.tz)
             models = history.by_model(conn, "team", name, day.replace(day=1), day)
@@ -288,20 +285,3 @@ class Views:
         if not self.settings.console_service_urls:
             notes.append("CONSOLE_SERVICE_URLS is empty: the services' own health is not read.")
         return HealthPage(self.health.services(), counts, datetime.now(UTC).isoformat(), notes)
-
-    def team_of(self, key: str) -> str:
-        with self._db() as conn:
-            with conn.cursor() as cur:
-                cur.execute("SELECT team FROM principals WHERE quota_key = %s", (key,))
-                (team,) = cur.fetchone() or (None,)
-            conn.commit()
-        return team_or_default(team, self.settings.default_team)
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def iter_days(first: date, last: date) -> Iterator[date]:
-    for i in range((last - first).days + 1):
-        yield first + timedelta(days=i)
