@@ -8,7 +8,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time as clock, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +31,8 @@ from tests.conftest import test_env as settings_env
 
 ZONE = ZoneInfo("Europe/Madrid")  # the tests' QUOTA_TIMEZONE (the settings' default)
 PEOPLE = [Person("ana", sso=False), Person("ben", sso=False), Person("cleo@example.com", sso=True)]
-MODELS = ["anthropic.claude-sonnet-4-5-20250929-v1:0", "amazon.nova-lite-v1:0", "eu.anthropic.claude-3-haiku-20240307-v1:0"]
+MODELS = ["anthropic.claude-sonnet-4-5-20250929-v1:0", "amazon.nova-lite-v1:0",
+          "eu.anthropic.claude-3-haiku-20240307-v1:0"]
 QUOTAS = """
 teams: {research: {}, platform: {}}
 users:
