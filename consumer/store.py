@@ -17,6 +17,7 @@ from typing import Any
 
 import pymysql
 
+from bedrock_usage import usage_hourly
 from bedrock_usage.mysql_session import MySQLSession
 from bedrock_usage.pricing.rates import TOKEN_COLUMNS
 from bedrock_usage.quota import Decision, usd
@@ -196,6 +197,11 @@ class Store:
         Redis charged to another team than the one they were staged with (`recharge_logs`: log rows, keyed
         by request ID). `unpriced`: models this batch charged at the fallback price."""
         conn = self._session.conn
+        calls, logs, _ = self._to_join
+        # The hours whose summary this batch changes (bedrock_usage.usage_hourly): its rows' hours, and those of
+        # the rows it moves between teams. The calls' tokens the join copies from their logs are not summed there.
+        hours = {c.event_time for c in calls} | {r.event_time for r in logs}
+        hours.update(at for _, at, _, _ in (*recharge, *recharge_logs))
         try:
             with conn.cursor() as cur:
                 if decisions:
@@ -204,6 +210,9 @@ class Store:
                     cur.executemany(_UNPRICED_SQL, [(u.model, u.fallback_model, u.first_seen, u.last_seen, u.calls)
                                                     for u in sorted(unpriced, key=lambda u: u.model)])
                 for table in _CHARGED_TABLES if settle else ():
+                    for person, _ in settle:
+                        hours.update(_locked_times(cur, table, "principal_id = %s AND team = '' AND event_date >= %s",
+                                                   [person, settle_since]))
                     cur.executemany(f"UPDATE {table} SET team = %s WHERE principal_id = %s AND team = ''"
                                     " AND event_date >= %s", [(team, person, settle_since) for person, team in settle])
                 if unknown and days:
@@ -212,6 +221,9 @@ class Store:
                                 + ",".join(["%s"] * len(unknown)) + ")", list(unknown))
                     known = [int(r[0]) for r in cur.fetchall()]
                     for table in _CHARGED_TABLES if known else ():
+                        hours.update(_locked_times(
+                            cur, table, "team = '' AND event_date BETWEEN %s AND %s AND principal_id IN ("
+                            + ",".join(["%s"] * len(known)) + ")", [days[0], days[1], *known]))
                         cur.execute(
                             f"UPDATE {table} c JOIN principals p ON p.id = c.principal_id"
                             f" SET c.team = {team_or_default_sql('p.team')} WHERE c.team = ''"
@@ -223,6 +235,8 @@ class Store:
                     if rows:
                         cur.executemany(f"UPDATE {table} SET team = %s WHERE event_date = %s AND event_time = %s"
                                         f" AND {key} = %s", [(team, day, at, ident) for day, at, ident, team in rows])
+                # Last: two batches marking the same hour wait for each other only while the first commits.
+                usage_hourly.mark(cur, hours, decided_at)
             conn.commit()
             self._join(conn)
         except BaseException:
@@ -292,6 +306,13 @@ def _chunked(cur: pymysql.cursors.Cursor, select: str, days: Sequence[date], ids
         cur.execute(f"{select} WHERE event_date IN ({within}) AND request_id IN ("
                     + ",".join(["%s"] * len(chunk)) + ")" + extra, [*days, *chunk])
         yield cur.fetchall()
+
+
+def _locked_times(cur: pymysql.cursors.Cursor, table: str, where: str, args: Sequence[object]) -> set[datetime]:
+    """The event times of the rows an UPDATE of `table` by `where` is about to move, read with the locks the
+    UPDATE takes (a locking read sees what it will change). Held rows are few: a person's first minutes."""
+    cur.execute(f"SELECT event_time FROM {table} WHERE {where} FOR UPDATE", list(args))
+    return {row[0] for row in cur.fetchall()}
 
 
 def _dead_row(d: DeadLetter) -> tuple[object, ...]:
