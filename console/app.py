@@ -23,6 +23,7 @@ from console.access import Forbidden, TeamAdmins
 from console.auth import AlbTokenVerifier, LocalLogin, NotSignedIn
 from console.health import HealthBoard
 from console.settings import ConsoleAuth, ConsoleSettings
+from console.summaries import SummaryRefresher
 from console.usage_view import UsageSnapshots
 from console.views import Views
 
@@ -82,7 +83,8 @@ def check_assets() -> None:
                                 f" `npm ci --prefix console/web`): missing {', '.join(missing)}")
 
 
-def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None = None,
+               start_background: bool = True) -> FastAPI:
     check_assets()
     app = FastAPI(title="Bedrock Usage Control console", version="1",
                   description="What the console's pages show, as JSON. Amounts are exact decimal dollars.",
@@ -100,6 +102,10 @@ def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None 
     app.state.verifier = (AlbTokenVerifier(settings.console_alb_arn, settings.console_alb_keys_url,
                                            groups_claim=settings.console_groups_claim)
                           if settings.console_auth is ConsoleAuth.ALB else None)
+
+    app.state.summaries = SummaryRefresher(pool.connect, settings.quota_timezone, settings.console_rollup_seconds)
+    if settings.console_rollup_seconds and start_background:
+        app.state.summaries.start()
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

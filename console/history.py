@@ -165,7 +165,8 @@ def cost_analysis(conn: Connection, first: date, last: date, scope: frozenset[st
     if team:
         where += " AND h.team = %s"
         params.append(team)
-    sums = ("SUM(h.requests), SUM(h.failed), SUM(h.input_tokens), SUM(h.output_tokens), SUM(h.cost_usd)")
+    # The summary's `requests` counts every call; a request, here as in the quotas, is a successful one.
+    sums = "SUM(h.requests - h.failed), SUM(h.failed), SUM(h.input_tokens), SUM(h.output_tokens), SUM(h.cost_usd)"
     with conn.cursor() as cur:
         cur.execute(f"SELECT h.event_date, h.team, m.model_id, {sums} FROM usage_hourly h"
                     f" JOIN models m ON m.id = h.model_ref{where} GROUP BY h.event_date, h.team, m.model_id", params)
@@ -216,7 +217,7 @@ def heat_map(conn: Connection, first: date, last: date, tz: ZoneInfo, *, scope: 
         where += " AND h.team = %s"
         params.append(team)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT h.hour_utc, SUM(h.requests), SUM(h.cost_usd) FROM usage_hourly h{where}"
+        cur.execute(f"SELECT h.hour_utc, SUM(h.requests - h.failed), SUM(h.cost_usd) FROM usage_hourly h{where}"
                     " GROUP BY h.hour_utc", params)
         rows = cur.fetchall()
     conn.commit()
