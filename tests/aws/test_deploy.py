@@ -22,6 +22,13 @@ from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
 
 REPO = Path(__file__).parents[2]
 STACK = "bedrock-usage-test"
+IDP = "https://idp.example.com"
+CLIENT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:console-oidc-AbCdEf"
+CONSOLE = {"CFN_ConsoleDomainName": "usage.example.com", "CFN_ConsoleIngressCidr": "10.0.0.0/8",
+           "CFN_ConsoleOidcIssuer": IDP, "CFN_ConsoleOidcAuthorizationEndpoint": f"{IDP}/oauth2/authorize",
+           "CFN_ConsoleOidcTokenEndpoint": f"{IDP}/oauth2/token", "CFN_ConsoleOidcUserInfoEndpoint": f"{IDP}/oauth2/userInfo",
+           "CFN_ConsoleOidcClientId": "console-client", "CFN_ConsoleOidcClientSecretArn": CLIENT_SECRET_ARN,
+           "CFN_ConsoleAdmins": "finops@example.com", "CFN_ConsoleAdminGroups": "0a1b2c3d-admins"}
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +40,27 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         server.stop()
 
 
+def _certificate(moto: MotoServer) -> str:
+    """The console listener's certificate (moto's load balancer wants it to exist in ACM)."""
+    acm = moto.client("acm")
+    for summary in acm.list_certificates()["CertificateSummaryList"]:
+        if summary["DomainName"] == CONSOLE["CFN_ConsoleDomainName"]:
+            return str(summary["CertificateArn"])
+    return str(acm.request_certificate(DomainName=CONSOLE["CFN_ConsoleDomainName"])["CertificateArn"])
+
+
 def _deploy(moto: MotoServer, ec2: Any, stack: str = STACK, **more: str) -> subprocess.CompletedProcess[str]:
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] == vpc][:2]
-    env = {**os.environ, **moto.env(), "STACK_NAME": stack, "DEPLOY_YES": "1", "DEPLOY_PARAMS": "/nonexistent",
+    # The main template is past CloudFormation's inline limit: make deploy sends it through S3, and the CLI hands
+    # moto a template URL on the endpoint, which moto reads as path-style only when the host is "localhost".
+    endpoint = {"AWS_ENDPOINT_URL": moto.url.replace("127.0.0.1", "localhost")}
+    env = {**os.environ, **moto.env(), **endpoint, "STACK_NAME": stack, "DEPLOY_YES": "1", "DEPLOY_PARAMS": "/nonexistent",
            "CFN_VpcId": vpc, "CFN_PrivateSubnetIds": ",".join(subnets), "CFN_EmailFrom": "bedrock-usage@example.com",
            "CFN_ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bedrock-usage-control:test",
            "CFN_ExistingRedisUrl": "rediss://redis.internal:6379/0", "CFN_ExistingMysqlEndpoint": "mysql.internal:3306",
-           "CFN_ExistingMysqlSecretName": "bedrock-usage-db", "CFN_EnforcementMode": "shadow", **more}
+           "CFN_ExistingMysqlSecretName": "bedrock-usage-db", "CFN_EnforcementMode": "shadow", **CONSOLE,
+           "CFN_ConsoleCertificateArn": _certificate(moto), **more}
     return subprocess.run(["make", "-s", "deploy"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
 
