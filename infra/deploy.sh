@@ -67,7 +67,7 @@ deploy() {
   if (( $(wc -c <"$template") > 51200 )); then
     local bucket key
     bucket=$(template_bucket "$region")
-    key="${stack}/$(sha256sum "$template" | cut -c1-16).yaml"
+    key="${stack}/$(basename "$template")"
     "$AWS" s3 cp --region "$region" --only-show-errors "$template" "s3://${bucket}/${key}"
     body=(--template-url "https://${bucket}.s3.${region}.amazonaws.com/${key}")
     upload=(--s3-bucket "$bucket" --s3-prefix "$stack")

@@ -86,6 +86,12 @@ def test_make_deploy_shows_the_change_set_then_creates_the_stack(moto: MotoServe
 
     stack = moto.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
+    # The template went through a private bucket of make deploy's (it is past the inline limit).
+    s3 = moto.client("s3")
+    bucket = "bedrock-usage-control-templates-123456789012-us-east-1"
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"{STACK}/")["KeyCount"] >= 1
     resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in moto.client("cloudformation")
                  .list_stack_resources(StackName=STACK)["StackResourceSummaries"] if r["LogicalResourceId"]}
 
