@@ -2,9 +2,8 @@
 creates what moto supports — the stream, the rule and its target, the roles, the lease table, the ECS
 cluster and services, the alert topic, the log group, the console's load balancer, listener and target
 group (the template goes through S3: it is past CloudFormation's inline limit) — and a forwarder stack in
-each other region of
-SourceRegions (deleted when the region leaves the list). The data stores are given as existing ones here
-(moto's CloudFormation does not create RDS secrets or ElastiCache)."""
+each other region of SourceRegions (deleted when the region leaves the list). The data stores are given as
+existing ones here (moto's CloudFormation does not create RDS secrets or ElastiCache)."""
 
 from __future__ import annotations
 
