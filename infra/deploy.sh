@@ -9,6 +9,9 @@
 #   CFN_<Name>       a parameter from the environment (wins over the file), e.g. CFN_ImageUri=…,
 #                    CFN_SourceRegions=eu-west-1,eu-central-1
 #   DEPLOY_YES=1     apply without asking (CI); otherwise each change set is shown and you confirm
+#   DEPLOY_BUCKET    S3 bucket for a template over CloudFormation's 51,200-byte inline limit (the main one is),
+#                    in the stack's region (default bedrock-usage-control-templates-<account>-<region>, created
+#                    private on first use)
 #   AWS_ENDPOINT_URL / AWS_REGION / AWS_PROFILE as for any AWS CLI call (moto locally); AWS_REGION is the
 #                    main stack's region (the stream's), the "home" region
 set -euo pipefail
@@ -37,17 +40,42 @@ confirm() {  # confirm QUESTION: yes with DEPLOY_YES=1, else ask
   [[ "$answer" == "y" || "$answer" == "Y" ]]
 }
 
+# template_bucket REGION: the bucket that carries templates too big to send inline, created private if missing.
+template_bucket() {
+  local region=$1 bucket
+  bucket=${DEPLOY_BUCKET:-bedrock-usage-control-templates-$("$AWS" sts get-caller-identity --query Account \
+    --output text)-${region}}
+  if ! "$AWS" s3api head-bucket --region "$region" --bucket "$bucket" >/dev/null 2>&1; then
+    local where=()  # us-east-1 takes no location constraint
+    [[ "$region" == "us-east-1" ]] || where=(--create-bucket-configuration "LocationConstraint=${region}")
+    "$AWS" s3api create-bucket --region "$region" --bucket "$bucket" ${where[@]+"${where[@]}"} >/dev/null
+    "$AWS" s3api put-public-access-block --region "$region" --bucket "$bucket" --public-access-block-configuration \
+      BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  fi
+  echo "$bucket"
+}
+
 # deploy STACK TEMPLATE REGION [Key=Value ...]: change set, shown, confirmed, executed, waited for.
 # REGION empty: the CLI's region (the main stack's).
 deploy() {
-  local stack=$1 template=$2 at=()
+  local stack=$1 template=$2 at=() region=${3:-$HOME_REGION}
   if [[ -n "$3" ]]; then at=(--region "$3"); fi
   shift 3
   echo "== stack ${stack}${at[1]:+ in ${at[1]}}: creating a change set (nothing is applied yet)"
-  "$AWS" cloudformation validate-template ${at[@]+"${at[@]}"} --template-body "file://${template}" >/dev/null
+  # CloudFormation takes a template of up to 51,200 bytes inline; a bigger one (the main stack) goes through S3.
+  local body=(--template-body "file://${template}") upload=()
+  if (( $(wc -c <"$template") > 51200 )); then
+    local bucket key
+    bucket=$(template_bucket "$region")
+    key="${stack}/$(basename "$template")"
+    "$AWS" s3 cp --region "$region" --only-show-errors "$template" "s3://${bucket}/${key}"
+    body=(--template-url "https://${bucket}.s3.${region}.amazonaws.com/${key}")
+    upload=(--s3-bucket "$bucket" --s3-prefix "$stack")
+  fi
+  "$AWS" cloudformation validate-template ${at[@]+"${at[@]}"} "${body[@]}" >/dev/null
   local output change_set status
   if ! output=$("$AWS" cloudformation deploy ${at[@]+"${at[@]}"} --template-file "$template" --stack-name "$stack" \
-      --capabilities CAPABILITY_IAM --no-execute-changeset --no-fail-on-empty-changeset \
+      ${upload[@]+"${upload[@]}"} --capabilities CAPABILITY_IAM --no-execute-changeset --no-fail-on-empty-changeset \
       ${@+--parameter-overrides "$@"} 2>&1); then
     # Some CloudFormation endpoints (moto) refuse an empty change set outright instead of failing it.
     grep -q "No updates are to be performed" <<<"$output" || { echo "$output" >&2; exit 1; }
@@ -81,6 +109,9 @@ stack_field() {  # stack_field QUERY: a field of the main stack (empty when it o
   [[ "$value" == "None" ]] || echo "$value"
 }
 
+# The CLI's own region (AWS_DEFAULT_REGION, the profile's): where the main stack goes.
+HOME_REGION=$("$AWS" configure list | awk '$1 == "region" && $2 !~ /^</ {print $2}')
+[[ -n "$HOME_REGION" ]] || { echo "no AWS region: set AWS_DEFAULT_REGION or the profile's region" >&2; exit 1; }
 SOURCE_REGIONS_QUERY="Parameters[?ParameterKey=='SourceRegions'].ParameterValue"
 previous=$(stack_field "$SOURCE_REGIONS_QUERY")  # before this deploy: the regions that have a forwarder stack
 deploy "$STACK_NAME" "$TEMPLATE" "" ${overrides[@]+"${overrides[@]}"}

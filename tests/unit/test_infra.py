@@ -32,7 +32,8 @@ PLACEHOLDERS = {
     "<APPLICATION_INFERENCE_PROFILES_ARN>": {
         "Fn::Sub": "arn:${AWS::Partition}:bedrock:*:${AWS::AccountId}:application-inference-profile/*"},
 }
-ROLES = {"consumer": "ConsumerTaskRole", "enforcer": "EnforcerTaskRole", "notifier": "NotifierTaskRole"}
+ROLES = {"consumer": "ConsumerTaskRole", "enforcer": "EnforcerTaskRole", "notifier": "NotifierTaskRole",
+         "console": "ConsoleTaskRole"}
 
 
 class _Loader(yaml.SafeLoader):
@@ -121,7 +122,7 @@ def test_every_setting_a_task_sets_is_one_its_command_reads(template: dict[str, 
                 s["Name"] for s in container.get("Secrets", [])}
             assert used <= known, (name, sorted(used - known))
             tasks += 1
-    assert tasks == 4
+    assert tasks == 5
 
 
 def test_the_image_holds_every_package_and_the_migrations() -> None:
@@ -130,6 +131,18 @@ def test_the_image_holds_every_package_and_the_migrations() -> None:
         assert f"COPY {package} ./{package}" in dockerfile, package
     assert "--require-hashes -r requirements/kcl.txt" in dockerfile and "openjdk-17-jre-headless" in dockerfile
     assert "COPY sql /usr/local/lib/python3.11/site-packages/sql" in dockerfile
+
+
+def test_the_image_holds_the_console_and_its_scripts_from_the_lockfile() -> None:
+    dockerfile = (TEMPLATE.parents[2] / "Dockerfile").read_text()
+    assert "COPY console ./console" in dockerfile
+    # The scripts come from npm at build time, exactly as the lockfile pins them, with no install scripts run.
+    assert "COPY console/web/package.json console/web/package-lock.json ./" in dockerfile
+    assert "RUN npm ci --ignore-scripts" in dockerfile
+    for package in ("htmx.org", "chart.js"):
+        target = f"/usr/local/lib/python3.11/site-packages/console/web/node_modules/{package}/dist"
+        assert f"COPY --from=web /web/node_modules/{package}/dist {target}" in dockerfile, package
+    assert re.search(r"^EXPOSE .*\b8080\b", dockerfile, re.MULTILINE)
 
 
 def test_the_local_stack_runs_every_service_and_prometheus_scrapes_them() -> None:
@@ -220,3 +233,120 @@ def test_the_stacks_redis_never_evicts_and_can_be_a_cluster(template: dict[str, 
         (container,) = resources_[name]["Properties"]["ContainerDefinitions"]
         (flag,) = [e["Value"] for e in container["Environment"] if e["Name"] == "REDIS_CLUSTER"]
         assert flag == {"Fn::If": ["RedisCluster", "true", "false"]}
+
+
+def _environment(template: dict[str, Any], task: str) -> dict[str, Any]:
+    (container,) = template["Resources"][task]["Properties"]["ContainerDefinitions"]
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def test_the_console_blocks_with_the_enforcers_settings(template: dict[str, Any]) -> None:
+    """A block from the console is the enforcer's: same mode, protected principals, stores, prefix."""
+    enforcer, console = _environment(template, "EnforcerTaskDefinition"), _environment(template,
+                                                                                      "ConsoleTaskDefinition")
+    shared = {name: value for name, value in enforcer.items() if name != "ENFORCER_METRICS_PORT"}
+    assert {name: console.get(name) for name in shared} == shared
+    (container,) = template["Resources"]["ConsoleTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    (enforcer_container,) = template["Resources"]["EnforcerTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["Secrets"] == enforcer_container["Secrets"]
+    assert container["Command"] == ["console", "run"]
+    assert {name: console[name] for name in ("CONSOLE_HOST", "CONSOLE_PORT", "CONSOLE_AUTH", "CONSOLE_ALB_ARN")} == {
+        "CONSOLE_HOST": "0.0.0.0", "CONSOLE_PORT": "8080", "CONSOLE_AUTH": "alb",
+        "CONSOLE_ALB_ARN": {"Ref": "ConsoleLoadBalancer"}}  # Ref of a load balancer is its ARN: the signer
+    assert (console["CONSOLE_ADMINS"], console["CONSOLE_ADMIN_GROUPS"]) == (
+        {"Ref": "ConsoleAdmins"}, {"Ref": "ConsoleAdminGroups"})
+
+
+def test_the_console_reaches_each_services_health_by_its_private_name(template: dict[str, Any]) -> None:
+    resources_ = template["Resources"]
+    namespace = resources_["ServiceNamespace"]["Properties"]["Name"]["Fn::Sub"]
+    urls = _environment(template, "ConsoleTaskDefinition")["CONSOLE_SERVICE_URLS"]["Fn::Sub"]
+    named = dict(item.split("=", 1) for item in urls.split(","))
+    assert set(named) == set(SERVICES) - {"console"}
+    ports = {"consumer": "METRICS_PORT", "enforcer": "ENFORCER_METRICS_PORT", "notifier": "NOTIFIER_METRICS_PORT"}
+    for service, url in named.items():
+        title = service.title()
+        discovery = resources_[f"{title}Discovery"]["Properties"]
+        assert discovery["Name"] == service and discovery["NamespaceId"] == {"Ref": "ServiceNamespace"}
+        # The port the service's task listens on for /health and /metrics.
+        port = _environment(template, f"{title}TaskDefinition")[ports[service]]
+        assert url == f"http://{service}.{namespace}:{port}", service
+        (registry,) = resources_[f"{title}Service"]["Properties"]["ServiceRegistries"]
+        assert registry["RegistryArn"]["Fn::Sub"].endswith(f":service/${{{title}Discovery}}")
+
+
+def test_the_console_load_balancer_is_internal_and_signs_people_in_first(template: dict[str, Any]) -> None:
+    parameters, resources_ = template["Parameters"], template["Resources"]
+    assert parameters["ConsoleLoadBalancerScheme"]["Default"] == "internal"
+    balancer = resources_["ConsoleLoadBalancer"]["Properties"]
+    assert balancer["Scheme"] == {"Ref": "ConsoleLoadBalancerScheme"} and balancer["Type"] == "application"
+    listener = resources_["ConsoleListener"]["Properties"]
+    assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+    assert listener["Certificates"] == [{"CertificateArn": {"Ref": "ConsoleCertificateArn"}}]
+    # Listener rules and default actions run by Order: signed in first, then forwarded.
+    sign_in, forward = sorted(listener["DefaultActions"], key=lambda action: action["Order"])
+    assert sign_in["Type"] == "authenticate-oidc" and forward["Type"] == "forward"
+    assert forward["TargetGroupArn"] == {"Ref": "ConsoleTargetGroup"}
+    oidc = sign_in["AuthenticateOidcConfig"]
+    settings = ("Issuer", "AuthorizationEndpoint", "TokenEndpoint", "UserInfoEndpoint", "ClientId")
+    assert {key: oidc[key] for key in settings} == {key: {"Ref": f"ConsoleOidc{key}"} for key in settings}
+    assert oidc["OnUnauthenticatedRequest"] == "authenticate"
+    # The client secret: a Secrets Manager dynamic reference, resolved by CloudFormation; no parameter holds it.
+    assert oidc["ClientSecret"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${ConsoleOidcClientSecretArn}:SecretString}}"}
+    assert [name for name in parameters if "secret" in name.lower() and "Console" in name] == [
+        "ConsoleOidcClientSecretArn"]
+    assert re.fullmatch(parameters["ConsoleOidcClientSecretArn"]["AllowedPattern"],
+                        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:console-oidc-AbCdEf")
+    assert not re.fullmatch(parameters["ConsoleOidcClientSecretArn"]["AllowedPattern"], "hunter2")
+    target = resources_["ConsoleTargetGroup"]["Properties"]
+    assert (target["Port"], target["HealthCheckPath"], target["TargetType"]) == (8080, "/health", "ip")
+    service = resources_["ConsoleService"]["Properties"]
+    assert service["LoadBalancers"] == [{"ContainerName": "console", "ContainerPort": 8080,
+                                         "TargetGroupArn": {"Ref": "ConsoleTargetGroup"}}]
+
+
+def _rules(template: dict[str, Any], group: str, direction: str) -> list[dict[str, Any]]:
+    """Every ingress or egress rule of a security group: inline, and the separate rule resources."""
+    resources_ = template["Resources"]
+    inline = "SecurityGroupIngress" if direction == "in" else "SecurityGroupEgress"
+    kind = "AWS::EC2::SecurityGroupIngress" if direction == "in" else "AWS::EC2::SecurityGroupEgress"
+    rules = list(resources_[group]["Properties"].get(inline, []))
+    rules += [r["Properties"] for r in resources_.values()
+              if r["Type"] == kind and r["Properties"]["GroupId"] == {"Ref": group}]
+    return [{k: v for k, v in rule.items() if k not in ("GroupId", "Description")} for rule in rules]
+
+
+def test_the_console_is_open_to_its_load_balancer_only(template: dict[str, Any]) -> None:
+    balancer, console = "ConsoleLoadBalancerSecurityGroup", "ConsoleSecurityGroup"
+    assert _rules(template, console, "in") == [
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "SourceSecurityGroupId": {"Ref": balancer}}]
+    assert _rules(template, balancer, "in") == [
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": {"Ref": "ConsoleIngressCidr"}}]
+    # The load balancer talks to the IdP (HTTPS) and to the console; nothing else.
+    assert sorted(map(json.dumps, _rules(template, balancer, "out"))) == sorted(map(json.dumps, [
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"},
+        {"DestinationSecurityGroupId": {"Ref": console}, "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080}]))
+    # The console: HTTPS (AWS APIs, the ALB's public keys), MySQL, Redis, the services' /health; nothing else.
+    egress = {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in _rules(template, console, "out")}
+    assert egress == {("tcp", 443, 443), ("tcp", 3306, 3306), ("tcp", 6379, 6379), ("tcp", 9101, 9103)}
+    # …and the services, the database and the cache let it in on those ports.
+    for group, port in (("ServiceSecurityGroup", 9101), ("DatabaseSecurityGroup", 3306), ("CacheSecurityGroup", 6379)):
+        assert {"IpProtocol": "tcp", "FromPort": port, "ToPort": port + 2 * (port == 9101),
+                "SourceSecurityGroupId": {"Ref": console}} in _rules(template, group, "in"), group
+
+
+def test_the_console_needs_its_sign_in_and_the_example_gives_it(template: dict[str, Any]) -> None:
+    """Console=true (the default) is refused without the sign-in parameters; the example file has them all."""
+    (rule,) = template["Rules"].values()
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Console"}, "true"]}
+    required = {a["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for a in rule["Assertions"]}
+    assert {"ConsoleCertificateArn", "ConsoleIngressCidr", "ConsoleOidcIssuer", "ConsoleOidcClientId",
+            "ConsoleOidcClientSecretArn", "ConsoleOidcUserInfoEndpoint"} <= required
+    example = {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(
+        (TEMPLATE.parent / "parameters.example.json").read_text())}
+    assert example.get("Console", template["Parameters"]["Console"]["Default"]) == "true"
+    assert all(example.get(name) for name in required), sorted(n for n in required if not example.get(n))
+    for name in required:
+        pattern = template["Parameters"][name].get("AllowedPattern")
+        assert pattern is None or re.fullmatch(pattern, example[name]), name
