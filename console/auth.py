@@ -84,6 +84,9 @@ class AlbTokenVerifier:
         if header.get("signer") != self._alb_arn:
             # Checked before any key is fetched: another load balancer's token is refused outright.
             raise NotSignedIn(f"token signed by {header.get('signer')!r}, not this console's load balancer")
+        expires = header.get("exp")
+        if isinstance(expires, int | float) and expires + self._leeway < time.time():
+            raise NotSignedIn("token expired")  # the ALB states the expiry in the header too
         kid = str(header.get("kid", ""))
         if not _KID.match(kid):
             raise NotSignedIn("token has no usable key ID")

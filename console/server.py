@@ -22,5 +22,7 @@ def run(settings: ConsoleSettings) -> int:
         host = "127.0.0.1" if settings.console_host in ("0.0.0.0", "::") else settings.console_host
         print(f"console: sign in at http://{host}:{settings.console_port}{app.state.login.link()}", flush=True)
     uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_config=None, access_log=False,
-                proxy_headers=True, server_header=False)
+                proxy_headers=True, server_header=False,
+                # Only the ALB reaches the task (its security group): its X-Forwarded-Proto is the scheme.
+                forwarded_allow_ips="*")
     return 0
