@@ -17,7 +17,7 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 
-from bedrock_usage import directory_state, limits, quota_file
+from bedrock_usage import directory_state, limits, quota_file, usage_hourly
 from bedrock_usage.directory_state import IdentityCenterRule
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Scope
@@ -26,6 +26,7 @@ from consumer.assembly import ConsumerParts
 from devtools.simulate import Person, bedrock_event
 from tests.aws.conftest import ACCOUNT
 from tests.conftest import DAY, NOW, envelope, records
+from tests.integration.test_usage_hourly import ZONE, dirty, expected, summary
 
 STORE = "d-9067f2a1b3"
 KEYS = Keys("test")
@@ -206,6 +207,34 @@ def test_a_lookup_that_fails_then_succeeds_moves_the_held_calls_and_decides_the_
     assert redis_day(redis_client, Scope.TEAM, "data-science") == 6
     assert len(org.rows("SELECT * FROM decisions WHERE scope = 'team'")) == 1
     assert consumer.metrics.lookup_failures.labels("AccessDenied", "false")._value.get() == 2  # type: ignore[attr-defined]
+
+
+def test_held_calls_moved_to_their_team_are_moved_in_the_hourly_summary(
+    org: Org, make_consumer: Callable[..., ConsumerParts], mysql: pymysql.connections.Connection,
+) -> None:
+    ana = org.iam_user("ana", "data-science")
+    failures = {"left": 1}
+
+    def deny(**kwargs: Any) -> None:
+        if kwargs["params"].get("UserName") == "ana" and failures["left"] > 0:
+            failures["left"] -= 1
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListUserTags")
+
+    aws_fault("before-parameter-build.iam.ListUserTags", deny)
+    consumer = lookups_on(make_consumer, TEAM_LOOKUP_WAIT_MS="300")
+    calls = [envelope(ana, NOW - timedelta(minutes=40 * i), seed=i) for i in range(5)]  # over several hours
+    assert consumer.processor.process(records(calls)).held == 5
+    usage_hourly.refresh_all(mysql, ZONE)
+    assert {key[2] for key in summary(mysql)} == {""}  # held: charged to no team yet
+    deadline = time.monotonic() + 20
+    while not consumer.processor.process([]).settled:  # the settlement rides an empty batch
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # The settlement moved rows of hours it did not write: it marked them.
+    assert set(dirty(mysql)) == {usage_hourly.hour_of(NOW - timedelta(minutes=40 * i)) for i in range(5)}
+    usage_hourly.refresh_all(mysql, ZONE)
+    assert summary(mysql) == expected(mysql)
+    assert {key[2] for key in summary(mysql)} == {"data-science"}
 
 
 def test_a_person_held_by_a_consumer_that_died_is_settled_by_another(
