@@ -197,6 +197,17 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         assert page.inner_text("#heat-map tbody tr:last-child td:last-child") == "13"
         admin.close()
 
+        # On a phone: no page is wider than the screen (wide tables scroll inside their box).
+        phone = browser.new_context(extra_http_headers={"x-amzn-oidc-data": keys.token(ADMIN)},
+                                    viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        page = phone.new_page()
+        for path, name in (("/", "phone-overview"), ("/people", "phone-people"),
+                           (f"/person?key={ALICE.quota_key}", "phone-person"), ("/hourly", "phone-hourly")):
+            page.goto(running.url + path)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+            screenshot(page, name)
+        phone.close()
+
         # A team admin sees and acts on their own team only.
         lead = browser.new_context(extra_http_headers={"x-amzn-oidc-data": keys.token(LEAD)})
         page = lead.new_page()
