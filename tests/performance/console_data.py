@@ -337,21 +337,28 @@ class PersonDays:
 
 
 def _person_days(conn: Connection) -> PersonDays:
-    """By person id and day in one sequential pass per table: grouping a join by the quota keys would sort ten
-    million wide rows on disk, and reading a person's rows through their index, one row lookup each."""
+    """By person id and day, a day's range of each table at a time: grouping a join by the quota keys would sort
+    ten million wide rows on disk, and reading a person's rows through their index costs one row lookup each."""
     with conn.cursor() as cur:
         cur.execute("SELECT id, quota_key, team, email, daily_request_limit FROM principals")
         rows = cur.fetchall()
         people = {int(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in rows}
         limits = {int(r[0]): int(r[4]) for r in rows if r[4] is not None}
-        cur.execute("SELECT principal_id, event_date, SUM(error_code IS NULL), SUM(error_code IS NOT NULL)"
-                    " FROM bedrock_calls IGNORE INDEX (ix_calls_principal_day) GROUP BY principal_id, event_date")
-        calls = {(int(p), d): (int(ok), int(failed)) for p, d, ok, failed in cur.fetchall()}
-        cur.execute("SELECT principal_id, event_date, COUNT(*), SUM(input_tokens), SUM(output_tokens),"
-                    " SUM(cache_read_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens),"
-                    " ROUND(SUM(cost_usd) * 1000000000) FROM invocation_logs IGNORE INDEX (ix_logs_principal_day)"
-                    " GROUP BY principal_id, event_date")
-        logs = {(int(p), d): tuple(int(v) for v in values) for p, d, *values in cur.fetchall()}
+        cur.execute("SELECT MIN(event_date), MAX(event_date) FROM bedrock_calls")
+        first, last = cur.fetchone() or (None, None)
+        calls: dict[tuple[int, date], tuple[int, int]] = {}
+        logs: dict[tuple[int, date], tuple[int, ...]] = {}
+        day = first
+        while day is not None and day <= last:  # a day at a time: each group-by's temporary table stays in memory
+            cur.execute("SELECT principal_id, SUM(error_code IS NULL), SUM(error_code IS NOT NULL)"
+                        " FROM bedrock_calls FORCE INDEX (PRIMARY) WHERE event_date = %s GROUP BY principal_id", (day,))
+            calls.update(((int(p), day), (int(ok), int(failed))) for p, ok, failed in cur.fetchall())
+            cur.execute("SELECT principal_id, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
+                        " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), ROUND(SUM(cost_usd) * 1000000000)"
+                        " FROM invocation_logs FORCE INDEX (PRIMARY) WHERE event_date = %s GROUP BY principal_id",
+                        (day,))
+            logs.update(((int(p), day), tuple(int(v) for v in values)) for p, *values in cur.fetchall())
+            day += timedelta(days=1)
     conn.commit()
     return PersonDays(people, limits, calls, logs)
 
