@@ -1,11 +1,12 @@
-"""Hourly usage summaries (sql/022, 023): what the console's cost-analysis and hourly pages read instead of
-scanning months of calls (issue 14, "speed").
+"""Hourly and daily usage summaries (sql/022-024): what the console's cost-analysis and hourly pages read instead
+of scanning months of calls (issue 14, "speed").
 
 A batch marks the UTC hours it wrote into (`mark`, in the batch's own transaction). `refresh` recomputes each
 marked hour from the raw rows — an indexed range of both tables, whose primary keys lead with (event_date,
-event_time) — replaces that hour's summary rows, and clears the mark only if no batch marked the hour again
-meanwhile. So the summary is exact however rows arrive (duplicates, late logs, redone batches, team moves):
-an hour is always recomputed whole, never incremented. `backfill` marks the hours of rows that predate it.
+event_time) — replaces that hour's summary rows, sums the days it touched again into usage_daily, and clears the
+mark only if no batch marked the hour again meanwhile. So the summaries are exact however rows arrive
+(duplicates, late logs, redone batches, team moves): an hour is always recomputed whole, never incremented.
+`backfill` marks the hours of rows that predate it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ _LOGS_SQL = ("SELECT event_date, team, COALESCE(price_model_ref, model_ref) AS m
              " AND event_time < %s GROUP BY event_date, team, model")
 _INSERT_SQL = ("INSERT INTO usage_hourly (event_date, hour_utc, team, model_ref, requests, failed, logs, input_tokens,"
                " output_tokens, cache_read_tokens, cache_write_tokens, cost_usd) VALUES ")
+_DAILY_SQL = ("INSERT INTO usage_daily (event_date, team, model_ref, requests, failed, logs, input_tokens,"
+              " output_tokens, cache_read_tokens, cache_write_tokens, cost_usd) SELECT event_date, team, model_ref,"
+              " SUM(requests), SUM(failed), SUM(logs), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
+              " SUM(cache_write_tokens), SUM(cost_usd) FROM usage_hourly WHERE event_date = %s"
+              " GROUP BY event_date, team, model_ref")
 _LOCK_WAIT_SECONDS = 30
 
 
@@ -88,8 +94,13 @@ def refresh(conn: Connection, zone: ZoneInfo, *, limit: int = 500) -> int:
             cur.execute("SELECT hour_utc, version FROM usage_hourly_dirty ORDER BY hour_utc LIMIT %s", (limit,))
             dirty = [Dirty(row[0], int(row[1])) for row in cur.fetchall()]
         conn.commit()
+        days: set[date] = set()
         for item in dirty:
-            _refresh_hour(conn, zone, item)
+            days.update(_refresh_hour(conn, zone, item))
+        for day in sorted(days):
+            _refresh_day(conn, day)
+        # Last, once the days too are done (a refresher that dies before leaves the hours marked, to be redone).
+        _clear(conn, dirty)
         return len(dirty)
     finally:
         with conn.cursor() as cur:
@@ -109,11 +120,10 @@ def refresh_all(conn: Connection, zone: ZoneInfo, *, limit: int = 500) -> int:
             return total
 
 
-def _refresh_hour(conn: Connection, zone: ZoneInfo, item: Dirty) -> None:
-    """One hour, one transaction: read its rows (a consistent snapshot taken after its mark was read, so every
-    row committed with that mark is seen), replace its summary rows, and clear the mark if it is unchanged. A
-    batch committed after the snapshot bumped the version (the DELETE reads the latest, and waits for a batch
-    still holding the mark's lock), so the hour stays dirty and the next pass sees its rows."""
+def _refresh_hour(conn: Connection, zone: ZoneInfo, item: Dirty) -> set[date]:
+    """One hour, one transaction: read its rows (a consistent snapshot taken after its mark was read, so every row
+    committed with that mark is seen) and replace its summary rows. Returns the quota days whose daily rows
+    changed with it."""
     days = quota_days(item.hour, zone)
     window = ",".join(["%s"] * len(days))
     bounds = (*days, item.hour, item.hour + HOUR)
@@ -128,13 +138,42 @@ def _refresh_hour(conn: Connection, zone: ZoneInfo, item: Dirty) -> None:
             for day, team, model, logs, *sums, cost in cur.fetchall():
                 row = rows.setdefault((day, team, int(model)), [0, 0, 0, 0, 0, 0, 0, Decimal(0)])
                 row[2:] = [int(logs), *(int(s) for s in sums), cost]
+            cur.execute("SELECT DISTINCT event_date FROM usage_hourly WHERE hour_utc = %s", (item.hour,))
+            touched = {row[0] for row in cur.fetchall()} | set(days)
             cur.execute("DELETE FROM usage_hourly WHERE hour_utc = %s", (item.hour,))
             values = [(day, item.hour, team, model, *sums) for (day, team, model), sums in sorted(rows.items())]
             for chunk in _chunks(values, 1000):
                 cur.execute(_INSERT_SQL + ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"] * len(chunk)),
                             [x for row in chunk for x in row])
-            cur.execute("DELETE FROM usage_hourly_dirty WHERE hour_utc = %s AND version = %s",
-                        (item.hour, item.version))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return touched
+
+
+def _refresh_day(conn: Connection, day: date) -> None:
+    """A quota day's usage_daily rows, summed again from its hours (only the refresher, holding its lock, writes
+    usage_hourly: what it reads is final)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM usage_daily WHERE event_date = %s", (day,))
+            cur.execute(_DAILY_SQL, (day,))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def _clear(conn: Connection, dirty: list[Dirty]) -> None:
+    """Delete the marks whose version is the one read. A batch committed after the hour's snapshot bumped the
+    version (the DELETE reads the latest, and waits for a batch still holding the mark's lock): its hour stays
+    dirty and the next pass sees its rows. In hour order, as batches mark them (no deadlock)."""
+    try:
+        with conn.cursor() as cur:
+            for item in sorted(dirty, key=lambda d: d.hour):
+                cur.execute("DELETE FROM usage_hourly_dirty WHERE hour_utc = %s AND version = %s",
+                            (item.hour, item.version))
         conn.commit()
     except BaseException:
         conn.rollback()

@@ -1,6 +1,6 @@
-"""The hourly summaries (usage_hourly) on real MariaDB and Redis: calls and logs through the consumer's processor
-core, then a refresh, and the summary equals a GROUP BY of the raw tables — after duplicates, late logs, a
-batch that commits while an hour is being refreshed, and a backfill of rows that predate the summaries."""
+"""The hourly and daily summaries (usage_hourly, usage_daily) on real MariaDB and Redis: calls and logs through the
+consumer's processor core, then a refresh, and the summaries equal a GROUP BY of the raw tables — after duplicates,
+late logs, a batch that commits while an hour is being refreshed, and a backfill of rows that predate them."""
 
 from __future__ import annotations
 
@@ -97,6 +97,22 @@ def summary(conn: pymysql.connections.Connection) -> dict[Key, tuple[Any, ...]]:
               " cache_read_tokens, cache_write_tokens, cost_usd FROM usage_hourly")}
 
 
+def daily(conn: pymysql.connections.Connection) -> dict[Key, tuple[Any, ...]]:
+    return {tuple(row[:3]): tuple(row[3:]) for row in rows(
+        conn, "SELECT event_date, team, model_ref, requests, failed, logs, input_tokens, output_tokens,"
+              " cache_read_tokens, cache_write_tokens, cost_usd FROM usage_daily")}
+
+
+def by_day(hourly: dict[Key, tuple[Any, ...]]) -> dict[Key, tuple[Any, ...]]:
+    """The hourly expectation summed by (quota day, team, model): what usage_daily must hold."""
+    found: dict[Key, list[Any]] = {}
+    for (day, _, team, model), values in hourly.items():
+        line = found.setdefault((day, team, model), [0] * 7 + [Decimal(0)])
+        for i, value in enumerate(values):
+            line[i] += value
+    return {key: tuple(values) for key, values in found.items()}
+
+
 def dirty(conn: pymysql.connections.Connection) -> dict[datetime, int]:
     return {hour: int(version) for hour, version in rows(conn, "SELECT hour_utc, version FROM usage_hourly_dirty")}
 
@@ -113,6 +129,7 @@ def test_the_summary_equals_a_group_by_of_the_raw_rows_and_a_duplicate_batch_cha
     assert usage_hourly.refresh(mysql, ZONE) == len(hours)
     want = expected(mysql)
     assert summary(mysql) == want and dirty(mysql) == {}
+    assert daily(mysql) == by_day(want)
     # Every dimension is there: three teams, three models, failed calls, tokens and cost.
     assert {key[2] for key in want} == {"research", "platform", "unassigned"}
     # Calls by the model as called, logs by the model they were priced as: the `eu.` profile's calls and its
@@ -126,7 +143,7 @@ def test_the_summary_equals_a_group_by_of_the_raw_rows_and_a_duplicate_batch_cha
     assert (again.new, again.logs_new) == (0, 0)
     assert set(dirty(mysql)) == hours
     assert usage_hourly.refresh_all(mysql, ZONE) == len(hours)
-    assert summary(mysql) == want and dirty(mysql) == {}
+    assert summary(mysql) == want and dirty(mysql) == {} and daily(mysql) == by_day(want)
 
 
 def test_a_log_arriving_after_its_call_updates_the_hour(
@@ -148,6 +165,7 @@ def test_a_log_arriving_after_its_call_updates_the_hour(
     usage_hourly.refresh_all(mysql, ZONE)
     after = summary(mysql)
     assert after == expected(mysql) and sum(v[2] for v in after.values()) == len(logs)
+    assert daily(mysql) == by_day(after)
     assert _requests_by_hour(after) == _requests_by_hour(before)  # the calls' side unchanged
 
 
@@ -186,6 +204,7 @@ def test_a_batch_committing_during_a_refresh_leaves_its_hour_dirty(
     assert sum(v[0] for v in summary(mysql).values()) == 3  # the refresh's snapshot had not the new call
     assert usage_hourly.refresh(mysql, ZONE) == 1
     assert summary(mysql) == expected(mysql) and sum(v[0] for v in summary(mysql).values()) == 4
+    assert daily(mysql) == by_day(expected(mysql))
     assert dirty(mysql) == {}
 
 
@@ -220,6 +239,7 @@ def test_a_backfill_marks_the_hours_of_rows_older_than_the_summaries(
     days = {r[0] for r in rows(mysql, "SELECT DISTINCT event_date FROM bedrock_calls")}
     assert f"hours marked: {sum(_hours_in(day) for day in days)}" in out  # every hour of each quota day with rows
     assert summary(mysql) == expected(mysql) and dirty(mysql) == {}
+    assert daily(mysql) == by_day(expected(mysql)) and daily(mysql)
     assert "hours refreshed: 0" in _run_rollup(capsys)  # nothing left to do
 
 

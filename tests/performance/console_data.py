@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import redis
@@ -39,6 +40,7 @@ from bedrock_usage.settings import SharedSettings
 from devtools.settings import AllSettings
 from tests.conftest import fresh_schema, test_env
 
+T = TypeVar("T")
 VERSION = 1  # change when the shape of the generated data changes: older generations are then rebuilt
 ACCOUNT = "111122223333"
 SEQ_ROWS = 1_000_000  # the numbers table: a day's calls at most
@@ -95,6 +97,7 @@ def generate(settings: AllSettings, *, people: int = 10_000, teams: int = 100, c
     if not reused:
         _step(seconds, "schema", lambda: fresh_schema(settings))
     conn = db.connect(settings.mysql)
+    days: PersonDays | None = None
     try:
         if not reused:
             with conn.cursor() as cur:
@@ -103,17 +106,21 @@ def generate(settings: AllSettings, *, people: int = 10_000, teams: int = 100, c
             keys_of = {table: _drop_secondary_keys(conn, table) for table in ("bedrock_calls", "invocation_logs")}
             _step(seconds, "calls", lambda: _calls(conn, spec, tz, now))
             _step(seconds, "logs", lambda: _logs(conn))
-            _step(seconds, "indexes", lambda: [_add_keys(conn, table, *found) for table, found in keys_of.items()])
-            _step(seconds, "enforcement", lambda: _enforcement(conn, settings, spec, now))
+            _step(seconds, "indexes", lambda: _add_all_keys(conn, keys_of))
+            found = days = _step(seconds, "person_days", lambda: _person_days(conn))
+            _step(seconds, "enforcement", lambda: _enforcement(conn, settings, found, now))
             _step(seconds, "analyze", lambda: _analyze(conn))
             _step(seconds, "usage_hourly", lambda: _summaries(conn, tz))
         if reused and client.get(_redis_mark(keys)) == spec.name.encode():
             return Generation(spec, True, seconds)
-        _step(seconds, "redis", lambda: _redis(conn, client, keys, settings=settings, spec=spec, now=now))
+        if days is None:
+            days = _step(seconds, "person_days", lambda: _person_days(conn))
+        _step(seconds, "redis", lambda: _redis(conn, client, keys, days, settings=settings, spec=spec, now=now))
         if not reused:
             with conn.cursor() as cur:
-                cur.execute("INSERT INTO bench_generation (id, spec, finished_at) VALUES (1, %s, UTC_TIMESTAMP(3))",
-                            (spec.name,))
+                cur.execute("INSERT INTO bench_generation (id, spec, took, finished_at)"
+                            " VALUES (1, %s, %s, UTC_TIMESTAMP(3))",
+                            (spec.name, Generation(spec, False, seconds).report()[:1024]))
             conn.commit()
     finally:
         conn.close()
@@ -121,10 +128,11 @@ def generate(settings: AllSettings, *, people: int = 10_000, teams: int = 100, c
     return Generation(spec, reused, seconds)
 
 
-def _step(seconds: dict[str, float], name: str, work: Any) -> None:
+def _step(seconds: dict[str, float], name: str, work: Callable[[], T]) -> T:
     started = time.monotonic()
-    work()
+    result = work()
     seconds[name] = time.monotonic() - started
+    return result
 
 
 def _generated(settings: SharedSettings, spec: Spec) -> bool:
@@ -163,6 +171,11 @@ def _drop_secondary_keys(conn: Connection, table: str) -> tuple[str, list[str]]:
     return definition, clauses
 
 
+def _add_all_keys(conn: Connection, keys_of: dict[str, tuple[str, list[str]]]) -> None:
+    for table, (definition, clauses) in keys_of.items():
+        _add_keys(conn, table, definition, clauses)
+
+
 def _add_keys(conn: Connection, table: str, definition: str, clauses: list[str]) -> None:
     with conn.cursor() as cur:
         cur.execute(f"ALTER TABLE {table} " + ", ".join(f"ADD {clause}" for clause in clauses))
@@ -178,7 +191,8 @@ def _people(conn: Connection, spec: Spec) -> None:
     numbers table the calls are made from."""
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE bench_generation (id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
-                    " spec VARCHAR(255) NOT NULL, finished_at DATETIME(3) NOT NULL) ENGINE=InnoDB")
+                    " spec VARCHAR(255) NOT NULL, took VARCHAR(1024) NOT NULL, finished_at DATETIME(3) NOT NULL)"
+                    " ENGINE=InnoDB")
         cur.execute("CREATE TABLE bench_seq (n INT UNSIGNED NOT NULL PRIMARY KEY) ENGINE=InnoDB")
         digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL" \
                  " SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)"
@@ -312,26 +326,61 @@ def _logs(conn: Connection) -> None:
             day += timedelta(days=1)
 
 
-def _enforcement(conn: Connection, settings: SharedSettings, spec: Spec, now: datetime) -> None:
+@dataclass
+class PersonDays:
+    """Every person's calls and logs by quota day, summed from the rows (one pass over each table)."""
+
+    people: dict[int, tuple[str, str, str]]  # id → quota key, team, email
+    limits: dict[int, int]  # id → daily request limit of their own (the others have the default)
+    calls: dict[tuple[int, date], tuple[int, int]]  # (id, day) → successful, failed
+    logs: dict[tuple[int, date], tuple[int, ...]]  # (id, day) → logs, in, out, cr, cw5, cw1, cost in nano-dollars
+
+
+def _person_days(conn: Connection) -> PersonDays:
+    """By person id and day, a day's range of each table at a time: grouping a join by the quota keys would sort
+    ten million wide rows on disk, and reading a person's rows through their index costs one row lookup each."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, quota_key, team, email, daily_request_limit FROM principals")
+        rows = cur.fetchall()
+        people = {int(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in rows}
+        limits = {int(r[0]): int(r[4]) for r in rows if r[4] is not None}
+        cur.execute("SELECT MIN(event_date), MAX(event_date) FROM bedrock_calls")
+        first, last = cur.fetchone() or (None, None)
+        calls: dict[tuple[int, date], tuple[int, int]] = {}
+        logs: dict[tuple[int, date], tuple[int, ...]] = {}
+        day = first
+        while day is not None and day <= last:  # a day at a time: each group-by's temporary table stays in memory
+            cur.execute("SELECT principal_id, SUM(error_code IS NULL), SUM(error_code IS NOT NULL)"
+                        " FROM bedrock_calls FORCE INDEX (PRIMARY) WHERE event_date = %s GROUP BY principal_id", (day,))
+            calls.update(((int(p), day), (int(ok), int(failed))) for p, ok, failed in cur.fetchall())
+            cur.execute("SELECT principal_id, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
+                        " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), ROUND(SUM(cost_usd) * 1000000000)"
+                        " FROM invocation_logs FORCE INDEX (PRIMARY) WHERE event_date = %s GROUP BY principal_id",
+                        (day,))
+            logs.update(((int(p), day), tuple(int(v) for v in values)) for p, *values in cur.fetchall())
+            day += timedelta(days=1)
+    conn.commit()
+    return PersonDays(people, limits, calls, logs)
+
+
+def _enforcement(conn: Connection, settings: SharedSettings, days: PersonDays, now: datetime) -> None:
     """For every person-day over a warning threshold of the daily request limit: the decisions, the enforcer's
     audit rows and the notifications; a block for each day exceeded (lifted at the next midnight, still in force
     for today's), and two admin blocks."""
     tz = settings.quota_timezone
     default = settings.user_defaults.daily or 300
     percents = sorted({*settings.warning_thresholds, 100})
+    naive_now = now.replace(tzinfo=None)
+    over = []
+    for (person, day), (used, _) in sorted(days.calls.items()):
+        limit = days.limits.get(person, default)
+        if used * 100 >= min(percents) * limit:
+            over.append((person, *days.people[person], day, used, limit))
     with conn.cursor() as cur:
-        # By person id alone (the heavy callers are the first ids): a GROUP BY on the quota keys, joined, would
-        # sort ten million wide rows on disk.
-        cur.execute("SELECT id, quota_key, team, email, COALESCE(daily_request_limit, %s) FROM principals"
-                    " WHERE id <= 500", (default,))
-        people = {int(row[0]): row[1:] for row in cur.fetchall()}
-        cur.execute("SELECT principal_id, event_date, COUNT(*) FROM bedrock_calls WHERE principal_id <= 500"
-                    " AND error_code IS NULL GROUP BY principal_id, event_date ORDER BY principal_id, event_date")
-        over = [(person, *people[int(person)][:3], day, int(used), int(people[int(person)][3]))
-                for person, day, used in cur.fetchall()
-                if used * 100 >= min(percents) * people[int(person)][3]]
-        naive_now = now.replace(tzinfo=None)
-        decisions, actions, notes, blocks = [], [], [], {}
+        decisions: list[tuple[object, ...]] = []
+        actions: list[tuple[object, ...]] = []
+        notes: list[tuple[object, ...]] = []
+        blocks: dict[str, tuple[object, ...]] = {}
         for _, key, team, email, day, used, limit in over:
             noon = midnight(day, tz).replace(tzinfo=None) + timedelta(hours=12)
             for percent in percents:
@@ -409,40 +458,33 @@ def _summaries(conn: Connection, tz: ZoneInfo) -> None:
 
 # -- Redis ---------------------------------------------------------------------------------------------------
 
-def _redis(conn: Connection, client: redis.Redis, keys: Keys, *, settings: SharedSettings, spec: Spec,
-           now: datetime) -> None:
+def _redis(conn: Connection, client: redis.Redis, keys: Keys, found: PersonDays, *, settings: SharedSettings,
+           spec: Spec, now: datetime) -> None:
     """The counters the consumer would hold, from the rows (so they agree with MySQL): each person's and team's
     day counters from the Redis horizon on and their month counters, the teams' members, and the marker."""
     tz = settings.quota_timezone
     horizon = redis_horizon(now, tz, settings.counter_grace_days)
     days: dict[tuple[Scope, str, str], dict[str, int]] = {}
     members: dict[tuple[str, str], set[str]] = {}
-    with conn.cursor() as cur:
-        # Grouped by person id (every row of a person here is charged to the person's team), keys looked up here:
-        # grouping by the quota keys of a join would sort millions of wide rows on disk.
-        cur.execute("SELECT id, quota_key, team FROM principals")
-        people = {int(row[0]): (str(row[1]), str(row[2])) for row in cur.fetchall()}
-        cur.execute("SELECT principal_id, event_date, SUM(error_code IS NULL), SUM(error_code IS NOT NULL)"
-                    " FROM bedrock_calls WHERE event_date >= %s GROUP BY principal_id, event_date", (horizon,))
-        for person, day, req, err in cur.fetchall():
-            key, team = people[int(person)]
-            _add(days, key, team, day, {"req": int(req), "err": int(err)})
-            for period in (day.isoformat(), day.isoformat()[:7]):
-                members.setdefault((team, period), set()).add(key)
-        cur.execute("SELECT principal_id, event_date, COUNT(*), SUM(input_tokens), SUM(output_tokens),"
-                    " SUM(cache_read_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens),"
-                    " ROUND(SUM(cost_usd) * 1000000000) FROM invocation_logs WHERE event_date >= %s"
-                    " GROUP BY principal_id, event_date", (horizon,))
-        for person, day, logs, tin, tout, tcr, tcw5, tcw1, cost in cur.fetchall():
-            key, team = people[int(person)]
-            _add(days, key, team, day, {"logs": int(logs), "in": int(tin), "out": int(tout), "cr": int(tcr),
-                                        "cw5": int(tcw5), "cw1": int(tcw1), "cost": int(cost)})
-    conn.commit()
+    # Every row of a person here is charged to the person's team.
+    for (person, day), (req, err) in found.calls.items():
+        if day < horizon:
+            continue
+        key, team, _ = found.people[person]
+        _add(days, key, team, day, {"req": req, "err": err})
+        for period in (day.isoformat(), day.isoformat()[:7]):
+            members.setdefault((team, period), set()).add(key)
+    for (person, day), (logs, tin, tout, tcr, tcw5, tcw1, cost) in found.logs.items():
+        if day < horizon:
+            continue
+        key, team, _ = found.people[person]
+        _add(days, key, team, day, {"logs": logs, "in": tin, "out": tout, "cr": tcr, "cw5": tcw5, "cw1": tcw1,
+                                    "cost": cost})
     _clear(client, keys)
     pipe = client.pipeline(transaction=False)
     for n, ((scope, subject, period), counters) in enumerate(days.items(), 1):
         key = keys.counter(scope, subject, period)
-        values = {k: v for k, v in counters.items() if v}
+        values: dict[Any, Any] = {k: v for k, v in counters.items() if v}  # redis-py types its keys invariantly
         if not values:
             continue
         pipe.hset(key, mapping=values)
