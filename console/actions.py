@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_usage.periods import periods_of
 from console.access import Viewer
+from console.errors import BadInput
 from console.settings import ConsoleSettings
 from enforcement.assembly import EnforcerParts, assemble_enforcer
 from enforcement.commands import parse_duration, unknown_key_refusal
@@ -35,9 +36,9 @@ class BlockRequest:
 def checked_reason(text: str) -> str:
     reason = " ".join(text.split())
     if not reason:
-        raise ValueError("a reason is required: it is kept in the audit trail and sent to the person")
+        raise BadInput("a reason is required: it is kept in the audit trail and sent to the person")
     if len(reason) > MAX_REASON:
-        raise ValueError(f"the reason is at most {MAX_REASON} characters")
+        raise BadInput(f"the reason is at most {MAX_REASON} characters")
     return reason
 
 
@@ -49,23 +50,26 @@ def block_request(settings: ConsoleSettings, principal: str, *, mode: str, durat
     if mode == "indefinite":
         end = None
     elif mode == "for":
-        end = now + parse_duration(duration)
+        try:
+            end = now + parse_duration(duration)
+        except ValueError as error:
+            raise BadInput(str(error).replace("--for takes", "a duration is")) from None
     elif mode == "until":
         try:
             zone = ZoneInfo(viewer_zone) if viewer_zone else settings.quota_timezone
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {viewer_zone!r}") from None
+            raise BadInput(f"unknown time zone {viewer_zone!r}") from None
         try:
             local = datetime.fromisoformat(until)
         except ValueError:
-            raise ValueError(f"expected a date and time, got {until!r}") from None
+            raise BadInput(f"expected a date and time, got {until!r}") from None
         end = (local if local.tzinfo else local.replace(tzinfo=zone)).astimezone(UTC)
         if end <= now:
-            raise ValueError("that time is in the past")
+            raise BadInput("that time is in the past")
     elif mode == "day":
         end = periods_of(now, settings.quota_timezone).day_ends_at
     else:
-        raise ValueError("choose how long: until the daily reset, for a duration, until a time, or indefinitely")
+        raise BadInput("choose how long: until the daily reset, for a duration, until a time, or indefinitely")
     return BlockRequest(principal, checked_reason(reason), end)
 
 
@@ -76,7 +80,7 @@ def _parts(settings: ConsoleSettings) -> EnforcerParts:
 def preview_block(settings: ConsoleSettings, request: BlockRequest) -> list[str]:
     """What blocking would do, from what the enforcer reads before acting; nothing is written."""
     if refusal := unknown_key_refusal(settings, request.principal):
-        raise ValueError(refusal.replace(" Use --force to block it anyway.", ""))
+        raise BadInput(refusal.replace(" Use --force to block it anyway.", ""))
     parts = _parts(settings)
     try:
         enforcer = parts.enforcer
@@ -102,7 +106,7 @@ def preview_block(settings: ConsoleSettings, request: BlockRequest) -> list[str]
 
 def block(settings: ConsoleSettings, viewer: Viewer, request: BlockRequest) -> Result:
     if refusal := unknown_key_refusal(settings, request.principal):
-        raise ValueError(refusal.replace(" Use --force to block it anyway.", ""))
+        raise BadInput(refusal.replace(" Use --force to block it anyway.", ""))
     parts = _parts(settings)
     try:
         return parts.enforcer.admin_block(request.principal, actor=viewer.email, reason=request.reason,

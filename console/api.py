@@ -7,20 +7,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from bedrock_usage.quota_file import normalise_key
 from console import history, trail
-from console.access import Viewer
-from console.deps import current_viewer, views
+from console.deps import Read, Signed
 from console.history import parse_day
 from console.params import audit_query, range_of, zone_of
 from console.usage_view import PeopleQuery, TeamRow
-from console.views import BlocksPage, HealthPage, Overview, PeoplePage, PersonPage, TeamPage, Views
+from console.views import BlocksPage, HealthPage, Overview, PeoplePage, PersonPage, TeamPage
 
 router = APIRouter(prefix="/api", tags=["console"])
-Signed = Annotated[Viewer, Depends(current_viewer)]
-Read = Annotated[Views, Depends(views)]
 From = Annotated[str, Query(alias="from", description="first quota day, YYYY-MM-DD")]
 To = Annotated[str, Query(alias="to", description="last quota day, YYYY-MM-DD (default: today)")]
 
@@ -35,7 +32,7 @@ def overview(viewer: Signed, read: Read) -> Overview:
 def people(viewer: Signed, read: Read, q: str = "", team: str = "", state: str = "", active: str = "month",
            sort: str = "monthly_cost", order: str = "desc", page: int = 1, page_size: int = 50) -> PeoplePage:
     """People with today's and the month's usage: search (`q`), filter, sort and page as the People page."""
-    return read.people(viewer, PeopleQuery(q, team, state, active, sort, order, page, page_size))
+    return read.people(viewer, PeopleQuery(q, team, state, active, sort, order, page, page_size).checked())
 
 
 @router.get("/person")

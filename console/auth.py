@@ -70,6 +70,7 @@ class AlbTokenVerifier:
         self._alb_arn, self._keys_url = alb_arn, keys_url.rstrip("/")
         self._groups_claim, self._fetch, self._leeway = groups_claim, fetch, leeway_seconds
         self._keys: dict[str, EllipticCurvePublicKey] = {}
+        self._missing: dict[str, float] = {}  # key IDs the endpoint did not serve, until when not asked again
         self._lock = threading.Lock()
 
     def identity(self, token: str | None) -> Identity:
@@ -100,6 +101,9 @@ class AlbTokenVerifier:
         email = str(claims.get("email") or "").strip().lower()
         if not email:
             raise NotSignedIn("token has no email claim (ask the identity provider for the email scope)")
+        verified = claims.get("email_verified")
+        if verified is not None and str(verified).lower() != "true":  # admin rights rest on the email
+            raise NotSignedIn("the identity provider says this email is not verified")
         groups = claims.get(self._groups_claim) or []
         if isinstance(groups, str):
             groups = [g for g in re.split(r"[,\s]+", groups) if g]
@@ -108,11 +112,18 @@ class AlbTokenVerifier:
     def _key(self, kid: str) -> EllipticCurvePublicKey:
         with self._lock:
             key = self._keys.get(kid)
+            missing_until = self._missing.get(kid, 0.0)
         if key is not None:
             return key
+        if missing_until > time.monotonic():  # made-up key IDs do not each hold a worker on a fetch
+            raise NotSignedIn(f"public key {kid} not available (asked less than a minute ago)")
         try:
             loaded = load_pem_public_key(self._fetch(f"{self._keys_url}/{kid}").encode())
         except (OSError, ValueError) as error:
+            with self._lock:
+                if len(self._missing) > 1024:
+                    self._missing.clear()
+                self._missing[kid] = time.monotonic() + 60
             raise NotSignedIn(f"public key {kid} not available: {error}") from None
         if not isinstance(loaded, EllipticCurvePublicKey):
             raise NotSignedIn(f"public key {kid} is not an EC key")

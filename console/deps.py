@@ -4,9 +4,10 @@ that a form was posted by the console's own page (cross-site request forgery).""
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from console.access import Forbidden, Viewer, viewer_of
 from console.auth import ALB_TOKEN_HEADER, SESSION_COOKIE
@@ -37,6 +38,11 @@ def current_viewer(request: Request) -> Viewer:
 def views(request: Request) -> Views:
     found: Views = request.app.state.views
     return found
+
+
+# What a route declares to get the signed-in viewer and the views.
+Signed = Annotated[Viewer, Depends(current_viewer)]
+Read = Annotated[Views, Depends(views)]
 
 
 def csrf_token(request: Request) -> str:

@@ -4,6 +4,7 @@ for a few seconds, so that a service that hangs slows no page."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import urllib.error
@@ -13,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger("console.health")
 
 # The figures shown, by metric family (summed over their label sets; lag: the worst shard).
 FIGURES: dict[str, tuple[str, str]] = {
@@ -58,14 +61,14 @@ def figures_of(text: str) -> dict[str, float]:
 def check(name: str, base: str, timeout: float = 2.0) -> ServiceHealth:
     try:
         status, body = _get(f"{base}/health", timeout)
-    except (OSError, ValueError) as error:
-        return ServiceHealth(name, base, False, f"unreachable: {error}")
+    except Exception as error:  # whatever a service answers (or not), it is the answer: never a crash here
+        return ServiceHealth(name, base, False, f"unreachable: {type(error).__name__}: {error}")
     figures: dict[str, float] = {}
     try:
         _, metrics = _get(f"{base}/metrics", timeout)
         figures = figures_of(metrics)
-    except (OSError, ValueError):
-        pass  # the health answer stands on its own
+    except Exception:
+        figures = {}
     return ServiceHealth(name, base, status == 200, body.strip()[:500] or str(status), figures)
 
 
@@ -87,9 +90,12 @@ class HealthBoard:
 
     def _loop(self) -> None:
         while True:
-            found = self._check_all()
-            with self._lock:
-                self._found = found
+            try:
+                found = self._check_all()
+                with self._lock:
+                    self._found = found
+            except Exception:  # the board keeps its last answers and tries again: a page never waits
+                log.exception("health board: a round of checks failed")
             time.sleep(self._every)
 
     def services(self) -> list[ServiceHealth]:

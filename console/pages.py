@@ -4,27 +4,22 @@ renders a template; the CSV links write the rows the page shows."""
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bedrock_usage.quota_file import normalise_key
-from console import actions, csv_export, trail
-from console.access import Viewer
+from console import actions, charts, csv_export, trail
 from console.auth import SESSION_COOKIE, NotSignedIn
-from console.deps import check_csrf, current_viewer, views
-from console.history import CostAnalysis, parse_day
+from console.deps import Read, Signed, check_csrf
+from console.history import parse_day
 from console.params import audit_query, range_of, zone_of
 from console.render import html
 from console.usage_view import PeopleQuery
-from console.views import Views
 
 router = APIRouter(include_in_schema=False)
-Signed = Annotated[Viewer, Depends(current_viewer)]
-Read = Annotated[Views, Depends(views)]
 
 
 @router.get("/login")
@@ -56,7 +51,8 @@ def signed_out(request: Request) -> Response:
 
 @router.get("/")
 def overview(request: Request, viewer: Signed, read: Read) -> Response:
-    return html(request, "overview.html", viewer, data=read.overview(viewer))
+    data = read.overview(viewer)
+    return html(request, "overview.html", viewer, data=data, chart=charts.spend_by_team(data.spend_by_team))
 
 
 @router.get("/people")
@@ -77,10 +73,15 @@ def people_csv(viewer: Signed, read: Read, q: str = "", team: str = "", state: s
 
 
 @router.get("/person")
-def person(request: Request, viewer: Signed, read: Read, key: str, day: str = "", notice: str = "") -> Response:
+def person(request: Request, viewer: Signed, read: Read, key: str, day: str = "", done: str = "") -> Response:
     key = normalise_key(key)
     when = parse_day(day, read.snapshots.today())
-    return html(request, "person.html", viewer, data=read.person(viewer, key, when), notice=notice,
+    # What an action did, by code (a link cannot make the page say something that did not happen).
+    notice = {"blocked": "Blocked.", "unblocked": "Unblocked.",
+              "not-blocked": "NOT blocked: a protected principal, or the deny could not be scoped to them alone"
+                             " (see the audit trail below)."}.get(done, "")
+    data = read.person(viewer, key, when)
+    return html(request, "person.html", viewer, data=data, notice=notice, chart=charts.hours(data.hours),
                 yesterday=(when - timedelta(days=1)).isoformat(), tomorrow=(when + timedelta(days=1)).isoformat())
 
 
@@ -92,7 +93,7 @@ def block(request: Request, viewer: Signed, read: Read, key: Annotated[str, Form
           csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token)
     key = normalise_key(key)
-    read.require_person(viewer, key)  # a team admin acts on their own teams' people only
+    read.require_actionable(viewer, key)  # a team admin acts on their own teams' people only, nobody on themselves
     settings = request.app.state.settings
     wanted = actions.block_request(settings, key, mode=mode, duration=duration, until=until,
                                    viewer_zone=viewer_zone, reason=reason)
@@ -102,9 +103,8 @@ def block(request: Request, viewer: Signed, read: Read, key: Annotated[str, Form
                     fields={"mode": mode, "duration": duration, "until": until, "viewer_zone": viewer_zone,
                             "reason": wanted.reason})
     result = actions.block(settings, viewer, wanted)
-    notice = (f"NOT blocked ({result.outcome}): {result.detail}" if actions.refused(result)
-              else f"Blocked ({result.outcome}): {result.detail}")
-    return RedirectResponse(f"/person?{_params(key=key, notice=notice)}", status_code=303)
+    done = "not-blocked" if actions.refused(result) else "blocked"
+    return RedirectResponse(f"/person?{urlencode({'key': key, 'done': done})}", status_code=303)
 
 
 @router.post("/person/unblock")
@@ -113,7 +113,7 @@ def unblock(request: Request, viewer: Signed, read: Read, key: Annotated[str, Fo
             protect: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token)
     key = normalise_key(key)
-    read.require_person(viewer, key)
+    read.require_actionable(viewer, key)
     settings = request.app.state.settings
     shielded = protect in ("on", "yes", "true", "1")
     if step != "confirm":
@@ -123,18 +123,15 @@ def unblock(request: Request, viewer: Signed, read: Read, key: Annotated[str, Fo
             "Quotas may block them again at once if they are still over one." if not shielded else
             "Quotas will not block them again before the end of the current period."],
             fields={"reason": reason, "protect": "on" if shielded else ""})
-    result = actions.unblock(settings, viewer, key, reason=reason, protect=shielded)
-    return RedirectResponse(f"/person?{_params(key=key, notice=f'Unblocked ({result.outcome}): {result.detail}')}",
-                            status_code=303)
-
-
-def _params(**values: str) -> str:
-    return urlencode(values)
+    actions.unblock(settings, viewer, key, reason=reason, protect=shielded)
+    return RedirectResponse(f"/person?{urlencode({'key': key, 'done': 'unblocked'})}", status_code=303)
 
 
 @router.get("/teams")
 def teams(request: Request, viewer: Signed, read: Read) -> Response:
-    return html(request, "teams.html", viewer, rows=read.teams(viewer), day=read.snapshots.today().isoformat())
+    rows = read.teams(viewer)
+    return html(request, "teams.html", viewer, rows=rows, day=read.snapshots.today().isoformat(),
+                chart=charts.teams_month(rows))
 
 
 @router.get("/teams.csv")
@@ -145,7 +142,8 @@ def teams_csv(viewer: Signed, read: Read) -> Response:
 @router.get("/team")
 def team(request: Request, viewer: Signed, read: Read, name: str, day: str = "") -> Response:
     when = parse_day(day, read.snapshots.today())
-    return html(request, "team.html", viewer, data=read.team(viewer, name, when),
+    data = read.team(viewer, name, when)
+    return html(request, "team.html", viewer, data=data, chart=charts.hours(data.hours),
                 yesterday=(when - timedelta(days=1)).isoformat(), tomorrow=(when + timedelta(days=1)).isoformat())
 
 
@@ -155,18 +153,7 @@ def cost(request: Request, viewer: Signed, read: Read, first: Annotated[str, Que
     start, end = range_of(read, first, last, 0)
     teams_ = [t.team for t in read.teams(viewer)]
     found = read.cost(viewer, start, end, team)
-    return html(request, "cost.html", viewer, data=found, team=team, teams=teams_, chart=cost_chart(found))
-
-
-def cost_chart(found: CostAnalysis, most: int = 8) -> dict[str, object]:
-    """Spend by day, stacked by team: the `most` dearest teams, the rest as one."""
-    days = sorted(found.by_day_and_team)
-    named = [line.key for line in found.by_team[:most]]
-    datasets = [{"label": team, "data": [found.by_day_and_team[d].get(team, 0) for d in days]} for team in named]
-    if len(found.by_team) > most:
-        datasets.append({"label": "other teams", "data": [
-            sum((v for t, v in found.by_day_and_team[d].items() if t not in named), Decimal(0)) for d in days]})
-    return {"type": "bar", "stacked": True, "labels": days, "datasets": datasets}
+    return html(request, "cost.html", viewer, data=found, team=team, teams=teams_, chart=charts.cost_by_day(found))
 
 
 @router.get("/cost.csv")

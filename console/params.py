@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bedrock_usage.periods import midnight
 from bedrock_usage.quota_file import normalise_key
 from console import trail
+from console.errors import BadInput
 from console.history import parse_day
 from console.views import Views
 
@@ -25,7 +26,7 @@ def zone_of(name: str, read: Views) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+        raise BadInput(f"unknown time zone {name!r}") from None
 
 
 def audit_query(read: Views, *, principal: str, actor: str, action: str, since: str, until: str) -> trail.AuditQuery:

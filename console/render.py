@@ -22,7 +22,7 @@ _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 
-def usd(value: Decimal | int | None) -> str:
+def money(value: Decimal | int | None) -> str:
     if value is None:
         return "—"
     return "$" + format(Decimal(value).quantize(Decimal("0.01"), ROUND_HALF_UP), ",f")
@@ -32,7 +32,7 @@ def count(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
-def instant(value: str | datetime | None, fallback_zone: Any = None) -> Markup:
+def instant(value: str | datetime | None) -> Markup:
     """A <time> the page's script rewrites in the viewer's zone; the text before it runs is UTC."""
     if value is None:
         return Markup("—")
@@ -41,11 +41,11 @@ def instant(value: str | datetime | None, fallback_zone: Any = None) -> Markup:
     return Markup(f'<time datetime="{escape(at.isoformat())}">{escape(text)}</time>')
 
 
-def used_of(used: Decimal | int, limit: Decimal | int | None, money: bool = False) -> str:
-    shown = usd(used) if money else count(int(used))
+def used_of(used: Decimal | int, limit: Decimal | int | None, dollars: bool = False) -> str:
+    shown = money(used) if dollars else count(int(used))
     if limit is None:
         return shown
-    return f"{shown} / {usd(limit) if money else count(int(limit))}"
+    return f"{shown} / {money(limit) if dollars else count(int(limit))}"
 
 
 def to_json(value: Any) -> Markup:
@@ -66,7 +66,7 @@ def query(request: Request, **changes: Any) -> str:
     return "?" + urlencode(params)
 
 
-_ENV.filters.update(usd=usd, count=count, instant=instant, tojson_attr=to_json)
+_ENV.filters.update(usd=money, count=count, instant=instant, tojson_attr=to_json)
 _ENV.globals.update(used_of=used_of, query=query, CSRF_FIELD=CSRF_FIELD)
 
 

@@ -11,10 +11,7 @@ from typing import Any
 from pymysql.connections import Connection
 
 from bedrock_usage.quota import Quota, usd
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=UTC).isoformat() if value is not None else None
+from console.sql import iso, team_filter
 
 
 def _amount(quota: str | None, value: int | None) -> int | Decimal | None:
@@ -25,14 +22,6 @@ def _amount(quota: str | None, value: int | None) -> int | Decimal | None:
         return usd(int(value)) if Quota(quota).cost else int(value)
     except ValueError:
         return int(value)
-
-
-def _team_filter(scope: frozenset[str] | None, column: str) -> tuple[str, list[Any]]:
-    if scope is None:
-        return "", []
-    if not scope:
-        return " AND 1 = 0", []
-    return f" AND {column} IN ({','.join(['%s'] * len(scope))})", sorted(scope)
 
 
 @dataclass(frozen=True)
@@ -54,7 +43,7 @@ def decisions(conn: Connection, *, since: datetime, scope: frozenset[str] | None
               team: str | None = None, limit: int = 200) -> list[DecisionRow]:
     where = " WHERE decided_at >= %s"
     params: list[Any] = [since.astimezone(UTC).replace(tzinfo=None)]
-    extra, extra_params = _team_filter(scope, "team")
+    extra, extra_params = team_filter(scope, "team")
     where += extra
     params += extra_params
     if principal:
@@ -69,7 +58,7 @@ def decisions(conn: Connection, *, since: datetime, scope: frozenset[str] | None
                     [*params, limit])
         rows = cur.fetchall()
     conn.commit()
-    return [DecisionRow(_iso(at) or "", kind, sc, subject, quota, period, int(pct), _amount(quota, used),
+    return [DecisionRow(iso(at) or "", kind, sc, subject, quota, period, int(pct), _amount(quota, used),
                         _amount(quota, lim), principal_, team_)
             for at, kind, sc, subject, quota, period, pct, used, lim, principal_, team_ in rows]
 
@@ -92,7 +81,7 @@ class BlockRow:
 
 def blocked_now(conn: Connection, scope: frozenset[str] | None, *, principal: str | None = None) -> list[BlockRow]:
     where = " WHERE b.blocked = 1 AND (b.blocked_until IS NULL OR b.blocked_until > UTC_TIMESTAMP(3))"
-    extra, params = _team_filter(scope, "p.team")
+    extra, params = team_filter(scope, "p.team")
     where += extra
     if principal:
         where += " AND b.principal = %s"
@@ -103,7 +92,7 @@ def blocked_now(conn: Connection, scope: frozenset[str] | None, *, principal: st
                     f" LEFT JOIN principals p ON p.quota_key = b.principal{where} ORDER BY b.blocked_at DESC", params)
         rows = cur.fetchall()
     conn.commit()
-    return [BlockRow(key, name, team, origin, reason, actor, quota, period, _iso(at), _iso(until), iam, bool(shadow))
+    return [BlockRow(key, name, team, origin, reason, actor, quota, period, iso(at), iso(until), iam, bool(shadow))
             for key, name, team, origin, reason, actor, quota, period, at, until, iam, shadow in rows]
 
 
@@ -138,7 +127,7 @@ class AuditQuery:
 def audit(conn: Connection, query: AuditQuery, scope: frozenset[str] | None) -> list[ActionRow]:
     """The audit trail, newest first (through the (principal, at) or (at) index)."""
     where, params = " WHERE 1 = 1", []
-    extra, extra_params = _team_filter(scope, "p.team")
+    extra, extra_params = team_filter(scope, "p.team")
     where += extra
     params += extra_params
     for column, value in (("a.principal", query.principal), ("a.actor", query.actor), ("a.action", query.action)):
@@ -158,8 +147,8 @@ def audit(conn: Connection, query: AuditQuery, scope: frozenset[str] | None) -> 
                     f"{where} ORDER BY a.at DESC, a.id DESC LIMIT %s", [*params, query.limit])
         rows = cur.fetchall()
     conn.commit()
-    return [ActionRow(_iso(at) or "", actor, action, outcome, principal, team, quota, period, _amount(quota, used),
-                      _amount(quota, lim), _iso(until), reason, change, bool(shadow))
+    return [ActionRow(iso(at) or "", actor, action, outcome, principal, team, quota, period, _amount(quota, used),
+                      _amount(quota, lim), iso(until), reason, change, bool(shadow))
             for at, actor, action, outcome, principal, team, quota, period, used, lim, until, reason, change, shadow
             in rows]
 
@@ -182,7 +171,7 @@ def messages(conn: Connection, principal: str, *, limit: int = 50) -> list[Messa
                     " WHERE principal = %s ORDER BY created_at DESC LIMIT %s", (principal, limit))
         rows = cur.fetchall()
     conn.commit()
-    return [MessageRow(_iso(at) or "", kind, email, quota, pct, status, _iso(sent), int(attempts))
+    return [MessageRow(iso(at) or "", kind, email, quota, pct, status, iso(sent), int(attempts))
             for at, kind, email, quota, pct, status, sent, attempts in rows]
 
 

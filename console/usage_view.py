@@ -20,6 +20,7 @@ from bedrock_usage.quota import Quota, usd
 from bedrock_usage.redis_state import RedisClient
 from bedrock_usage.settings import SharedSettings
 from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
+from console.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,15 @@ class UsageSnapshots:
             people = reader.people(day, user=user, team=team, include_idle=True)
             teams = [] if user else reader.teams(day, [team] if team else None)
             with conn.cursor() as cur:
+                only = " AND principal = %s" if user else ""
                 cur.execute("SELECT principal FROM blocks WHERE blocked = 1 AND (blocked_until IS NULL"
-                            " OR blocked_until > UTC_TIMESTAMP(3))")
+                            f" OR blocked_until > UTC_TIMESTAMP(3)){only}", (user,) if user else ())
                 blocked = {str(p) for (p,) in cur.fetchall()}
-                cur.execute("SELECT team, COUNT(*) FROM principals WHERE team IS NOT NULL GROUP BY team")
-                sizes = {str(t): int(n) for t, n in cur.fetchall()}
+                sizes: dict[str, int] = {}
+                if not user:  # a team's size: the whole table's grouping only when teams are shown
+                    cur.execute("SELECT team, COUNT(*) FROM principals WHERE team IS NOT NULL"
+                                + (" AND team = %s" if team else "") + " GROUP BY team", (team,) if team else ())
+                    sizes = {str(t): int(n) for t, n in cur.fetchall()}
             conn.commit()
         finally:
             conn.close()
@@ -218,7 +223,7 @@ class PeopleQuery:
         if not 1 <= self.page_size <= 1000 or self.page < 1:
             problems.append("page must be >= 1 and page_size between 1 and 1000")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise BadInput("; ".join(problems))
         return self
 
 

@@ -15,6 +15,7 @@ from pymysql.connections import Connection
 
 from console import history, trail
 from console.access import Forbidden, Viewer
+from console.errors import NotFound
 from console.health import HealthBoard, ServiceHealth
 from console.settings import ConsoleSettings
 from console.usage_view import (
@@ -148,11 +149,14 @@ class Views:
         snap = self._snapshot()
         people = in_scope(snap.people, viewer.scope)
         teams = teams_in_scope(snap.teams, viewer.scope)
+        # Everyone's counters for an admin (people with no team included); a team admin's teams' own counters
+        # (what their quotas count: a person who changed team this month is counted in each for its part).
+        counted: list[PersonRow] | list[TeamRow] = people if viewer.scope is None else teams
         totals = Totals(
-            requests_today=sum(p.requests for p in people), failed_today=sum(p.failed for p in people),
-            cost_today_usd=sum((p.cost_usd for p in people), ZERO),
-            requests_month=sum(p.monthly_requests for p in people),
-            cost_month_usd=sum((p.monthly_cost_usd for p in people), ZERO),
+            requests_today=sum(c.requests for c in counted), failed_today=sum(c.failed for c in counted),
+            cost_today_usd=sum((c.cost_usd for c in counted), ZERO),
+            requests_month=sum(c.monthly_requests for c in counted),
+            cost_month_usd=sum((c.monthly_cost_usd for c in counted), ZERO),
             active_today=sum(p.active_today for p in people), active_month=sum(p.active_month for p in people),
             blocked_now=sum(p.blocked for p in people))
         spend = sorted((TeamSpend(t.team, t.cost_usd, t.monthly_cost_usd, t.monthly_requests) for t in teams
@@ -168,7 +172,6 @@ class Views:
     # -- people --------------------------------------------------------------------------------------
 
     def people(self, viewer: Viewer, query: PeopleQuery, *, every_page: bool = False) -> PeoplePage:
-        query.checked()
         if query.team:
             viewer.require_team(query.team)
         snap = self._snapshot()
@@ -180,15 +183,29 @@ class Views:
 
     def _person_row(self, viewer: Viewer, key: str, day: date) -> PersonRow:
         row = self.snapshots.of_person(key, day)
-        if row is None:
-            raise LookupError(f"no person {key!r}")
-        if not viewer.may_see_team(row.team):
-            raise Forbidden(f"{key} is not in one of your teams")
-        return row
+        if row is not None and viewer.may_see_team(row.team):
+            return row
+        if viewer.admin:
+            raise NotFound(f"no person {key!r}")
+        # The same answer whether the person exists or not: a team admin learns nothing of other teams.
+        raise Forbidden(f"{key} is not one of your teams' people")
 
     def require_person(self, viewer: Viewer, key: str) -> PersonRow:
         """The person, if the viewer may see (and so act on) them: their team now is one of the viewer's."""
         return self._person_row(viewer, key, self.snapshots.today())
+
+    def require_actionable(self, viewer: Viewer, key: str) -> PersonRow:
+        """The person, if the viewer may block or unblock them: not themselves (an admin lifting their own
+        block and shielding it would escape their quotas; another admin, or `bedrockctl`, may)."""
+        row = self.require_person(viewer, key)
+        with self._db() as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT email FROM principals WHERE quota_key = %s", (key,))
+                (email,) = cur.fetchone() or (None,)
+            conn.commit()
+        if key.lower() == f"sso:{viewer.email}" or (email and str(email).strip().lower() == viewer.email):
+            raise Forbidden("you cannot block or unblock yourself: another admin can")
+        return row
 
     def person(self, viewer: Viewer, key: str, day: date | None = None) -> PersonPage:
         today = self.snapshots.today()
@@ -241,11 +258,11 @@ class Views:
         day = day or self.snapshots.today()
         row, people = self.snapshots.of_team(name, day)
         if row is None:
-            raise LookupError(f"no team {name!r}")
+            raise NotFound(f"no team {name!r}")
         members = sorted(people, key=lambda p: (-p.monthly_cost_usd, p.principal))
         with self._db() as conn:
             hours = history.day_hours(conn, "team", name, day, self.tz)
-            models = history.by_model(conn, "team", name, day.replace(day=1), day)
+            models = history.team_models(conn, name, day.replace(day=1), day)
             decided = trail.decisions(conn, since=datetime.now(UTC) - timedelta(days=40), scope=None, team=name,
                                       limit=50)
             blocked = trail.blocked_now(conn, frozenset({name}))

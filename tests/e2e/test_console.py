@@ -20,6 +20,7 @@ from typing import Any
 import pymysql
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from playwright.sync_api import expect
 
 from devtools.moto_server import MotoServer
 from devtools.simulate import Person, bedrock_event, deliver, invocation_log, subscription_payload
@@ -43,6 +44,7 @@ users:
   "{ALICE.quota_key}": {{team: alpha, name: Alice}}
   "{BOB.quota_key}": {{team: alpha, name: Bob}}
   "{CAROL.quota_key}": {{team: beta, name: Carol}}
+  "sso:{ADMIN}": {{team: beta, name: The Admin}}
 """
 
 
@@ -129,7 +131,7 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         page.wait_for_url("**order=asc**")
         assert _texts(page, "#people-table tbody td:first-child a") == ["Carol", "Bob", "Alice"]
         page.select_option('select[name="team"]', "beta")
-        page.wait_for_function("document.querySelectorAll('#people-table tbody tr').length === 1")
+        expect(page.locator("#people-table tbody tr")).to_have_count(1)  # (no eval: the console's CSP forbids it)
         assert _texts(page, "#people-table tbody td:first-child a") == ["Carol"]
         screenshot(page, "people")
 
@@ -160,7 +162,8 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         screenshot(page, "confirm-block")
         assert not scalar(mysql, "SELECT COUNT(*) FROM blocks WHERE blocked = 1")  # nothing before the confirmation
         page.click('#confirm-form button[value="confirm"]')
-        assert page.inner_text("#notice").startswith("Blocked (applied)")
+        assert page.inner_text("#notice") == "Blocked."
+        assert "runaway agent loop" in page.inner_text("#block-state")
         attached = iam.list_attached_user_policies(UserName=ALICE.name)["AttachedPolicies"]
         assert [p["PolicyName"] for p in attached] == ["BedrockUsageControlDeny"]
         assert rows(mysql, "SELECT actor, action, outcome, reason FROM enforcement_actions WHERE principal = %s",
@@ -179,13 +182,22 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         form.locator('input[name="protect"]').check()
         form.locator("button").click()
         page.click('#confirm-form button[value="confirm"]')
-        assert page.inner_text("#notice").startswith("Unblocked")
+        assert page.inner_text("#notice") == "Unblocked."
         assert iam.list_attached_user_policies(UserName=ALICE.name)["AttachedPolicies"] == []
         assert rows(mysql, "SELECT blocked, protected_until IS NOT NULL FROM blocks WHERE principal = %s",
                     ALICE.quota_key) == [(0, 1)]
         assert rows(mysql, "SELECT actor, reason FROM enforcement_actions WHERE principal = %s AND action = 'unblock'",
                     ALICE.quota_key) == [(ADMIN, "loop fixed")]
         assert "protected from quota blocks until" in page.inner_text("#block-state")
+
+        # Carol (team beta) blocked and unblocked by the admin: rows of another team for the team admin below.
+        admin_csrf = next(c["value"] for c in admin.cookies() if c["name"] == "bu_console_csrf")
+        for action, form in (("block", {"mode": "indefinite", "reason": "audit of beta"}),
+                             ("unblock", {"reason": "audit done"})):
+            done = admin.request.post(running.url + f"/person/{action}", form={
+                "key": CAROL.quota_key, "step": "confirm", "csrf_token": admin_csrf, **form})
+            assert done.status == 200 and done.url.endswith(f"done={action}ed"), (action, done.url)
+        assert scalar(mysql, "SELECT COUNT(*) FROM enforcement_actions WHERE principal = %s", CAROL.quota_key) == 2
 
         for path, name in (("/teams", "teams"), ("/team?name=alpha", "team"), ("/cost", "cost"),
                            ("/hourly", "hourly"), ("/services", "health")):
@@ -204,7 +216,8 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         for path, name in (("/", "phone-overview"), ("/people", "phone-people"),
                            (f"/person?key={ALICE.quota_key}", "phone-person"), ("/hourly", "phone-hourly")):
             page.goto(running.url + path)
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+            width, screen = page.locator("html").evaluate("e => [e.scrollWidth, window.innerWidth]")
+            assert width <= screen + 1, path
             screenshot(page, name)
         phone.close()
 
@@ -221,9 +234,35 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         refused = lead.request.post(running.url + "/person/block", form={
             "key": CAROL.quota_key, "mode": "day", "reason": "not yours", "step": "confirm", "csrf_token": csrf})
         assert refused.status == 403
-        assert not scalar(mysql, "SELECT COUNT(*) FROM blocks WHERE principal = %s", CAROL.quota_key)
+        assert scalar(mysql, "SELECT COUNT(*) FROM enforcement_actions WHERE principal = %s", CAROL.quota_key) == 2
         assert page.goto(running.url + "/services").status == 403  # health is for the console's admins
+        for path in ("/people.csv?team=beta&every_page=true", "/cost?team=beta", "/hourly?team=beta",
+                     "/api/cost?team=beta", "/api/people?team=beta", f"/api/person?key={CAROL.quota_key}",
+                     "/person?key=arn:aws:iam::123456789012:user/nobody-at-all"):  # unknown: the same 403
+            assert lead.request.get(running.url + path).status == 403, path
+        page.goto(running.url + f"/blocks?principal={CAROL.quota_key}")
+        assert "Nothing recorded." in page.inner_text("main")  # Carol's two rows are not theirs to see
+        assert CAROL.quota_key not in lead.request.get(running.url + "/audit.csv").text()
+        assert ALICE.quota_key in lead.request.get(running.url + "/audit.csv").text()  # their own team's trail
+        assert {d["team"] for d in lead.request.get(running.url + "/api/decisions?hours=24").json()} <= {"alpha"}
+        refused = lead.request.post(running.url + "/person/unblock", form={
+            "key": CAROL.quota_key, "reason": "not yours", "step": "confirm", "csrf_token": csrf})
+        assert refused.status == 403
+        # Forms without their token, or posted from another site, are refused before anything is read.
+        for form, headers in (({"key": BOB.quota_key, "mode": "day", "reason": "x", "step": "confirm"}, {}),
+                              ({"key": BOB.quota_key, "mode": "day", "reason": "x", "step": "confirm",
+                                "csrf_token": csrf}, {"Origin": "https://evil.example.com"})):
+            assert lead.request.post(running.url + "/person/block", form=form, headers=headers).status == 403
+        assert not scalar(mysql, "SELECT COUNT(*) FROM blocks WHERE blocked = 1")
         lead.close()
+
+        # Nobody blocks or unblocks themselves from the console (the admin is a person of team beta).
+        admin = browser.new_context(extra_http_headers={"x-amzn-oidc-data": keys.token(ADMIN)})
+        admin.new_page().goto(running.url + "/")
+        csrf = next(c["value"] for c in admin.cookies() if c["name"] == "bu_console_csrf")
+        myself = {"key": f"sso:{ADMIN}", "reason": "me", "protect": "on", "step": "confirm", "csrf_token": csrf}
+        assert admin.request.post(running.url + "/person/unblock", form=myself).status == 403
+        admin.close()
 
         # Tokens that are not the ALB's: forged (another key, the same key ID), expired, another ALB's, none.
         forger = ec.generate_private_key(ec.SECP256R1())
