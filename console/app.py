@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pymysql.connections import Connection
 
 from bedrock_usage import db
@@ -22,7 +22,7 @@ from bedrock_usage.redis_state import redis_client
 from console import api, pages, render
 from console.access import Forbidden, TeamAdmins
 from console.auth import AlbTokenVerifier, LocalLogin, NotSignedIn
-from console.errors import BadInput, NotFound
+from console.errors import BadInput, NotFound, NotReady
 from console.health import HealthBoard
 from console.settings import ConsoleAuth, ConsoleSettings
 from console.summaries import SummaryRefresher
@@ -77,6 +77,11 @@ class Metrics:
         self.refused = Counter("bedrock_usage_console_sign_in_refused", "Requests refused: no valid identity.",
                                registry=registry)
 
+    def snapshot(self, snapshots: UsageSnapshots) -> None:
+        Gauge("bedrock_usage_console_snapshot_read_seconds", "How long reading everyone's usage last took (in the"
+              " background, every CONSOLE_SNAPSHOT_SECONDS).", registry=self.registry
+              ).set_function(lambda: snapshots.read_seconds)
+
 
 def check_assets() -> None:
     missing = [str(path) for path in VENDOR.values() if not path.is_file()]
@@ -98,7 +103,9 @@ def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.pool = pool
-    app.state.views = Views(settings, pool.connection, UsageSnapshots(pool.connect, client, settings), health)
+    snapshots = UsageSnapshots(pool.connect, client, settings, every_seconds=settings.console_snapshot_seconds)
+    metrics.snapshot(snapshots)
+    app.state.views = Views(settings, pool.connection, snapshots, health)
     app.state.team_admins = TeamAdmins(pool.connect)
     app.state.login = LocalLogin(settings.console_local_admin) if settings.console_auth is ConsoleAuth.LOCAL else None
     app.state.verifier = (AlbTokenVerifier(settings.console_alb_arn, settings.console_alb_keys_url,
@@ -167,6 +174,10 @@ def create_app(settings: ConsoleSettings, *, registry: CollectorRegistry | None 
     @app.exception_handler(NotFound)
     def not_found(request: Request, error: NotFound) -> Response:
         return _error(request, 404, "Not found", str(error.args[0] if error.args else error))
+
+    @app.exception_handler(NotReady)
+    def not_ready(request: Request, error: NotReady) -> Response:
+        return _error(request, 503, "Not ready", str(error))
 
     @app.exception_handler(BadInput)
     def bad_request(request: Request, error: BadInput) -> Response:

@@ -10,3 +10,7 @@ class BadInput(ValueError):
 
 class NotFound(LookupError):
     """No such person or team (for a viewer who may see it)."""
+
+
+class NotReady(Exception):
+    """What a page needs is not read yet (the console has just started and Redis or MySQL is away)."""

@@ -40,6 +40,8 @@ class ConsoleSettings(EnforcerSettings):
         Spec("CONSOLE_SERVICE_URLS", "consumer=http://127.0.0.1:9101,enforcer=http://127.0.0.1:9102,"
              "notifier=http://127.0.0.1:9103", "name=base URL of each service's /health and /metrics, for the"
              " health page."),
+        Spec("CONSOLE_SNAPSHOT_SECONDS", "10", "How often the console reads everyone's usage today from the counters"
+             " (in the background: its pages show the latest read, at most this old)."),
         Spec("CONSOLE_ROLLUP_SECONDS", "15", "How often the console recomputes the hourly summaries the consumer"
              " marked (its cost and hourly pages read them; 0: never, `bedrockctl console rollup` does it)."),
         Spec("CONSOLE_LOCAL_ADMIN", "admin@localhost", "Who the local login link signs in as (an admin);"
@@ -55,6 +57,7 @@ class ConsoleSettings(EnforcerSettings):
     console_admin_groups: frozenset[str]
     console_groups_claim: str
     console_service_urls: tuple[tuple[str, str], ...]
+    console_snapshot_seconds: int
     console_rollup_seconds: int
     console_local_admin: str
 
@@ -91,6 +94,7 @@ class ConsoleSettings(EnforcerSettings):
             "console_admin_groups": frozenset(listed(get("CONSOLE_ADMIN_GROUPS"))),
             "console_groups_claim": get("CONSOLE_GROUPS_CLAIM").strip() or "groups",
             "console_service_urls": tuple(urls),
+            "console_snapshot_seconds": integer("CONSOLE_SNAPSHOT_SECONDS", get("CONSOLE_SNAPSHOT_SECONDS"), 1),
             "console_rollup_seconds": integer("CONSOLE_ROLLUP_SECONDS", get("CONSOLE_ROLLUP_SECONDS"), 0),
             "console_local_admin": get("CONSOLE_LOCAL_ADMIN").strip().lower(),
         }

@@ -5,6 +5,7 @@ filtering and paging 10,000 people is then a matter of microseconds per request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,9 @@ from bedrock_usage.quota import Quota, usd
 from bedrock_usage.redis_state import RedisClient
 from bedrock_usage.settings import SharedSettings
 from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
-from console.errors import BadInput
+from console.errors import BadInput, NotReady
+
+log = logging.getLogger("console.usage")
 
 
 @dataclass(frozen=True)
@@ -86,38 +89,59 @@ class Snapshot:
 
 
 class UsageSnapshots:
-    """Everyone's usage for a day, read at most every `ttl_seconds` (per day asked for)."""
+    """Everyone's usage today, read again in a background thread every `every_seconds`: reading 10,000
+    people's counters and limits is seconds of work, which no page waits for (a page shows the latest
+    snapshot, at most that old; the first page after start waits for the first). A past day is read for the
+    one person or team asked about."""
 
     def __init__(self, connect: Callable[[], Connection], redis: RedisClient, settings: SharedSettings, *,
-                 ttl_seconds: float = 5.0) -> None:
-        self._connect, self._redis, self._settings, self._ttl = connect, redis, settings, ttl_seconds
-        self._cache: dict[date, tuple[float, Snapshot]] = {}
+                 every_seconds: float = 10.0) -> None:
+        self._connect, self._redis, self._settings, self._every = connect, redis, settings, every_seconds
+        self._current: Snapshot | None = None
+        self._ready = threading.Event()
         self._lock = threading.Lock()
+        self._started = False
+        self.read_seconds = 0.0  # how long the last snapshot took to read (a metric)
+        self.last_error = ""
 
     def today(self) -> date:
         return datetime.now(self._settings.quota_timezone).date()
 
-    def of(self, day: date | None = None) -> Snapshot:
-        day = day or self.today()
-        with self._lock:  # one reader at a time: a burst of requests reads Redis once
-            cached = self._cache.get(day)
-            if cached and time.monotonic() - cached[0] < self._ttl:
-                return cached[1]
-            snapshot = self._read(day)
-            if len(self._cache) > 8:
-                self._cache.clear()
-            self._cache[day] = (time.monotonic(), snapshot)
-            return snapshot
+    def _loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                snapshot = self._read(self.today())
+                with self._lock:
+                    self._current, self.last_error = snapshot, ""
+                self._ready.set()
+                self.read_seconds = time.monotonic() - started
+            except Exception as error:  # Redis or MySQL away: the last snapshot stays, the next round retries
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("usage snapshot not read: %s", self.last_error)
+            time.sleep(max(self._every - (time.monotonic() - started), 1.0))
+
+    def of(self) -> Snapshot:
+        """Today's snapshot (the latest read)."""
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._loop, name="usage-snapshots", daemon=True).start()
+        if not self._ready.wait(timeout=120):
+            raise NotReady(f"usage not read yet: {self.last_error or 'still reading'}")
+        with self._lock:
+            assert self._current is not None
+            return self._current
 
     def of_person(self, key: str, day: date) -> PersonRow | None:
         """One person on a day: from today's snapshot, else read for them alone (an old day's counters may
         come from MySQL: never everyone's)."""
-        found = self.of(day).people if day == self.today() else self._read(day, user=key).people
+        found = self.of().people if day == self.today() else self._read(day, user=key).people
         return next((p for p in found if p.principal == key), None)
 
     def of_team(self, name: str, day: date) -> tuple[TeamRow | None, list[PersonRow]]:
         """A team and its people on a day (today's snapshot, else read for that team alone)."""
-        snap = self.of(day) if day == self.today() else self._read(day, team=name)
+        snap = self.of() if day == self.today() else self._read(day, team=name)
         row = next((t for t in snap.teams if t.team == name), None)
         return row, [p for p in snap.people if p.team == name]
 

@@ -140,8 +140,8 @@ class Views:
     def tz(self) -> ZoneInfo:
         return self.settings.quota_timezone
 
-    def _snapshot(self, day: date | None = None) -> Snapshot:
-        return self.snapshots.of(day)
+    def _snapshot(self) -> Snapshot:
+        return self.snapshots.of()
 
     # -- overview ------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """`make bench`: the admin console's pages on the data of a large organisation — 10,000 people in 100 teams,
 10,000,000 calls and their logs (tests/performance/console_data.py, reused between runs) — served by the real
 `bedrockctl console run`, signed in as the ALB signs people in. Each page's time on the server is read from
-its `Server-Timing` header: cold (the people's counters read anew, every 5 s at most in production) and warm.
+its `Server-Timing` header, requests spread over a quarter of a minute while everyone's usage is read again in
+the background (every CONSOLE_SNAPSHOT_SECONDS; how long that read takes is reported too: no page waits for it).
 
 Beside each, the seed-style baseline measured in the same run: the same figures as the predecessor's
 dashboard computed them, by grouping the call table over the period (no counters, no summaries).
@@ -32,9 +33,8 @@ from tests.performance import console_data
 from tests.performance.results import report
 
 TARGET_MS = 300.0
-WARM_SAMPLES = 10
-COLD_SAMPLES = 3
-SNAPSHOT_TTL = 5.0  # console/usage_view.py UsageSnapshots: everyone's counters are read again after this
+SAMPLES = 12
+SPACING_SECONDS = 1.2  # 12 requests over ~14 s: over at least one background read of everyone's usage
 
 
 def _server_ms(url: str, token: str) -> float:
@@ -118,30 +118,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         console_env = {**env, "CONSOLE_AUTH": "alb", "CONSOLE_ALB_ARN": ALB_ARN, "CONSOLE_ALB_KEYS_URL": keys.url,
                        "CONSOLE_ADMINS": "bench@example.com", "CONSOLE_SERVICE_URLS": "",
-                       "CONSOLE_ROLLUP_SECONDS": "0"}
+                       "CONSOLE_ROLLUP_SECONDS": "0", "CONSOLE_SNAPSHOT_SECONDS": "10"}
         with console(console_env, Path(work) / "console.log") as running:
             token = keys.token("bench@example.com", expires_in=3600)
+            _server_ms(running.url + "/", token)  # the first page waits for the first snapshot: not timed
             for name, path in pages.items():
-                cold = []
-                for _ in range(COLD_SAMPLES):
-                    time.sleep(SNAPSHOT_TTL + 0.1)  # everyone's counters read again, as every 5 s in production
-                    cold.append(_server_ms(running.url + path, token))
-                warm = [_server_ms(running.url + path, token) for _ in range(WARM_SAMPLES)]
-                results[name] = {"cold_ms_max": max(cold), "warm_ms_median": statistics.median(warm),
-                                 "warm_ms_max": max(warm)}
+                times = []
+                for _ in range(SAMPLES):
+                    times.append(_server_ms(running.url + path, token))
+                    time.sleep(SPACING_SECONDS)
+                results[name] = {"ms_median": statistics.median(times), "ms_max": max(times)}
                 seed = baseline_ms.get(name)
-                print(f"bench_console: {name:32} cold max {max(cold):7.1f} ms, warm median"
-                      f" {statistics.median(warm):6.1f} ms, max {max(warm):6.1f} ms"
-                      + (f"; seed-style {seed:8.1f} ms ({seed / max(cold):.0f}x)" if seed else "")
-                      + ("" if max(cold) <= TARGET_MS else f"  OVER {TARGET_MS:.0f} ms"), flush=True)
+                print(f"bench_console: {name:32} median {statistics.median(times):7.1f} ms, max {max(times):7.1f} ms"
+                      + (f"; seed-style {seed:8.1f} ms" if seed else "")
+                      + ("" if max(times) <= TARGET_MS else f"  OVER {TARGET_MS:.0f} ms"), flush=True)
                 if seed is not None:
                     results[name]["seed_style_ms"] = seed
+            with urllib.request.urlopen(running.url + "/metrics", timeout=10) as reply:
+                metrics = reply.read().decode()
+            snapshot_s = next(float(line.split()[1]) for line in metrics.splitlines()
+                              if line.startswith("bedrock_usage_console_snapshot_read_seconds "))
+            print(f"bench_console: everyone's usage read in the background in {snapshot_s:.2f} s"
+                  f" (every {console_env['CONSOLE_SNAPSHOT_SECONDS']} s; seed-style, on a page's time:"
+                  f" {baseline_ms['people']:.0f} ms)", flush=True)
     keys.close()
-    worst = max(r["cold_ms_max"] for r in results.values())
+    worst = max(r["ms_max"] for r in results.values())
     print(f"bench_console: slowest page {worst:.1f} ms on the server (target {TARGET_MS:.0f} ms) with"
           f" {generation.spec.people:,} people and {calls:,} call rows", flush=True)
     report("console", {"people": generation.spec.people, "calls": int(calls), "pages": results,
-                       "slowest_ms": worst, "target_ms": TARGET_MS})
+                       "slowest_ms": worst, "target_ms": TARGET_MS, "snapshot_read_s": snapshot_s})
 
 
 def _run(conn: Connection, sql: str, *args: object) -> int:
