@@ -41,6 +41,10 @@ _DAILY_SQL = ("INSERT INTO usage_daily (event_date, team, model_ref, requests, f
               " SUM(requests), SUM(failed), SUM(logs), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
               " SUM(cache_write_tokens), SUM(cost_usd) FROM usage_hourly WHERE event_date = %s"
               " GROUP BY event_date, team, model_ref")
+# An hour's usage by team alone (the heat map's source), summed from the hour's rows just written.
+_HOUR_TEAM_SQL = ("INSERT INTO usage_hour_team (hour_utc, team, requests, failed, cost_usd) SELECT hour_utc, team,"
+                  " SUM(requests), SUM(failed), SUM(cost_usd) FROM usage_hourly WHERE hour_utc = %s"
+                  " GROUP BY hour_utc, team")
 _LOCK_WAIT_SECONDS = 30
 
 
@@ -145,6 +149,8 @@ def _refresh_hour(conn: Connection, zone: ZoneInfo, item: Dirty) -> set[date]:
             for chunk in _chunks(values, 1000):
                 cur.execute(_INSERT_SQL + ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"] * len(chunk)),
                             [x for row in chunk for x in row])
+            cur.execute("DELETE FROM usage_hour_team WHERE hour_utc = %s", (item.hour,))
+            cur.execute(_HOUR_TEAM_SQL, (item.hour,))
         conn.commit()
     except BaseException:
         conn.rollback()

@@ -113,6 +113,22 @@ def by_day(hourly: dict[Key, tuple[Any, ...]]) -> dict[Key, tuple[Any, ...]]:
     return {key: tuple(values) for key, values in found.items()}
 
 
+def hour_team(conn: pymysql.connections.Connection) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    return {tuple(row[:2]): tuple(row[2:]) for row in rows(
+        conn, "SELECT hour_utc, team, requests, failed, cost_usd FROM usage_hour_team")}
+
+
+def by_hour_and_team(hourly: dict[Key, tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The hourly expectation summed by (hour, team): what usage_hour_team must hold."""
+    found: dict[tuple[Any, ...], list[Any]] = {}
+    for (_, hour, team, _), values in hourly.items():
+        line = found.setdefault((hour, team), [0, 0, Decimal(0)])
+        line[0] += values[0]
+        line[1] += values[1]
+        line[2] += values[7]
+    return {key: tuple(values) for key, values in found.items()}
+
+
 def dirty(conn: pymysql.connections.Connection) -> dict[datetime, int]:
     return {hour: int(version) for hour, version in rows(conn, "SELECT hour_utc, version FROM usage_hourly_dirty")}
 
@@ -130,6 +146,7 @@ def test_the_summary_equals_a_group_by_of_the_raw_rows_and_a_duplicate_batch_cha
     want = expected(mysql)
     assert summary(mysql) == want and dirty(mysql) == {}
     assert daily(mysql) == by_day(want)
+    assert hour_team(mysql) == by_hour_and_team(want)
     # Every dimension is there: three teams, three models, failed calls, tokens and cost.
     assert {key[2] for key in want} == {"research", "platform", "unassigned"}
     # Calls by the model as called, logs by the model they were priced as: the `eu.` profile's calls and its
@@ -166,6 +183,7 @@ def test_a_log_arriving_after_its_call_updates_the_hour(
     after = summary(mysql)
     assert after == expected(mysql) and sum(v[2] for v in after.values()) == len(logs)
     assert daily(mysql) == by_day(after)
+    assert hour_team(mysql) == by_hour_and_team(after)
     assert _requests_by_hour(after) == _requests_by_hour(before)  # the calls' side unchanged
 
 
