@@ -83,15 +83,16 @@ def by_model(conn: Connection, kind: str, subject: object, first: date, last: da
     """Calls and cost by model over quota days [first, last]; a log's model is the base model it was
     priced as (a profile's calls under the model they ran on)."""
     column = _subject(kind)
+    # One day as an equality: MariaDB reads `BETWEEN d AND d` on (subject, event_date) by the subject alone.
+    days, bounds = ("= %s", (first,)) if first == last else ("BETWEEN %s AND %s", (first, last))
     with conn.cursor() as cur:
         cur.execute("SELECT m.model_id, SUM(c.error_code IS NULL), SUM(c.error_code IS NOT NULL)"
                     f" FROM bedrock_calls c JOIN models m ON m.id = c.model_ref WHERE c.{column} = %s"
-                    " AND c.event_date BETWEEN %s AND %s GROUP BY m.model_id", (subject, first, last))
+                    f" AND c.event_date {days} GROUP BY m.model_id", (subject, *bounds))
         calls = {str(m): (int(r or 0), int(f or 0)) for m, r, f in cur.fetchall()}
         cur.execute("SELECT m.model_id, SUM(l.input_tokens), SUM(l.output_tokens), SUM(l.cost_usd)"
                     " FROM invocation_logs l JOIN models m ON m.id = COALESCE(l.price_model_ref, l.model_ref)"
-                    f" WHERE l.{column} = %s AND l.event_date BETWEEN %s AND %s GROUP BY m.model_id",
-                    (subject, first, last))
+                    f" WHERE l.{column} = %s AND l.event_date {days} GROUP BY m.model_id", (subject, *bounds))
         logs = {str(m): (int(i or 0), int(o or 0), Decimal(c or 0)) for m, i, o, c in cur.fetchall()}
     conn.commit()
     rows = []

@@ -34,6 +34,7 @@ from pymysql.connections import Connection
 
 from bedrock_usage import db, redis_marker, usage_hourly
 from bedrock_usage.keys import Keys
+from bedrock_usage.migrate import migrate
 from bedrock_usage.periods import first_of_next_month, midnight, redis_horizon
 from bedrock_usage.quota import Scope
 from bedrock_usage.settings import SharedSettings
@@ -111,6 +112,8 @@ def generate(settings: AllSettings, *, people: int = 10_000, teams: int = 100, c
             _step(seconds, "enforcement", lambda: _enforcement(conn, settings, found, now))
             _step(seconds, "analyze", lambda: _analyze(conn))
             _step(seconds, "usage_hourly", lambda: _summaries(conn, tz))
+        if reused:
+            _step(seconds, "upgrade", lambda: _upgrade(settings, conn))
         if reused and client.get(_redis_mark(keys)) == spec.name.encode():
             return Generation(spec, True, seconds)
         if days is None:
@@ -447,6 +450,19 @@ def _analyze(conn: Connection) -> None:
             cur.fetchall()
         for table in ("bench_seq", "bench_models"):
             cur.execute(f"DROP TABLE {table}")
+    conn.commit()
+
+
+def _upgrade(settings: SharedSettings, conn: Connection) -> None:
+    """A reused generation brought to the current schema: the migrations added since (re-runnable), and a
+    summary table derived from usage_hourly filled as the refresher fills it, hour by hour, if it is new."""
+    migrate(settings.mysql)
+    with conn.cursor() as cur:
+        cur.execute("SELECT EXISTS(SELECT 1 FROM usage_hour_team)")
+        (filled,) = cur.fetchone() or (1,)
+        if not filled:
+            cur.execute("INSERT INTO usage_hour_team (hour_utc, team, requests, failed, cost_usd) SELECT hour_utc,"
+                        " team, SUM(requests), SUM(failed), SUM(cost_usd) FROM usage_hourly GROUP BY hour_utc, team")
     conn.commit()
 
 

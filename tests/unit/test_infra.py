@@ -148,12 +148,13 @@ def test_the_image_holds_the_console_and_its_scripts_from_the_lockfile() -> None
 def test_the_local_stack_runs_every_service_and_prometheus_scrapes_them() -> None:
     root = TEMPLATE.parents[2]
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
-    assert {"redis", "mysql", "moto", "consumer", "enforcer", "notifier", "prometheus", "grafana"} <= set(compose)
+    assert {"redis", "mysql", "moto", "consumer", "enforcer", "notifier", "console", "prometheus",
+            "grafana"} <= set(compose)
     defaults = {s.name: s.default for s in AllSettings.specs()}
     scrape = yaml.safe_load((root / "infra" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
     targets = {t for job in scrape for c in job["static_configs"] for t in c["targets"]}
     assert targets == {f"consumer:{defaults['METRICS_PORT']}", f"enforcer:{defaults['ENFORCER_METRICS_PORT']}",
-                       f"notifier:{defaults['NOTIFIER_METRICS_PORT']}"}
+                       f"notifier:{defaults['NOTIFIER_METRICS_PORT']}", f"console:{defaults['CONSOLE_PORT']}"}
     for service in ("consumer", "enforcer", "notifier"):
         assert compose[service]["command"] == [service, "run"]
 
