@@ -7,6 +7,7 @@ Hours are UTC instants (ISO 8601); the pages show them in the viewer's time zone
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -156,45 +157,43 @@ def _model_names(conn: Connection, refs: set[int]) -> dict[int, str]:
 def cost_analysis(conn: Connection, first: date, last: date, scope: frozenset[str] | None,
                   team: str | None = None) -> CostAnalysis:
     """From the daily summary (one row per day, team and model: a month of a large organisation is some
-    25,000 rows), grouped on the model's number and named after (a join would make the grouping spill)."""
-    where = " WHERE d.event_date BETWEEN %s AND %s"
+    25,000 rows), each table grouped by MySQL on the model's number, the team, the day (models named after:
+    a join would make the grouping spill to disk)."""
+    where = " WHERE event_date BETWEEN %s AND %s"
     params: list[Any] = [first, last]
-    limit_sql, limit_params = team_filter(scope, "d.team")
+    limit_sql, limit_params = team_filter(scope, "team")
     where += limit_sql
     params += limit_params
     if team:
-        where += " AND d.team = %s"
+        where += " AND team = %s"
         params.append(team)
     # The summary's `requests` counts every call; a request, here as in the quotas, is a successful one.
-    sums = "SUM(d.requests - d.failed), SUM(d.failed), SUM(d.input_tokens), SUM(d.output_tokens), SUM(d.cost_usd)"
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT d.event_date, d.team, d.model_ref, {sums} FROM usage_daily d{where}"
-                    " GROUP BY d.event_date, d.team, d.model_ref", params)
-        rows = cur.fetchall()
-    names = _model_names(conn, {int(r[2]) for r in rows})
-    conn.commit()
-    models: dict[str, list[Any]] = {}
-    teams: dict[str, list[Any]] = {}
-    days: dict[str, list[Any]] = {}
-    chart: dict[str, dict[str, Decimal]] = {}
-    for day, team_name, model_ref, *values in rows:
-        numbers = [int(v or 0) for v in values[:4]] + [Decimal(values[4] or 0)]
-        model = names.get(int(model_ref), f"model #{model_ref}")
-        for table, key in ((models, model), (teams, str(team_name)), (days, day.isoformat())):
-            line = table.setdefault(key, [0, 0, 0, 0, ZERO])
-            for i, value in enumerate(numbers):
-                line[i] += value
-        per_team = chart.setdefault(day.isoformat(), {})
-        per_team[str(team_name)] = per_team.get(str(team_name), ZERO) + numbers[4]
+    sums = "SUM(requests - failed), SUM(failed), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)"
 
-    def lines(table: dict[str, list[Any]], by_cost: bool) -> list[CostLine]:
-        out = [CostLine(key, *values) for key, values in table.items()]
+    def grouped(by: str) -> list[tuple[Any, ...]]:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT {by}, {sums} FROM usage_daily{where} GROUP BY {by}", params)
+            return list(cur.fetchall())
+
+    def lines(rows: list[tuple[Any, ...]], name: Callable[[Any], str], by_cost: bool) -> list[CostLine]:
+        out = [CostLine(name(key), int(n or 0), int(f or 0), int(i or 0), int(o or 0), Decimal(c or 0))
+               for key, n, f, i, o, c in rows]
         return sorted(out, key=lambda c: (-c.cost_usd, c.key)) if by_cost else sorted(out, key=lambda c: c.key)
 
-    day_lines = lines(days, by_cost=False)
-    return CostAnalysis(first.isoformat(), last.isoformat(), sum((d.cost_usd for d in day_lines), ZERO),
-                        sum(d.requests for d in day_lines), lines(models, True), lines(teams, True), day_lines,
-                        chart)
+    model_rows = grouped("model_ref")
+    names = _model_names(conn, {int(r[0]) for r in model_rows})
+    by_model = lines(model_rows, lambda ref: names.get(int(ref), f"model #{ref}"), True)
+    by_team = lines(grouped("team"), str, True)
+    by_day = lines(grouped("event_date"), lambda d: d.isoformat(), False)
+    chart: dict[str, dict[str, Decimal]] = {}
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT event_date, team, SUM(cost_usd) FROM usage_daily{where} GROUP BY event_date, team",
+                    params)
+        for day, team_name, cost in cur.fetchall():
+            chart.setdefault(day.isoformat(), {})[str(team_name)] = Decimal(cost or 0)
+    conn.commit()
+    return CostAnalysis(first.isoformat(), last.isoformat(), sum((d.cost_usd for d in by_day), ZERO),
+                        sum(d.requests for d in by_day), by_model, by_team, by_day, chart)
 
 
 def team_models(conn: Connection, team: str, first: date, last: date) -> list[ModelRow]:

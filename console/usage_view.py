@@ -6,9 +6,12 @@ filtering and paging 10,000 people is then a matter of microseconds per request.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,9 +19,10 @@ from typing import Any
 
 from pymysql.connections import Connection
 
+from bedrock_usage import db
 from bedrock_usage.printing import dollars
 from bedrock_usage.quota import Quota, usd
-from bedrock_usage.redis_state import RedisClient
+from bedrock_usage.redis_state import RedisClient, redis_client
 from bedrock_usage.settings import SharedSettings
 from bedrock_usage.usage import PersonUsage, TeamUsage, UsageReader
 from console.errors import BadInput, NotReady
@@ -97,6 +101,7 @@ class UsageSnapshots:
     def __init__(self, connect: Callable[[], Connection], redis: RedisClient, settings: SharedSettings, *,
                  every_seconds: float = 10.0) -> None:
         self._connect, self._redis, self._settings, self._every = connect, redis, settings, every_seconds
+        self._worker: ProcessPoolExecutor | None = None
         self._current: Snapshot | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -107,11 +112,23 @@ class UsageSnapshots:
     def today(self) -> date:
         return datetime.now(self._settings.quota_timezone).date()
 
+    def _read_in_worker(self, day: date) -> Snapshot:
+        """Everyone's usage read by a worker process: seconds of Python work that would otherwise hold the GIL
+        against the threads answering pages (their time would grow while it runs)."""
+        if self._worker is None:
+            self._worker = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_start_worker, initargs=(self._settings,))
+        try:
+            return self._worker.submit(_read_everyone, day).result(timeout=300)
+        except BrokenProcessPool:
+            self._worker = None  # the worker died (killed, out of memory): a new one next round
+            raise
+
     def _loop(self) -> None:
         while True:
             started = time.monotonic()
             try:
-                snapshot = self._read(self.today())
+                snapshot = self._read_in_worker(self.today())
                 with self._lock:
                     self._current, self.last_error = snapshot, ""
                 self._ready.set()
@@ -196,6 +213,19 @@ class UsageSnapshots:
             monthly_cost_limit_usd=dollars(t.monthly_cost_limit), percent_of_strictest=percent,
             strictest_quota=quota, state=t.state.value, people_today=len(t.members), people=size,
             blocked_people=blocked)
+
+
+# -- the worker process that reads everyone's usage ------------------------------------------------------
+
+_WORKER: dict[str, UsageSnapshots] = {}
+
+
+def _start_worker(settings: SharedSettings) -> None:
+    _WORKER["reader"] = UsageSnapshots(lambda: db.connect(settings.mysql), redis_client(settings), settings)
+
+
+def _read_everyone(day: date) -> Snapshot:
+    return _WORKER["reader"]._read(day)
 
 
 def in_scope(rows: Iterable[PersonRow], scope: frozenset[str] | None) -> list[PersonRow]:
