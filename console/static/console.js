@@ -42,6 +42,15 @@
   document.addEventListener("DOMContentLoaded", function () {
     const shown = document.getElementById("viewer-zone");
     if (shown) shown.textContent = zone;
+    // The heat map is drawn on the server, first in the quota time zone: ask again in the viewer's.
+    const heat = document.getElementById("heat-zone");
+    const asked = new URLSearchParams(location.search);
+    if (heat && !asked.has("tz") && heat.textContent !== zone) {
+      const url = new URL(location.href);
+      url.searchParams.set("tz", zone);
+      location.replace(url.toString());
+      return;
+    }
     ready(document);
     document.body.addEventListener("htmx:afterSwap", function (event) { ready(event.target); });
   });

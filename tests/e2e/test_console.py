@@ -200,12 +200,14 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         assert scalar(mysql, "SELECT COUNT(*) FROM enforcement_actions WHERE principal = %s", CAROL.quota_key) == 2
 
         for path, name in (("/teams", "teams"), ("/team?name=alpha", "team"), ("/cost", "cost"),
-                           ("/hourly", "hourly"), ("/services", "health")):
+                           ("/hourly?tz=UTC", "hourly"), ("/services", "health")):
             assert page.goto(running.url + path).status == 200, path
             screenshot(page, name)
         page.goto(running.url + "/cost")
         assert page.inner_text("#cost-total") == f"${Decimal(cost_today).quantize(Decimal('0.01')):,}"
         page.goto(running.url + "/hourly")
+        page.wait_for_url("**tz=UTC**")  # redrawn in the viewer's time zone (headless Chromium's: UTC)
+        assert page.inner_text("#heat-zone") == "UTC"
         assert page.inner_text("#heat-map tbody tr:last-child td:last-child") == "13"
         admin.close()
 
@@ -214,7 +216,7 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
                                     viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
         page = phone.new_page()
         for path, name in (("/", "phone-overview"), ("/people", "phone-people"),
-                           (f"/person?key={ALICE.quota_key}", "phone-person"), ("/hourly", "phone-hourly")):
+                           (f"/person?key={ALICE.quota_key}", "phone-person"), ("/hourly?tz=UTC", "phone-hourly")):
             page.goto(running.url + path)
             width, screen = page.locator("html").evaluate("e => [e.scrollWidth, window.innerWidth]")
             assert width <= screen + 1, path
