@@ -16,7 +16,7 @@ from provisioning.settings import ProvisioningSettings
 _TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _USER = re.compile(r"^[\w+=,.@-]{1,64}$")
 # The characters IAM allows in a tag value (letters of any script, digits, spaces and _ . : / = + - @).
-_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 IAM_NAME_CHARS = 128
 
