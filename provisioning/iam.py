@@ -18,9 +18,9 @@ from botocore.exceptions import ClientError
 
 # What this module calls, declared beside it; for an admin's or a provisioning role, never the services'.
 # Scoped to the default PROVISIONING_PATH: a deployment with another path grants its own.
-_USERS = "arn:aws:iam::*:user/bedrock-usage-control/*"
-_GROUPS = "arn:aws:iam::*:group/bedrock-usage-control/*"
-_POLICIES = "arn:aws:iam::*:policy/bedrock-usage-control/*"
+_USERS = "arn:aws:iam::*:user/bedrock-access/*"
+_GROUPS = "arn:aws:iam::*:group/bedrock-access/*"
+_POLICIES = "arn:aws:iam::*:policy/bedrock-access/*"
 IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
     {"Sid": "TeamGroups", "Action": [
         "iam:GetGroup", "iam:CreateGroup", "iam:DeleteGroup", "iam:AddUserToGroup", "iam:RemoveUserFromGroup",

@@ -30,7 +30,7 @@ class ProvisioningSettings(SharedSettings):
     OWN_SPECS: ClassVar[tuple[Spec, ...]] = (
         Spec("PROVISIONING_GROUP_PREFIX", "bedrock-team-", "Prefix of a team's IAM group and policy name"
              " (`bedrockctl team create data` makes the group bedrock-team-data)."),
-        Spec("PROVISIONING_PATH", "/bedrock-usage-control/", "IAM path of the users, groups and team policies"
+        Spec("PROVISIONING_PATH", "/bedrock-access/", "IAM path of the users, groups and team policies"
              " `bedrockctl team create` and `user create` make (a person's quota key includes it)."),
         Spec("PROVISIONING_DEFAULT_MODELS", "anthropic.claude-*,amazon.nova-*", "Comma-separated model ID"
              " patterns a new team's policy allows when `team create` is given no --models (foundation models"
@@ -49,7 +49,7 @@ class ProvisioningSettings(SharedSettings):
             raise SettingsError(f"PROVISIONING_GROUP_PREFIX must use IAM name characters, got {prefix!r}")
         path = get("PROVISIONING_PATH").strip()
         if not _PATH.match(path) or len(path) > 512:
-            raise SettingsError(f"PROVISIONING_PATH must be an IAM path like /bedrock-usage-control/, got {path!r}")
+            raise SettingsError(f"PROVISIONING_PATH must be an IAM path like /bedrock-access/, got {path!r}")
         return {
             **super().read(source),
             "provisioning_group_prefix": prefix,

@@ -22,7 +22,7 @@ from tests.conftest import NOW, envelope, records
 from tests.conftest import test_env as _env
 
 ACCOUNT = "123456789012"  # moto's
-PATH = "/bedrock-usage-control/"
+PATH = "/bedrock-access/"
 ALICE_KEY = f"arn:aws:iam::{ACCOUNT}:user{PATH}alice"
 
 Cli = Callable[..., tuple[int, str, str]]

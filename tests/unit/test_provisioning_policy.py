@@ -26,10 +26,10 @@ def test_the_document_allows_only_invoking_the_chosen_models_and_reads_back_to_t
 def test_settings_defaults_and_bad_values() -> None:
     settings = ProvisioningSettings.from_env({})
     assert (settings.provisioning_group_prefix, settings.provisioning_path, settings.provisioning_default_models) == (
-        "bedrock-team-", "/bedrock-usage-control/", ("anthropic.claude-*", "amazon.nova-*"))
+        "bedrock-team-", "/bedrock-access/", ("anthropic.claude-*", "amazon.nova-*"))
     names = Names("111122223333", settings)
-    assert names.user_key("alice") == "arn:aws:iam::111122223333:user/bedrock-usage-control/alice"
-    assert names.policy_arn("data") == "arn:aws:iam::111122223333:policy/bedrock-usage-control/bedrock-team-data"
+    assert names.user_key("alice") == "arn:aws:iam::111122223333:user/bedrock-access/alice"
+    assert names.policy_arn("data") == "arn:aws:iam::111122223333:policy/bedrock-access/bedrock-team-data"
     assert names.team_of_group("bedrock-team-data") == "data" and names.team_of_group("admins") is None
     for name, value in [("PROVISIONING_PATH", "no-slashes"), ("PROVISIONING_GROUP_PREFIX", "bad prefix"),
                         ("PROVISIONING_DEFAULT_MODELS", " , "), ("PROVISIONING_DEFAULT_MODELS", "a b")]:
