@@ -20,6 +20,7 @@ COPY consumer ./consumer
 COPY enforcement ./enforcement
 COPY notifier ./notifier
 COPY producer_config ./producer_config
+COPY provisioning ./provisioning
 RUN pip install --no-cache-dir --prefix=/install . \
  && pip install --no-cache-dir --prefix=/install --no-deps --require-hashes -r requirements/kcl.txt
 

@@ -20,6 +20,7 @@ import enforcement.permissions
 import notifier.commands
 import notifier.permissions
 import producer_config.commands
+import provisioning.commands
 from audit.settings import AuditSettings
 from bedrock_usage.commands import CommandPackage
 from bedrock_usage.settings import SharedSettings
@@ -28,6 +29,7 @@ from consumer.settings import ConsumerSettings
 from enforcement.settings import EnforcerSettings
 from notifier.settings import NotifierSettings
 from producer_config.settings import ProducerSettings
+from provisioning.settings import ProvisioningSettings
 
 Statement = dict[str, Any]
 
@@ -47,6 +49,8 @@ PROCESSES = (
     Process("producer", producer_config.commands, ProducerSettings),
     Process("audit", audit.commands, AuditSettings),
     Process("console", console.commands, ConsoleSettings, console.permissions.IAM_PERMISSIONS),
+    # Run by an admin: provisioning/permissions.py is for an admin's or a provisioning role, no service's.
+    Process("provisioning", provisioning.commands, ProvisioningSettings),
 )
 SERVICES = tuple(p.name for p in PROCESSES if p.iam_permissions)
 

@@ -10,8 +10,9 @@ from console.settings import ConsoleSettings
 from consumer.settings import ConsumerSettings
 from notifier.settings import NotifierSettings
 from producer_config.settings import ProducerSettings
+from provisioning.settings import ProvisioningSettings
 
 
 @dataclass(frozen=True)
-class AllSettings(ConsumerSettings, ConsoleSettings, NotifierSettings, ProducerSettings):
+class AllSettings(ConsumerSettings, ConsoleSettings, NotifierSettings, ProducerSettings, ProvisioningSettings):
     pass

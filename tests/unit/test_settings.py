@@ -18,6 +18,7 @@ from devtools.settings import AllSettings
 from enforcement.settings import EnforcerSettings
 from notifier.settings import NotifierSettings
 from producer_config.settings import ProducerSettings
+from provisioning.settings import ProvisioningSettings
 
 SPECS = AllSettings.specs()
 
@@ -256,7 +257,8 @@ def test_the_readme_says_which_process_reads_each_setting() -> None:
 
 def test_every_setting_is_read_by_exactly_one_settings_class_or_shared() -> None:
     owners = [spec.name for klass in (SharedSettings, ConsumerSettings, EnforcerSettings, NotifierSettings,
-                                      ProducerSettings, ConsoleSettings) for spec in klass.__dict__["OWN_SPECS"]]
+                                      ProducerSettings, ConsoleSettings, ProvisioningSettings)
+              for spec in klass.__dict__["OWN_SPECS"]]
 
     assert sorted(owners) == sorted(spec.name for spec in SPECS)
 
