@@ -3,7 +3,8 @@ changes; the runner prints them, and applies them unless it is a dry run, then w
 
 A command whose list is empty changed nothing, says so, and writes no audit row: running it twice is
 the same as running it once. A change that fails part-way is recorded with what was done before it and
-re-raised; the command is safe to run again (every step compares first).
+re-raised; the command is safe to run again (every step compares first). A change may return what it
+learned only by acting (the ID IAM gave a new key): it is printed and recorded after its description.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from provisioning import journal
 @dataclass(frozen=True)
 class Change:
     description: str  # what an admin reads: "IAM: create group bedrock-team-data"
-    apply: Callable[[], None]
+    apply: Callable[[], str | None]  # returns what it learned, if anything (never a secret)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # said whether or not anything changes
 
-    def add(self, description: str, apply: Callable[[], None]) -> None:
+    def add(self, description: str, apply: Callable[[], str | None]) -> None:
         self.changes.append(Change(description, apply))
 
 
@@ -51,9 +52,9 @@ def run(plan: Plan, conn: Connection, *, actor: str, dry_run: bool, out: TextIO)
     done: list[str] = []
     try:
         for change in plan.changes:
-            change.apply()
-            done.append(change.description)
-            print(f"  {change.description}", file=out)
+            learned = change.apply()
+            done.append(f"{change.description}: {learned}" if learned else change.description)
+            print(f"  {done[-1]}", file=out)
     except BaseException as error:
         journal.record(conn, actor=actor, action=plan.action, target=plan.target,
                        detail="; ".join([*done, f"FAILED at: {change.description}: {error}"]))

@@ -1,5 +1,6 @@
 """The provisioning commands of `bedrockctl`: `team create|list|show|policy|delete` and
-`user create|info|list|move|delete`, and `provisioning audit`.
+`user create|info|list|move|delete` (and `user create-key|keys|revoke-key`, in key_commands.py), and
+`provisioning audit`.
 
 Every changing command checks its input before reading IAM, says what it changed (or that nothing
 needed to), takes `--dry-run` (checks and prints the changes, writes nothing) and `--by` (the admin
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 from bedrock_usage.commands import CommandGroup
 from bedrock_usage.printing import table, usd_cell
-from provisioning import changes, journal, teams, users
+from provisioning import changes, journal, key_commands, teams, users
 from provisioning.changes import Plan
 from provisioning.parts import Parts, assemble
 from provisioning.settings import ProvisioningSettings
@@ -167,6 +168,7 @@ def register(commands: CommandGroup) -> None:
                  "delete a person's IAM user and all it holds (usage history kept)", settings=s)
     p.add_argument("username")
     _writes(p)
+    key_commands.register(user, _writes)
 
     audit = commands.group("provisioning", "the provisioning audit trail")
     p = audit.add("audit", provisioning_audit, "who created, changed or deleted teams and people", settings=s)

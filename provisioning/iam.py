@@ -34,8 +34,10 @@ IAM_PERMISSIONS: tuple[dict[str, Any], ...] = (
         "iam:GetUser", "iam:CreateUser", "iam:DeleteUser", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
         "iam:ListGroupsForUser", "iam:ListUserPolicies", "iam:DeleteUserPolicy", "iam:ListAttachedUserPolicies",
         "iam:DetachUserPolicy", "iam:ListAccessKeys", "iam:DeleteAccessKey", "iam:GetLoginProfile",
-        "iam:DeleteLoginProfile",
-        "iam:ListServiceSpecificCredentials", "iam:DeleteServiceSpecificCredential"], "Resource": [_USERS]},
+        "iam:DeleteLoginProfile"], "Resource": [_USERS]},
+    {"Sid": "BedrockApiKeys", "Action": [
+        "iam:CreateServiceSpecificCredential", "iam:ListServiceSpecificCredentials",
+        "iam:UpdateServiceSpecificCredential", "iam:DeleteServiceSpecificCredential"], "Resource": [_USERS]},
     {"Sid": "ListPeopleAndGroups", "Action": ["iam:ListUsers", "iam:ListGroups"], "Resource": ["*"]},
     {"Sid": "WhoAmI", "Action": ["sts:GetCallerIdentity"], "Resource": ["*"]},
 )
@@ -50,11 +52,21 @@ def _absent(error: ClientError) -> bool:
     return _code(error) == "NoSuchEntity"
 
 
+BEDROCK_SERVICE = "bedrock.amazonaws.com"  # the service name of a Bedrock API key
+MAX_KEYS_PER_SERVICE = 2  # IAM's limit of service-specific credentials per user and service
+
+
 class ServiceCredentials(Protocol):
     """IAM's service-specific credentials (Bedrock API keys among them): a port of their own, since moto
-    does not implement them (tests pass a stand-in)."""
+    does not implement them (tests pass a stand-in for those four calls)."""
 
     def ids(self, user: str) -> list[str]: ...
+
+    def listing(self, user: str, service: str) -> list[dict[str, Any]]: ...
+
+    def create(self, user: str, service: str, age_days: int | None) -> dict[str, Any]: ...
+
+    def set_status(self, user: str, credential_id: str, status: str) -> None: ...
 
     def delete(self, user: str, credential_id: str) -> None: ...
 
@@ -63,9 +75,32 @@ class IamServiceCredentials:
     def __init__(self, client: Any) -> None:
         self._client = client
 
+    def _all(self, **params: Any) -> Iterator[dict[str, Any]]:
+        # No botocore paginator for this call; IAM pages with Marker (a user holds a handful at most).
+        while True:
+            page = self._client.list_service_specific_credentials(**params)
+            yield from page.get("ServiceSpecificCredentials", ())
+            if not page.get("IsTruncated"):
+                return
+            params = {**params, "Marker": page["Marker"]}
+
     def ids(self, user: str) -> list[str]:
-        found = self._client.list_service_specific_credentials(UserName=user)
-        return [str(c["ServiceSpecificCredentialId"]) for c in found.get("ServiceSpecificCredentials", ())]
+        return [str(c["ServiceSpecificCredentialId"]) for c in self._all(UserName=user)]
+
+    def listing(self, user: str, service: str) -> list[dict[str, Any]]:
+        """Every credential of the user for the service (Active, Inactive or Expired), oldest first."""
+        return sorted(self._all(UserName=user, ServiceName=service), key=lambda c: c["CreateDate"])
+
+    def create(self, user: str, service: str, age_days: int | None) -> dict[str, Any]:
+        """The new credential, its secret included (IAM returns it this once)."""
+        params: dict[str, Any] = {"UserName": user, "ServiceName": service}
+        if age_days is not None:
+            params["CredentialAgeDays"] = age_days
+        return dict(self._client.create_service_specific_credential(**params)["ServiceSpecificCredential"])
+
+    def set_status(self, user: str, credential_id: str, status: str) -> None:
+        self._client.update_service_specific_credential(UserName=user, ServiceSpecificCredentialId=credential_id,
+                                                        Status=status)
 
     def delete(self, user: str, credential_id: str) -> None:
         try:

@@ -73,7 +73,8 @@ _TABLES = ("bedrock_calls", "dead_letters", "decisions", "principals", "teams", 
            "blocks", "enforcement_actions", "notifications", "deliveries", "invocation_logs", "unpriced_models",
            "inference_profiles", "role_keys",  # not `prices`: the migration loads the shipped price file
            "redis_marker", "redis_rebuilds",  # a consumer then finds a new deployment and writes the marker
-           "usage_hourly", "usage_hourly_dirty", "usage_daily", "usage_hour_team", "provisioning_actions")
+           "usage_hourly", "usage_hourly_dirty", "usage_daily", "usage_hour_team", "provisioning_actions",
+           "bedrock_api_keys")
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from bedrockctl.main import main
 from consumer.assembly import ConsumerParts
 from devtools.simulate import Person
 from provisioning import changes, users
+from provisioning.iam import IamServiceCredentials
 from provisioning.parts import Parts, assemble
 from provisioning.settings import ProvisioningSettings
+from tests.aws.service_credentials import MotoLacksServiceCredentials
 from tests.conftest import NOW, envelope, records
 from tests.conftest import test_env as _env
 
@@ -254,23 +256,10 @@ def test_user_move_changes_group_tag_and_team_and_team_delete_waits_for_the_memb
     assert "no change" in cli("team", "delete", "data")[1]
 
 
-class MotoLacksServiceCredentials:
-    """Stand-in for IAM's service-specific credentials (Bedrock API keys), which moto does not implement."""
-
-    def __init__(self) -> None:
-        self.held: dict[str, list[str]] = {}
-
-    def ids(self, user: str) -> list[str]:
-        return list(self.held.get(user, []))
-
-    def delete(self, user: str, credential_id: str) -> None:
-        self.held[user].remove(credential_id)
-
-
 @pytest.fixture
-def parts(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Parts, MotoLacksServiceCredentials]]:
-    credentials = MotoLacksServiceCredentials()
-    made = assemble(ProvisioningSettings.from_env(_env()), credentials=credentials)
+def parts(cli: Cli, moto_iam: Any) -> Iterator[tuple[Parts, MotoLacksServiceCredentials]]:
+    credentials = MotoLacksServiceCredentials(moto_iam)
+    made = assemble(ProvisioningSettings.from_env(_env()), credentials=IamServiceCredentials(credentials))
     yield made, credentials
     made.close()
 
@@ -287,22 +276,22 @@ def test_user_delete_removes_everything_iam_holds_for_the_user_and_keeps_the_his
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}))
     moto_iam.attach_user_policy(UserName="alice", PolicyArn=managed["Policy"]["Arn"])
     moto_iam.create_login_profile(UserName="alice", Password="Xx-0123456789-long")
-    credentials.held["alice"] = ["ACCA0001"]
+    key_id = credentials.made_elsewhere("alice")
 
     out = io.StringIO()
     assert changes.run(users.delete(made, "alice"), made.conn, actor="ops", dry_run=True, out=out) == 0
     assert "delete user" in out.getvalue() and moto_iam.get_user(UserName="alice")
-    assert credentials.held["alice"] == ["ACCA0001"]
+    assert list(credentials.held) == [key_id]
 
     out = io.StringIO()
     assert changes.run(users.delete(made, "alice"), made.conn, actor="ops", dry_run=False, out=out) == 0
     text = out.getvalue()
     for expected in ("remove from group bedrock-team-data", "delete inline policy extra", "detach", "delete access key",
-                     "delete service-specific credential ACCA0001", "delete console password", "delete user"):
+                     f"delete service-specific credential {key_id}", "delete console password", "delete user"):
         assert expected in text, expected
     with pytest.raises(moto_iam.exceptions.NoSuchEntityException):
         moto_iam.get_user(UserName="alice")
-    assert credentials.held["alice"] == []
+    assert credentials.held == {}
     assert moto_iam.get_group(GroupName="bedrock-team-data")["Users"] == []
     assert principal(mysql, ALICE_KEY) is not None  # usage history stays theirs
     assert audit_rows(mysql)[-1][:3] == ("ops", "user delete", "alice")
