@@ -34,7 +34,7 @@ CONSOLE = {"CFN_ConsoleDomainName": "usage.example.com", "CFN_ConsoleIngressCidr
            "CFN_ConsoleAdmins": "finops@example.com", "CFN_ConsoleAdminGroups": "0a1b2c3d-admins",
            # Given although they are the defaults: on an update, moto's CloudFormation takes every parameter the
            # create did not name for changed, and "updates" the load balancer by dropping it (it cannot update one).
-           "CFN_ConsoleLoadBalancerScheme": "internal", "CFN_ConsoleSubnetIds": ""}
+           "CFN_ConsoleLoadBalancerScheme": "internal", "CFN_ConsoleSubnetIds": "", "CFN_ProvisioningAdmins": ""}
 
 
 @pytest.fixture(scope="module")
