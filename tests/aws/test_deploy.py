@@ -20,6 +20,7 @@ import pytest
 from devtools.moto_server import MotoServer
 from producer_config import forwarding
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
+from provisioning import permissions as provisioning_permissions
 
 REPO = Path(__file__).parents[2]
 STACK = "bedrock-usage-test"
@@ -33,7 +34,7 @@ CONSOLE = {"CFN_ConsoleDomainName": "usage.example.com", "CFN_ConsoleIngressCidr
            "CFN_ConsoleAdmins": "finops@example.com", "CFN_ConsoleAdminGroups": "0a1b2c3d-admins",
            # Given although they are the defaults: on an update, moto's CloudFormation takes every parameter the
            # create did not name for changed, and "updates" the load balancer by dropping it (it cannot update one).
-           "CFN_ConsoleLoadBalancerScheme": "internal", "CFN_ConsoleSubnetIds": ""}
+           "CFN_ConsoleLoadBalancerScheme": "internal", "CFN_ConsoleSubnetIds": "", "CFN_ProvisioningAdmins": ""}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,18 @@ def test_make_deploy_shows_the_change_set_then_creates_the_stack(moto: MotoServe
         document = json.loads(document) if document.startswith('{"') else ast.literal_eval(document)
     statements = document["Statement"]
     assert {s["Sid"] for s in statements} == {"OwnPolicies", "AttachOnlyOwnPolicies", "ReadRoleAttachments", "WhoAmI"}
+    # The admins' provisioning role: provisioning's permissions, assumed by the account's principals with MFA.
+    provisioning = resources["ProvisioningRole"]
+    role = iam.get_role(RoleName=provisioning)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    (trusted,) = (json.loads(trust) if isinstance(trust, str) else trust)["Statement"]
+    assert trusted["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert trusted["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    (policy_name,) = iam.list_role_policies(RoleName=provisioning)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=provisioning, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document) if document.startswith('{"') else ast.literal_eval(document)
+    assert {s["Sid"] for s in document["Statement"]} == {s["Sid"] for s in provisioning_permissions.IAM_PERMISSIONS}
 
     ecs = moto.client("ecs")
     services = ecs.list_services(cluster=resources["Cluster"])["serviceArns"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from bedrockctl.processes import SERVICES, iam_permissions
 from devtools.settings import AllSettings
 from producer_config import forwarding, resources
 from producer_config.rule import PARTITION_KEY_PATH, RULE_STATE, event_pattern
+from provisioning import permissions as provisioning_permissions
 
 TEMPLATE = Path(__file__).parents[2] / "infra" / "cloudformation" / "bedrock-usage-control.yaml"
 FORWARDER = TEMPLATE.parent / "region-forwarder.yaml"
@@ -351,3 +353,62 @@ def test_the_console_needs_its_sign_in_and_the_example_gives_it(template: dict[s
     for name in required:
         pattern = template["Parameters"][name].get("AllowedPattern")
         assert pattern is None or re.fullmatch(pattern, example[name]), name
+
+
+def test_the_provisioning_role_grants_exactly_what_provisioning_declares(template: dict[str, Any]) -> None:
+    role = template["Resources"]["ProvisioningRole"]["Properties"]
+    granted = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert all(s["Effect"] == "Allow" for s in granted)
+    assert sorted(map(_normalised, granted)) == sorted(map(_normalised, provisioning_permissions.IAM_PERMISSIONS))
+    assert "ManagedPolicyArns" not in role
+    assert template["Outputs"]["ProvisioningRoleArn"]["Value"] == {"Fn::GetAtt": ["ProvisioningRole", "Arn"]}
+
+
+def test_the_provisioning_role_is_assumed_by_the_listed_admins_or_with_mfa_only(template: dict[str, Any]) -> None:
+    (statement,) = template["Resources"]["ProvisioningRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    condition, listed, default = statement["Fn::If"]
+    assert condition == "HasProvisioningAdmins" and template["Parameters"]["ProvisioningAdmins"]["Default"] == ""
+    assert listed == {"Effect": "Allow", "Principal": {"AWS": {"Ref": "ProvisioningAdmins"}},
+                      "Action": "sts:AssumeRole"}
+    # No admin listed: the account's own principals (those whose policy allows it), never anyone else's.
+    assert default == {"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                       "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether two IAM globs (actions or ARNs) can match a same name."""
+    one, other = one.lower(), other.lower()
+    return fnmatch.fnmatchcase(one, other) or fnmatch.fnmatchcase(other, one)
+
+
+def test_no_other_role_of_the_stack_may_do_any_of_provisionings_iam(template: dict[str, Any]) -> None:
+    """Creating, changing and deleting users, groups, policies and tags on the provisioning path: the provisioning
+    role's alone (not the task roles' nor the execution, rule or forwarding roles'). Reads are shared (the
+    consumer reads people's tags); the enforcer versions policies on its own path only."""
+    theirs = [(action, resource) for s in provisioning_permissions.IAM_PERMISSIONS for action in s["Action"]
+              if not action.startswith(("iam:Get", "iam:List", "sts:")) for resource in s["Resource"]]
+    assert {"iam:CreateUser", "iam:CreateGroup", "iam:CreatePolicy", "iam:TagUser"} <= {a for a, _ in theirs}
+    team_policies = {r for a, r in theirs if a == "iam:CreatePolicy"}
+    roles = {name: r["Properties"] for name, r in template["Resources"].items()
+             if r["Type"] == "AWS::IAM::Role" and name != "ProvisioningRole"}
+    assert set(ROLES.values()) <= set(roles)
+    policies = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+    assert not [r for r in template["Resources"].values() if r["Type"] in policies]
+    for name, role in roles.items():
+        assert all("iam" not in arn.lower() for arn in role.get("ManagedPolicyArns", [])
+                   if isinstance(arn, str)), name
+        for policy in role.get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [
+                    statement["Resource"]]
+                # Attaching and detaching only the enforcer's deny policies (a condition on the policy) is not
+                # provisioning's: a team's allow policy is never among them.
+                limited = statement.get("Condition", {}).get("ArnLike", {}).get("iam:PolicyARN")
+                if limited and not any(_overlap(arn, team) for arn in limited for team in team_policies):
+                    continue
+                clash = [(action, resource) for action, resource in theirs for granted in actions
+                         if _overlap(action, granted) for mine in resources_
+                         if not isinstance(mine, str) or _overlap(resource, mine)]
+                assert not clash, (name, statement.get("Sid"), clash[:3])
