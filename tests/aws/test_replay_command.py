@@ -147,7 +147,11 @@ def on_stream(kinesis: Any, mysql: pymysql.connections.Connection, redis_client:
     logs = _logs(events, seed=12)
     duplicates = random.Random(13).sample(events, 8)
     _put(kinesis, events + duplicates, logs)
-    _count_live(make_consumer(), kinesis)
+    consumer = make_consumer()
+    _count_live(consumer, kinesis)
+    # process() returns once a batch is durable in MySQL; its last Redis step (clearing what it handed over)
+    # may still be running: the "nothing live changed" snapshots must start after it.
+    consumer.processor.drain()
     return {"events": events, "logs": logs, "conn": mysql, "redis": redis_client}
 
 

@@ -67,6 +67,7 @@ def live(mysql: pymysql.connections.Connection, redis_client: redis.Redis,
     random.Random(4).shuffle(records)  # logs before and after their calls, as the stream delivers them
     for i in range(0, len(records), 100):
         consumer.processor.process(records[i:i + 100])
+    consumer.processor.drain()  # the last batch's Redis step too, before the "nothing live changed" snapshots
     calls_file = tmp_path / "calls.jsonl"
     calls_file.write_bytes(b"\n".join(orjson.dumps(e) for e in events + duplicates) + b"\n")
     logs_file = tmp_path / "logs.jsonl.gz"
