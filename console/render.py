@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from bedrock_usage.quota import format_dollars
 from console.access import Viewer
 from console.deps import CSRF_COOKIE, CSRF_FIELD, csrf_token
 
@@ -25,7 +26,7 @@ _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
 def money(value: Decimal | int | None) -> str:
     if value is None:
         return "—"
-    return "$" + format(Decimal(value).quantize(Decimal("0.01"), ROUND_HALF_UP), ",f")
+    return format_dollars(Decimal(value))
 
 
 def count(value: int | None) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from bedrock_usage.db import from_db
 
 
 def team_filter(scope: frozenset[str] | None, column: str) -> tuple[str, list[Any]]:
@@ -17,4 +19,5 @@ def team_filter(scope: frozenset[str] | None, column: str) -> tuple[str, list[An
 
 def iso(value: datetime | None) -> str | None:
     """A naive UTC DATETIME (as the tables hold them) as an ISO 8601 instant."""
-    return value.replace(tzinfo=UTC).isoformat() if value is not None else None
+    instant = from_db(value)
+    return instant.isoformat() if instant is not None else None
