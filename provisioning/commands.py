@@ -19,27 +19,21 @@ from bedrock_usage.commands import CommandGroup
 from bedrock_usage.printing import table, usd_cell
 from provisioning import changes, journal, key_commands, teams, users
 from provisioning.changes import Plan
-from provisioning.parts import Parts, assemble
+from provisioning.parts import Parts, opened
 from provisioning.settings import ProvisioningSettings
 
 
 def _changing(make: Callable[[Parts, argparse.Namespace], Plan]) -> Callable[[argparse.Namespace,
                                                                              ProvisioningSettings], int]:
     def handler(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-        parts = assemble(settings)
-        try:
+        with opened(settings) as parts:
             return changes.run(make(parts, args), parts.conn, actor=args.by, dry_run=args.dry_run, out=sys.stdout)
-        finally:
-            parts.close()
     return handler
 
 
 def team_list(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-    parts = assemble(settings)
-    try:
+    with opened(settings) as parts:
         rows = teams.listing(parts)
-    finally:
-        parts.close()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -50,11 +44,8 @@ def team_list(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
 
 
 def team_show(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-    parts = assemble(settings)
-    try:
+    with opened(settings) as parts:
         found = teams.show(parts, args.name)
-    finally:
-        parts.close()
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
@@ -72,11 +63,8 @@ def team_show(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
 
 
 def user_info(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-    parts = assemble(settings)
-    try:
+    with opened(settings) as parts:
         found = users.info(parts, args.username)
-    finally:
-        parts.close()
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
@@ -86,11 +74,8 @@ def user_info(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
 
 
 def user_list(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-    parts = assemble(settings)
-    try:
+    with opened(settings) as parts:
         rows = users.listing(parts, args.team)
-    finally:
-        parts.close()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -100,11 +85,8 @@ def user_list(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
 
 
 def provisioning_audit(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-    parts = assemble(settings)
-    try:
+    with opened(settings) as parts:
         rows = journal.rows(parts.conn, target=args.target, limit=args.limit)
-    finally:
-        parts.close()
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0

@@ -15,7 +15,7 @@ from typing import TextIO
 from bedrock_usage.commands import CommandGroup
 from bedrock_usage.printing import table
 from provisioning import api_keys, changes
-from provisioning.parts import Parts, assemble
+from provisioning.parts import Parts, opened
 from provisioning.settings import ProvisioningSettings
 
 Work = Callable[[Parts, argparse.Namespace, TextIO], int]
@@ -45,11 +45,8 @@ def keys(parts: Parts, args: argparse.Namespace, out: TextIO) -> int:
 
 def _handler(work: Work) -> Callable[[argparse.Namespace, ProvisioningSettings], int]:
     def handler(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-        parts = assemble(settings)
-        try:
+        with opened(settings) as parts:
             return work(parts, args, sys.stdout)
-        finally:
-            parts.close()
     return handler
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pymysql.connections import Connection
@@ -27,3 +29,13 @@ def assemble(settings: ProvisioningSettings, *, credentials: ServiceCredentials 
     account = aws.account_id(settings)
     iam = Iam(aws.client(settings, "iam"), account, credentials)
     return Parts(iam, db.connect(settings.mysql), Names(account, settings), settings)
+
+
+@contextmanager
+def opened(settings: ProvisioningSettings) -> Iterator[Parts]:
+    """The parts for one command, closed after it whatever happens."""
+    parts = assemble(settings)
+    try:
+        yield parts
+    finally:
+        parts.close()
