@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, date, datetime
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bedrock_usage import db, json_decimal
 from bedrock_usage.commands import CommandGroup
+from bedrock_usage.periods import first_of_next_month
 from bedrock_usage.pricing.rates import Tokens
 from bedrock_usage.printing import dollars, table, usd_cell
-from bedrock_usage.quota import Quota, format_usd, usd
+from bedrock_usage.quota import Quota, format_usd, nanos_of, usd
 from bedrock_usage.redis_state import redis_client
 from bedrock_usage.settings import SharedSettings
+from bedrock_usage.tools import tool_usage
 from bedrock_usage.usage import PersonUsage, TeamStatus, TeamUsage, UsageReader
 
 
 def usage(args: argparse.Namespace, settings: SharedSettings) -> int:
+    if args.by_tool:
+        return _by_tool(args, settings)
+    if args.month:
+        raise SystemExit("usage: --month goes with --by-tool (the day's usage is per --date)")
     day = date.fromisoformat(args.date) if args.date else datetime.now(settings.quota_timezone).date()
     conn = db.connect(settings.mysql)
     try:
@@ -50,6 +57,38 @@ def usage(args: argparse.Namespace, settings: SharedSettings) -> int:
         # Team tag, Identity Center group); "unresolved" means their lookup is still failing.
         print(f"\n{len(without)} without a team ({settings.default_team} is not a team): "
               + ", ".join(f"{p.principal} ({p.team_status})" for p in without))
+    return 0
+
+
+def _by_tool(args: argparse.Namespace, settings: SharedSettings) -> int:
+    """Each person's calls by tool for a day (--date) or a month (--month): see bedrock_usage/tools.py."""
+    if args.teams:
+        raise SystemExit("usage: --by-tool is per person (--team T for one team's people)")
+    if args.month and args.date:
+        raise SystemExit("usage: --by-tool takes --date or --month, not both")
+    today = datetime.now(settings.quota_timezone).date()
+    if args.month:
+        try:
+            first = date.fromisoformat(args.month + "-01")
+        except ValueError:
+            raise SystemExit(f"usage: --month {args.month!r} is not YYYY-MM") from None
+        end, span = first_of_next_month(first), args.month
+    else:
+        first = date.fromisoformat(args.date) if args.date else today
+        end, span = first + timedelta(days=1), first.isoformat()
+    conn = db.connect(settings.mysql)
+    try:
+        rows = tool_usage(conn, first, end, settings.default_team, user=args.user, team=args.team)
+    finally:
+        conn.close()
+    if args.json:
+        print(json_decimal.dumps([{**asdict(u), "basis": str(u.basis)} for u in rows], indent=2))
+        return 0
+    print(f"usage by tool, {span} ({settings.quota_timezone.key}); basis: how the tool was known (api-key: the"
+          " tool its API key was made for; app-id: the SDK's app/ ID; user-agent: the agent's product)")
+    print(table(("principal", "team", "tool", "basis", "requests", "failed", "with API key", "cost"),
+                [(u.principal, u.team, u.tool, u.basis, f"{u.requests:,}", f"{u.failed:,}", f"{u.api_key_requests:,}",
+                  format_usd(nanos_of(u.cost_usd))) for u in rows]))
     return 0
 
 
@@ -129,6 +168,9 @@ def register(commands: CommandGroup) -> None:
     usage_.add_argument("--team")
     usage_.add_argument("--date", help="YYYY-MM-DD in QUOTA_TIMEZONE (default: today)")
     usage_.add_argument("--teams", action="store_true", help="teams alone, with the people counted in each")
+    usage_.add_argument("--by-tool", action="store_true",
+                        help="each person's calls by tool: the tool of the API key, the SDK's app ID or the user agent")
+    usage_.add_argument("--month", help="YYYY-MM, with --by-tool: the month's calls instead of a day's")
     usage_.add_argument("--json", action="store_true")
 
     decided = commands.add("decisions", decisions, "decisions taken (from MySQL)", settings=SharedSettings)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pymysql.connections import Connection
 
+from bedrock_usage.tools import ToolUsage, tool_usage
 from console import history, trail
 from console.access import Forbidden, Viewer
 from console.errors import NotFound
@@ -99,6 +100,7 @@ class PersonPage:
     hours: list[history.HourPoint]
     models_today: list[history.ModelRow]
     models_month: list[history.ModelRow]
+    tools_today: list[ToolUsage]  # the day's calls by tool (bedrock_usage/tools.py)
     recent_calls: list[history.CallRow]
     decisions: list[trail.DecisionRow]
     block: BlockState
@@ -219,14 +221,15 @@ class Views:
             hours = history.day_hours(conn, "principal_id", pid, day, self.tz)
             models_today = history.by_model(conn, "principal_id", pid, day, day)
             models_month = history.by_model(conn, "principal_id", pid, day.replace(day=1), day)
+            tools = tool_usage(conn, day, day + timedelta(days=1), self.settings.default_team, user=key)
             recent = history.recent_calls(conn, "principal_id", pid, today)
             decided = trail.decisions(conn, since=datetime.now(UTC) - timedelta(days=40), scope=None, principal=key,
                                       limit=50)
             audit = trail.audit(conn, trail.AuditQuery(principal=key, limit=50), None)
             messages = trail.messages(conn, key)
             block = self._block_state(conn, key)
-        return PersonPage(day.isoformat(), row, hours, models_today, models_month, recent, decided, block, audit,
-                          messages)
+        return PersonPage(day.isoformat(), row, hours, models_today, models_month, tools, recent, decided, block,
+                          audit, messages)
 
     def _block_state(self, conn: Connection, key: str) -> BlockState:
         with conn.cursor() as cur:

@@ -156,6 +156,7 @@ class Decoder:
             error_code=ascii_text(record.get("errorCode"), 64) or None,
             inference_region=(ascii_text(extra.get("inferenceRegion"), 32) or None) if isinstance(extra, dict)
             else None,
+            bearer_token=isinstance(extra, dict) and extra.get("callWithBearerToken") is True,
         )
 
     def _principal(self, identity: dict[str, Any]) -> Principal:

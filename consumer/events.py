@@ -32,6 +32,9 @@ class BedrockCall:
     user_agent: str | None
     error_code: str | None
     inference_region: str | None
+    # Made with a Bedrock API key (additionalEventData.callWithBearerToken): CloudTrail then names the key's
+    # IAM user, never the key; the report by tool finds the key among the user's (bedrock_usage/tools.py).
+    bearer_token: bool = False
 
     @property
     def counted(self) -> bool:

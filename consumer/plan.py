@@ -62,7 +62,7 @@ class Planner:
             rows.append(CallRow(
                 self.slot(call.event_time).day, call.event_id, call.event_time.replace(tzinfo=None), entry.id,
                 entry.team, call.account_id, call.operation, call.model_id, call.region, call.inference_region,
-                call.source_ip, call.user_agent, call.request_id, call.error_code,
+                call.source_ip, call.user_agent, call.request_id, call.error_code, call.bearer_token,
             ))
         return rows
 

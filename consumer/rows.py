@@ -33,6 +33,7 @@ class CallRow:
     user_agent: str | None
     request_id: str | None
     error_code: str | None
+    bearer_token: bool = False  # made with a Bedrock API key
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ class Values:
             f"('{c.event_date.isoformat()}',{text(c.event_id)},'{c.event_time.isoformat(' ', 'milliseconds')}',"
             f"{c.principal_id},{few(c.team)},{few(c.account_id)},{few(c.operation)},{ref[0]},{few(c.region)},"
             f"{few(c.inference_region)},{text(c.source_ip)},{agent},{text(c.request_id)},{few(c.error_code)},"
-            + (_NO_TOKENS if log is None else _tokens(log)) + ")"
+            + ("1," if c.bearer_token else "0,") + (_NO_TOKENS if log is None else _tokens(log)) + ")"
         )
 
     def log(self, r: LogRow, model_ref: int, price_ref: int | None) -> str:

@@ -34,7 +34,7 @@ _CONTENT_ERRORS = (pymysql.err.DataError, pymysql.err.IntegrityError, pymysql.er
 _CHARGED_TABLES = ("bedrock_calls", "invocation_logs")
 _CALL_SQL_HEAD = (
     "INSERT INTO bedrock_calls (event_date, event_id, event_time, principal_id, team, account_id, operation,"
-    " model_ref, region, inference_region, source_ip, user_agent_ref, request_id, error_code, "
+    " model_ref, region, inference_region, source_ip, user_agent_ref, request_id, error_code, bearer_token, "
     + ", ".join(TOKEN_COLUMNS) + ", cost_usd) VALUES "
 )
 _CALL_SQL_TAIL = " ON DUPLICATE KEY UPDATE event_id = event_id"

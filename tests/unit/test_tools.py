@@ -1,0 +1,45 @@
+"""bedrock_usage.tools.tool_of: the tool of one call from its API key, the SDK's app ID or its user agent;
+and the decoder keeping CloudTrail's mark of an API key's call."""
+
+from __future__ import annotations
+
+import pytest
+
+from bedrock_usage.tools import UNKNOWN, Basis, tool_of
+from consumer.decode import Decoder
+from consumer.events import BedrockCall
+from tests.conftest import event_bytes
+
+BOTO3 = "Boto3/1.40.61 md/Botocore#1.40.61 ua/2.1 os/linux#6.8.0 lang/python#3.12.7 Botocore/1.40.61"
+JS = "aws-sdk-js/3.901.0 ua/2.1 os/darwin#24.6.0 lang/js md/nodejs#22.20.0 api/bedrock-runtime#3.901.0 m/E,N"
+
+
+@pytest.mark.parametrize(("bearer", "keys", "agent", "expected"), [
+    (True, ["claude-code"], BOTO3, ("claude-code", Basis.API_KEY)),  # one key live: its tool
+    (True, ["claude-code", "claude-code"], JS, ("claude-code", Basis.API_KEY)),  # two keys, one tool
+    (True, ["claude-code"], JS + " app/cline", ("claude-code", Basis.API_KEY)),  # the key outranks the app ID
+    (True, ["claude-code", "cline"], JS + " app/cline", ("cline", Basis.API_KEY)),  # the app ID picks a key
+    (True, ["claude-code", "cline"], JS + " app/aider", ("aider", Basis.APP_ID)),  # no key's: the app ID
+    (True, ["claude-code", "cline"], BOTO3, ("Boto3", Basis.USER_AGENT)),  # nothing picks a key: the agent
+    (True, [], BOTO3, ("Boto3", Basis.USER_AGENT)),  # no key recorded (made elsewhere)
+    (False, ["claude-code"], BOTO3, ("Boto3", Basis.USER_AGENT)),  # SigV4: the user's keys say nothing
+    (False, [], "app/notebook " + BOTO3, ("notebook", Basis.APP_ID)),  # an app ID first in the agent
+    (False, [], "litellm/1.77.7", ("litellm", Basis.USER_AGENT)),
+    (False, [], "  curl/8.5.0", ("curl", Basis.USER_AGENT)),
+    (False, [], None, (UNKNOWN, Basis.UNKNOWN)),
+    (False, [], "", (UNKNOWN, Basis.UNKNOWN)),
+    (False, [], "[Mozilla compatible]", (UNKNOWN, Basis.UNKNOWN)),  # no product/version to name
+    (False, [], "x" * 300 + "/1.0", ("x" * 128, Basis.USER_AGENT)),  # names cut to 128 characters
+])
+def test_tool_of(bearer: bool, keys: list[str], agent: str | None, expected: tuple[str, Basis]) -> None:
+    assert tool_of(bearer, keys, agent) == expected
+
+
+def test_the_decoder_keeps_cloudtrails_mark_of_an_api_keys_call() -> None:
+    (with_key,) = Decoder(()).decode(event_bytes("cloudtrail-invokemodel-apikey.json"))
+    (signed,) = Decoder(()).decode(event_bytes("cloudtrail-invokemodel-iamuser.json"))
+    assert isinstance(with_key, BedrockCall) and isinstance(signed, BedrockCall)
+    assert (with_key.bearer_token, with_key.inference_region) == (True, "eu-west-3")
+    assert with_key.principal.key == "arn:aws:iam::956882123456:user/bedrock-access/alice"  # the key's user
+    assert tool_of(with_key.bearer_token, [], with_key.user_agent) == ("claude-code", Basis.APP_ID)
+    assert signed.bearer_token is False
