@@ -26,10 +26,10 @@ from provisioning.settings import ProvisioningSettings
 
 def _changing(make: Callable[[Parts, argparse.Namespace], Plan]) -> Callable[[argparse.Namespace,
                                                                              ProvisioningSettings], int]:
-    def handler(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
+    def handle(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
         with opened(settings) as parts:
             return changes.run(make(parts, args), parts.conn, actor=args.by, dry_run=args.dry_run, out=sys.stdout)
-    return handler
+    return handle
 
 
 def user_delete(parts: Parts, args: argparse.Namespace, out: TextIO) -> int:

@@ -27,10 +27,12 @@ def rows(conn: Connection, *, target: str | None = None, limit: int = 100) -> li
 
 
 def deletion(conn: Connection, user: str) -> dict[str, Any] | None:
-    """When and by whom `user delete` last removed the user (a run that failed part-way did not), or None."""
+    """When and by whom `user delete` last removed the user from IAM, or None."""
     with conn.cursor() as cur:
+        # A run on a user already gone (recording its keys) deleted nothing; one that failed did not get to it.
         cur.execute("SELECT at, actor FROM provisioning_actions WHERE action = 'user delete' AND target = %s"
-                    " AND detail NOT LIKE %s ORDER BY id DESC LIMIT 1", (user, "%FAILED at:%"))
+                    " AND detail LIKE %s AND detail NOT LIKE %s ORDER BY id DESC LIMIT 1",
+                    (user, "%IAM: delete user %", "%FAILED at:%"))
         row = cur.fetchone()
     conn.commit()
     return {"at": row[0], "actor": row[1]} if row else None
