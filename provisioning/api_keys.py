@@ -10,10 +10,11 @@ Like users.py, each changing function returns the plan of changes.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from provisioning import key_records, names
+from provisioning import journal, key_records, names
 from provisioning.changes import Plan
 from provisioning.iam import BEDROCK_SERVICE, MAX_KEYS_PER_SERVICE
 from provisioning.parts import Parts
@@ -82,21 +83,18 @@ def create(parts: Parts, user: str, tool: str, age_days: int | None, *, actor: s
     return plan
 
 
-def revoke(parts: Parts, user: str, credential_id: str, *, deactivate: bool, actor: str) -> Plan:
-    """Delete the key (or set it Inactive), and mark it revoked; what is already so is left alone."""
-    names.check_user(user)
-    if not _CREDENTIAL_ID.match(credential_id):
-        raise ValueError(f"a credential ID is 20-128 letters and digits (bedrockctl user keys {user}),"
-                         f" got {credential_id!r}")
-    in_iam = {}
-    if parts.iam.user(user) is not None:
-        in_iam = {str(c["ServiceSpecificCredentialId"]): c
-                  for c in parts.iam.credentials.listing(user, BEDROCK_SERVICE)}
-    row = key_records.of_user(parts.conn, user).get(credential_id)
-    held = in_iam.get(credential_id)
-    if held is None and row is None:
-        raise ValueError(f"no Bedrock API key {credential_id} for {user} (bedrockctl user keys {user})")
-    plan = Plan("user revoke-key", user)
+def _held(parts: Parts, user: str) -> dict[str, dict[str, Any]]:
+    """IAM's Bedrock API keys of the user by credential ID (none when the user is gone)."""
+    if parts.iam.user(user) is None:
+        return {}
+    return {str(c["ServiceSpecificCredentialId"]): c for c in parts.iam.credentials.listing(user, BEDROCK_SERVICE)}
+
+
+def _revocation(parts: Parts, plan: Plan, user: str, credential_id: str, *, held: dict[str, Any] | None,
+                row: dict[str, Any] | None, deactivate: bool, actor: str) -> None:
+    """Add revoking one key to the plan: the IAM call unless IAM already has it so, then the record unless it
+    already says so. `held`: IAM's credential (None: IAM no longer has it); `row`: what was recorded of it.
+    revoke-key and user delete both revoke through here, so a key is recorded the same whichever did it."""
     credentials = parts.iam.credentials
     if held is None:
         how = "deleted"
@@ -113,19 +111,55 @@ def revoke(parts: Parts, user: str, credential_id: str, *, deactivate: bool, act
     if row is None:
         plan.notes.append(f"{credential_id} was not made by bedrockctl user create-key (no tool recorded)")
     elif row["revoked_how"] != how and row["revoked_how"] != "deleted":  # deleted is final
+        # After the IAM call, never before: should that fail, no row says revoked of a key that still works.
         plan.add(f"MySQL: record {credential_id} ({row['tool']}) as {how}",
                  lambda: key_records.revoke(parts.conn, credential_id, how=how, by=actor))
+
+
+def revoke(parts: Parts, user: str, credential_id: str, *, deactivate: bool, actor: str) -> Plan:
+    """Delete the key (or set it Inactive), and mark it revoked; what is already so is left alone."""
+    names.check_user(user)
+    if not _CREDENTIAL_ID.match(credential_id):
+        raise ValueError(f"a credential ID is 20-128 letters and digits (bedrockctl user keys {user}),"
+                         f" got {credential_id!r}")
+    held = _held(parts, user).get(credential_id)
+    row = key_records.of_user(parts.conn, user).get(credential_id)
+    if held is None and row is None:
+        raise ValueError(f"no Bedrock API key {credential_id} for {user} (bedrockctl user keys {user})")
+    plan = Plan("user revoke-key", user)
+    _revocation(parts, plan, user, credential_id, held=held, row=row, deactivate=deactivate, actor=actor)
     return plan
 
 
-def listing(parts: Parts, user: str) -> list[dict[str, Any]]:
-    """IAM's Bedrock API keys of the user beside what was recorded of them; recorded keys IAM no longer has
-    are listed as `deleted`. Oldest first."""
-    names.check_user(user)
-    in_iam = []
-    if parts.iam.user(user) is not None:
-        in_iam = parts.iam.credentials.listing(user, BEDROCK_SERVICE)
+def delete_all(parts: Parts, plan: Plan, user: str, *, actor: str) -> set[str]:
+    """Add deleting every Bedrock API key of the user to `plan` (user delete), each recorded as revoke-key
+    records a deletion. Recorded keys IAM no longer has are recorded as deleted too: once the user is gone
+    none of its keys can work, and none should look live (nor to a new user of the same name).
+    Returns the credential IDs IAM holds for Bedrock, so the caller deletes only the user's other ones."""
+    in_iam = _held(parts, user)
     rows = key_records.of_user(parts.conn, user)
+    for credential_id in [*in_iam, *(c for c in rows if c not in in_iam)]:
+        _revocation(parts, plan, user, credential_id, held=in_iam.get(credential_id), row=rows.get(credential_id),
+                    deactivate=False, actor=actor)
+    return set(in_iam)
+
+
+@dataclass(frozen=True)
+class Listing:
+    user_in_iam: bool  # False: the user is gone (user delete), the keys are what was recorded of it
+    keys: list[dict[str, Any]]
+
+
+def listing(parts: Parts, user: str) -> Listing:
+    """IAM's Bedrock API keys of the user beside what was recorded of them; recorded keys IAM no longer has
+    are listed as `deleted`. Oldest first. A user IAM lacks with no key recorded is an error (a typo, most
+    likely): an empty list would say it has none, as if it existed."""
+    names.check_user(user)
+    exists = parts.iam.user(user) is not None
+    in_iam = parts.iam.credentials.listing(user, BEDROCK_SERVICE) if exists else []
+    rows = key_records.of_user(parts.conn, user)
+    if not exists and not rows:
+        raise ValueError(f"{journal.no_user(parts.conn, user)}, and no Bedrock API key is recorded for it")
     found = []
     for held in in_iam:
         credential_id = str(held["ServiceSpecificCredentialId"])
@@ -138,7 +172,7 @@ def listing(parts: Parts, user: str) -> list[dict[str, Any]]:
         found.append({"credential_id": credential_id, "status": "deleted", "created": _text(row["created_at"]),
                       "expires": _text(row["expires_at"]), "tool": row["tool"], "created_by": row["created_by"],
                       "revoked": _revoked(row) or "deleted elsewhere"})
-    return sorted(found, key=lambda k: str(k["created"]))
+    return Listing(exists, sorted(found, key=lambda k: str(k["created"])))
 
 
 def _text(instant: datetime | None) -> str | None:

@@ -14,21 +14,28 @@ import getpass
 import json
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 from bedrock_usage.commands import CommandGroup
 from bedrock_usage.printing import table, usd_cell
 from provisioning import changes, journal, key_commands, teams, users
 from provisioning.changes import Plan
-from provisioning.parts import Parts, opened
+from provisioning.parts import Parts, handler, opened
 from provisioning.settings import ProvisioningSettings
 
 
 def _changing(make: Callable[[Parts, argparse.Namespace], Plan]) -> Callable[[argparse.Namespace,
                                                                              ProvisioningSettings], int]:
-    def handler(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
+    def handle(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
         with opened(settings) as parts:
             return changes.run(make(parts, args), parts.conn, actor=args.by, dry_run=args.dry_run, out=sys.stdout)
-    return handler
+    return handle
+
+
+def user_delete(parts: Parts, args: argparse.Namespace, out: TextIO) -> int:
+    """Work on given parts (parts.handler): it deletes the user's Bedrock API keys, which tests give a stand-in."""
+    plan = users.delete(parts, args.username, actor=args.by)
+    return changes.run(plan, parts.conn, actor=args.by, dry_run=args.dry_run, out=out)
 
 
 def team_list(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
@@ -146,7 +153,7 @@ def register(commands: CommandGroup) -> None:
     p.add_argument("username")
     p.add_argument("--team", required=True)
     _writes(p)
-    p = user.add("delete", _changing(lambda parts, a: users.delete(parts, a.username)),
+    p = user.add("delete", handler(user_delete),
                  "delete a person's IAM user and all it holds (usage history kept)", settings=s)
     p.add_argument("username")
     _writes(p)

@@ -24,3 +24,24 @@ def rows(conn: Connection, *, target: str | None = None, limit: int = 100) -> li
                  for row in cur.fetchall()]
     conn.commit()
     return found
+
+
+def deletion(conn: Connection, user: str) -> dict[str, Any] | None:
+    """When and by whom `user delete` last removed the user from IAM, or None."""
+    with conn.cursor() as cur:
+        # A run on a user already gone (recording its keys) deleted nothing; one that failed did not get to it.
+        cur.execute("SELECT at, actor FROM provisioning_actions WHERE action = 'user delete' AND target = %s"
+                    " AND detail LIKE %s AND detail NOT LIKE %s ORDER BY id DESC LIMIT 1",
+                    (user, "%IAM: delete user %", "%FAILED at:%"))
+        row = cur.fetchone()
+    conn.commit()
+    return {"at": row[0], "actor": row[1]} if row else None
+
+
+def no_user(conn: Connection, user: str) -> str:
+    """What to tell an admin who names a user IAM does not have, saying when it was deleted here, if it was."""
+    found = deletion(conn, user)
+    if found is None:
+        return f"no IAM user {user!r}"
+    return (f"no IAM user {user!r} (deleted {found['at']:%Y-%m-%d %H:%M:%S} UTC by {found['actor']},"
+            " bedrockctl user delete)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import argparse
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TextIO
 
 from pymysql.connections import Connection
 
@@ -39,3 +42,16 @@ def opened(settings: ProvisioningSettings) -> Iterator[Parts]:
         yield parts
     finally:
         parts.close()
+
+
+Work = Callable[[Parts, argparse.Namespace, TextIO], int]
+
+
+def handler(work: Work) -> Callable[[argparse.Namespace, ProvisioningSettings], int]:
+    """The command's handler: it only opens the parts and runs the work on them. A command that touches
+    service-specific credentials is written as work on given parts, so that tests can give it a stand-in
+    for them (moto has none)."""
+    def handle(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
+        with opened(settings) as parts:
+            return work(parts, args, sys.stdout)
+    return handle

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from provisioning import directory, names
+from provisioning import api_keys, directory, journal, names
 from provisioning.changes import Plan
 from provisioning.parts import Parts
 
@@ -119,14 +119,16 @@ def move(parts: Parts, user: str, team: str) -> Plan:
     return plan
 
 
-def delete(parts: Parts, user: str) -> Plan:
-    """Everything IAM refuses to delete a user with, then the user; `principals` and usage history stay."""
+def delete(parts: Parts, user: str, *, actor: str) -> Plan:
+    """Everything IAM refuses to delete a user with, then the user; `principals` and usage history stay.
+    Its Bedrock API keys are deleted as `user revoke-key` deletes them, and recorded as revoked by `actor`."""
     names.check_user(user)
     iam = parts.iam
     plan = Plan("user delete", user)
     existing = iam.user(user)
     if existing is None:
         plan.notes.append(f"no IAM user {user}")
+        api_keys.delete_all(parts, plan, user, actor=actor)  # keys still recorded as live: recorded deleted
         return plan
     if existing["Path"] != parts.names.path:
         raise ValueError(f"refused: {user} (path {existing['Path']}) was not provisioned here"
@@ -139,9 +141,11 @@ def delete(parts: Parts, user: str) -> Plan:
         plan.add(f"IAM: detach {arn}", partial(iam.detach_from_user, user, arn))
     for key_id in iam.access_keys(user):
         plan.add(f"IAM: delete access key {key_id}", partial(iam.delete_access_key, user, key_id))
+    bedrock_keys = api_keys.delete_all(parts, plan, user, actor=actor)
     for credential in iam.credentials.ids(user):
-        plan.add(f"IAM: delete service-specific credential {credential}",
-                 partial(iam.credentials.delete, user, credential))
+        if credential not in bedrock_keys:  # another service's (CodeCommit, Keyspaces…): nothing recorded
+            plan.add(f"IAM: delete service-specific credential {credential}",
+                     partial(iam.credentials.delete, user, credential))
     if iam.has_login_profile(user):
         plan.add("IAM: delete console password", partial(iam.delete_login_profile, user))
     plan.add(f"IAM: delete user {existing['Arn']} (usage history kept)", partial(iam.delete_user, user))
@@ -152,7 +156,11 @@ def info(parts: Parts, user: str) -> dict[str, Any]:
     names.check_user(user)
     existing = parts.iam.user(user)
     if existing is None:
-        raise ValueError(f"no IAM user {user!r}")
+        gone = journal.no_user(parts.conn, user)
+        if journal.deletion(parts.conn, user) is not None:  # what of them stays, and where to read it
+            gone += (f"; its usage history (bedrockctl usage --user {parts.names.user_key(user)}) and the"
+                     f" records of its Bedrock API keys (bedrockctl user keys {user}) stay")
+        raise ValueError(gone)
     key = str(existing["Arn"])
     row = directory.person(parts.conn, key)
     return {

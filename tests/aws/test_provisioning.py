@@ -277,17 +277,21 @@ def test_user_delete_removes_everything_iam_holds_for_the_user_and_keeps_the_his
     moto_iam.attach_user_policy(UserName="alice", PolicyArn=managed["Policy"]["Arn"])
     moto_iam.create_login_profile(UserName="alice", Password="Xx-0123456789-long")
     key_id = credentials.made_elsewhere("alice")
+    other = credentials.create_service_specific_credential(  # another service's: deleted, nothing recorded
+        UserName="alice", ServiceName="codecommit.amazonaws.com")["ServiceSpecificCredential"]
+    other_id = other["ServiceSpecificCredentialId"]
 
     out = io.StringIO()
-    assert changes.run(users.delete(made, "alice"), made.conn, actor="ops", dry_run=True, out=out) == 0
+    assert changes.run(users.delete(made, "alice", actor="ops"), made.conn, actor="ops", dry_run=True, out=out) == 0
     assert "delete user" in out.getvalue() and moto_iam.get_user(UserName="alice")
-    assert list(credentials.held) == [key_id]
+    assert sorted(credentials.held) == sorted([key_id, other_id])
 
     out = io.StringIO()
-    assert changes.run(users.delete(made, "alice"), made.conn, actor="ops", dry_run=False, out=out) == 0
+    assert changes.run(users.delete(made, "alice", actor="ops"), made.conn, actor="ops", dry_run=False, out=out) == 0
     text = out.getvalue()
     for expected in ("remove from group bedrock-team-data", "delete inline policy extra", "detach", "delete access key",
-                     f"delete service-specific credential {key_id}", "delete console password", "delete user"):
+                     f"delete Bedrock API key {key_id}", f"delete service-specific credential {other_id}",
+                     "delete console password", "delete user"):
         assert expected in text, expected
     with pytest.raises(moto_iam.exceptions.NoSuchEntityException):
         moto_iam.get_user(UserName="alice")
@@ -296,7 +300,7 @@ def test_user_delete_removes_everything_iam_holds_for_the_user_and_keeps_the_his
     assert principal(mysql, ALICE_KEY) is not None  # usage history stays theirs
     assert audit_rows(mysql)[-1][:3] == ("ops", "user delete", "alice")
 
-    again = users.delete(made, "alice")
+    again = users.delete(made, "alice", actor="ops")
     assert again.changes == [] and again.notes == ["no IAM user alice"]
     assert cli("team", "delete", "data")[0] == 0  # no members left
 

@@ -1,5 +1,6 @@
-"""bedrockctl user create-key | keys | revoke-key: moto's IAM for users and groups, a stand-in for the
-service-specific credential calls moto lacks (tests/aws/service_credentials.py), real MariaDB.
+"""bedrockctl user create-key | keys | revoke-key, and user delete of a user holding keys: moto's IAM for users
+and groups, a stand-in for the service-specific credential calls moto lacks (tests/aws/service_credentials.py),
+real MariaDB.
 
 The commands run as bedrockctl parses them, with parts holding the stand-in instead of assembling their own."""
 
@@ -8,13 +9,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, TextIO
 
 import pymysql
 import pytest
 
 from bedrockctl.main import main, parser
-from provisioning import key_commands
+from provisioning import commands, key_commands
 from provisioning.iam import IamServiceCredentials
 from provisioning.parts import Parts, assemble
 from provisioning.settings import ProvisioningSettings
@@ -43,7 +45,8 @@ def stand_in(moto_iam: Any, mysql: pymysql.connections.Connection,
 @pytest.fixture
 def run(stand_in: tuple[Parts, MotoLacksServiceCredentials]) -> Run:
     works: dict[str, Callable[[Parts, Any, TextIO], int]] = {
-        "create-key": key_commands.create_key, "keys": key_commands.keys, "revoke-key": key_commands.revoke_key}
+        "create-key": key_commands.create_key, "keys": key_commands.keys, "revoke-key": key_commands.revoke_key,
+        "delete": commands.user_delete}
 
     def command(*argv: str) -> tuple[int, str]:
         args = parser().parse_args(["user", *argv])
@@ -62,10 +65,10 @@ def key_rows(conn: pymysql.connections.Connection) -> list[dict[str, Any]]:
     return found
 
 
-def audit_rows(conn: pymysql.connections.Connection) -> list[tuple[str, str, str, str]]:
+def audit_rows(conn: pymysql.connections.Connection, action: str = "%key%") -> list[tuple[str, str, str, str]]:
     with conn.cursor() as cur:
-        cur.execute("SELECT actor, action, target, detail FROM provisioning_actions WHERE action LIKE '%key%'"
-                    " ORDER BY id")
+        cur.execute("SELECT actor, action, target, detail FROM provisioning_actions WHERE action LIKE %s"
+                    " ORDER BY id", (action,))
         found = [tuple(str(v) for v in row) for row in cur.fetchall()]
     conn.commit()
     return found  # type: ignore[return-value]
@@ -188,3 +191,93 @@ def test_a_key_deleted_outside_bedrockctl_is_recorded_as_deleted_and_one_made_ou
     assert code == 0 and "IAM no longer has" in out and "as deleted" in out
     code, out = run("revoke-key", "alice", theirs)
     assert code == 0 and "no tool recorded" in out and theirs not in credentials.held
+
+
+def utc_now(conn: pymysql.connections.Connection) -> datetime:
+    """MySQL's clock, which stamps revoked_at."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT UTC_TIMESTAMP(3)")
+        (now,) = cur.fetchone()
+    conn.commit()
+    return now  # type: ignore[no-any-return]
+
+
+def test_user_delete_deletes_the_keys_and_records_them_revoked_by_the_admin_once(
+        run: Run, stand_in: tuple[Parts, MotoLacksServiceCredentials], mysql: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _, credentials = stand_in
+    run("create-key", "alice", "--tool", "claude-code", "--by", "ops-lead")
+    run("create-key", "alice", "--tool", "cursor", "--by", "ops-lead")
+    code_key, cursor_key = (r["credential_id"] for r in sorted(key_rows(mysql), key=lambda r: r["tool"]))
+    run("revoke-key", "alice", cursor_key, "--deactivate", "--by", "sec")
+    deactivated_at = {r["credential_id"]: r for r in key_rows(mysql)}[cursor_key]["revoked_at"]
+    before = key_rows(mysql)
+
+    code, out = run("delete", "alice", "--dry-run", "--by", "hr-admin")
+    assert code == 0 and "nothing written" in out
+    for expected in (f"IAM: delete Bedrock API key {code_key}", f"IAM: delete Bedrock API key {cursor_key}",
+                     f"MySQL: record {code_key} (claude-code) as deleted",
+                     f"MySQL: record {cursor_key} (cursor) as deleted", "IAM: delete user"):
+        assert expected in out, expected
+    assert sorted(credentials.held) == sorted([code_key, cursor_key])
+    assert key_rows(mysql) == before and audit_rows(mysql, "user delete") == []
+    assert credentials.get_user(UserName="alice")["User"]["UserName"] == "alice"
+
+    started = utc_now(mysql)
+    code, out = run("delete", "alice", "--by", "hr-admin")
+    assert code == 0 and credentials.held == {}
+    with pytest.raises(credentials.exceptions.NoSuchEntityException):
+        credentials.get_user(UserName="alice")
+    rows = {r["credential_id"]: r for r in key_rows(mysql)}
+    assert {(r["revoked_how"], r["revoked_by"]) for r in rows.values()} == {("deleted", "hr-admin")}
+    assert started <= rows[code_key]["revoked_at"] <= utc_now(mysql)  # when user delete deleted it
+    assert rows[cursor_key]["revoked_at"] == deactivated_at  # revoked first when deactivated, as revoke-key keeps
+    [(actor, action, target, detail)] = audit_rows(mysql, "user delete")
+    assert (actor, action, target) == ("hr-admin", "user delete", "alice")
+    for expected in (f"delete Bedrock API key {code_key}", f"record {code_key} (claude-code) as deleted",
+                     f"delete Bedrock API key {cursor_key}", f"record {cursor_key} (cursor) as deleted"):
+        assert expected in detail, expected
+
+    after = key_rows(mysql)
+    code, out = run("delete", "alice", "--by", "someone-else")
+    assert code == 0 and "no change" in out
+    assert key_rows(mysql) == after and len(audit_rows(mysql, "user delete")) == 1
+
+    code, listed = run("keys", "alice")  # the recorded keys, shown revoked, under a line that says why
+    assert code == 0 and listed.startswith("no IAM user 'alice' (deleted ") and "by hr-admin" in listed.splitlines()[0]
+    shown = {k["credential_id"]: k for k in json.loads(run("keys", "alice", "--json")[1])}
+    assert {k["status"] for k in shown.values()} == {"deleted"}
+    assert all(k["revoked"].startswith("deleted ") and k["revoked"].endswith(" by hr-admin") for k in shown.values())
+    assert "elsewhere" not in json.dumps(shown)
+
+    assert main(["user", "info", "alice"]) == 2
+    error = capsys.readouterr().err
+    assert "no IAM user 'alice' (deleted " in error and "by hr-admin" in error and "user keys alice" in error
+    with pytest.raises(ValueError, match="no IAM user 'bob', and no Bedrock API key is recorded"):
+        run("keys", "bob")
+    assert main(["user", "info", "bob"]) == 2
+    assert capsys.readouterr().err.strip() == "bedrockctl: no IAM user 'bob'"
+
+
+def test_user_delete_of_a_user_deleted_in_iam_records_its_keys_as_deleted(
+        run: Run, stand_in: tuple[Parts, MotoLacksServiceCredentials], mysql: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _, credentials = stand_in
+    run("create-key", "alice", "--tool", "claude-code")
+    [key] = credentials.held
+    credentials.delete_service_specific_credential(UserName="alice", ServiceSpecificCredentialId=key)
+    credentials.remove_user_from_group(UserName="alice", GroupName="bedrock-team-data")
+    credentials.delete_user(UserName="alice")  # in the console, say
+    [shown] = json.loads(run("keys", "alice", "--json")[1])
+    assert shown["revoked"] == "deleted elsewhere"
+
+    code, out = run("delete", "alice", "--by", "hr-admin")
+    assert code == 0 and "no IAM user alice" in out and f"IAM no longer has {key} (deleted elsewhere)" in out
+    assert f"MySQL: record {key} (claude-code) as deleted" in out
+    [row] = key_rows(mysql)
+    assert (row["revoked_how"], row["revoked_by"]) == ("deleted", "hr-admin") and row["revoked_at"] is not None
+    assert "no change" in run("delete", "alice", "--by", "hr-admin")[1]
+    assert key_rows(mysql) == [row] and len(audit_rows(mysql, "user delete")) == 1
+
+    assert main(["user", "info", "alice"]) == 2  # this run deleted no user: it does not claim to have
+    assert capsys.readouterr().err.strip() == "bedrockctl: no IAM user 'alice'"
