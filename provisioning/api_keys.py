@@ -69,7 +69,10 @@ def create(parts: Parts, user: str, tool: str, age_days: int | None, *, actor: s
         expires = made.get("ExpirationDate")
         # Printed here and now, before anything else can fail: a key whose secret was lost is useless.
         print(f"  Bedrock API key for {user} ({tool}), shown this once; store it now:\n"
-              f"    {made['ServiceCredentialSecret']}", file=secret_out, flush=True)
+              f"    {made['ServiceCredentialSecret']}\n"
+              f"  The tool reads it as AWS_BEARER_TOKEN_BEDROCK; with AWS_SDK_UA_APP_ID={tool} beside it, its calls"
+              f" are told apart by tool even while {user} holds a key for another (bedrockctl usage --by-tool)",
+              file=secret_out, flush=True)
         return f"credential {made['ServiceSpecificCredentialId']}" + (f", expires {expires}" if expires else "")
 
     def keep() -> None:
