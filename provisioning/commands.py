@@ -1,5 +1,5 @@
 """The provisioning commands of `bedrockctl`: `team create|list|show|policy|delete` and
-`user create|info|list|move|delete` (and `user create-key|keys|revoke-key`, in key_commands.py), and
+`user create|import|info|list|move|delete` (and `user create-key|keys|revoke-key`, in key_commands.py), and
 `provisioning audit`.
 
 Every changing command checks its input before reading IAM, says what it changed (or that nothing
@@ -18,7 +18,7 @@ from typing import TextIO
 
 from bedrock_usage.commands import CommandGroup
 from bedrock_usage.printing import table, usd_cell
-from provisioning import changes, journal, key_commands, teams, users
+from provisioning import bulk, changes, journal, key_commands, teams, users
 from provisioning.changes import Plan
 from provisioning.parts import Parts, handler, opened
 from provisioning.settings import ProvisioningSettings
@@ -36,6 +36,16 @@ def user_delete(parts: Parts, args: argparse.Namespace, out: TextIO) -> int:
     """Work on given parts (parts.handler): it deletes the user's Bedrock API keys, which tests give a stand-in."""
     plan = users.delete(parts, args.username, actor=args.by)
     return changes.run(plan, parts.conn, actor=args.by, dry_run=args.dry_run, out=out)
+
+
+def user_import(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
+    if args.file == "-":
+        people = bulk.read(sys.stdin)
+    else:
+        with open(args.file, encoding="utf-8-sig", newline="") as text:  # -sig: a spreadsheet's byte-order mark
+            people = bulk.read(text)
+    with opened(settings) as parts:
+        return bulk.run(parts, people, actor=args.by, dry_run=args.dry_run, out=sys.stdout)
 
 
 def team_list(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
@@ -141,6 +151,10 @@ def register(commands: CommandGroup) -> None:
     p.add_argument("--email")
     p.add_argument("--tool", help="what they use Bedrock from (the Tool tag)")
     p.add_argument("--language", help="of their messages (en, es)")
+    _writes(p)
+    p = user.add("import", user_import, "create (or bring up to date) the people of a CSV file: username, person,"
+                 " team[, email, tool, language]; every line checked before anything is written", settings=s)
+    p.add_argument("file", help="a CSV file with a header line, or - for standard input")
     _writes(p)
     p = user.add("info", user_info, "a person's IAM user, tags, groups and team as counted", settings=s)
     p.add_argument("username")
