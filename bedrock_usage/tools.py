@@ -6,10 +6,12 @@ never the key. What a call does carry, in order of trust:
 1. `bearer_token` (additionalEventData.callWithBearerToken): made with one of the user's API keys. When the
    keys of that user live at the call's time (`bedrock_api_keys`: created, not yet revoked or expired) were
    all made for one tool (`bedrockctl user create-key --tool`), the call is that tool's: basis `api-key`.
-   With keys for several tools live at once, the call's `app/` ID (below) picks among them, else 2 and 3 do.
+   With keys for several tools live at once, the call's `app/` ID (below) picks among them, else 2-4 do.
 2. The AWS SDKs' application ID: a tool that sets `AWS_SDK_UA_APP_ID` (or `sdk_ua_app_id` in its profile)
    has `app/<id>` in every call's user agent: basis `app-id`.
-3. The user agent's first product name (`Boto3`, `aws-sdk-js`, `litellm`…): basis `user-agent`, else
+3. The caller's `Tool` tag (`bedrockctl user create --tool`, as the seed system tagged a user per tool):
+   basis `user-tag`.
+4. The user agent's first product name (`Boto3`, `aws-sdk-js`, `litellm`…): basis `user-agent`, else
    `(unknown)`.
 
 Decided at read time, not by the consumer: a key recorded after its first calls, or revoked, changes the
@@ -41,12 +43,15 @@ class Basis(StrEnum):
 
     API_KEY = "api-key"
     APP_ID = "app-id"
+    USER_TAG = "user-tag"
     USER_AGENT = "user-agent"
     UNKNOWN = "unknown"
 
 
-def tool_of(bearer_token: bool, key_tools: Sequence[str], user_agent: str | None) -> tuple[str, Basis]:
-    """The tool of one call: `key_tools` are the tools of the caller's API keys live at the call."""
+def tool_of(bearer_token: bool, key_tools: Sequence[str], user_agent: str | None,
+            tool_tag: str | None = None) -> tuple[str, Basis]:
+    """The tool of one call: `key_tools` are the tools of the caller's API keys live at the call, `tool_tag`
+    the caller's Tool tag."""
     app = _APP_ID.search(user_agent or "")
     app_id = app.group(1)[:_MAX_NAME] if app else None
     if bearer_token and key_tools:
@@ -56,6 +61,8 @@ def tool_of(bearer_token: bool, key_tools: Sequence[str], user_agent: str | None
             return app_id, Basis.API_KEY
     if app_id:
         return app_id, Basis.APP_ID
+    if tool_tag:
+        return tool_tag[:_MAX_NAME], Basis.USER_TAG
     product = _PRODUCT.match(user_agent or "")
     if product:
         return product.group(1)[:_MAX_NAME], Basis.USER_AGENT
@@ -98,10 +105,11 @@ class _Sums:
 _SQL = """
 SELECT per_tool.*, ua.user_agent
 FROM (
-  SELECT quota_key, display_name, team, bearer_token, key_tools, user_agent_ref,
+  SELECT quota_key, display_name, tool_tag, team, bearer_token, key_tools, user_agent_ref,
          SUM(ok), SUM(1 - ok), SUM(bearer_token), COALESCE(SUM(cost_usd), 0)
   FROM (
-    SELECT p.quota_key, p.display_name, c.team, COALESCE(c.bearer_token, 0) AS bearer_token,
+    SELECT p.quota_key, p.display_name, JSON_UNQUOTE(JSON_EXTRACT(p.tags, '$.Tool')) AS tool_tag, c.team,
+           COALESCE(c.bearer_token, 0) AS bearer_token,
            IF(c.bearer_token = 1,
               (SELECT GROUP_CONCAT(DISTINCT k.tool ORDER BY k.tool SEPARATOR '\x1f') FROM bedrock_api_keys k
                WHERE k.quota_key = p.quota_key AND k.created_at <= c.event_time
@@ -113,7 +121,7 @@ FROM (
     JOIN principals p ON p.id = c.principal_id
     WHERE c.event_date >= %s AND c.event_date < %s{where}
   ) per_call
-  GROUP BY quota_key, display_name, team, bearer_token, key_tools, user_agent_ref
+  GROUP BY quota_key, display_name, tool_tag, team, bearer_token, key_tools, user_agent_ref
 ) per_tool
 LEFT JOIN user_agents ua ON ua.id = per_tool.user_agent_ref
 """
@@ -136,8 +144,9 @@ def tool_usage(conn: Connection, first: date, end: date, default_team: str, *, u
     conn.commit()
     totals: dict[tuple[str, str, str, Basis], _Sums] = {}
     names: dict[str, str | None] = {}
-    for key, name, row_team, bearer, key_tools, _, ok, failed, with_key, cost, agent in rows:
-        tool, basis = tool_of(bool(bearer), str(key_tools).split(_KEY_SEPARATOR) if key_tools else [], agent)
+    for key, name, tag, row_team, bearer, key_tools, _, ok, failed, with_key, cost, agent in rows:
+        tool, basis = tool_of(bool(bearer), str(key_tools).split(_KEY_SEPARATOR) if key_tools else [], agent,
+                              str(tag) if tag else None)
         names[str(key)] = name
         sums = totals.setdefault((str(key), team_or_default(row_team, default_team), tool, basis), _Sums())
         sums.add(int(ok), int(failed), int(with_key), Decimal(cost))

@@ -85,7 +85,8 @@ def _by_tool(args: argparse.Namespace, settings: SharedSettings) -> int:
         print(json_decimal.dumps([{**asdict(u), "basis": str(u.basis)} for u in rows], indent=2))
         return 0
     print(f"usage by tool, {span} ({settings.quota_timezone.key}); basis: how the tool was known (api-key: the"
-          " tool its API key was made for; app-id: the SDK's app/ ID; user-agent: the agent's product)")
+          " tool its API key was made for; app-id: the SDK's app/ ID; user-tag: the user's Tool tag; user-agent: the"
+          " agent's product)")
     print(table(("principal", "team", "tool", "basis", "requests", "failed", "with API key", "cost"),
                 [(u.principal, u.team, u.tool, u.basis, f"{u.requests:,}", f"{u.failed:,}", f"{u.api_key_requests:,}",
                   format_usd(nanos_of(u.cost_usd))) for u in rows]))

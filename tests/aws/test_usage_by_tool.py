@@ -49,7 +49,7 @@ def keys(moto_iam: Any, mysql: pymysql.connections.Connection,
         monkeypatch.setenv(name, value)
     assert main(["team", "create", "data"]) == 0
     assert main(["user", "create", "alice", "--person", "Ana García", "--team", "data"]) == 0
-    assert main(["user", "create", "bob", "--person", "Bob", "--team", "data"]) == 0
+    assert main(["user", "create", "bob", "--person", "Bob", "--team", "data", "--tool", "jupyter"]) == 0
     made = assemble(ProvisioningSettings.from_env(_env()),
                     credentials=IamServiceCredentials(MotoLacksServiceCredentials(moto_iam)))
     yield made
@@ -131,13 +131,13 @@ def test_calls_are_split_by_the_tool_of_the_key_the_app_id_or_the_user_agent(
         (ALICE_KEY, "Boto3", "user-agent"): (2, 0, 1, Decimal(0)),
         (ALICE_KEY, "litellm", "user-agent"): (1, 0, 1, Decimal(0)),
         (ALICE_KEY, "notebook", "app-id"): (1, 0, 0, Decimal(0)),
-        (BOB_KEY, "Boto3", "user-agent"): (1, 1, 0, Decimal(0)),
+        (BOB_KEY, "jupyter", "user-tag"): (1, 1, 0, Decimal(0)),  # SigV4, no app ID: his user's Tool tag
     }
     assert {(r["display_name"], r["team"]) for r in rows} == {("Ana García", "data"), ("Bob", "data")}
     assert [(r["principal"], r["requests"] + r["failed"]) for r in rows] == [  # by person, most calls first
         (ALICE_KEY, 2), (ALICE_KEY, 2), (ALICE_KEY, 1), (ALICE_KEY, 1), (ALICE_KEY, 1), (BOB_KEY, 2)]
     # The same for one person, one team, and the month; none for a team that made no calls.
-    assert {(r["tool"], r["requests"]) for r in by_tool(capsys, "--date", day, "--user", BOB_KEY)} == {("Boto3", 1)}
+    assert {(r["tool"], r["requests"]) for r in by_tool(capsys, "--date", day, "--user", BOB_KEY)} == {("jupyter", 1)}
     assert len(by_tool(capsys, "--date", day, "--team", "data")) == 6
     assert by_tool(capsys, "--date", day, "--team", "other") == []
     assert len(by_tool(capsys, "--month", day[:7])) == 6

@@ -14,25 +14,30 @@ BOTO3 = "Boto3/1.40.61 md/Botocore#1.40.61 ua/2.1 os/linux#6.8.0 lang/python#3.1
 JS = "aws-sdk-js/3.901.0 ua/2.1 os/darwin#24.6.0 lang/js md/nodejs#22.20.0 api/bedrock-runtime#3.901.0 m/E,N"
 
 
-@pytest.mark.parametrize(("bearer", "keys", "agent", "expected"), [
-    (True, ["claude-code"], BOTO3, ("claude-code", Basis.API_KEY)),  # one key live: its tool
-    (True, ["claude-code", "claude-code"], JS, ("claude-code", Basis.API_KEY)),  # two keys, one tool
-    (True, ["claude-code"], JS + " app/cline", ("claude-code", Basis.API_KEY)),  # the key outranks the app ID
-    (True, ["claude-code", "cline"], JS + " app/cline", ("cline", Basis.API_KEY)),  # the app ID picks a key
-    (True, ["claude-code", "cline"], JS + " app/aider", ("aider", Basis.APP_ID)),  # no key's: the app ID
-    (True, ["claude-code", "cline"], BOTO3, ("Boto3", Basis.USER_AGENT)),  # nothing picks a key: the agent
-    (True, [], BOTO3, ("Boto3", Basis.USER_AGENT)),  # no key recorded (made elsewhere)
-    (False, ["claude-code"], BOTO3, ("Boto3", Basis.USER_AGENT)),  # SigV4: the user's keys say nothing
-    (False, [], "app/notebook " + BOTO3, ("notebook", Basis.APP_ID)),  # an app ID first in the agent
-    (False, [], "litellm/1.77.7", ("litellm", Basis.USER_AGENT)),
-    (False, [], "  curl/8.5.0", ("curl", Basis.USER_AGENT)),
-    (False, [], None, (UNKNOWN, Basis.UNKNOWN)),
-    (False, [], "", (UNKNOWN, Basis.UNKNOWN)),
-    (False, [], "[Mozilla compatible]", (UNKNOWN, Basis.UNKNOWN)),  # no product/version to name
-    (False, [], "x" * 300 + "/1.0", ("x" * 128, Basis.USER_AGENT)),  # names cut to 128 characters
+@pytest.mark.parametrize(("bearer", "keys", "agent", "tag", "expected"), [
+    (True, ["claude-code"], BOTO3, None, ("claude-code", Basis.API_KEY)),  # one key live: its tool
+    (True, ["claude-code", "claude-code"], JS, None, ("claude-code", Basis.API_KEY)),  # two keys, one tool
+    (True, ["claude-code"], JS + " app/cline", None, ("claude-code", Basis.API_KEY)),  # the key outranks the app ID
+    (True, ["claude-code", "cline"], JS + " app/cline", None, ("cline", Basis.API_KEY)),  # the app ID picks a key
+    (True, ["claude-code", "cline"], JS + " app/aider", None, ("aider", Basis.APP_ID)),  # no key's: the app ID
+    (True, ["claude-code", "cline"], BOTO3, None, ("Boto3", Basis.USER_AGENT)),  # nothing picks a key: the agent
+    (True, [], BOTO3, None, ("Boto3", Basis.USER_AGENT)),  # no key recorded (made elsewhere)
+    (False, ["claude-code"], BOTO3, None, ("Boto3", Basis.USER_AGENT)),  # SigV4: the user's keys say nothing
+    (False, [], "app/notebook " + BOTO3, None, ("notebook", Basis.APP_ID)),  # an app ID first in the agent
+    (False, [], "litellm/1.77.7", None, ("litellm", Basis.USER_AGENT)),
+    (False, [], "  curl/8.5.0", None, ("curl", Basis.USER_AGENT)),
+    (False, [], None, None, (UNKNOWN, Basis.UNKNOWN)),
+    (False, [], "", None, (UNKNOWN, Basis.UNKNOWN)),
+    (False, [], "[Mozilla compatible]", None, (UNKNOWN, Basis.UNKNOWN)),  # no product/version to name
+    (False, [], "x" * 300 + "/1.0", None, ("x" * 128, Basis.USER_AGENT)),  # names cut to 128 characters
+    (False, [], BOTO3, "jupyter", ("jupyter", Basis.USER_TAG)),  # the seed's Tool tag outranks the agent
+    (False, [], JS + " app/cline", "jupyter", ("cline", Basis.APP_ID)),  # but not the app ID
+    (True, ["claude-code"], BOTO3, "jupyter", ("claude-code", Basis.API_KEY)),  # nor the key
+    (True, [], BOTO3, "jupyter", ("jupyter", Basis.USER_TAG)),  # a key made elsewhere: the user's tag
 ])
-def test_tool_of(bearer: bool, keys: list[str], agent: str | None, expected: tuple[str, Basis]) -> None:
-    assert tool_of(bearer, keys, agent) == expected
+def test_tool_of(bearer: bool, keys: list[str], agent: str | None, tag: str | None,
+                 expected: tuple[str, Basis]) -> None:
+    assert tool_of(bearer, keys, agent, tag) == expected
 
 
 def test_the_decoder_keeps_cloudtrails_mark_of_an_api_keys_call() -> None:
