@@ -170,7 +170,8 @@ def register(commands: CommandGroup) -> None:
     usage_.add_argument("--date", help="YYYY-MM-DD in QUOTA_TIMEZONE (default: today)")
     usage_.add_argument("--teams", action="store_true", help="teams alone, with the people counted in each")
     usage_.add_argument("--by-tool", action="store_true",
-                        help="each person's calls by tool: the tool of the API key, the SDK's app ID or the user agent")
+                        help="each person's calls by tool: the API key's, the SDK's app ID, the Tool tag or"
+                        " the user agent")
     usage_.add_argument("--month", help="YYYY-MM, with --by-tool: the month's calls instead of a day's")
     usage_.add_argument("--json", action="store_true")
 
