@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pymysql
+import pytest
 
 from bedrock_usage.tools import Basis, tool_of, tool_usage
 
@@ -50,7 +51,7 @@ def _fill(conn: pymysql.connections.Connection, rng: random.Random) -> list[tupl
                 bearer, agent_ref = rng.random() < 0.7, rng.randrange(1, len(AGENTS) + 1)
                 agent = AGENTS[agent_ref - 1]
                 ok, cost = rng.random() < 0.9, Decimal(rng.randrange(0, 5000)).scaleb(-6)
-                team = "data" if rng.random() < 0.8 else "web"  # moved during the day
+                team = rng.choice(["data"] * 7 + ["web"] * 2 + [""])  # moved during the day; '' not known yet
                 cur.execute("INSERT INTO bedrock_calls (event_date, event_id, event_time, principal_id, team,"
                             " account_id, operation, model_ref, region, user_agent_ref, error_code, bearer_token,"
                             " cost_usd) VALUES (%s, %s, %s, %s, %s, '123456789012', 'Converse', 1, 'eu-west-1', %s,"
@@ -61,8 +62,9 @@ def _fill(conn: pymysql.connections.Connection, rng: random.Random) -> list[tupl
     return calls
 
 
-def test_the_report_equals_the_rule_applied_call_by_call(mysql: pymysql.connections.Connection) -> None:
-    rng = random.Random(15)
+@pytest.mark.parametrize("seed", [15, 16, 17, 18])
+def test_the_report_equals_the_rule_applied_call_by_call(mysql: pymysql.connections.Connection, seed: int) -> None:
+    rng = random.Random(seed)
     calls = _fill(mysql, rng)
     with mysql.cursor() as cur:
         cur.execute("SELECT quota_key, tool, created_at, revoked_at, expires_at FROM bedrock_api_keys")
@@ -76,7 +78,7 @@ def test_the_report_equals_the_rule_applied_call_by_call(mysql: pymysql.connecti
     for key, team, bearer, agent, at, ok, price in calls:
         live = [tool for k, tool, made, revoked, expires in keys if k == key and made <= at
                 and (revoked is None or at < revoked) and (expires is None or at < expires)] if bearer else []
-        slot = (key, team, *tool_of(bearer, live, agent, tags[key]))
+        slot = (key, team or "unassigned", *tool_of(bearer, live, agent, tags[key]))
         expected[(*slot, "requests" if ok else "failed")] += 1
         expected[(*slot, "api_key")] += int(bearer)
         cost[slot] = cost.get(slot, Decimal(0)) + price
@@ -92,7 +94,8 @@ def test_the_report_equals_the_rule_applied_call_by_call(mysql: pymysql.connecti
     assert {b for *_, b, _ in expected} >= {Basis.API_KEY, Basis.APP_ID, Basis.USER_TAG, Basis.USER_AGENT,
                                             Basis.UNKNOWN}
     assert len(report) == len({(u.principal, u.team, u.tool, u.basis) for u in report})
-    # One team's share is the same rule on that team's calls alone.
-    web = tool_usage(mysql, DAY, DAY + timedelta(days=1), "unassigned", team="web")
-    assert {(u.principal, u.tool, u.basis): u.requests for u in web} == {
-        (u.principal, u.tool, u.basis): u.requests for u in report if u.team == "web"}
+    # One team's share is the same rule on that team's calls alone; DEFAULT_TEAM's holds the calls of no team.
+    for team in ("web", "unassigned"):
+        share = tool_usage(mysql, DAY, DAY + timedelta(days=1), "unassigned", team=team)
+        assert share and {(u.principal, u.tool, u.basis): u.requests for u in share} == {
+            (u.principal, u.tool, u.basis): u.requests for u in report if u.team == team}
