@@ -67,6 +67,7 @@ bench: setup services
 	$(BIN)/python -m tests.performance.bench_enforcer
 	$(BIN)/python -m tests.performance.bench_replay
 	$(BIN)/python -m tests.performance.bench_console
+	$(BIN)/python -m tests.performance.bench_tools
 
 # The consumer's benchmark on a local Redis Cluster of three masters (figures beside `make bench`'s).
 bench-cluster: setup services
