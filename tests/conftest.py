@@ -9,6 +9,7 @@ TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306/bedrock_usage_test) and TEST
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import random
@@ -104,8 +105,42 @@ def settings() -> AllSettings:
     return AllSettings.from_env(test_env())
 
 
+# -- one pytest session per store ------------------------------------------------------------------
+# Every fixture that drops, empties or flushes a store claims it first, for the rest of the session: two
+# sessions on one database or Redis db (a helper's TEST_E2E_REDIS_URL that is another's TEST_REDIS_URL, two
+# runs on the defaults) would empty it under each other's tests, which then fail at whichever step reads next
+# (the provisioning e2e test's `usage --json` printing [] just after her counters were read right). The claim
+# is a MySQL lock, server-wide: every session on the suite's MySQL server sees it; it goes with the process.
+
+_CLAIMED: set[str] = set()
+_CLAIMING: list[pymysql.connections.Connection] = []  # the connection holding this process's claims
+
+
+def claim_name(store: str) -> str:
+    """The lock of a store (`mysql DATABASE`, `redis URL`); GET_LOCK names: 64 characters at most."""
+    return "bu_test_store:" + hashlib.sha256(store.encode()).hexdigest()[:32]
+
+
+def claim(store: str) -> None:
+    """Hold the store for this session; fail (the test asking, and every later one) if another session does."""
+    if store in _CLAIMED:
+        return
+    if not _CLAIMING:
+        _CLAIMING.append(db.connect(AllSettings.from_env(test_env()).mysql, with_database=False))
+    conn = _CLAIMING[0]
+    with conn.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 0)", (claim_name(store),))
+        row = cur.fetchone()
+    if not row or row[0] != 1:
+        pytest.fail(f"another pytest session is using {store}: each would empty it under the other's tests. Give"
+                    " this one its own (TEST_MYSQL_URL, TEST_REDIS_URL, TEST_E2E_MYSQL_URL, TEST_E2E_REDIS_URL).",
+                    pytrace=False)
+    _CLAIMED.add(store)
+
+
 def fresh_schema(settings: AllSettings) -> AllSettings:
     """Drop the settings' database and build it again from sql/."""
+    claim(f"mysql {settings.mysql.database}")
     conn = db.connect(settings.mysql, with_database=False)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
@@ -116,6 +151,7 @@ def fresh_schema(settings: AllSettings) -> AllSettings:
 
 def emptied(settings: AllSettings) -> Iterator[pymysql.connections.Connection]:
     """A connection to the settings' database with every table emptied first."""
+    claim(f"mysql {settings.mysql.database}")
     conn = db.connect(settings.mysql)
     with conn.cursor() as cur:
         for table in _TABLES:
@@ -137,6 +173,7 @@ def test_redis(url: str) -> redis.Redis:
 
 def flushed(url: str) -> Iterator[redis.Redis]:
     """A Redis client whose logical database is flushed before and after (on a cluster: every master)."""
+    claim(f"redis {url}")
     client = test_redis(url)
     client.flushdb()
     yield client

@@ -6,8 +6,9 @@ The e2e tests run for about a minute with the consumer writing all along, so the
 Redis db of their own (TEST_E2E_MYSQL_URL, default mysql://root@127.0.0.1:3306/bedrock_usage_e2e, and
 TEST_E2E_REDIS_URL, default redis://127.0.0.1:6379/10): another pytest session running the unit and
 integration tests at the same time (its `schema` drops and re-creates the test database, `redis_client`
-flushes its db) cannot wipe or add rows and counters under them. The `schema`, `mysql` and `redis_client`
-fixtures below override those of tests/conftest.py for this directory.
+flushes its db) cannot wipe or add rows and counters under them; another session given the same ones is
+refused (tests/conftest.py `claim`). The `schema`, `mysql` and `redis_client` fixtures below override those of
+tests/conftest.py for this directory.
 
 Every consumer is started in its own process group and SIGKILLed (whole group) at teardown if it is still
 running, and moto's worker processes are killed if a graceful stop leaves any: a failing test leaves

@@ -48,13 +48,13 @@ def _alices_call(minutes_ago: int, rng: random.Random) -> dict[str, Any]:
     return event
 
 
-def _stores(env: dict[str, str], mysql: pymysql.connections.Connection, client: redis.Redis) -> dict[str, Any]:
-    """What the stores hold, for a failure's message. `usage` printed an empty list twice in ten runs of an
-    earlier version of this test, just after her counters and row had been read right; not reproduced since
-    (45 runs, 20 under load). Nothing of the product deletes counters or principals; another pytest session
-    emptying and flushing the same e2e stores fails this test at exactly that step, so a lost Redis marker
-    (a flush: its row of record stays in MySQL) or a missing row here says which store was emptied under it."""
-    return {
+def _stores(env: dict[str, str], mysql: pymysql.connections.Connection, client: redis.Redis) -> str:
+    """What the stores hold, for a failure's message (a string: pytest would shorten a tuple). `usage --json`
+    printed [] here twice in ten runs of this test's first version, just after her counters and her row had
+    been read right: what another pytest session flushing the same Redis db does (reproduced: 3 runs in 6 beside
+    a session whose TEST_REDIS_URL was this one's e2e db); since refused (tests/conftest.py `claim`). Should it
+    recur: a marker of record with none in Redis says Redis was flushed; no row, that MySQL was emptied."""
+    held = {
         "usage --user": _bedrockctl(env, "usage", "--user", ALICE_KEY, "--json"),
         "her day counters": RedisState(client, KEYS).usage(Scope.USER, ALICE_KEY, DAY),
         "redis keys": sorted(text(k) for k in client.keys("*")),
@@ -63,6 +63,7 @@ def _stores(env: dict[str, str], mysql: pymysql.connections.Connection, client: 
         "principals": rows(mysql, "SELECT quota_key, team, resolved_at FROM principals"),
         "calls": scalar(mysql, "SELECT COUNT(*) FROM bedrock_calls"),
     }
+    return "\n".join(f"{name}: {value}" for name, value in held.items())
 
 
 def test_a_person_created_with_bedrockctl_is_charged_to_their_team_from_the_first_call(
@@ -112,7 +113,7 @@ def test_a_person_created_with_bedrockctl_is_charged_to_their_team_from_the_firs
 
     # The reports name her as the admin did, in her team.
     people = json.loads(_bedrockctl(env, "usage", "--date", DAY, "--json"), parse_float=Decimal)
-    assert len(people) == 1, (people, _stores(env, mysql, redis_client))
+    assert len(people) == 1, f"usage --json: {people}\n{_stores(env, mysql, redis_client)}"
     (person,) = people
     assert {k: person[k] for k in ("principal", "display_name", "team", "team_status", "requests")} == {
         "principal": ALICE_KEY, "display_name": "Alice A", "team": "data", "team_status": "team", "requests": 3}
