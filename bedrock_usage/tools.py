@@ -37,6 +37,7 @@ UNKNOWN = "(unknown)"
 _APP_ID = re.compile(r"(?:^|\s)app/([^\s]+)")
 _PRODUCT = re.compile(r"^\s*([A-Za-z][\w.+-]*)/")
 _MAX_NAME = 128
+_LETTERS = re.compile(r"[^A-Za-z0-9]+")
 
 
 class Basis(StrEnum):
@@ -49,6 +50,17 @@ class Basis(StrEnum):
     UNKNOWN = "unknown"
 
 
+def same_name(tool: str, app_id: str) -> bool:
+    """Whether an `app/` ID names a tool: the SDKs replace characters a user agent cannot hold (spaces, `/`,
+    `:`…), so "Claude Code" arrives as `app/Claude-Code` or `app/Claude_Code`; letters and digits decide."""
+    return _LETTERS.sub("", tool).lower() == _LETTERS.sub("", app_id).lower()
+
+
+def app_id_for(tool: str) -> str:
+    """What to set AWS_SDK_UA_APP_ID to for a tool's calls to name it (kept within the SDKs' 50 characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", tool).strip("-")[:50]
+
+
 def tool_of(bearer_token: bool, key_tools: Sequence[str], user_agent: str | None,
             tool_tag: str | None = None) -> tuple[str, Basis]:
     """The tool of one call: `key_tools` are the tools of the caller's API keys live at the call, `tool_tag`
@@ -58,8 +70,9 @@ def tool_of(bearer_token: bool, key_tools: Sequence[str], user_agent: str | None
     if bearer_token and key_tools:
         if len(set(key_tools)) == 1:
             return key_tools[0], Basis.API_KEY
-        if app_id is not None and app_id in key_tools:
-            return app_id, Basis.API_KEY
+        named = [t for t in key_tools if app_id is not None and same_name(t, app_id)]
+        if len(set(named)) == 1:
+            return named[0], Basis.API_KEY
     if app_id:
         return app_id, Basis.APP_ID
     if tool_tag:
@@ -209,7 +222,8 @@ def tool_usage(conn: Connection, first: date, end: date, default_team: str, *, u
                         list(changing))
             ids = {str(k): int(i) for k, i in cur.fetchall()}
         listed = ",".join(map(str, ids.values()))  # ints from MySQL: safe in the text
-        skip = f" AND NOT (c.bearer_token = 1 AND c.principal_id IN ({listed}))" if ids else ""
+        # COALESCE: a NULL (a call recorded before migration 028, counted as SigV4) must not make the NOT NULL.
+        skip = f" AND NOT (COALESCE(c.bearer_token, 0) = 1 AND c.principal_id IN ({listed}))" if ids else ""
         cur.execute(_GROUPED.format(segment="NULL", join="", where=where + skip), [first, end, *params])
         grouped = list(cur.fetchall())
         numbered = [(ids[key], segment) for key in ids for segment in changing[key]]

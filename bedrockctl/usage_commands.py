@@ -24,8 +24,8 @@ def usage(args: argparse.Namespace, settings: SharedSettings) -> int:
     if args.by_tool:
         return _by_tool(args, settings)
     if args.month:
-        raise SystemExit("usage: --month goes with --by-tool (the day's usage is per --date)")
-    day = date.fromisoformat(args.date) if args.date else datetime.now(settings.quota_timezone).date()
+        raise ValueError("--month goes with --by-tool (the day's usage is per --date)")
+    day = _day(args.date) if args.date else datetime.now(settings.quota_timezone).date()
     conn = db.connect(settings.mysql)
     try:
         reader = UsageReader.for_settings(conn, redis_client(settings), settings, datetime.now(UTC))
@@ -60,21 +60,28 @@ def usage(args: argparse.Namespace, settings: SharedSettings) -> int:
     return 0
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--date {text!r} is not YYYY-MM-DD") from None
+
+
 def _by_tool(args: argparse.Namespace, settings: SharedSettings) -> int:
     """Each person's calls by tool for a day (--date) or a month (--month): see bedrock_usage/tools.py."""
     if args.teams:
-        raise SystemExit("usage: --by-tool is per person (--team T for one team's people)")
+        raise ValueError("--by-tool is per person (--team T for one team's people)")
     if args.month and args.date:
-        raise SystemExit("usage: --by-tool takes --date or --month, not both")
+        raise ValueError("--by-tool takes --date or --month, not both")
     today = datetime.now(settings.quota_timezone).date()
     if args.month:
         try:
             first = date.fromisoformat(args.month + "-01")
         except ValueError:
-            raise SystemExit(f"usage: --month {args.month!r} is not YYYY-MM") from None
+            raise ValueError(f"--month {args.month!r} is not YYYY-MM") from None
         end, span = first_of_next_month(first), args.month
     else:
-        first = date.fromisoformat(args.date) if args.date else today
+        first = _day(args.date) if args.date else today
         end, span = first + timedelta(days=1), first.isoformat()
     conn = db.connect(settings.mysql)
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from bedrock_usage.tools import app_id_for
 from provisioning import journal, key_records, names
 from provisioning.changes import Plan
 from provisioning.iam import BEDROCK_SERVICE, MAX_KEYS_PER_SERVICE
@@ -70,7 +71,8 @@ def create(parts: Parts, user: str, tool: str, age_days: int | None, *, actor: s
         # Printed here and now, before anything else can fail: a key whose secret was lost is useless.
         print(f"  Bedrock API key for {user} ({tool}), shown this once; store it now:\n"
               f"    {made['ServiceCredentialSecret']}\n"
-              f"  The tool reads it as AWS_BEARER_TOKEN_BEDROCK; with AWS_SDK_UA_APP_ID={tool} beside it, its calls"
+              f"  The tool reads it as AWS_BEARER_TOKEN_BEDROCK; with AWS_SDK_UA_APP_ID={app_id_for(tool)} beside it,"
+              " its calls"
               f" are told apart by tool even while {user} holds a key for another (bedrockctl usage --by-tool)",
               file=secret_out, flush=True)
         return f"credential {made['ServiceSpecificCredentialId']}" + (f", expires {expires}" if expires else "")

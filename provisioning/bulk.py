@@ -48,15 +48,18 @@ def read(text: TextIO) -> PeopleFile:
     lines and lines starting with # are skipped; an empty optional cell means "not given"."""
     # Skipped lines are kept as empty ones (which csv skips) so that every number is the file's own line.
     kept = ["\n" if not line.strip() or line.lstrip().startswith("#") else line for line in text]
+    if kept:
+        kept[0] = kept[0].removeprefix("\ufeff")  # a byte-order mark, where the file was not opened as utf-8-sig
     reader = csv.reader(kept, skipinitialspace=True)
     columns = next((row for row in reader if row), [])
     columns = [c.strip().lower() for c in columns]
     missing = [c for c in REQUIRED if c not in columns]
     unknown = [c for c in columns if c not in (*REQUIRED, *OPTIONAL)]
-    if missing or unknown or len(set(columns)) != len(columns):
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if missing or unknown or repeated:
         raise PeopleFileError([f"header: the columns are {', '.join(REQUIRED)} and any of {', '.join(OPTIONAL)}"
                                f" (missing: {', '.join(missing) or '-'}; unknown: {', '.join(unknown) or '-'};"
-                               f" got: {', '.join(columns) or 'nothing'})"])
+                               f" repeated: {', '.join(repeated) or '-'}; got: {', '.join(columns) or 'nothing'})"])
     lines: list[Line] = []
     problems: list[tuple[int, str]] = []
     for row in reader:

@@ -39,11 +39,15 @@ def user_delete(parts: Parts, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def user_import(args: argparse.Namespace, settings: ProvisioningSettings) -> int:
-    if args.file == "-":
-        people = bulk.read(sys.stdin)
-    else:
-        with open(args.file, encoding="utf-8-sig", newline="") as text:  # -sig: a spreadsheet's byte-order mark
-            people = bulk.read(text)
+    try:
+        if args.file == "-":
+            people = bulk.read(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8-sig", newline="") as text:  # -sig: a spreadsheet's byte-order mark
+                people = bulk.read(text)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{args.file}: not UTF-8 text at byte {error.start} (a spreadsheet's \"CSV UTF-8\" saves"
+                         " it so; plain \"CSV\" may not): nothing imported") from None
     with opened(settings) as parts:
         return bulk.run(parts, people, actor=args.by, dry_run=args.dry_run, out=sys.stdout)
 

@@ -115,3 +115,16 @@ def test_import_reads_standard_input(cli: Cli, moto_iam: Any, monkeypatch: pytes
     monkeypatch.setattr("sys.stdin", io.StringIO("username,person,team\nzoe,Zoe,web\n"))
     code, out, _ = cli("user", "import", "-", "--by", "hr-lead")
     assert code == 0 and "changed 1" in out and _tags(moto_iam, "zoe") == {"Person": "Zoe", "Team": "web"}
+
+
+def test_a_file_not_in_utf8_or_with_a_repeated_column_is_refused_clearly(
+        cli: Cli, moto_iam: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    people = tmp_path / "people.csv"
+    people.write_bytes("username,person,team\nana,Ana García,data\n".encode("cp1252"))  # Excel's plain "CSV"
+    code, _, err = cli("user", "import", str(people))
+    assert code == 2 and "not UTF-8 text" in err and "nothing imported" in err
+    people.write_text("username,person,team,Team\nana,Ana,data,data\n", encoding="utf-8")
+    code, _, err = cli("user", "import", str(people))
+    assert code == 2 and "repeated: team" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffusername,person,team\nzoe,Zoe,web\n"))  # a BOM on stdin
+    assert cli("user", "import", "-")[0] == 0 and _tags(moto_iam, "zoe")["Team"] == "web"

@@ -161,9 +161,13 @@ def test_calls_are_split_by_the_tool_of_the_key_the_app_id_or_the_user_agent(
 
 
 def test_by_tool_refuses_what_it_cannot_report(keys: Parts, capsys: pytest.CaptureFixture[str]) -> None:
-    for argv, message in [(["--teams"], "per person"), (["--date", "2026-11-01", "--month", "2026-11"], "not both"),
-                          (["--month", "11-2026"], "not YYYY-MM")]:
-        with pytest.raises(SystemExit, match=message):
-            main(["usage", "--by-tool", *argv])
-    with pytest.raises(SystemExit, match="goes with --by-tool"):
-        main(["usage", "--month", "2026-11"])
+    for argv, message in [(["--by-tool", "--teams"], "per person"),
+                          (["--by-tool", "--date", "2026-11-01", "--month", "2026-11"], "not both"),
+                          (["--by-tool", "--month", "11-2026"], "not YYYY-MM"),
+                          (["--by-tool", "--date", "1/11/2026"], "not YYYY-MM-DD"),
+                          (["--date", "2026-13-01"], "not YYYY-MM-DD"),
+                          (["--month", "2026-11"], "goes with --by-tool")]:
+        capsys.readouterr()
+        assert main(["usage", *argv]) == 2  # as every admin's mistake: one line, exit 2
+        err = capsys.readouterr().err
+        assert err.startswith("bedrockctl: ") and message in err, (argv, err)

@@ -155,9 +155,9 @@ def test_console_over_a_pipeline_run(stack: Stack, mysql: pymysql.connections.Co
         screenshot(page, "person")
         # Her day by tool: the simulator's calls carry Boto3's user agent and no API key.
         tool_cells = page.locator("#tools tbody td").all_inner_texts()
-        assert tool_cells[:5] == ["Boto3", "user-agent", str(CALLS[ALICE]), "0", "0"] and len(tool_cells) == 6
+        assert tool_cells[:6] == ["Boto3", "user-agent", "alpha", str(CALLS[ALICE]), "0", "0"]
         model_cells = page.locator("section.two > div").first.locator("tbody td").all_inner_texts()
-        assert tool_cells[5] == model_cells[-1] != "$0.00"  # one model, one tool: the same cost
+        assert len(tool_cells) == 7 and tool_cells[6] == model_cells[-1] != "$0.00"  # one model, one tool
         form = page.locator("#block-form")
         form.locator('input[name="mode"][value="for"]').check()
         form.locator('input[name="duration"]').fill("4h")

@@ -1,7 +1,7 @@
 """bedrock_usage.tools.tool_usage against the rule applied call by call: random people, keys made, revoked and
-expiring at random instants (many inside the hours the report groups by), calls of both kinds with random
-agents; the report (grouped by hour in MySQL, redone call by call in the hours a key changed) must equal the
-per-call sum exactly. Real MariaDB."""
+expiring at random instants (many within the report's day), calls of both kinds with random
+agents; the report (grouped in MySQL, the API-key calls of people whose keys changed joined to the stretches of
+their keys) must equal the per-call sum exactly. Real MariaDB."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def _fill(conn: pymysql.connections.Connection, rng: random.Random) -> list[tupl
                                          revoked, "deleted" if revoked else None))
             for n in range(rng.randrange(20, 120)):
                 at = START + timedelta(seconds=rng.randrange(0, 24 * 3600))
-                bearer, agent_ref = rng.random() < 0.7, rng.randrange(1, len(AGENTS) + 1)
+                # 1: an API key's; 0: SigV4; NULL: recorded before migration 028 (counted as SigV4).
+                marked = rng.choice([1] * 7 + [0] * 2 + [None])
+                bearer, agent_ref = marked == 1, rng.randrange(1, len(AGENTS) + 1)
                 agent = AGENTS[agent_ref - 1]
                 ok, cost = rng.random() < 0.9, Decimal(rng.randrange(0, 5000)).scaleb(-6)
                 team = rng.choice(["data"] * 7 + ["web"] * 2 + [""])  # moved during the day; '' not known yet
@@ -56,7 +58,7 @@ def _fill(conn: pymysql.connections.Connection, rng: random.Random) -> list[tupl
                             " account_id, operation, model_ref, region, user_agent_ref, error_code, bearer_token,"
                             " cost_usd) VALUES (%s, %s, %s, %s, %s, '123456789012', 'Converse', 1, 'eu-west-1', %s,"
                             " %s, %s, %s)", (DAY, f"e{p}-{n}", at, p, team, agent_ref if agent else None,
-                                             None if ok else "ThrottlingException", int(bearer), cost))
+                                             None if ok else "ThrottlingException", marked, cost))
                 calls.append((key, team, bearer, agent, at, ok, cost))
     conn.commit()
     return calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bedrock_usage.tools import UNKNOWN, Basis, tool_of
+from bedrock_usage.tools import UNKNOWN, Basis, app_id_for, tool_of
 from consumer.decode import Decoder
 from consumer.events import BedrockCall
 from tests.conftest import event_bytes
@@ -34,10 +34,21 @@ JS = "aws-sdk-js/3.901.0 ua/2.1 os/darwin#24.6.0 lang/js md/nodejs#22.20.0 api/b
     (False, [], JS + " app/cline", "jupyter", ("cline", Basis.APP_ID)),  # but not the app ID
     (True, ["claude-code"], BOTO3, "jupyter", ("claude-code", Basis.API_KEY)),  # nor the key
     (True, [], BOTO3, "jupyter", ("jupyter", Basis.USER_TAG)),  # a key made elsewhere: the user's tag
+    # The SDKs rewrite what a user agent cannot hold: letters and digits decide, case aside.
+    (True, ["Claude Code", "cline"], JS + " app/claude_code", None, ("Claude Code", Basis.API_KEY)),
+    (True, ["Claude Code", "cline"], JS + " app/Cline", None, ("cline", Basis.API_KEY)),
 ])
 def test_tool_of(bearer: bool, keys: list[str], agent: str | None, tag: str | None,
                  expected: tuple[str, Basis]) -> None:
     assert tool_of(bearer, keys, agent, tag) == expected
+
+
+def test_the_app_id_to_give_a_tool_names_it() -> None:
+    for tool in ("claude-code", "Claude Code", "team/agent:v2", "x" * 128):
+        app_id = app_id_for(tool)
+        assert len(app_id) <= 50 and all(c.isalnum() or c in "._-" for c in app_id)
+        if len(tool) <= 50:
+            assert tool_of(True, [tool, "other"], f"{JS} app/{app_id}") == (tool, Basis.API_KEY)
 
 
 def test_the_decoder_keeps_cloudtrails_mark_of_an_api_keys_call() -> None:
