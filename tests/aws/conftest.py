@@ -1,4 +1,5 @@
-"""Enforcer tests: IAM on moto (in-process), real Redis and real MariaDB."""
+"""The AWS tests' fixtures: IAM on moto (in-process), real Redis and real MariaDB; the enforcer's world and an
+admin running bedrockctl's provisioning commands."""
 
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ from prometheus_client import CollectorRegistry
 from bedrock_usage.identity import IdentityType
 from bedrock_usage.keys import Keys
 from bedrock_usage.quota import Decision, Kind, Quota, Scope
+from bedrockctl.main import main
 from devtools.settings import AllSettings
 from enforcement.assembly import EnforcerParts, assemble_enforcer
+from provisioning.iam import IamServiceCredentials
+from provisioning.parts import Parts, assemble
+from provisioning.settings import ProvisioningSettings
+from tests.aws.service_credentials import MotoLacksServiceCredentials
 from tests.conftest import DAY, MONTH, NOW
 from tests.conftest import test_env as _env
 
@@ -26,6 +32,8 @@ ACCOUNT = "123456789012"  # moto's default account
 SSO_ROLE = "AWSReservedSSO_BedrockUsers_0123456789abcdef"
 SSO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/{SSO_ROLE}"
 SSO_ROLE_ID = "AROAEXAMPLESSOROLE01"
+
+Cli = Callable[..., tuple[int, str, str]]  # bedrockctl's argv → (exit status, stdout, stderr)
 
 
 @pytest.fixture
@@ -126,3 +134,34 @@ def pool_values(iam: Any, rt: EnforcerParts) -> list[list[str]]:
 
 
 Clock = Callable[[], datetime]
+
+
+# -- an admin running bedrockctl's provisioning commands --------------------------------------------------------
+
+
+@pytest.fixture
+def admin_shell(moto_iam: Any, mysql: pymysql.connections.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment an admin's bedrockctl runs in: the test stores and moto's IAM."""
+    for name, value in _env().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def admin_cli(admin_shell: None, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """bedrockctl as the admin runs it (parsed, settings from the environment), its output captured."""
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def stand_in_parts(admin_shell: None, moto_iam: Any) -> Iterator[tuple[Parts, MotoLacksServiceCredentials]]:
+    """Provisioning's parts holding the stand-in for the service-specific credential API moto lacks."""
+    credentials = MotoLacksServiceCredentials(moto_iam)
+    made = assemble(ProvisioningSettings.from_env(_env()), credentials=IamServiceCredentials(credentials))
+    yield made, credentials
+    made.close()

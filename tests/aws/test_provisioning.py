@@ -5,44 +5,28 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pymysql
 import pytest
 
-from bedrockctl.main import main
 from consumer.assembly import ConsumerParts
 from devtools.simulate import Person
 from provisioning import changes, users
-from provisioning.iam import IamServiceCredentials
-from provisioning.parts import Parts, assemble
-from provisioning.settings import ProvisioningSettings
+from provisioning.parts import Parts
+from tests.aws.conftest import Cli
 from tests.aws.service_credentials import MotoLacksServiceCredentials
 from tests.conftest import NOW, envelope, records
-from tests.conftest import test_env as _env
 
 ACCOUNT = "123456789012"  # moto's
 PATH = "/bedrock-access/"
 ALICE_KEY = f"arn:aws:iam::{ACCOUNT}:user{PATH}alice"
 
-Cli = Callable[..., tuple[int, str, str]]
-
-
 @pytest.fixture
-def cli(moto_iam: Any, mysql: pymysql.connections.Connection, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Cli:
-    for name, value in _env().items():
-        monkeypatch.setenv(name, value)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+def cli(admin_cli: Cli) -> Cli:
+    return admin_cli
 
 
 def audit_rows(conn: pymysql.connections.Connection) -> list[tuple[str, str, str, str]]:
@@ -257,11 +241,9 @@ def test_user_move_changes_group_tag_and_team_and_team_delete_waits_for_the_memb
 
 
 @pytest.fixture
-def parts(cli: Cli, moto_iam: Any) -> Iterator[tuple[Parts, MotoLacksServiceCredentials]]:
-    credentials = MotoLacksServiceCredentials(moto_iam)
-    made = assemble(ProvisioningSettings.from_env(_env()), credentials=IamServiceCredentials(credentials))
-    yield made, credentials
-    made.close()
+def parts(cli: Cli, stand_in_parts: tuple[Parts, MotoLacksServiceCredentials]
+          ) -> tuple[Parts, MotoLacksServiceCredentials]:
+    return stand_in_parts
 
 
 def test_user_delete_removes_everything_iam_holds_for_the_user_and_keeps_the_history(

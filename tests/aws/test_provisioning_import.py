@@ -4,19 +4,16 @@ IAM, real MariaDB; every line checked before anything is written, each person as
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
-from bedrockctl.main import main
+from tests.aws.conftest import Cli
 from tests.aws.test_provisioning import audit_rows, iam_state, principal
-from tests.conftest import test_env as _env
 
 ACCOUNT = "123456789012"  # moto's
-Cli = Callable[..., tuple[int, str, str]]
 
 PEOPLE = """# Monday's starters (exported from the HR sheet)
 username,person,team,email,tool,language
@@ -28,19 +25,9 @@ chen,Chen Li,web,chen@example.com,cline,
 
 
 @pytest.fixture
-def cli(moto_iam: Any, mysql: pymysql.connections.Connection, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Cli:
-    for name, value in _env().items():
-        monkeypatch.setenv(name, value)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    assert run("team", "create", "data")[0] == 0 and run("team", "create", "web")[0] == 0
-    return run
+def cli(admin_cli: Cli) -> Cli:
+    assert admin_cli("team", "create", "data")[0] == 0 and admin_cli("team", "create", "web")[0] == 0
+    return admin_cli
 
 
 def _tags(iam: Any, user: str) -> dict[str, str]:

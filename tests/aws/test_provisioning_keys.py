@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -17,11 +17,8 @@ import pytest
 
 from bedrockctl.main import main, parser
 from provisioning import commands, key_commands
-from provisioning.iam import IamServiceCredentials
-from provisioning.parts import Parts, assemble
-from provisioning.settings import ProvisioningSettings
+from provisioning.parts import Parts
 from tests.aws.service_credentials import MotoLacksServiceCredentials
-from tests.conftest import test_env as _env
 
 ACCOUNT = "123456789012"  # moto's
 ALICE_KEY = f"arn:aws:iam::{ACCOUNT}:user/bedrock-access/alice"
@@ -30,16 +27,10 @@ Run = Callable[..., tuple[int, str]]
 
 
 @pytest.fixture
-def stand_in(moto_iam: Any, mysql: pymysql.connections.Connection,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Parts, MotoLacksServiceCredentials]]:
-    for name, value in _env().items():
-        monkeypatch.setenv(name, value)
+def stand_in(stand_in_parts: tuple[Parts, MotoLacksServiceCredentials]) -> tuple[Parts, MotoLacksServiceCredentials]:
     assert main(["team", "create", "data"]) == 0
     assert main(["user", "create", "alice", "--person", "Ana García", "--team", "data"]) == 0
-    credentials = MotoLacksServiceCredentials(moto_iam)
-    made = assemble(ProvisioningSettings.from_env(_env()), credentials=IamServiceCredentials(credentials))
-    yield made, credentials
-    made.close()
+    return stand_in_parts
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,12 +22,9 @@ from consumer.assembly import ConsumerParts
 from consumer.records import InputRecord
 from devtools.simulate import Person, invocation_log, subscription_payload
 from provisioning import key_commands
-from provisioning.iam import IamServiceCredentials
-from provisioning.parts import Parts, assemble
-from provisioning.settings import ProvisioningSettings
+from provisioning.parts import Parts
 from tests.aws.service_credentials import MotoLacksServiceCredentials
 from tests.conftest import NOW, envelope, records
-from tests.conftest import test_env as _env
 
 ACCOUNT = "123456789012"  # moto's
 ALICE_KEY = f"arn:aws:iam::{ACCOUNT}:user/bedrock-access/alice"
@@ -43,17 +39,11 @@ LITELLM = "litellm/1.77.7"
 
 
 @pytest.fixture
-def keys(moto_iam: Any, mysql: pymysql.connections.Connection,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Parts]:
-    for name, value in _env().items():
-        monkeypatch.setenv(name, value)
+def keys(stand_in_parts: tuple[Parts, MotoLacksServiceCredentials]) -> Parts:
     assert main(["team", "create", "data"]) == 0
     assert main(["user", "create", "alice", "--person", "Ana García", "--team", "data"]) == 0
     assert main(["user", "create", "bob", "--person", "Bob", "--team", "data", "--tool", "jupyter"]) == 0
-    made = assemble(ProvisioningSettings.from_env(_env()),
-                    credentials=IamServiceCredentials(MotoLacksServiceCredentials(moto_iam)))
-    yield made
-    made.close()
+    return stand_in_parts[0]
 
 
 def create_key(parts: Parts, user: str, tool: str, made_at: datetime, mysql: pymysql.connections.Connection) -> str:
