@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -50,6 +51,17 @@ def _code(error: ClientError) -> str:
 
 def _absent(error: ClientError) -> bool:
     return _code(error) == "NoSuchEntity"
+
+
+@contextmanager
+def _gone_is_fine() -> Iterator[None]:
+    """Removing what IAM no longer has is done, not an error: every command can run twice, or after a change
+    made elsewhere."""
+    try:
+        yield
+    except ClientError as error:
+        if not _absent(error):
+            raise
 
 
 BEDROCK_SERVICE = "bedrock.amazonaws.com"  # the service name of a Bedrock API key
@@ -103,11 +115,8 @@ class IamServiceCredentials:
                                                         Status=status)
 
     def delete(self, user: str, credential_id: str) -> None:
-        try:
+        with _gone_is_fine():
             self._client.delete_service_specific_credential(UserName=user, ServiceSpecificCredentialId=credential_id)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
 
 class Iam:
@@ -139,11 +148,8 @@ class Iam:
         self.client.create_group(GroupName=name, Path=path)
 
     def delete_group(self, name: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_group(GroupName=name)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def attached_to_group(self, name: str) -> list[str]:
         return [str(p["PolicyArn"]) for p in self._pages("list_attached_group_policies", "AttachedPolicies",
@@ -153,21 +159,15 @@ class Iam:
         self.client.attach_group_policy(GroupName=name, PolicyArn=policy_arn)
 
     def detach_from_group(self, name: str, policy_arn: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.detach_group_policy(GroupName=name, PolicyArn=policy_arn)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def add_to_group(self, user: str, group: str) -> None:
         self.client.add_user_to_group(UserName=user, GroupName=group)
 
     def remove_from_group(self, user: str, group: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.remove_user_from_group(UserName=user, GroupName=group)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     # Managed policies -------------------------------------------------------------------------------
     def policy_arn(self, name: str, path: str) -> str:
@@ -198,18 +198,12 @@ class Iam:
         self.client.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(doc), SetAsDefault=True)
 
     def delete_version(self, arn: str, version_id: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_policy_version(PolicyArn=arn, VersionId=version_id)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def delete_policy(self, arn: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_policy(PolicyArn=arn)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     # Users ------------------------------------------------------------------------------------------
     def user(self, name: str) -> dict[str, Any] | None:
@@ -242,32 +236,23 @@ class Iam:
         return [str(p) for p in self._pages("list_user_policies", "PolicyNames", UserName=name)]
 
     def delete_inline_policy(self, name: str, policy: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_user_policy(UserName=name, PolicyName=policy)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def attached_to_user(self, name: str) -> list[str]:
         return [str(p["PolicyArn"]) for p in self._pages("list_attached_user_policies", "AttachedPolicies",
                                                          UserName=name)]
 
     def detach_from_user(self, name: str, policy_arn: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.detach_user_policy(UserName=name, PolicyArn=policy_arn)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def access_keys(self, name: str) -> list[str]:
         return [str(k["AccessKeyId"]) for k in self._pages("list_access_keys", "AccessKeyMetadata", UserName=name)]
 
     def delete_access_key(self, name: str, key_id: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_access_key(UserName=name, AccessKeyId=key_id)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def has_login_profile(self, name: str) -> bool:
         try:
@@ -279,15 +264,9 @@ class Iam:
         return True
 
     def delete_login_profile(self, name: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_login_profile(UserName=name)
-        except ClientError as error:
-            if not _absent(error):
-                raise
 
     def delete_user(self, name: str) -> None:
-        try:
+        with _gone_is_fine():
             self.client.delete_user(UserName=name)
-        except ClientError as error:
-            if not _absent(error):
-                raise
