@@ -40,8 +40,12 @@ def deletion(conn: Connection, user: str) -> dict[str, Any] | None:
 
 def no_user(conn: Connection, user: str) -> str:
     """What to tell an admin who names a user IAM does not have, saying when it was deleted here, if it was."""
-    found = deletion(conn, user)
-    if found is None:
+    return missing_user(user, deletion(conn, user))
+
+
+def missing_user(user: str, deleted: dict[str, Any] | None) -> str:
+    """no_user's message, from the deletion already read (`deletion`)."""
+    if deleted is None:
         return f"no IAM user {user!r}"
-    return (f"no IAM user {user!r} (deleted {found['at']:%Y-%m-%d %H:%M:%S} UTC by {found['actor']},"
+    return (f"no IAM user {user!r} (deleted {deleted['at']:%Y-%m-%d %H:%M:%S} UTC by {deleted['actor']},"
             " bedrockctl user delete)")

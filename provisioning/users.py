@@ -156,8 +156,9 @@ def info(parts: Parts, user: str) -> dict[str, Any]:
     names.check_user(user)
     existing = parts.iam.user(user)
     if existing is None:
-        gone = journal.no_user(parts.conn, user)
-        if journal.deletion(parts.conn, user) is not None:  # what of them stays, and where to read it
+        deleted = journal.deletion(parts.conn, user)
+        gone = journal.missing_user(user, deleted)
+        if deleted is not None:  # what of them stays, and where to read it
             gone += (f"; its usage history (bedrockctl usage --user {parts.names.user_key(user)}) and the"
                      f" records of its Bedrock API keys (bedrockctl user keys {user}) stay")
         raise ValueError(gone)
