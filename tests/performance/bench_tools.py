@@ -26,15 +26,11 @@ from bedrock_usage import db
 from bedrock_usage.tools import Basis, tool_of, tool_usage
 from devtools.settings import AllSettings
 from tests.conftest import fresh_schema, test_env
+from tests.performance.console_data import NUMBERS
 from tests.performance.results import report
 
 DAY = date(2026, 11, 17)
 PEOPLE, TEAMS, CALLS = 1000, 20, 1_000_000
-_DIGITS = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL" \
-          " SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)"
-# Numbers 0..999,999 from six digit tables: portable (MySQL 8 and MariaDB), no recursion limit.
-_NUMBERS = (f"(SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d + 100000 * g.d AS n FROM {_DIGITS} a,"
-            f" {_DIGITS} b, {_DIGITS} c, {_DIGITS} e, {_DIGITS} f, {_DIGITS} g)")
 AGENTS = ("Boto3/1.40.61 md/Botocore#1.40.61 ua/2.1", "aws-sdk-js/3.901.0 ua/2.1 app/cline", "litellm/1.77.7",
           "aws-sdk-js/3.901.0 ua/2.1 app/claude-code", "curl/8.5.0")
 
@@ -77,7 +73,7 @@ def _generate(conn: Connection) -> None:
             f" SELECT %s, CONCAT('e', n), TIMESTAMPADD(SECOND, (n * 7919) %% 86400, %s), (n %% {PEOPLE}) + 1,"
             f" CONCAT('team', ((n %% {PEOPLE}) + 1) %% {TEAMS}), '123456789012', 'Converse', 1, 'eu-west-1',"
             f" ((n DIV {PEOPLE}) %% {len(AGENTS)}) + 1, IF(n %% 50 = 0, 'ThrottlingException', NULL),"
-            f" IF((n DIV 7) %% 10 < 7, 1, 0), ((n %% 997) + 1) / 1000000 FROM {_NUMBERS} numbers WHERE n < %s",
+            f" IF((n DIV 7) %% 10 < 7, 1, 0), ((n %% 997) + 1) / 1000000 FROM {NUMBERS} numbers WHERE n < %s",
             (DAY, start, CALLS))
         cur.execute("ANALYZE TABLE bedrock_calls, principals, bedrock_api_keys")  # as a table long in use has them
         cur.fetchall()

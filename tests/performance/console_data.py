@@ -45,6 +45,12 @@ T = TypeVar("T")
 VERSION = 1  # change when the shape of the generated data changes: older generations are then rebuilt
 ACCOUNT = "111122223333"
 SEQ_ROWS = 1_000_000  # the numbers table: a day's calls at most
+_DIGITS = ("(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL"
+           " SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)")
+# The numbers 0 to SEQ_ROWS - 1 as a derived table (column n), from six tables of digits: portable to MySQL 8
+# and MariaDB, no recursion limit.
+NUMBERS = (f"(SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d + 100000 * g.d AS n FROM {_DIGITS} a,"
+           f" {_DIGITS} b, {_DIGITS} c, {_DIGITS} e, {_DIGITS} f, {_DIGITS} g)")
 DEPARTMENTS = ("research", "platform", "data", "mobile", "web", "support", "finance", "legal", "growth", "ops")
 # (model, share of the calls in ‰): the price table's regional standard prices are joined to them.
 MODELS = (("anthropic.claude-sonnet-4-5-20250929-v1:0", 300), ("anthropic.claude-haiku-4-5-20251001-v1:0", 200),
@@ -197,10 +203,7 @@ def _people(conn: Connection, spec: Spec) -> None:
                     " spec VARCHAR(255) NOT NULL, took VARCHAR(1024) NOT NULL, finished_at DATETIME(3) NOT NULL)"
                     " ENGINE=InnoDB")
         cur.execute("CREATE TABLE bench_seq (n INT UNSIGNED NOT NULL PRIMARY KEY) ENGINE=InnoDB")
-        digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL" \
-                 " SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)"
-        cur.execute("INSERT INTO bench_seq (n) SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d"
-                    f" + 100000 * g.d FROM {digits} a, {digits} b, {digits} c, {digits} e, {digits} f, {digits} g")
+        cur.execute(f"INSERT INTO bench_seq (n) SELECT n FROM {NUMBERS} numbers")
         names = [f"{DEPARTMENTS[i % len(DEPARTMENTS)]}-{i // len(DEPARTMENTS) + 1}" for i in range(spec.teams)]
         cur.executemany("INSERT INTO teams (name, daily_request_limit, monthly_request_limit, monthly_cost_limit_usd)"
                         " VALUES (%s, %s, %s, %s)",
